@@ -1,0 +1,1 @@
+"""gitd's documented default configuration (gitd.toml)."""

@@ -1,0 +1,92 @@
+"""Who may do what with a repository: one ordered AccessLevel and one function.
+
+Every transport (Smart HTTP, SSH, LFS, the APIs) asks ``Access.level`` or
+``Access.require`` and only compares the answer to the level it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from gitd.errors import Forbidden, NotFound, Unauthorized
+from gitd.store import Account, Accounts, Repo
+
+
+class AccessLevel(IntEnum):
+    NONE = 0
+    READ = 1
+    WRITE = 2
+    ADMIN = 3
+
+    @classmethod
+    def parse(cls, name: str) -> AccessLevel:
+        return cls[name.upper()]
+
+
+ROLE_LEVEL = {"read": AccessLevel.READ, "write": AccessLevel.WRITE, "admin": AccessLevel.ADMIN}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a request, as established by a transport.
+
+    ``cap`` limits what the credential may do whatever the account could (a read
+    token, an LFS download token); ``repo_id`` pins a credential to one repository.
+    """
+
+    account: Account | None
+    cap: AccessLevel = AccessLevel.ADMIN
+    repo_id: int | None = None
+    method: str = "anonymous"  # anonymous | token | signed | ssh | internal
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.account is None
+
+    @property
+    def name(self) -> str | None:
+        return self.account.name if self.account else None
+
+
+ANONYMOUS = Principal(account=None)
+
+
+class Access:
+    def __init__(self, accounts: Accounts, *, anonymous_read: bool = True):
+        self.accounts = accounts
+        self.anonymous_read = anonymous_read
+
+    def level(self, principal: Principal, repo: Repo) -> AccessLevel:
+        """The one function that decides what ``principal`` may do with ``repo``."""
+        if principal.repo_id is not None and principal.repo_id != repo.id:
+            return AccessLevel.NONE
+        return min(self._account_level(principal.account, repo), principal.cap)
+
+    def _account_level(self, account: Account | None, repo: Repo) -> AccessLevel:
+        public = AccessLevel.NONE if repo.private else AccessLevel.READ
+        if account is None:
+            return public if self.anonymous_read else AccessLevel.NONE
+        if account.is_admin or account.id == repo.owner_id:
+            return AccessLevel.ADMIN
+        role = self.accounts.role_in(repo.owner_id, account.id)
+        return max(public, ROLE_LEVEL.get(role or "", AccessLevel.NONE))
+
+    def require(self, principal: Principal, repo: Repo | None, needed: AccessLevel) -> AccessLevel:
+        """Return the caller's level, or raise the error a client should see.
+
+        A repository the caller cannot read is indistinguishable from a missing one:
+        401 for anonymous callers (so clients ask for credentials), 404 otherwise.
+        """
+        level = self.level(principal, repo) if repo is not None else AccessLevel.NONE
+        if level >= needed:
+            return level
+        if principal.is_anonymous:
+            raise Unauthorized("authentication required", code="RepoNotFound" if level == 0 else "Unauthorized")
+        if level == AccessLevel.NONE:
+            raise NotFound("repository not found", code="RepoNotFound")
+        raise Forbidden(
+            "you do not have write access to this repository"
+            if needed == AccessLevel.WRITE
+            else "you do not have admin access to this repository"
+        )

@@ -1,0 +1,301 @@
+"""The ``gitd`` command line. Every command takes ``--data DIR`` (or ``GITD_DATA``) and
+works while the daemon runs: the store is SQLite in WAL mode.
+
+Errors are printed to stderr as one line, with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from gitd import __version__
+from gitd.config import Config, ConfigError
+from gitd.errors import GitdError, NotFound
+from gitd.names import REPO_TYPES, check_account_name, split_full_name
+from gitd.paths import DataDir, default_data_dir
+from gitd.services import Services
+
+
+class CLIError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"gitd: error: {message} (see '{self.prog} --help')\n")
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _data_dir(args: argparse.Namespace) -> DataDir:
+    return DataDir(Path(args.data) if getattr(args, "data", None) else default_data_dir())
+
+
+def _services(args: argparse.Namespace) -> Services:
+    data = _data_dir(args)
+    if not data.is_initialised():
+        raise CLIError(f"{data.root} is not a gitd data directory; run 'gitd init {data.root}' first")
+    return Services.build(data, Config.load(data.config_file))
+
+
+def _table(rows: Sequence[Sequence[object]]) -> None:
+    if not rows:
+        return
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _repo(s: Services, full_name: str, repo_type: str | None):
+    ns, name = split_full_name(full_name)
+    if repo_type is not None:
+        return s.repo_rows.get(repo_type, ns, name)
+    found = [r for t in REPO_TYPES if (r := s.repo_rows.find(t, ns, name)) is not None]
+    if not found:
+        raise NotFound(f"no repository {full_name}")
+    if len(found) > 1:
+        raise CLIError(f"{full_name} exists as {', '.join(r.type for r in found)}; pick one with --type")
+    return found[0]
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> None:
+    from gitd.datainit import host_key_fingerprint, init_data_dir
+
+    root = DataDir(Path(args.dir)).root if args.dir else _data_dir(args).root
+    for line in init_data_dir(root):
+        print(line)
+    print(f"data directory ready: {root}")
+    print(f"SSH host key fingerprint: {host_key_fingerprint(DataDir(root))}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from gitd.datainit import host_key_fingerprint, init_data_dir
+    from gitd.server import serve
+
+    data = _data_dir(args)
+    init_data_dir(data.root)
+    config = Config.load(data.config_file)
+    if args.http:
+        config.set("server.http", args.http)
+    if args.ssh is not None:
+        config.set("server.ssh", args.ssh)
+    logging.basicConfig(
+        level=getattr(logging, config.get_str("server.log_level").upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("gitd").info("data directory %s; SSH host key %s", data.root, host_key_fingerprint(data))
+    services = Services.build(data, config)
+    asyncio.run(serve(services, http=config.get_str("server.http")))
+
+
+def cmd_user_add(args: argparse.Namespace) -> None:
+    s = _services(args)
+    user = s.accounts.create_user(check_account_name(args.name), email=args.email, is_admin=args.admin)
+    print(f"created user {user.name}{' (site admin)' if user.is_admin else ''}")
+
+
+def cmd_user_list(args: argparse.Namespace) -> None:
+    s = _services(args)
+    _table([("NAME", "EMAIL", "ADMIN")] + [(u.name, u.email or "-", "yes" if u.is_admin else "no")
+                                           for u in s.accounts.list("user")])
+
+
+def cmd_token_create(args: argparse.Namespace) -> None:
+    s = _services(args)
+    user = s.accounts.get(args.user, "user")
+    name = args.name or f"token-{len(s.accounts.tokens(user)) + 1}"
+    print(s.auth.create_token(user, name, args.scope))
+
+
+def cmd_token_list(args: argparse.Namespace) -> None:
+    s = _services(args)
+    user = s.accounts.get(args.user, "user")
+    _table([("NAME", "SCOPE", "CREATED", "LAST USED")]
+           + [(t.name, t.scope, t.created_at, t.last_used_at or "never") for t in s.accounts.tokens(user)])
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> None:
+    s = _services(args)
+    s.accounts.revoke_token(s.accounts.get(args.user, "user"), args.name)
+    print(f"revoked token {args.name} of {args.user}")
+
+
+def cmd_org_create(args: argparse.Namespace) -> None:
+    s = _services(args)
+    org = s.accounts.create_org(check_account_name(args.org), s.accounts.get(args.owner, "user"))
+    print(f"created organisation {org.name} (admin: {args.owner})")
+
+
+def cmd_org_add_member(args: argparse.Namespace) -> None:
+    s = _services(args)
+    org = s.accounts.get(args.org, "org")
+    s.accounts.set_member(org, s.accounts.get(args.user, "user"), args.role)
+    print(f"{args.user} is now a {args.role} member of {org.name}")
+
+
+def cmd_org_remove_member(args: argparse.Namespace) -> None:
+    s = _services(args)
+    s.accounts.remove_member(s.accounts.get(args.org, "org"), s.accounts.get(args.user, "user"))
+    print(f"removed {args.user} from {args.org}")
+
+
+def cmd_org_list(args: argparse.Namespace) -> None:
+    s = _services(args)
+    rows: list[tuple[str, str, str]] = [("ORG", "MEMBER", "ROLE")]
+    for org in s.accounts.list("org"):
+        rows += [(org.name, user.name, role) for user, role in s.accounts.members(org)]
+    _table(rows)
+
+
+def cmd_repo_create(args: argparse.Namespace) -> None:
+    s = _services(args)
+    ns, name = split_full_name(args.repo)
+    repo = s.repos.create(s.accounts.get(ns), name, args.type, private=args.private)
+    print(f"created {repo.type} {repo.full_name} ({'private' if repo.private else 'public'})")
+
+
+def cmd_repo_list(args: argparse.Namespace) -> None:
+    s = _services(args)
+    _table([("TYPE", "REPOSITORY", "VISIBILITY", "DEFAULT BRANCH")]
+           + [(r.type, r.full_name, "private" if r.private else "public", r.default_branch)
+              for r in s.repo_rows.list(repo_type=args.type, order="r.type, a.name, r.name")])
+
+
+def cmd_repo_delete(args: argparse.Namespace) -> None:
+    s = _services(args)
+    repo = _repo(s, args.repo, args.type)
+    s.repos.delete(repo)
+    print(f"deleted {repo.type} {repo.full_name}")
+
+
+def cmd_repo_set(args: argparse.Namespace) -> None:
+    s = _services(args)
+    repo = _repo(s, args.repo, args.type)
+    repo = s.repos.set_private(repo, args.private)
+    print(f"{repo.type} {repo.full_name} is now {'private' if repo.private else 'public'}")
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> None:
+    s = _services(args)
+    jobs = s.jobs.list(state="failed" if args.failed else None, limit=args.limit)
+    _table([("ID", "STATE", "HOOK", "PLUGIN", "REPO", "ATTEMPTS", "UPDATED", "ERROR")]
+           + [(j.id, j.state, j.hook.removeprefix("gitd_"), j.plugin, j.repo_id or "-",
+               f"{j.attempts}/{j.max_attempts}", j.updated_at, (j.last_error or "").splitlines()[-1:][0]
+               if j.last_error else "") for j in jobs])
+
+
+def cmd_jobs_retry(args: argparse.Namespace) -> None:
+    s = _services(args)
+    job = s.jobs.retry(args.id)
+    print(f"job {job.id} queued again")
+
+
+# -- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    data_opt = argparse.ArgumentParser(add_help=False)
+    data_opt.add_argument("--data", metavar="DIR", default=argparse.SUPPRESS,
+                          help="data directory (default: $GITD_DATA or ~/.local/share/gitd)")
+
+    parser = _Parser(prog="gitd", description="A self-hosted hub for LLM assets built around a Git server.")
+    parser.add_argument("--version", action="version", version=f"gitd {__version__}")
+    parser.add_argument("--data", metavar="DIR", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def leaf(container, name: str, func: Callable[[argparse.Namespace], None], help: str):
+        p = container.add_parser(name, parents=[data_opt], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    def group(name: str, help: str):
+        p = sub.add_parser(name, help=help, description=help)
+        return p.add_subparsers(dest=f"{name}_command", required=True, parser_class=_Parser)
+
+    p = leaf(sub, "init", cmd_init, "create a data directory (never destroys existing data)")
+    p.add_argument("dir", nargs="?", help="the data directory to create")
+    p = leaf(sub, "serve", cmd_serve, "run the daemon in the foreground")
+    p.add_argument("--http", metavar="HOST:PORT", help="Smart HTTP/LFS/API address (default 127.0.0.1:8080)")
+    p.add_argument("--ssh", metavar="HOST:PORT", help="SSH address (default 127.0.0.1:2222; '' disables)")
+
+    users = group("user", "manage users")
+    p = leaf(users, "add", cmd_user_add, "add a user")
+    p.add_argument("name")
+    p.add_argument("--admin", action="store_true", help="make the user a site admin")
+    p.add_argument("--email")
+    leaf(users, "list", cmd_user_list, "list users")
+
+    tokens = group("token", "manage API tokens")
+    p = leaf(tokens, "create", cmd_token_create, "create a token and print it (it is stored hashed)")
+    p.add_argument("user")
+    p.add_argument("--name")
+    p.add_argument("--scope", choices=("read", "write"), default="write")
+    p = leaf(tokens, "list", cmd_token_list, "list a user's tokens")
+    p.add_argument("user")
+    p = leaf(tokens, "revoke", cmd_token_revoke, "revoke a token")
+    p.add_argument("user")
+    p.add_argument("name")
+
+    orgs = group("org", "manage organisations")
+    p = leaf(orgs, "create", cmd_org_create, "create an organisation")
+    p.add_argument("org")
+    p.add_argument("--owner", required=True, help="user who becomes the first admin member")
+    p = leaf(orgs, "add-member", cmd_org_add_member, "add a member, or change a member's role")
+    p.add_argument("org")
+    p.add_argument("user")
+    p.add_argument("--role", choices=("read", "write", "admin"), required=True)
+    p = leaf(orgs, "remove-member", cmd_org_remove_member, "remove a member")
+    p.add_argument("org")
+    p.add_argument("user")
+    leaf(orgs, "list", cmd_org_list, "list organisations and their members")
+
+    repos = group("repo", "manage repositories")
+    p = leaf(repos, "create", cmd_repo_create, "create a repository")
+    p.add_argument("repo", metavar="NS/NAME")
+    p.add_argument("--type", choices=REPO_TYPES, default="model")
+    p.add_argument("--private", action="store_true")
+    p = leaf(repos, "list", cmd_repo_list, "list repositories")
+    p.add_argument("--type", choices=REPO_TYPES)
+    p = leaf(repos, "delete", cmd_repo_delete, "delete a repository and its data")
+    p.add_argument("repo", metavar="NS/NAME")
+    p.add_argument("--type", choices=REPO_TYPES)
+    p = leaf(repos, "set", cmd_repo_set, "change a repository's visibility")
+    p.add_argument("repo", metavar="NS/NAME")
+    p.add_argument("--type", choices=REPO_TYPES)
+    vis = p.add_mutually_exclusive_group(required=True)
+    vis.add_argument("--private", dest="private", action="store_true")
+    vis.add_argument("--public", dest="private", action="store_false")
+
+    jobs = group("jobs", "inspect and retry background jobs")
+    p = leaf(jobs, "list", cmd_jobs_list, "list recent jobs")
+    p.add_argument("--failed", action="store_true", help="only jobs that gave up")
+    p.add_argument("--limit", type=int, default=100)
+    p = leaf(jobs, "retry", cmd_jobs_retry, "queue a job again")
+    p.add_argument("id", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (GitdError, CLIError, ConfigError) as exc:
+        message = exc.message if isinstance(exc, GitdError) else str(exc)
+        print(f"gitd: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"gitd: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

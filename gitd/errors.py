@@ -1,0 +1,68 @@
+"""Errors that carry a message for the user apart from a detail for the server log."""
+
+from __future__ import annotations
+
+
+class GitdError(Exception):
+    """An error a client may see.
+
+    ``message`` is safe to show to the user; ``detail`` is for the server log only.
+    ``code`` is a short machine-readable name (the Hub API's X-Error-Code uses it).
+    """
+
+    status = 500
+    code = "InternalError"
+
+    def __init__(self, message: str = "internal error", *, detail: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(GitdError):
+    status = 400
+    code = "BadRequest"
+
+
+class Unauthorized(GitdError):
+    status = 401
+    code = "Unauthorized"
+
+
+class Forbidden(GitdError):
+    status = 403
+    code = "Forbidden"
+
+
+class NotFound(GitdError):
+    status = 404
+    code = "NotFound"
+
+
+class Conflict(GitdError):
+    status = 409
+    code = "Conflict"
+
+
+class UnsupportedMediaType(GitdError):
+    status = 415
+    code = "UnsupportedMediaType"
+
+
+class Unprocessable(GitdError):
+    status = 422
+    code = "Unprocessable"
+
+
+class PushRejected(Exception):
+    """Raised by a ``gitd_pre_receive`` plugin to refuse a push.
+
+    The message is shown to the pusher (as ``remote:`` lines for git clients) and
+    no ref moves.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message

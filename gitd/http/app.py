@@ -1,0 +1,69 @@
+"""The public HTTP application: one raw-path router in front of thin handlers."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from gitd.errors import GitdError, NotFound
+from gitd.http.context import AUTHENTICATOR
+from gitd.http.errors import error_response
+from gitd.http.ops import Ops
+from gitd.http.routing import Router
+from gitd.http.smart import SmartHTTP
+from gitd.services import Services
+
+log = logging.getLogger("gitd.http")
+
+SERVICES = web.AppKey("services", Services)
+ROUTER = web.AppKey("router", Router)
+
+
+def build_router(services: Services) -> Router:
+    router = Router()
+    Ops(services.store, services.metrics).add_routes(router)
+    SmartHTTP(services.repos, services.access, services.git, services.sessions, services.metrics,
+              hook_socket=services.data.hook_socket,
+              hooks_enabled=services.config.get_bool("hooks.enabled")).add_routes(router)
+    return router
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    router = request.app[ROUTER]
+    metrics = request.app[SERVICES].metrics
+    started = time.monotonic()
+    match, allowed = router.resolve(request.method, request.raw_path)
+    route_name = match.route.name if match else "unmatched"
+    style = match.route.style if match else "plain"
+    status = 500
+    try:
+        if match is None:
+            if allowed:
+                raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
+            raise NotFound("not found")
+        response = await match.route.handler(request, match)
+        status = response.status
+        return response
+    except GitdError as exc:
+        if exc.detail:
+            log.info("%s %s -> %s: %s (%s)", request.method, request.path, exc.status, exc.message, exc.detail)
+        status = exc.status
+        return error_response(exc, style)
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.http_requests.inc(method=request.method, route=route_name, status=str(status))
+        metrics.http_duration.observe(time.monotonic() - started, route=route_name)
+
+
+def build_app(services: Services, router: Router | None = None) -> web.Application:
+    # client_max_size bounds only read()/json()/post(); streamed bodies are unaffected.
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app[SERVICES] = services
+    app[AUTHENTICATOR] = services.auth
+    app[ROUTER] = router if router is not None else build_router(services)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

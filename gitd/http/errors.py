@@ -1,0 +1,32 @@
+"""Render a GitdError the way each kind of client expects it."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from gitd.errors import GitdError
+
+REALM = 'Basic realm="gitd", charset="UTF-8"'
+LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
+
+
+def error_response(exc: GitdError, style: str) -> web.Response:
+    headers: dict[str, str] = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = REALM
+    if style == "lfs":
+        if exc.status == 401:
+            headers["LFS-Authenticate"] = REALM
+        body = json.dumps({"message": exc.message})
+        return web.Response(status=exc.status, text=body, content_type=LFS_MEDIA_TYPE, headers=headers)
+    if style == "hub":
+        # huggingface_hub maps X-Error-Code to its exception classes; always send it.
+        headers["X-Error-Code"] = exc.code
+        headers["X-Error-Message"] = exc.message
+        return web.json_response({"error": exc.message}, status=exc.status, headers=headers)
+    if style == "api":
+        return web.json_response({"msg": exc.message, "code": exc.code, "data": None}, status=exc.status,
+                                 headers=headers)
+    return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)

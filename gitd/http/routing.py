@@ -1,0 +1,143 @@
+"""Routing on the raw request path.
+
+aiohttp (like most frameworks) decodes %2F before routing, but Hub clients send
+revisions such as ``refs%2Fpr%2F1`` as one segment. So gitd splits the *raw* path on
+'/' first and percent-decodes each segment afterwards. Patterns are strings such as
+``/{repo}/info/refs`` or ``/api/{types}/{ns}/{name}/resolve/{rev}/{path*}``:
+
+* ``{x}`` matches one segment;
+* ``{x*}`` matches the rest of the path (possibly empty), joined with '/';
+* ``{repo}`` matches a repository: an optional type prefix (datasets/, spaces/,
+  codes/; none for models), the namespace and the name, with or without ``.git``.
+
+A segment that does not decode cleanly, or a repository part that is not a valid
+name, never matches: such requests end as 404 without touching the filesystem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from gitd.names import PREFIX_TYPE, is_valid_name
+
+Handler = Callable[[web.Request, "Match"], Awaitable[web.StreamResponse]]
+
+# How errors are rendered for a route family (see gitd.http.errors).
+STYLES = ("plain", "git", "lfs", "hub", "api")
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """The repository named by a URL (not yet looked up)."""
+
+    type: str
+    namespace: str
+    name: str
+    git_suffix: bool = False
+
+
+@dataclass
+class Match:
+    route: Route
+    params: dict[str, str] = field(default_factory=dict)
+    repo: RepoRef | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    methods: frozenset[str]
+    pattern: str
+    handler: Handler
+    style: str
+    name: str
+    parts: tuple[str, ...]
+
+
+def split_raw_path(raw_path: str) -> list[str] | None:
+    """'/a/b%2Fc/' -> ['a', 'b/c', '']; None for undecodable input."""
+    path = raw_path.split("?", 1)[0].split("#", 1)[0]
+    if not path.startswith("/"):
+        return None
+    try:
+        segments = [unquote(seg, errors="strict") for seg in path[1:].split("/")]
+    except UnicodeDecodeError:
+        return None
+    if any("\0" in seg for seg in segments):
+        return None
+    return segments
+
+
+def _match_repo(segments: list[str], i: int) -> tuple[RepoRef, int] | None:
+    repo_type = "model"
+    if i < len(segments) and segments[i] in PREFIX_TYPE:
+        repo_type = PREFIX_TYPE[segments[i]]
+        i += 1
+    if i + 2 > len(segments):
+        return None
+    namespace, name = segments[i], segments[i + 1]
+    suffix = name.endswith(".git")
+    if suffix:
+        name = name[:-4]
+    if not (is_valid_name(namespace) and is_valid_name(name)):
+        return None
+    return RepoRef(repo_type, namespace, name, suffix), i + 2
+
+
+def match(route: Route, segments: list[str]) -> Match | None:
+    m = Match(route=route)
+    i = 0
+    for part in route.parts:
+        if part == "{repo}":
+            found = _match_repo(segments, i)
+            if found is None:
+                return None
+            m.repo, i = found
+        elif part.startswith("{") and part.endswith("*}"):
+            m.params[part[1:-2]] = "/".join(segments[i:])
+            return m
+        elif part.startswith("{") and part.endswith("}"):
+            if i >= len(segments) or segments[i] == "":
+                return None
+            m.params[part[1:-1]] = segments[i]
+            i += 1
+        else:
+            if i >= len(segments) or segments[i] != part:
+                return None
+            i += 1
+    return m if i == len(segments) else None
+
+
+class Router:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(self, methods: str | tuple[str, ...], pattern: str, handler: Handler, *, style: str = "plain",
+            name: str | None = None) -> None:
+        if style not in STYLES:
+            raise ValueError(f"unknown error style {style!r}")
+        if isinstance(methods, str):
+            methods = (methods,)
+        wanted = {m.upper() for m in methods}
+        if "GET" in wanted:
+            wanted.add("HEAD")
+        parts = tuple(p for p in pattern.strip("/").split("/"))
+        self.routes.append(Route(frozenset(wanted), pattern, handler, style, name or pattern, parts))
+
+    def resolve(self, method: str, raw_path: str) -> tuple[Match | None, set[str]]:
+        """The matching route, or (None, methods the path would allow)."""
+        segments = split_raw_path(raw_path)
+        if segments is None:
+            return None, set()
+        allowed: set[str] = set()
+        for route in self.routes:
+            m = match(route, segments)
+            if m is None:
+                continue
+            if method.upper() in route.methods:
+                return m, set()
+            allowed |= route.methods
+        return None, allowed

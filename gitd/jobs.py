@@ -1,0 +1,200 @@
+"""A durable job queue in SQLite, and the worker pool that drains it.
+
+A job is recorded before the action that caused it returns (a push, a repository
+created by the CLI), so it survives a crash: on start the daemon puts jobs that
+were running back in the queue. Failed attempts are retried with exponential
+backoff; after ``max_attempts`` the job is kept as failed, with its error, until
+``gitd jobs retry ID``. Jobs are unique per ``dedup_key``, which makes enqueueing
+idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gitd.errors import NotFound
+from gitd.store import Store, utcnow
+
+log = logging.getLogger("gitd.jobs")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    hook: str
+    plugin: str
+    repo_id: int | None
+    payload: dict[str, Any]
+    dedup_key: str
+    state: str
+    attempts: int
+    max_attempts: int
+    run_after: float
+    last_error: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        return cls(**{**row, "payload": json.loads(row["payload"])})
+
+
+class JobQueue:
+    def __init__(self, store: Store, *, max_attempts: int = 5, backoff_base: float = 2.0,
+                 backoff_max: float = 600.0):
+        self.store = store
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.on_enqueue: Callable[[], None] | None = None
+
+    def enqueue(self, hook: str, plugin: str, payload: dict[str, Any], *, dedup_key: str,
+                repo_id: int | None = None) -> int | None:
+        """Record a job; returns its id, or None if a job with this key already exists."""
+        now = utcnow()
+        cur = self.store.db.execute(
+            "INSERT OR IGNORE INTO jobs (hook, plugin, repo_id, payload, dedup_key, state, attempts, "
+            "max_attempts, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+            [hook, plugin, repo_id, json.dumps(payload), dedup_key, self.max_attempts, time.time(), now, now],
+        )
+        if cur.rowcount == 0:
+            return None
+        if self.on_enqueue is not None:
+            self.on_enqueue()
+        return cur.lastrowid
+
+    def claim(self) -> Job | None:
+        """Take the next due job (atomically, so several workers never share one)."""
+        with self.store.transaction() as db:
+            rows = list(db.query(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ? "
+                "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ? "
+                "ORDER BY run_after, id LIMIT 1) RETURNING *",
+                [utcnow(), time.time()],
+            ))
+        return Job.from_row(rows[0]) if rows else None
+
+    def complete(self, job: Job) -> None:
+        self.store.db.execute(
+            "UPDATE jobs SET state = 'done', last_error = NULL, updated_at = ? WHERE id = ?", [utcnow(), job.id]
+        )
+
+    def fail(self, job: Job, error: str) -> str:
+        """Record a failed attempt: back to the queue with backoff, or failed for good."""
+        if job.attempts >= job.max_attempts:
+            state, run_after = "failed", job.run_after
+        else:
+            state = "queued"
+            run_after = time.time() + min(self.backoff_max, self.backoff_base * 2 ** (job.attempts - 1))
+        self.store.db.execute(
+            "UPDATE jobs SET state = ?, run_after = ?, last_error = ?, updated_at = ? WHERE id = ?",
+            [state, run_after, error[-4000:], utcnow(), job.id],
+        )
+        return state
+
+    def recover(self) -> int:
+        """Requeue jobs left 'running' by a daemon that died."""
+        cur = self.store.db.execute(
+            "UPDATE jobs SET state = 'queued', run_after = ?, updated_at = ? WHERE state = 'running'",
+            [time.time(), utcnow()],
+        )
+        return cur.rowcount
+
+    def retry(self, job_id: int) -> Job:
+        cur = self.store.db.execute(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?, updated_at = ? "
+            "WHERE id = ? AND state IN ('failed', 'done', 'queued')",
+            [time.time(), utcnow(), job_id],
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"no job {job_id} that can be retried")
+        if self.on_enqueue is not None:
+            self.on_enqueue()
+        return self.get(job_id)
+
+    def get(self, job_id: int) -> Job:
+        rows = list(self.store.db["jobs"].rows_where("id = ?", [job_id]))
+        if not rows:
+            raise NotFound(f"no job {job_id}")
+        return Job.from_row(rows[0])
+
+    def list(self, *, state: str | None = None, limit: int = 100) -> list[Job]:
+        where, args = ("state = ?", [state]) if state else (None, [])
+        return [Job.from_row(r) for r in self.store.db["jobs"].rows_where(where, args, order_by="id desc",
+                                                                          limit=limit)]
+
+    def next_due(self) -> float | None:
+        row = self.store.db.execute("SELECT MIN(run_after) FROM jobs WHERE state = 'queued'").fetchone()
+        return row[0] if row and row[0] is not None else None
+
+
+class JobWorkers:
+    """``workers`` asyncio tasks that claim jobs and run them in threads."""
+
+    def __init__(self, queue: JobQueue, run: Callable[[Job], None], *, workers: int = 2,
+                 poll_interval: float = 1.0):
+        self.queue = queue
+        self.run = run
+        self.workers = workers
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        recovered = self.queue.recover()
+        if recovered:
+            log.info("requeued %d job(s) interrupted by a previous shutdown", recovered)
+        loop = asyncio.get_running_loop()
+        self.queue.on_enqueue = lambda: loop.call_soon_threadsafe(self._wake.set)
+        self._tasks = [asyncio.create_task(self._worker(i), name=f"gitd-job-worker-{i}")
+                       for i in range(self.workers)]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _worker(self, index: int) -> None:
+        while not self._stopping:
+            job = self.queue.claim()
+            if job is None:
+                self._wake.clear()
+                due = self.queue.next_due()
+                timeout = self.poll_interval
+                if due is not None:
+                    timeout = max(0.0, min(timeout, due - time.time()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                continue
+            self._wake.set()  # there may be more: let another worker look
+            await self._execute(job)
+
+    async def _execute(self, job: Job) -> None:
+        try:
+            await asyncio.to_thread(self.run, job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            state = self.queue.fail(job, f"{type(exc).__name__}: {exc}")
+            log.warning("job %d (%s, plugin %s) attempt %d failed: %s: %s; %s", job.id, job.hook, job.plugin,
+                        job.attempts, type(exc).__name__, exc,
+                        "giving up" if state == "failed" else "will retry")
+        else:
+            self.queue.complete(job)
+            log.debug("job %d (%s, plugin %s) done", job.id, job.hook, job.plugin)

@@ -1,0 +1,1 @@
+"""Git LFS: pointers, the batch and locks APIs, and object storage backends."""

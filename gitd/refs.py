@@ -1,0 +1,55 @@
+"""Ref reads and atomic ref updates on bare repositories (no work tree)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pygit2
+
+from gitd.errors import Conflict
+from gitd.events import ZERO_OID, RefUpdate
+
+
+class RefConflict(Conflict):
+    """A ref was not at the expected old value (someone else moved it first)."""
+
+
+def update_refs(repo_path: Path, updates: list[RefUpdate]) -> None:
+    """Move every ref in one transaction, each only if it still has its ``old`` value.
+
+    Uses ``git update-ref --stdin`` so the locking is the same as git receive-pack's:
+    concurrent API commits and pushes never lose each other's updates.
+    """
+    lines = ["start"]
+    for ref, old, new in updates:
+        if not ref.startswith("refs/") or any(c in ref for c in "\0\n "):
+            raise ValueError(f"bad ref name {ref!r}")
+        if new == ZERO_OID:
+            lines.append(f"delete {ref} {old}")
+        else:
+            lines.append(f"update {ref} {new} {old}")
+    lines += ["prepare", "commit"]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_DIR": str(repo_path),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+    proc = subprocess.run(["git", "update-ref", "--stdin"], input="\n".join(lines).encode() + b"\n",
+                          capture_output=True, env=env)
+    if proc.returncode != 0:
+        raise RefConflict("the branch moved while this change was being made; retry on top of the new head",
+                          detail=proc.stderr.decode("utf-8", "replace"))
+
+
+def head_branch(repo: pygit2.Repository) -> str | None:
+    """The branch HEAD points to (even when unborn), e.g. 'main'."""
+    try:
+        target = repo.references["HEAD"].target
+    except KeyError:
+        return None
+    if isinstance(target, str) and target.startswith("refs/heads/"):
+        return target[len("refs/heads/"):]
+    return None

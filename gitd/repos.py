@@ -1,0 +1,109 @@
+"""Repositories: rows in the store plus bare git repositories on disk.
+
+Every creation, deletion, rename and visibility change goes through RepoService, the
+same for the CLI and the APIs, so the hook chain always hears about it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+from pathlib import Path
+
+import pygit2
+
+from gitd.events import ZERO_OID, RefUpdate, RepoInfo
+from gitd.hookchain import HookChain
+from gitd.names import check_name, check_repo_type
+from gitd.paths import DataDir
+from gitd.refs import head_branch
+from gitd.store import Account, Accounts, Repo, Repos
+
+log = logging.getLogger("gitd.repos")
+
+
+class RepoService:
+    def __init__(self, data: DataDir, accounts: Accounts, repos: Repos, chain: HookChain, *,
+                 default_branch: str = "main"):
+        self.data = data
+        self.accounts = accounts
+        self.repos = repos
+        self.chain = chain
+        self.default_branch = default_branch
+
+    def path(self, repo: Repo) -> Path:
+        return self.data.repo_path(repo.id)
+
+    def info(self, repo: Repo) -> RepoInfo:
+        return RepoInfo(id=repo.id, namespace=repo.namespace, name=repo.name, type=repo.type,
+                        private=repo.private, path=self.path(repo), default_branch=repo.default_branch)
+
+    def find(self, repo_type: str, namespace: str, name: str) -> Repo | None:
+        return self.repos.find(repo_type, namespace, name)
+
+    def create(self, owner: Account, name: str, repo_type: str = "model", *, private: bool = False) -> Repo:
+        check_name(name, "repository name")
+        check_repo_type(repo_type)
+        repo = self.repos.insert(owner, name, repo_type, private=private, default_branch=self.default_branch)
+        try:
+            self._init_on_disk(self.path(repo), repo.default_branch)
+        except Exception:
+            self.repos.delete(repo)
+            raise
+        self.chain.repo_created(self.info(repo))
+        log.info("created %s repository %s (id %d)", repo.type, repo.full_name, repo.id)
+        return repo
+
+    def _init_on_disk(self, path: Path, default_branch: str) -> None:
+        if path.exists():
+            # A leftover from a crash between creating and recording: never reuse it.
+            shutil.rmtree(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        repo = pygit2.init_repository(str(staging), bare=True, initial_head=default_branch)
+        cfg = repo.config
+        # Pushes made straight into the data dir run our hooks too, which refuse them.
+        cfg["core.hooksPath"] = str(self.data.hooks)
+        cfg["core.logAllRefUpdates"] = True
+        cfg["receive.denyNonFastForwards"] = False
+        staging.rename(path)
+
+    def delete(self, repo: Repo) -> None:
+        info = self.info(repo)
+        self.repos.delete(repo)
+        path = self.path(repo)
+        if path.exists():
+            trash = self.data.tmp / f"deleted-{repo.id}-{secrets.token_hex(4)}"
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        self.chain.repo_deleted(info)
+        log.info("deleted %s repository %s (id %d)", repo.type, repo.full_name, repo.id)
+
+    def set_private(self, repo: Repo, private: bool) -> Repo:
+        return self.repos.update(repo, private=private)
+
+    def move(self, repo: Repo, owner: Account, name: str) -> Repo:
+        """Rename or transfer; the path on disk depends only on the id, so nothing moves."""
+        check_name(name, "repository name")
+        return self.repos.update(repo, owner_id=owner.id, name=name)
+
+    def after_push(self, repo: Repo, updates: list[RefUpdate]) -> None:
+        """Bookkeeping once refs moved: point an unborn HEAD at the first pushed branch."""
+        self.repos.touch(repo)
+        created = [u.ref for u in updates if u.ref.startswith("refs/heads/") and u.new != ZERO_OID]
+        if not created:
+            return
+        git = pygit2.Repository(str(self.path(repo)))
+        if not git.head_is_unborn:
+            return
+        current = head_branch(git)
+        if current and f"refs/heads/{current}" in git.references:
+            return
+        preferred = f"refs/heads/{repo.default_branch}"
+        target = preferred if preferred in created else created[0]
+        git.references.create("HEAD", target, force=True)
+        branch = target[len("refs/heads/"):]
+        if branch != repo.default_branch:
+            self.repos.update(repo, default_branch=branch)

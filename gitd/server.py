@@ -1,0 +1,104 @@
+"""``gitd serve``: the daemon. One event loop runs every listener and the job workers.
+
+Resources are set up in the HTTP app's ``cleanup_ctx`` (hook socket, job workers,
+and the other transports) and torn down in reverse order on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gitd.config import split_hostport
+from gitd.hookapi import HookAPI
+from gitd.http.app import SERVICES, build_app
+from gitd.jobs import JobWorkers
+from gitd.services import Services
+
+log = logging.getLogger("gitd.server")
+
+LISTENERS = web.AppKey("listeners", dict)
+
+
+async def hook_socket_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The internal hook API on a Unix socket only the daemon's user can use."""
+    services = app[SERVICES]
+    path = services.data.hook_socket
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    api = HookAPI(services.sessions, services.chain, services.repos)
+    runner = web.AppRunner(api.app(), access_log=None)
+    await runner.setup()
+    old_umask = os.umask(0o177)
+    try:
+        await web.UnixSite(runner, str(path)).start()
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    app[LISTENERS]["hooks"] = str(path)
+    yield
+    await runner.cleanup()
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    workers = JobWorkers(services.jobs, services.chain.run_job,
+                         workers=services.config.get_int("jobs.workers"),
+                         poll_interval=services.config.get_float("jobs.poll_interval"))
+    await workers.start()
+    yield
+    await workers.stop()
+
+
+def make_app(services: Services) -> web.Application:
+    app = build_app(services)
+    app[LISTENERS] = {}
+    app.cleanup_ctx.append(hook_socket_ctx)
+    app.cleanup_ctx.append(job_workers_ctx)
+    return app
+
+
+async def serve(services: Services, *, http: str, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app = make_app(services)
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("gitd.access") if services.config.get_bool("server.access_log") else None,
+        handle_signals=False,
+        shutdown_timeout=30.0,
+    )
+    await runner.setup()
+    host, port = split_hostport(http, 8080)
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    listeners = app[LISTENERS]
+    bound = runner.addresses[0]
+    listeners["http"] = f"http://{_fmt_host(bound[0])}:{bound[1]}"
+    services.data.serve_info.write_text(json.dumps({"pid": os.getpid(), **listeners}))
+    log.info("gitd listening: %s", ", ".join(f"{k} {v}" for k, v in listeners.items()))
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        with contextlib.suppress(FileNotFoundError):
+            services.data.serve_info.unlink()
+        await runner.cleanup()
+        services.close()
+        log.info("stopped")
+
+
+def _fmt_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,83 @@
+"""Builds the daemon's collaborators once, from the data dir and the config.
+
+The CLI and the daemon share this wiring; every collaborator gets what it needs
+through its constructor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gitd.access import Access
+from gitd.auth import Authenticator
+from gitd.config import Config
+from gitd.gitservice import GitRunner
+from gitd.hookchain import HookChain, PushSessions
+from gitd.jobs import JobQueue
+from gitd.metrics import Metrics
+from gitd.paths import DataDir
+from gitd.plugins import PluginHost
+from gitd.repos import RepoService
+from gitd.store import Accounts, Repos, Store
+
+
+@dataclass
+class Services:
+    data: DataDir
+    config: Config
+    store: Store
+    accounts: Accounts
+    repo_rows: Repos
+    auth: Authenticator
+    access: Access
+    plugins: PluginHost
+    jobs: JobQueue
+    chain: HookChain
+    repos: RepoService
+    git: GitRunner
+    sessions: PushSessions
+    metrics: Metrics
+
+    @classmethod
+    def build(cls, data: DataDir, config: Config, *, plugins: PluginHost | None = None) -> Services:
+        store = Store(data.db_file)
+        store.migrate()
+        accounts = Accounts(store)
+        repo_rows = Repos(store)
+        if plugins is None:
+            plugins = PluginHost(config).load_entry_points()
+        jobs = JobQueue(
+            store,
+            max_attempts=config.get_int("jobs.max_attempts"),
+            backoff_base=config.get_float("jobs.backoff_base"),
+            backoff_max=config.get_float("jobs.backoff_max"),
+        )
+        chain = HookChain(plugins, jobs, enabled=config.get_bool("hooks.enabled"),
+                          pre_receive_timeout=config.get_float("hooks.pre_receive_timeout"))
+        metrics = Metrics()
+        git = GitRunner(
+            hooks_dir=data.hooks,
+            max_processes=config.get_int("git.max_processes"),
+            timeout=float(config.get_int("git.timeout")),
+            fsck_objects=config.get_bool("git.fsck_objects"),
+        )
+        return cls(
+            data=data,
+            config=config,
+            store=store,
+            accounts=accounts,
+            repo_rows=repo_rows,
+            auth=Authenticator(accounts, data.secret_key_file.read_bytes()),
+            access=Access(accounts, anonymous_read=config.get_bool("auth.anonymous_read")),
+            plugins=plugins,
+            jobs=jobs,
+            chain=chain,
+            repos=RepoService(data, accounts, repo_rows, chain,
+                              default_branch=config.get_str("git.default_branch")),
+            git=git,
+            sessions=PushSessions(ttl=max(3600.0, float(config.get_int("git.timeout")))),
+            metrics=metrics,
+        )
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,75 @@
+"""Schema migrations, applied in order and recorded in ``schema_migrations``.
+
+Append new migrations at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "accounts, repositories, tokens, ssh keys, jobs",
+        """
+        CREATE TABLE accounts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL COLLATE NOCASE UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('user', 'org')),
+            email TEXT,
+            is_admin INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE org_members (
+            org_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('read', 'write', 'admin')),
+            PRIMARY KEY (org_id, user_id)
+        );
+        CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            scope TEXT NOT NULL CHECK (scope IN ('read', 'write')),
+            created_at TEXT NOT NULL,
+            last_used_at TEXT,
+            UNIQUE (account_id, name)
+        );
+        CREATE TABLE repos (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner_id INTEGER NOT NULL REFERENCES accounts(id),
+            name TEXT NOT NULL COLLATE NOCASE,
+            type TEXT NOT NULL CHECK (type IN ('model', 'dataset', 'code', 'space')),
+            private INTEGER NOT NULL DEFAULT 0,
+            default_branch TEXT NOT NULL DEFAULT 'main',
+            description TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (owner_id, type, name)
+        );
+        CREATE TABLE ssh_keys (
+            id INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            fingerprint TEXT NOT NULL UNIQUE,
+            public_key TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            hook TEXT NOT NULL,
+            plugin TEXT NOT NULL,
+            repo_id INTEGER,
+            payload TEXT NOT NULL,
+            dedup_key TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            run_after REAL NOT NULL,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX jobs_ready ON jobs (state, run_after);
+        """,
+    ),
+]

@@ -1,0 +1,1 @@
+"""gitd's git hook programs (installed by the daemon into DATA/hooks)."""

@@ -1,0 +1,116 @@
+"""Built-in push policy: blob size limit, default-branch protection, LFS objects present.
+
+Registered through the ``gitd.plugins`` entry point like any third-party plugin, and
+configured by the ``[plugins.policy]`` table of gitd.toml:
+
+    [plugins.policy]
+    max_blob_size = "10MiB"        # largest blob allowed outside Git LFS
+    protect_default_branch = true  # no force-push to, or deletion of, the default branch
+    require_lfs_objects = true     # LFS pointers must name objects the repo holds
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pygit2
+
+import gitd
+from gitd.config import parse_size
+from gitd.events import PushEvent
+from gitd.lfs.pointer import MAX_POINTER_SIZE, parse_pointer
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+class PolicyPlugin:
+    def __init__(self, settings: dict[str, Any]):
+        self.max_blob_size = parse_size(settings.get("max_blob_size", "10MiB"))
+        self.protect_default_branch = bool(settings.get("protect_default_branch", True))
+        self.require_lfs_objects = bool(settings.get("require_lfs_objects", True))
+
+    @gitd.hookimpl
+    def gitd_pre_receive(self, event: PushEvent) -> None:
+        if self.protect_default_branch:
+            self._check_default_branch(event)
+        tips = [u.new for u in event.updates if not u.is_delete]
+        if not tips:
+            return
+        too_big, pointers = self._scan_new_blobs(event, tips)
+        if too_big:
+            self._reject_big(too_big)
+        if self.require_lfs_objects and pointers and event.lfs_missing is not None:
+            missing = event.lfs_missing({oid for oid, _ in pointers.values()})
+            if missing:
+                paths = sorted(path for path, (oid, _) in pointers.items() if oid in missing)
+                raise gitd.PushRejected(
+                    "push refused: these files are Git LFS pointers to objects the server does not have:\n"
+                    + "".join(f"  {p}\n" for p in paths[:20])
+                    + (f"  ... and {len(paths) - 20} more\n" if len(paths) > 20 else "")
+                    + "Upload them first (git lfs push --all origin), then push again."
+                )
+
+    def _check_default_branch(self, event: PushEvent) -> None:
+        protected = f"refs/heads/{event.repo.default_branch}"
+        for update in event.updates:
+            if update.ref != protected or update.is_create:
+                continue
+            if update.is_delete:
+                raise gitd.PushRejected(
+                    f"push refused: {event.repo.default_branch} is the default branch and cannot be deleted."
+                )
+            ancestor = event.git("merge-base", "--is-ancestor", update.old, update.new, check=False)
+            if ancestor.returncode == 1:
+                raise gitd.PushRejected(
+                    f"push refused: force-pushing to the default branch {event.repo.default_branch} is not "
+                    "allowed.\nFetch, merge or rebase onto the remote branch, and push again."
+                )
+            if ancestor.returncode != 0:
+                raise RuntimeError(ancestor.stderr.decode("utf-8", "replace"))
+
+    def _scan_new_blobs(
+        self, event: PushEvent, tips: list[str]
+    ) -> tuple[list[tuple[str, int]], dict[str, tuple[str, int]]]:
+        """Blobs this push introduces: the ones over the limit, and the LFS pointers."""
+        listing = event.git("rev-list", "--objects", *tips, "--not", "--all")
+        odb = event.repository.odb
+        too_big: list[tuple[str, int]] = []
+        pointers: dict[str, tuple[str, int]] = {}
+        for line in listing.stdout.decode("utf-8", "surrogateescape").splitlines():
+            sha, _, path = line.partition(" ")
+            if not path:
+                continue  # commits and root trees have no path
+            obj_type, size = odb.read_header(sha)
+            if obj_type != pygit2.GIT_OBJECT_BLOB:
+                continue
+            if size > self.max_blob_size:
+                too_big.append((path, size))
+            elif size <= MAX_POINTER_SIZE:
+                pointer = parse_pointer(odb.read(sha)[1])
+                if pointer is not None:
+                    pointers[path] = (pointer.oid, pointer.size)
+        return too_big, pointers
+
+    def _reject_big(self, too_big: list[tuple[str, int]]) -> None:
+        lines = [
+            f"push refused: {len(too_big)} file(s) exceed the {_human(self.max_blob_size)} limit for files "
+            "stored in git. Store them with Git LFS:"
+        ]
+        for path, size in too_big[:20]:
+            lines.append(f"  {path} ({_human(size)})")
+        first = too_big[0][0]
+        lines += [
+            "To fix this:",
+            f'  git lfs track "{first}"',
+            "  git add .gitattributes",
+            f'  git lfs migrate import --include="{first}"   # rewrites the commits that added it',
+            "and push again.",
+        ]
+        raise gitd.PushRejected("\n".join(lines))

@@ -1,0 +1,201 @@
+"""Test support: a real gitd daemon on random loopback ports, and the real git client."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from gitd import cli
+
+_counter = itertools.count(1)
+
+
+def unique(prefix: str = "t") -> str:
+    """A name no other test in this session uses."""
+    return f"{prefix}{os.getpid() % 1000}x{next(_counter)}"
+
+
+def run_cli(data: Path, *args: str, check: bool = True) -> tuple[int, str, str]:
+    """Run a ``gitd`` command in-process (same code path as the console script)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(["--data", str(data), *args])
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+    if check and code != 0:
+        raise AssertionError(f"gitd {' '.join(args)} failed ({code}): {err.getvalue()}")
+    return code, out.getvalue(), err.getvalue()
+
+
+@dataclass
+class Daemon:
+    data: Path
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    url: str = ""
+    info: dict = field(default_factory=dict)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> Daemon:
+        info_file = self.data / "run" / "serve.json"
+        with contextlib.suppress(FileNotFoundError):
+            info_file.unlink()
+        env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gitd.cli", "--data", str(self.data), "serve", "--http", "127.0.0.1:0",
+             *self.args],
+            stdout=log, stderr=log, env=env, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gitd serve exited {self.proc.returncode}:\n{self.log()}")
+            if info_file.exists():
+                with contextlib.suppress(json.JSONDecodeError):
+                    self.info = json.loads(info_file.read_text())
+                    self.url = self.info["http"]
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"gitd serve did not become ready:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the daemon (a crash)."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # -- administration ---------------------------------------------------------------------------
+    def cli(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+        return run_cli(self.data, *args, check=check)
+
+    def user(self, name: str | None = None, *, admin: bool = False, scope: str = "write") -> tuple[str, str]:
+        """Create a user and a token; returns (name, token)."""
+        name = name or unique("u")
+        self.cli("user", "add", name, *(["--admin"] if admin else []))
+        _, token, _ = self.cli("token", "create", name, "--scope", scope, "--name", unique("tok"))
+        return name, token.strip()
+
+    def repo(self, owner: str, name: str | None = None, *, repo_type: str = "model",
+             private: bool = False) -> str:
+        name = name or unique("r")
+        self.cli("repo", "create", f"{owner}/{name}", "--type", repo_type, *(["--private"] if private else []))
+        return f"{owner}/{name}"
+
+    # -- URLs -------------------------------------------------------------------------------------
+    def repo_url(self, full_name: str, *, token: str | None = None, repo_type: str = "model",
+                 suffix: str = ".git") -> str:
+        prefix = {"model": "", "dataset": "datasets/", "space": "spaces/", "code": "codes/"}[repo_type]
+        url = f"{self.url}/{prefix}{full_name}{suffix}"
+        return with_token(url, token) if token else url
+
+
+def with_token(url: str, token: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"user:{token}@{parts.netloc}"))
+
+
+def settings_env(settings: dict[str, object] | None) -> dict[str, str]:
+    """{"jobs.workers": 1} -> {"GITD_JOBS__WORKERS": "1"}: how tests configure a daemon."""
+    env = {}
+    for dotted, value in (settings or {}).items():
+        key = "GITD_" + "__".join(part.upper() for part in dotted.split("."))
+        if isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        elif isinstance(value, list | dict):
+            env[key] = json.dumps(value)
+        else:
+            env[key] = str(value)
+    return env
+
+
+class Git:
+    """The real git client, isolated from the user's configuration."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_AUTHOR_NAME": "Test Author",
+            "GIT_AUTHOR_EMAIL": "author@example.com",
+            "GIT_COMMITTER_NAME": "Test Author",
+            "GIT_COMMITTER_EMAIL": "author@example.com",
+            "LANG": "C",
+        }
+
+    def __call__(self, *args: str, cwd: Path | str | None = None, check: bool = True,
+                 env: dict[str, str] | None = None, input: bytes | None = None,
+                 timeout: float = 600) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["git", *args], cwd=cwd, env={**self.env, **(env or {})}, input=input,
+                              capture_output=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"git {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout.decode(errors='replace')}\n"
+                f"{proc.stderr.decode(errors='replace')}"
+            )
+        return proc
+
+    def out(self, *args: str, cwd: Path | str | None = None) -> str:
+        return self(*args, cwd=cwd).stdout.decode().strip()
+
+    def init_work(self, path: Path, files: dict[str, bytes | str] | None = None, *,
+                  message: str = "initial") -> Path:
+        """A work tree on branch main with one commit of ``files``."""
+        path.mkdir(parents=True, exist_ok=True)
+        self("init", "-q", "-b", "main", cwd=path)
+        self.commit(path, files or {"README.md": "hello\n"}, message=message)
+        return path
+
+    def commit(self, path: Path, files: dict[str, bytes | str], *, message: str = "change") -> str:
+        for name, content in files.items():
+            target = path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content.encode() if isinstance(content, str) else content)
+        self("add", "-A", cwd=path)
+        self("commit", "-q", "--allow-empty", "-m", message, cwd=path)
+        return self.out("rev-parse", "HEAD", cwd=path)
+
+
+
+
+def new_daemon(root: Path, settings: dict[str, object] | None = None, env: dict[str, str] | None = None,
+               args: list[str] | None = None) -> Daemon:
+    """An initialised (not yet started) daemon under ``root``.
+
+    ``settings`` are dotted config keys, passed as GITD_* environment variables.
+    """
+    data = root / "data"
+    run_cli(data, "init", str(data))
+    return Daemon(data=data, log_path=root / "gitd.log", extra_env={**settings_env(settings), **(env or {})},
+                  args=args or [])

@@ -1,0 +1,71 @@
+import pytest
+
+from gitd.access import ANONYMOUS, Access, AccessLevel, Principal
+from gitd.errors import Forbidden, NotFound, Unauthorized
+from gitd.store import Accounts, Repos, Store
+
+
+@pytest.fixture
+def world(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    store.migrate()
+    accounts, repos = Accounts(store), Repos(store)
+    w = {n: accounts.create_user(n) for n in ("owner", "reader", "writer", "orgadmin", "stranger")}
+    w["admin"] = accounts.create_user("root", is_admin=True)
+    org = accounts.create_org("acme", w["orgadmin"])
+    accounts.set_member(org, w["reader"], "read")
+    accounts.set_member(org, w["writer"], "write")
+    w["private_user_repo"] = repos.insert(w["owner"], "p", "model", private=True, default_branch="main")
+    w["public_org_repo"] = repos.insert(org, "pub", "dataset", private=False, default_branch="main")
+    w["private_org_repo"] = repos.insert(org, "priv", "model", private=True, default_branch="main")
+    return w, Access(accounts)
+
+
+def p(account, **kw):
+    return Principal(account=account, method="token", **kw)
+
+
+def test_levels(world):
+    w, access = world
+    priv, pub, org_priv = w["private_user_repo"], w["public_org_repo"], w["private_org_repo"]
+    assert access.level(ANONYMOUS, pub) == AccessLevel.READ
+    assert access.level(ANONYMOUS, priv) == AccessLevel.NONE
+    assert access.level(p(w["owner"]), priv) == AccessLevel.ADMIN
+    assert access.level(p(w["stranger"]), priv) == AccessLevel.NONE
+    assert access.level(p(w["stranger"]), pub) == AccessLevel.READ
+    assert access.level(p(w["reader"]), org_priv) == AccessLevel.READ
+    assert access.level(p(w["writer"]), org_priv) == AccessLevel.WRITE
+    assert access.level(p(w["orgadmin"]), org_priv) == AccessLevel.ADMIN
+    assert access.level(p(w["admin"]), priv) == AccessLevel.ADMIN
+
+
+def test_credential_caps_and_repo_pinning(world):
+    w, access = world
+    org_priv = w["private_org_repo"]
+    assert access.level(p(w["writer"], cap=AccessLevel.READ), org_priv) == AccessLevel.READ
+    assert access.level(p(w["writer"], repo_id=org_priv.id), org_priv) == AccessLevel.WRITE
+    assert access.level(p(w["writer"], repo_id=org_priv.id + 999), org_priv) == AccessLevel.NONE
+
+
+def test_anonymous_read_can_be_turned_off(world):
+    w, _ = world
+    access = Access(world[1].accounts, anonymous_read=False)
+    assert access.level(ANONYMOUS, w["public_org_repo"]) == AccessLevel.NONE
+
+
+def test_require_hides_what_cannot_be_read(world):
+    w, access = world
+    priv = w["private_user_repo"]
+    with pytest.raises(Unauthorized):
+        access.require(ANONYMOUS, priv, AccessLevel.READ)
+    with pytest.raises(Unauthorized):
+        access.require(ANONYMOUS, None, AccessLevel.READ)
+    with pytest.raises(NotFound):
+        access.require(p(w["stranger"]), priv, AccessLevel.READ)
+    with pytest.raises(NotFound):
+        access.require(p(w["stranger"]), None, AccessLevel.READ)
+    with pytest.raises(Forbidden):
+        access.require(p(w["reader"]), w["private_org_repo"], AccessLevel.WRITE)
+    with pytest.raises(Unauthorized):
+        access.require(ANONYMOUS, w["public_org_repo"], AccessLevel.WRITE)
+    assert access.require(p(w["writer"]), w["private_org_repo"], AccessLevel.WRITE) == AccessLevel.WRITE

@@ -1,0 +1,54 @@
+from gitd.http.routing import Router, split_raw_path
+
+
+async def _h(request, m):  # pragma: no cover - never called
+    raise AssertionError
+
+
+def make_router():
+    r = Router()
+    r.add("GET", "/{repo}/info/refs", _h, name="refs")
+    r.add("GET", "/api/{types}/{ns}/{name}/revision/{rev}", _h, name="rev")
+    r.add("GET", "/{repo}/resolve/{rev}/{path*}", _h, name="resolve")
+    return r
+
+
+def test_raw_segments_are_decoded_after_splitting():
+    assert split_raw_path("/a/refs%2Fpr%2F1/x?y=1") == ["a", "refs/pr/1", "x"]
+    assert split_raw_path("/a/%ff") is None
+    assert split_raw_path("/a/%00") is None
+
+
+def test_repo_forms():
+    r = make_router()
+    for path, expected in [
+        ("/alice/m/info/refs", ("model", "alice", "m", False)),
+        ("/alice/m.git/info/refs", ("model", "alice", "m", True)),
+        ("/datasets/alice/d.git/info/refs", ("dataset", "alice", "d", True)),
+        ("/spaces/alice/s/info/refs", ("space", "alice", "s", False)),
+        ("/codes/alice/c/info/refs", ("code", "alice", "c", False)),
+    ]:
+        m, _ = r.resolve("GET", path)
+        assert m is not None and m.route.name == "refs"
+        assert (m.repo.type, m.repo.namespace, m.repo.name, m.repo.git_suffix) == expected
+
+
+def test_path_tricks_never_match_a_repo():
+    r = make_router()
+    for path in ["/../etc/info/refs", "/%2e%2e/x/info/refs", "/alice/%2e%2e/info/refs", "/alice/..%2f..%2fx/info/refs",
+                 "//etc/passwd/info/refs", "/alice/caf%C3%A9/info/refs", "/alice/a..b/info/refs",
+                 "/alice/x.git.git/info/refs"]:
+        m, _ = r.resolve("GET", path)
+        assert m is None, path
+
+
+def test_percent_encoded_revision_stays_one_segment():
+    m, _ = make_router().resolve("GET", "/api/models/alice/m/revision/refs%2Fpr%2F1")
+    assert m.params == {"types": "models", "ns": "alice", "name": "m", "rev": "refs/pr/1"}
+    m, _ = make_router().resolve("GET", "/alice/m/resolve/v1%2Fx/sub/dir/file.txt")
+    assert m.params == {"rev": "v1/x", "path": "sub/dir/file.txt"}
+
+
+def test_wrong_method_reports_allowed_methods():
+    m, allowed = make_router().resolve("POST", "/alice/m/info/refs")
+    assert m is None and allowed == {"GET", "HEAD"}
