@@ -10,6 +10,8 @@ from aiohttp import web
 from gitd.errors import GitdError, NotFound
 from gitd.http.context import AUTHENTICATOR
 from gitd.http.errors import error_response
+from gitd.http.lfs import LfsHTTP
+from gitd.http.lfs_locks import LfsLocksHTTP
 from gitd.http.ops import Ops
 from gitd.http.routing import Router
 from gitd.http.smart import SmartHTTP
@@ -27,6 +29,11 @@ def build_router(services: Services) -> Router:
     SmartHTTP(services.repos, services.access, services.git, services.sessions, services.metrics,
               hook_socket=services.data.hook_socket,
               hooks_enabled=services.config.get_bool("hooks.enabled")).add_routes(router)
+    LfsHTTP(services.repos, services.access, services.auth, services.lfs, services.metrics,
+            public_url=services.config.get_str("server.public_url"),
+            href_ttl=services.config.get_int("lfs.href_ttl"),
+            max_batch_objects=services.config.get_int("lfs.max_batch_objects")).add_routes(router)
+    LfsLocksHTTP(services.repos, services.access, services.lfs).add_routes(router)
     return router
 
 
