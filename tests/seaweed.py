@@ -115,7 +115,7 @@ def start_seaweed(root: Path, timeout: float = 90.0) -> SeaweedS3:
         f"-filer.port={filer}", f"-filer.port.grpc={filer + 10000}",
         f"-s3.port={s3}", f"-s3.port.grpc={s3 + 10000}",
         f"-admin.port={admin}", f"-admin.port.grpc={admin + 10000}", "-admin.ui=false",
-        "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.preStopSeconds=0",
         f"-filer.localSocket={root / 'filer.sock'}", f"-s3.localSocket={root / 's3.sock'}",
     ]
     log = open(root / "weed.log", "ab")  # noqa: SIM115 - owned by the process

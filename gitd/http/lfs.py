@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from gitd.access import ANONYMOUS, Access, AccessLevel, Principal
 from gitd.auth import Authenticator
@@ -287,12 +289,7 @@ class LfsHTTP:
         headers = {"Content-Type": "application/octet-stream", "Cache-Control": "private, no-transform"}
         path = self.lfs.local_path(repo.id, oid)
         if path is not None:
-            response: web.StreamResponse = web.FileResponse(path, chunk_size=CHUNK, headers=headers)
-            await response.prepare(request)
-            await response.write_eof()
-            if response.status in (200, 206) and request.method == "GET":
-                self.metrics.lfs_bytes_sent.inc(response.content_length or 0, transport="http")
-            return response
+            return CountedFileResponse(path, self.metrics, chunk_size=CHUNK, headers=headers)
         size = self.lfs.size(repo.id, oid)
         if size is None:  # a race with the check above
             raise NotFound("object not found")
@@ -335,6 +332,20 @@ class LfsHTTP:
             staged = claims.get("stg")
         await self.lfs.verify(repo.id, oid, size, staged=staged)
         return lfs_json({"oid": oid, "size": size})
+
+
+class CountedFileResponse(web.FileResponse):
+    """aiohttp's FileResponse (sendfile, Range, 206/416), counting the bytes it sends."""
+
+    def __init__(self, path: Path, metrics: Metrics, **kwargs: Any):
+        super().__init__(path, **kwargs)
+        self._metrics = metrics
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        if request.method == "GET" and self.status in (200, 206):
+            self._metrics.lfs_bytes_sent.inc(self.content_length or 0, transport="http")
+        return writer
 
 
 class TooManyObjects(GitdError):
