@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractStreamWriter
 
 from gitd.access import ANONYMOUS, Access, AccessLevel, Principal
@@ -274,6 +274,9 @@ class LfsHTTP:
 
         try:
             await self.lfs.receive(repo.id, oid, size, body())
+        except (ConnectionError, ClientPayloadError) as exc:  # the client went away: nothing was stored
+            raise BadRequest(f"the upload of {oid} was interrupted; nothing was stored",
+                             detail=f"{type(exc).__name__}: {exc}") from None
         finally:
             self.metrics.lfs_bytes_received.inc(received, transport="http")
         return web.Response(status=200)

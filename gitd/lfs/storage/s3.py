@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
 import itertools
 import math
 import secrets
@@ -48,7 +47,7 @@ from gitd.lfs.storage.base import (
     StoredObject,
     UploadedPart,
 )
-from gitd.lfs.streams import CHUNK, ThreadReader, Verifier, grouped, is_oid
+from gitd.lfs.streams import CHUNK, ThreadReader, Verifier, is_oid
 
 T = TypeVar("T")
 MIB = 1024 * 1024
@@ -163,43 +162,61 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore):
         key = self.key(oid)
         verifier = Verifier(oid, size)
         part_size = part_size_for(size, self.settings.part_size)
-        if size < part_size:
-            buffered: list[bytes] = []
-            async for chunk in chunks:
-                verifier.update(chunk)
-                buffered.append(chunk)
-            verifier.check()
-            data = b"".join(buffered)
-            await self._run(lambda: self.client.put_object(
-                self.bucket, key, io.BytesIO(data), len(data), content_type="application/octet-stream",
-                part_size=part_size))
+        if size >= part_size:
+            await self._put_multipart(key, verifier, part_size, chunks)
             return
-        await self._put_multipart(key, verifier, part_size, chunks)
+        buffer = bytearray(size)
+        filled = 0
+        async for chunk in chunks:
+            verifier.update(chunk)
+            buffer[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+        verifier.check()
+        await self._run(self.client._put_object, self.bucket, key, memoryview(buffer),
+                        {"Content-Type": "application/octet-stream"})
 
     async def _put_multipart(self, key: str, verifier: Verifier, part_size: int,
                              chunks: AsyncIterable[bytes]) -> None:
+        """Parts are filled into a few buffers reused for the whole upload (no allocation
+        per part, so memory stays flat), hashed in order, and uploaded in the background."""
         upload_id = await self._run(self.client._create_multipart_upload, self.bucket, key,
                                     {"Content-Type": "application/octet-stream"})
-        in_flight: set[asyncio.Future[UploadedPart]] = set()
+        free = [bytearray(part_size) for _ in range(PARTS_IN_FLIGHT + 1)]
+        in_flight: dict[asyncio.Future[UploadedPart], bytearray] = {}
         done: list[UploadedPart] = []
+        number = 0
 
-        def prepare(group: list[bytes]) -> bytes:
-            verifier.update_all(group)
-            return b"".join(group)
+        async def reap(wait_for_all: bool) -> None:
+            while in_flight and (wait_for_all or not free):
+                finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for fut in finished:
+                    free.append(in_flight.pop(fut))
+                    done.append(fut.result())
+
+        async def ship(buffer: bytearray, length: int) -> None:
+            nonlocal number
+            view = memoryview(buffer)[:length]
+            await self._run(verifier.update, view)
+            number += 1
+            in_flight[asyncio.ensure_future(self._upload_part(key, upload_id, number, view))] = buffer
 
         try:
-            number = 0
-            async for group in grouped(chunks, part_size):
-                data = await self._run(prepare, group)
-                number += 1
-                while len(in_flight) >= PARTS_IN_FLIGHT:
-                    finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    done += [f.result() for f in finished]
-                in_flight.add(asyncio.ensure_future(self._upload_part(key, upload_id, number, data)))
+            buffer, filled = free.pop(), 0
+            async for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    n = min(len(view), part_size - filled)
+                    buffer[filled:filled + n] = view[:n]
+                    filled += n
+                    view = view[n:]
+                    if filled == part_size:
+                        await ship(buffer, filled)
+                        await reap(wait_for_all=False)
+                        buffer, filled = free.pop(), 0
+            if filled:
+                await ship(buffer, filled)
             verifier.check()
-            if in_flight:
-                done += await asyncio.gather(*in_flight)
-                in_flight = set()
+            await reap(wait_for_all=True)
             await self._complete(key, upload_id, done)
         except BaseException:
             for fut in in_flight:
@@ -336,7 +353,7 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore):
         self._check_staging(staging)
         return await self._upload_part(staging, upload_id, number, data)
 
-    async def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> UploadedPart:
+    async def _upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> UploadedPart:
         etag = await self._run(self.client._upload_part, self.bucket, key, data, None, upload_id, number)
         return UploadedPart(number, etag)
 
