@@ -268,7 +268,7 @@ class LfsHTTP:
 
         async def body() -> AsyncIterator[bytes]:
             nonlocal received
-            async for chunk in request.content.iter_chunked(CHUNK):
+            async for chunk in request.content.iter_any():
                 received += len(chunk)
                 yield chunk
 
