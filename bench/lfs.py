@@ -7,8 +7,9 @@ Workloads: upload and download of one big object (2 GB) and of many small ones
 of every object (curl, 8 transfers at a time for the small ones, like git-lfs's
 ``lfs.concurrenttransfers``), then the verify calls.
 
-* local storage: gitd vs giftless 0.6.2 (local storage, run under uWSGI exactly as its
-  docs show, or gunicorn with the same 2 processes x 2 threads if uWSGI is missing)
+* local storage: gitd vs giftless 0.6.2 (local storage, run under uWSGI as its docs
+  show, with HTTP keep-alive on; or gunicorn with the same 2 processes x 2 threads if
+  uWSGI is missing)
   vs a raw ``cp`` of the same bytes;
 * S3 storage (SeaweedFS ``weed mini``): gitd (uploads stream through the daemon;
   downloads both as presigned URLs and streamed by the daemon) vs the minio client
@@ -174,10 +175,12 @@ def giftless(work: Path) -> Iterator[tuple[LfsServer, Path, str]]:
     env = {**os.environ, "GIFTLESS_CONFIG_FILE": str(config), "PYTHONWARNINGS": "ignore"}
     uwsgi = Path(sys.executable).parent / "uwsgi"
     if uwsgi.exists():
-        server = "uWSGI -M -T --threads 2 -p 2 (as giftless documents)"
+        # giftless's documented command line, plus HTTP keep-alive: without it uWSGI's router
+        # closes every connection after one response and clients reusing it (curl, git-lfs) fail.
+        server = "uWSGI -M -T --threads 2 -p 2 --http-keepalive (giftless's documented setup)"
         cmd = [str(uwsgi), "-M", "-T", "--threads", "2", "-p", "2", "--manage-script-name", "--module",
                "giftless.wsgi_entrypoint", "--callable", "app", "--http", f"127.0.0.1:{port}",
-               "--disable-logging", "--die-on-term"]
+               "--http-keepalive", "--die-on-term", "--disable-logging"]
     else:
         server = "gunicorn -w 2 --threads 2 (uWSGI is not installed)"
         cmd = [sys.executable, "-m", "gunicorn", "-w", "2", "--threads", "2", "-b", f"127.0.0.1:{port}",
