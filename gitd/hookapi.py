@@ -54,9 +54,12 @@ def _reply(status: int, message: str = "") -> web.Response:
 def parse_body(body: bytes) -> tuple[dict[str, str], list[str], list[RefUpdate]]:
     """(env, push options, updates) from a hook call's body."""
     text = body.decode("utf-8", "surrogateescape")
-    head, sep, refs = text.partition("\n\n")
-    if not sep:
-        raise MalformedHookCall("no blank line after the header")
+    if text.startswith("\n"):
+        head, refs = "", text[1:]
+    else:
+        head, sep, refs = text.partition("\n\n")
+        if not sep:
+            raise MalformedHookCall("no blank line after the header")
     env: dict[str, str] = {}
     options: list[str] = []
     for line in head.split("\n") if head else []:

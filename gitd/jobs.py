@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -243,7 +244,10 @@ class JobWorkers:
             raise
         except Exception as exc:
             permanent = isinstance(exc, PermanentJobError)
-            state = self.queue.fail(job, f"{type(exc).__name__}: {exc}", permanent=permanent)
+            error = f"{type(exc).__name__}: {exc}"
+            if not permanent:  # keep the traceback for the administrator; its last line is the error
+                error = "".join(traceback.format_exception(exc)).rstrip()
+            state = self.queue.fail(job, error, permanent=permanent)
             log.warning("job %d (%s, plugin %s) attempt %d/%d failed: %s: %s; %s", job.id, job.hook, job.plugin,
                         job.attempts, job.max_attempts, type(exc).__name__, exc,
                         "giving up" if state == "failed" else "will retry")
