@@ -1,8 +1,9 @@
 """The daemon's internal hook API, served on a Unix socket (mode 0600) in the data dir.
 
-git's receive hooks (hooks/gitd_hook.py) POST here, to ``/hook/pre-receive`` or
-``/hook/post-receive``, with the token of the push they belong to in
-``X-Gitd-Push-Token``. The body is text, so the hook needs no JSON (it starts faster):
+git's pre-receive hook (hooks/gitd_hook.py) POSTs to ``/hook/pre-receive``, with the
+token of the push it belongs to in ``X-Gitd-Push-Token``. (The post-receive hook only
+leaves git's list of updated refs in the push's file, see gitd.hookchain.) The body is
+text, so the hook needs no JSON module (it starts faster):
 
     env GIT_OBJECT_DIRECTORY=/.../objects/tmp_objdir-incoming-XXXX
     env GIT_ALTERNATE_OBJECT_DIRECTORIES=/.../objects
@@ -18,6 +19,7 @@ the hook exit non-zero. The body is plain text for the pusher (git shows it as
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -112,7 +114,6 @@ class HookAPI:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/hook/pre-receive", self.pre_receive)
-        app.router.add_post("/hook/post-receive", self.post_receive)
         return app
 
     def _event(self, session: PushSession, body: bytes, *, quarantine: bool) -> PushEvent:
@@ -132,7 +133,7 @@ class HookAPI:
 
     async def _call(self, request: web.Request, quarantine: bool) -> tuple[PushSession, PushEvent] | web.Response:
         session = self.sessions.get(request.headers.get(TOKEN_HEADER))
-        if session is None or session.finished:
+        if session is None or session.pre_receive_done:
             log.warning("hook call %s refused: no valid push token", request.path)
             return _reply(403, BAD_TOKEN)
         try:
@@ -147,36 +148,15 @@ class HookAPI:
             if isinstance(called, web.Response):
                 return called
             session, event = called
-            if session.approved is not None:
-                log.warning("second pre-receive call for one push to %s refused", session.repo.full_name)
-                return _reply(403, BAD_TOKEN)
+            session.pre_receive_done = True  # one pre-receive per push token
             try:
                 await self.chain.run_pre_receive(event)
             except PushRejected as exc:
-                session.finished = True
                 return _reply(403, str(exc.message))
-            session.approved = frozenset(event.updates)
-            session.intent = self.chain.record_intent(event)
+            # What post-receive may record: the approved updates, without the quarantine.
+            session.approved = dataclasses.replace(event, git_env={}, lfs_missing=None)
+            session.intent = self.chain.record_intent(session.approved)
             return _reply(200)
         except Exception:
             log.exception("pre-receive hook call failed")
-            return _reply(500, INTERNAL)
-
-    async def post_receive(self, request: web.Request) -> web.Response:
-        try:
-            called = await self._call(request, quarantine=False)
-            if isinstance(called, web.Response):
-                return called
-            session, event = called
-            approved = session.approved or frozenset()
-            unexpected = [u for u in event.updates if u not in approved]
-            if unexpected:
-                log.warning("post-receive for %s named %d update(s) pre-receive never approved; ignoring them",
-                            session.repo.full_name, len(unexpected))
-                event.updates = [u for u in event.updates if u in approved]
-            session.finished = True
-            self.chain.post_receive(event, intent=session.intent)
-            return _reply(200)
-        except Exception:
-            log.exception("post-receive hook call failed")
             return _reply(500, INTERNAL)

@@ -1,7 +1,9 @@
 """The one hook chain every ref update goes through, whatever path it came by.
 
-* git pushes (HTTP, SSH): git's receive hooks call the daemon's hook API, which
-  calls ``run_pre_receive``, ``record_intent`` and ``post_receive`` here;
+* git pushes (HTTP, SSH): git's pre-receive hook calls the daemon's hook API, which
+  calls ``run_pre_receive`` and ``record_intent`` here; git's post-receive hook leaves
+  the list of refs that moved in the push's file, and ``finish_push`` (run when the
+  push's receive-pack exits, before the pusher gets the answer) calls ``post_receive``;
 * everything else that moves refs (API commits, mirror fetches) calls
   ``apply_updates``, which runs the same steps around an atomic ref update.
 
@@ -17,15 +19,17 @@ updates actually landed, and records their jobs then: post-receive work is never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gitd.access import Principal
@@ -35,7 +39,7 @@ from gitd.jobs import ALL_PLUGINS, Job, JobQueue, PermanentJobError
 from gitd.plugins import PluginHost
 from gitd.refs import landed_updates, point_unborn_head, update_refs
 from gitd.store import Repo, Repos
-from gitd.threads import in_thread
+from gitd.threads import ThreadPool
 
 log = logging.getLogger("gitd.hooks")
 
@@ -73,6 +77,7 @@ class HookChain:
         self.repo_rows = repo_rows
         self.enabled = enabled
         self.pre_receive_timeout = pre_receive_timeout
+        self.threads = ThreadPool("gitd-pre-receive")
 
     # -- pre-receive ---------------------------------------------------------------------------
     def pre_receive(self, event: PushEvent) -> None:
@@ -95,10 +100,11 @@ class HookChain:
                 raise PushRejected(PLUGIN_FAILED) from None
 
     async def run_pre_receive(self, event: PushEvent) -> None:
-        """``pre_receive`` on a thread of its own, with the configured time limit."""
+        """``pre_receive`` on a pool thread, with the configured time limit."""
+        if not self.enabled or (not self.plugins.load_errors and not self.plugins.implementations(PRE_RECEIVE)):
+            return  # nothing to run: spare the push a trip through a thread
         try:
-            await asyncio.wait_for(in_thread(self.pre_receive, event, name="gitd-pre-receive"),
-                                   self.pre_receive_timeout)
+            await asyncio.wait_for(self.threads.run(self.pre_receive, event), self.pre_receive_timeout)
         except TimeoutError:
             log.error("pre-receive for %s took more than %.0fs; push refused", event.repo.full_name,
                       self.pre_receive_timeout)
@@ -127,6 +133,38 @@ class HookChain:
             if intent is not None:
                 self.jobs.discard(intent)
         return ids
+
+    def finish_push(self, session: PushSession) -> list[int]:
+        """A push's receive-pack has exited: record the post-receive work for the updates
+        git's post-receive hook reported (only those pre-receive approved)."""
+        refs_file = session.refs_file
+        event = session.approved
+        if refs_file is None:
+            return []
+        try:
+            raw = refs_file.read_bytes()
+        except FileNotFoundError:
+            # No post-receive ran: nothing moved, or git was stopped half-way; the intent,
+            # if any, finds out later which refs moved.
+            return []
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                refs_file.unlink()
+        if event is None:
+            log.warning("post-receive for %s without an approved pre-receive; ignored", session.repo.full_name)
+            return []
+        approved = set(event.updates)
+        reported = []
+        for line in raw.decode("utf-8", "surrogateescape").splitlines():
+            old, _, rest = line.partition(" ")
+            new, _, ref = rest.partition(" ")
+            update = RefUpdate(ref, old, new)
+            if update in approved:
+                reported.append(update)
+            else:
+                log.warning("post-receive for %s reported an update pre-receive never approved: %r",
+                            session.repo.full_name, line[:200])
+        return self.post_receive(dataclasses.replace(event, updates=reported), intent=session.intent)
 
     def _record_post_receive(self, event: PushEvent) -> list[int]:
         return self._enqueue_each(POST_RECEIVE, event.repo, event.to_dict(), key=updates_key(event.updates))
@@ -233,8 +271,9 @@ class HookChain:
 class PushSession:
     """One git receive-pack run that the daemon started and its hooks may call back for.
 
-    ``approved`` holds the updates pre-receive let through: post-receive is only
-    accepted for those.
+    ``approved`` is the event pre-receive let through (without its quarantine);
+    post-receive work is only recorded for its updates. ``refs_file`` is where git's
+    post-receive hook leaves the updates that landed.
     """
 
     token: str
@@ -242,27 +281,43 @@ class PushSession:
     principal: Principal
     via: str
     started: float
-    approved: frozenset[RefUpdate] | None = None
+    refs_file: Path | None = None
+    approved: PushEvent | None = None
     intent: int | None = None
-    finished: bool = field(default=False)
+    pre_receive_done: bool = field(default=False)
 
 
 class PushSessions:
-    """Short-lived tokens, one per push, that authenticate hook callbacks."""
+    """Short-lived tokens, one per push, that authenticate hook callbacks.
 
-    def __init__(self, ttl: float = 7200.0):
+    When a push ends (the ``open`` block exits, after receive-pack), ``finish`` is called
+    with its session: the hook chain records the post-receive jobs there, before the
+    transport answers the pusher.
+    """
+
+    def __init__(self, ttl: float = 7200.0, *, pushes_dir: Path | None = None,
+                 finish: Callable[[PushSession], object] | None = None):
         self.ttl = ttl
+        self.pushes_dir = pushes_dir
+        self.finish = finish
         self._by_token: dict[str, PushSession] = {}
 
     @contextmanager
     def open(self, repo: Repo, principal: Principal, via: str) -> Iterator[PushSession]:
         """A token valid while the block runs (the receive-pack), and never again."""
-        session = PushSession(secrets.token_urlsafe(32), repo, principal, via, time.monotonic())
+        token = secrets.token_urlsafe(32)
+        refs_file = self.pushes_dir / f"{token}.refs" if self.pushes_dir is not None else None
+        session = PushSession(token, repo, principal, via, time.monotonic(), refs_file)
         self._by_token[session.token] = session
         try:
             yield session
         finally:
             self._by_token.pop(session.token, None)
+            if self.finish is not None:
+                try:
+                    self.finish(session)
+                except Exception:
+                    log.exception("recording the post-receive work of a push to %s failed", repo.full_name)
 
     def get(self, token: str | None) -> PushSession | None:
         if not token:

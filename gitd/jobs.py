@@ -26,7 +26,7 @@ from typing import Any
 
 from gitd.errors import Conflict, NotFound
 from gitd.store import Store, utcnow
-from gitd.threads import in_thread
+from gitd.threads import ThreadPool
 
 log = logging.getLogger("gitd.jobs")
 
@@ -173,17 +173,20 @@ class JobQueue:
 class JobWorkers:
     """``workers`` asyncio tasks that claim jobs and run each on its own thread.
 
-    A job whose runner raises is retried with backoff (``PermanentJobError``: kept as
-    failed at once). Nothing a job does can stop a worker: even database errors are
-    logged and the worker carries on after a pause.
+    A job whose runner raises, or runs longer than ``timeout`` seconds (0: no limit),
+    is retried with backoff (``PermanentJobError``: kept as failed at once); a job that
+    timed out is abandoned on its thread. Nothing a job does can stop a worker: even
+    database errors are logged and the worker carries on after a pause.
     """
 
     def __init__(self, queue: JobQueue, run: Callable[[Job], None], *, workers: int = 2,
-                 poll_interval: float = 1.0):
+                 poll_interval: float = 1.0, timeout: float = 0.0):
         self.queue = queue
         self.run = run
         self.workers = workers
         self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.threads = ThreadPool("gitd-job")
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -239,7 +242,13 @@ class JobWorkers:
 
     async def _execute(self, job: Job) -> None:
         try:
-            await in_thread(self.run, job, name=f"gitd-job-{job.id}")
+            if self.timeout > 0:
+                try:
+                    await asyncio.wait_for(self.threads.run(self.run, job), self.timeout)
+                except TimeoutError:
+                    raise TimeoutError(f"the job ran longer than {self.timeout:.0f}s and was abandoned") from None
+            else:
+                await self.threads.run(self.run, job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

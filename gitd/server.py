@@ -54,7 +54,8 @@ async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     workers = JobWorkers(services.jobs, services.chain.run_job,
                          workers=services.config.get_int("jobs.workers"),
-                         poll_interval=services.config.get_float("jobs.poll_interval"))
+                         poll_interval=services.config.get_float("jobs.poll_interval"),
+                         timeout=services.config.get_float("jobs.timeout"))
     await workers.start()
     yield
     await workers.stop()

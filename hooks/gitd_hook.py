@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""gitd's pre-receive and post-receive hook: a thin client of the daemon.
+"""gitd's pre-receive hook: a thin client of the daemon.
 
-git runs this program (installed as DATA/hooks/pre-receive and post-receive, found
-through core.hooksPath) while it receives a push. It sends git's ref lines, with the
-quarantine environment and the push options, to the daemon's internal hook API on its
-Unix socket (see gitd/hookapi.py for the format), authenticated by the token the
-daemon issued for this push alone. It prints the message it gets back (the pusher
-sees it as "remote:" lines) and exits non-zero unless the daemon said yes.
-All policy and every plugin run in the daemon, never here.
+git runs this program (installed as DATA/hooks/pre-receive, found through
+core.hooksPath) while it receives a push, once the pushed objects sit in git's
+quarantine and before any ref moves. It sends git's ref lines, with the quarantine
+environment and the push options, to the daemon's internal hook API on its Unix
+socket (see gitd/hookapi.py for the format), authenticated by the token the daemon
+issued for this push alone. It prints the message it gets back (the pusher sees it as
+"remote:" lines) and exits non-zero unless the daemon said yes: a refusal fails the
+whole push, and no ref moves. All policy and every plugin run in the daemon.
 
-It runs once per hook per push, on every push: it imports nothing beyond what the
-interpreter has already loaded (no json, no socket module: _socket is built in) and
-is run with -I -S, so it starts in a few milliseconds.
+A push made without the daemon's environment (by hand, into the data directory) is
+refused here. The post-receive hook is a shell script (hooks/post-receive).
+
+It runs on every push: it imports nothing beyond what the interpreter has already
+loaded (no json; _socket instead of socket) and runs with -I -S, so it starts in a
+few milliseconds.
 """
 
 import os
@@ -71,8 +75,8 @@ def main(argv, environ, stdin, stderr):
     hook = os.path.basename(argv[0])
     socket_path = environ.get("GITD_HOOK_SOCKET")
     token = environ.get("GITD_PUSH_TOKEN")
-    if hook not in ("pre-receive", "post-receive"):
-        stderr.write(f"gitd: unknown hook {hook!r}\n")
+    if hook != "pre-receive":
+        stderr.write(f"gitd: this program is the pre-receive hook, not {hook!r}\n")
         return 1
     if not socket_path or not token:
         stderr.write(NOT_THROUGH_DAEMON)
