@@ -19,6 +19,7 @@ the hook exit non-zero. The body is plain text for the pusher (git shows it as
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gitd.config import ConfigError
 from gitd.errors import PushRejected
 from gitd.events import PushEvent, RefUpdate
 from gitd.hookchain import HookChain, PushSession, PushSessions
@@ -43,8 +45,29 @@ MALFORMED = "gitd: malformed hook call; push refused."
 INTERNAL = "gitd: internal error in the push hook; push refused. The server log has the details."
 
 
+# The longest path a Unix socket can be bound to on Linux (sun_path is 108 bytes).
+MAX_SOCKET_PATH = 107
+
+
 class MalformedHookCall(ValueError):
     pass
+
+
+def prepare_hook_endpoint(socket_path: Path, pushes_dir: Path) -> None:
+    """Before the socket is bound: a clear error if its path is too long for the kernel,
+    and no leftovers of an earlier daemon (its socket, the refs files of pushes it never
+    finished: the intents recorded for those recover their work)."""
+    if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"the hook socket path {socket_path} is {len(os.fsencode(socket_path))} bytes long, more than the "
+            f"{MAX_SOCKET_PATH} a Unix socket allows: use a data directory with a shorter path")
+    socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        socket_path.unlink()
+    pushes_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for leftover in pushes_dir.glob("*.refs"):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
 
 
 def _reply(status: int, message: str = "") -> web.Response:

@@ -103,9 +103,11 @@ def test_post_receive_is_recorded_before_the_push_returns_and_runs_once(hooked, 
     second = git.commit(work, {"b.txt": "b\n"}, message="second")
     git("push", "-q", url, "main", cwd=work)
     wait_for(lambda: len(hooked.records("post", repo=repo)) == 2, what="two post-receive records")
-    jobs = wait_for(lambda: [j for j in hooked.jobs(plugin="recorder", hook="gitd_post_receive", repo=repo)
-                             if j.state == "done"], what="jobs done")
-    assert len(jobs) == 2
+    def both_done():
+        jobs = hooked.jobs(plugin="recorder", hook="gitd_post_receive", repo=repo)
+        return jobs if len(jobs) == 2 and all(j.state == "done" for j in jobs) else None
+
+    jobs = wait_for(both_done, what="both jobs done")
     posts = hooked.records("post", repo=repo)
     assert sorted(p["updates"][0][2] for p in posts) == sorted([second, git.out("rev-parse", "HEAD~1", cwd=work)])
     # Exactly once: every job ran a single attempt, and no intent was left behind.

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from gitd.config import ConfigError
 from gitd.events import RefUpdate
-from gitd.hookapi import MalformedHookCall, check_quarantine_env, parse_body
+from gitd.hookapi import MalformedHookCall, check_quarantine_env, parse_body, prepare_hook_endpoint
 
 OLD, NEW = "0" * 40, "a" * 40
 
@@ -73,3 +74,18 @@ def test_regression_relative_quarantine_paths_are_refused(tmp_path: Path):
     (repo / "objects").mkdir(parents=True)
     with pytest.raises(MalformedHookCall):
         check_quarantine_env({"GIT_OBJECT_DIRECTORY": "objects/tmp_objdir-incoming-x"}, repo)
+
+
+def test_the_hook_endpoint_refuses_a_socket_path_the_kernel_cannot_bind(tmp_path: Path):
+    deep = tmp_path / ("d" * 100) / "run" / "hooks.sock"
+    with pytest.raises(ConfigError, match="use a data directory with a shorter path"):
+        prepare_hook_endpoint(deep, deep.parent / "pushes")
+
+
+def test_the_hook_endpoint_starts_clean(tmp_path: Path):
+    run = tmp_path / "run"
+    (run / "pushes").mkdir(parents=True)
+    (run / "hooks.sock").write_text("stale")
+    (run / "pushes" / "oldtoken.refs").write_text("x")
+    prepare_hook_endpoint(run / "hooks.sock", run / "pushes")
+    assert not (run / "hooks.sock").exists() and list((run / "pushes").iterdir()) == []
