@@ -139,10 +139,10 @@ class HookAPI:
         app.router.add_post("/hook/pre-receive", self.pre_receive)
         return app
 
-    def _event(self, session: PushSession, body: bytes, *, quarantine: bool) -> PushEvent:
+    def _event(self, session: PushSession, body: bytes) -> PushEvent:
         raw_env, options, updates = parse_body(body)
         info = self.repos.info(session.repo)
-        env = check_quarantine_env(raw_env, info.path) if quarantine else {}
+        env = check_quarantine_env(raw_env, info.path)
         lfs_missing = None
         if self.lfs_missing is not None:
             check = self.lfs_missing
@@ -154,20 +154,20 @@ class HookAPI:
         return PushEvent(repo=info, pusher=session.principal.name, updates=updates, via=session.via,
                          push_options=options, git_env=env, lfs_missing=lfs_missing)
 
-    async def _call(self, request: web.Request, quarantine: bool) -> tuple[PushSession, PushEvent] | web.Response:
+    async def _call(self, request: web.Request) -> tuple[PushSession, PushEvent] | web.Response:
         session = self.sessions.get(request.headers.get(TOKEN_HEADER))
         if session is None or session.pre_receive_done:
             log.warning("hook call %s refused: no valid push token", request.path)
             return _reply(403, BAD_TOKEN)
         try:
-            return session, self._event(session, await request.read(), quarantine=quarantine)
+            return session, self._event(session, await request.read())
         except MalformedHookCall as exc:
             log.warning("malformed %s call for %s: %s", request.path, session.repo.full_name, exc)
             return _reply(400, MALFORMED)
 
     async def pre_receive(self, request: web.Request) -> web.Response:
         try:
-            called = await self._call(request, quarantine=True)
+            called = await self._call(request)
             if isinstance(called, web.Response):
                 return called
             session, event = called
