@@ -73,10 +73,10 @@ class ThreadPool:
             except BaseException as exc:
                 error = PluginCrashed(f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc
+            with self._lock:  # free before the caller hears back, so its next call reuses this thread
+                self._idle += 1
             try:
                 loop.call_soon_threadsafe(_settle, future, result, error)
             except RuntimeError:
                 pass  # the loop is closed: the daemon stopped while this ran
             del loop, future, function, args, kwargs, result, error
-            with self._lock:
-                self._idle += 1
