@@ -13,15 +13,17 @@ whole push, and no ref moves. All policy and every plugin run in the daemon.
 A push made without the daemon's environment (by hand, into the data directory) is
 refused here. The post-receive hook is a shell script (hooks/post-receive).
 
-It runs on every push: it imports nothing beyond what the interpreter has already
-loaded (no json; _socket instead of socket) and runs with -I -S, so it starts in a
-few milliseconds.
+It runs on every push, so it starts as fast as Python can: with -I -S, and importing
+only modules built into the interpreter (sys, posix) and _socket: no os, no socket,
+no json, which together would double its start-up time.
 """
 
-import os
 import sys
 from _socket import AF_UNIX, SOCK_STREAM
 from _socket import socket as unix_socket
+from posix import environ as _environ
+
+ENV = {k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape") for k, v in _environ.items()}
 
 QUARANTINE_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
 NOT_THROUGH_DAEMON = (
@@ -72,7 +74,7 @@ def call_daemon(socket_path, hook, token, body):
 
 
 def main(argv, environ, stdin, stderr):
-    hook = os.path.basename(argv[0])
+    hook = argv[0].rsplit("/", 1)[-1]
     socket_path = environ.get("GITD_HOOK_SOCKET")
     token = environ.get("GITD_PUSH_TOKEN")
     if hook != "pre-receive":
@@ -97,4 +99,4 @@ def main(argv, environ, stdin, stderr):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv, os.environ, sys.stdin.buffer, sys.stderr))
+    sys.exit(main(sys.argv, ENV, sys.stdin.buffer, sys.stderr))
