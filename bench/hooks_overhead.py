@@ -10,12 +10,14 @@ on loopback:
   c  hooks on, five no-op plugins (bench/plugins/gitd-bench-noop, installed with
      pip --target like any third-party plugin), policy disabled
   d  hooks on, the shipped defaults (policy plugin on): for information
+  e  hooks on, but the installed hook programs replaced by two empty shell scripts
+     that do not call the daemon: the floor, what it costs git to run two hooks at all
 
-Runs alternate between the daemons (a b c d, b c d a, ...), so drift in the machine's
+Runs alternate between the daemons (a b c d e, b c d e a, ...), so drift in the machine's
 load hits all of them alike. Reported: the median push time (wall clock) of each, and
-the median over rounds of the paired ratios b/a, c/a and d/a; the target is b/a and
-c/a <= 1.10. Also reported, because it hardly depends on what else the machine is
-doing: the mean CPU time a push cost, the git client's plus the daemon's (git
+the median over rounds of the paired ratios to a; the target is b/a and c/a <= 1.10
+(e/a shows how much of that git itself takes). Also reported, because it hardly
+depends on what else the machine is doing: the mean CPU time a push cost, the git client's plus the daemon's (git
 receive-pack and the hooks included; the kernel counts the daemon's in 10 ms ticks,
 hence means over all rounds rather than medians), and its ratio to a's.
 
@@ -44,6 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 NOOP_PACKAGE = ROOT / "bench" / "plugins" / "gitd-bench-noop"
 TARGET = 1.10
+EMPTY_HOOK = "#!/bin/sh\nexec cat >/dev/null\n"
 
 
 def gitd_cli(data: Path, *args: str) -> str:
@@ -74,6 +77,7 @@ class Peer:
     what: str
     root: Path
     env: dict[str, str]
+    empty_hooks: bool = False
     proc: subprocess.Popen | None = None
     url: str = ""
     token: str = ""
@@ -98,6 +102,9 @@ class Peer:
                 raise RuntimeError(f"daemon {self.label} did not start:\n{(self.root / 'gitd.log').read_text()}")
             time.sleep(0.05)
         self.url = json.loads(info.read_text())["http"]
+        if self.empty_hooks:  # after `serve` installed the real ones
+            for name in ("pre-receive", "post-receive"):
+                (self.data / "hooks" / name).write_text(EMPTY_HOOK)
         gitd_cli(self.data, "user", "add", "bench")
         self.token = gitd_cli(self.data, "token", "create", "bench", "--name", "bench").strip()
 
@@ -179,6 +186,8 @@ def main() -> int:
             Peer("c", "hooks on, 5 no-op plugins", work / "c",
                  {"GITD_PLUGINS__DISABLED": "policy", "PYTHONPATH": str(site)}),
             Peer("d", "hooks on, defaults (policy)", work / "d", {}),
+            Peer("e", "floor: 2 empty sh hooks", work / "e", {"GITD_PLUGINS__DISABLED": "policy"},
+                 empty_hooks=True),
         ]
         for peer in peers:
             peer.root.mkdir()
