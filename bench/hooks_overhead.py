@@ -13,13 +13,14 @@ on loopback:
   e  hooks on, but the installed hook programs replaced by two empty shell scripts
      that do not call the daemon: the floor, what it costs git to run two hooks at all
 
-Runs alternate between the daemons (a b c d e, b c d e a, ...), so drift in the machine's
-load hits all of them alike. Reported: the median push time (wall clock) of each, and
-the median over rounds of the paired ratios to a; the target is b/a and c/a <= 1.10
-(e/a shows how much of that git itself takes). Also reported, because it hardly
-depends on what else the machine is doing: the mean CPU time a push cost, the git client's plus the daemon's (git
-receive-pack and the hooks included; the kernel counts the daemon's in 10 ms ticks,
-hence means over all rounds rather than medians), and its ratio to a's.
+Runs alternate between the daemons (a b c d e, b c d e a, ...), so drift in the
+machine's load hits all of them alike. Reported: the median push time (wall clock) of
+each, and the median over rounds of the paired ratios to a; the target is b/a and c/a
+<= 1.10 (e/a shows how much of that git itself takes). Also reported, because it
+hardly depends on what else the machine is doing: the mean CPU time a push cost, the
+git client's plus the daemon's (git receive-pack and the hooks included; the kernel
+counts the daemon's in 10 ms ticks, hence means over all rounds rather than medians),
+and its ratio to a's.
 
     .venv/bin/python bench/hooks_overhead.py [--rounds 15] [--commits 200] [--json FILE]
 """
