@@ -104,7 +104,8 @@ class HookChain:
         if not self.enabled or (not self.plugins.load_errors and not self.plugins.implementations(PRE_RECEIVE)):
             return  # nothing to run: spare the push a trip through a thread
         try:
-            await asyncio.wait_for(self.threads.run(self.pre_receive, event), self.pre_receive_timeout)
+            async with asyncio.timeout(self.pre_receive_timeout):
+                await self.threads.run(self.pre_receive, event)
         except TimeoutError:
             log.error("pre-receive for %s took more than %.0fs; push refused", event.repo.full_name,
                       self.pre_receive_timeout)

@@ -244,9 +244,10 @@ class JobWorkers:
         try:
             if self.timeout > 0:
                 try:
-                    await asyncio.wait_for(self.threads.run(self.run, job), self.timeout)
+                    async with asyncio.timeout(self.timeout):
+                        await self.threads.run(self.run, job)
                 except TimeoutError:
-                    raise TimeoutError(f"the job ran longer than {self.timeout:.0f}s and was abandoned") from None
+                    raise TimeoutError(f"the job ran longer than {self.timeout:g}s and was abandoned") from None
             else:
                 await self.threads.run(self.run, job)
         except asyncio.CancelledError:

@@ -4,6 +4,7 @@ bare repository whose objects are written with pygit2 (no work tree), with real 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -229,3 +230,24 @@ def test_regression_post_receive_records_only_updates_pre_receive_approved(world
     with sessions.open(row, principal=None, via="http") as unapproved:  # type: ignore[arg-type]
         unapproved.refs_file.write_text(f"{ZERO_OID} {other} refs/heads/evil\n")
     assert len(post_jobs(services)) == 1 and not unapproved.refs_file.exists()
+
+
+def test_a_pre_receive_check_that_hangs_refuses_the_push_in_time(world):
+    services, info, _ = world
+    release = threading.Event()
+
+    class Hangs:
+        @gitd.hookimpl
+        def gitd_pre_receive(self, event):
+            release.wait(30)
+
+    services.plugins.register("hangs", Hangs())
+    chain = HookChain(services.plugins, services.jobs, services.repo_rows, pre_receive_timeout=0.3)
+    first = commit(info, "first", None)
+    started = time.monotonic()
+    with pytest.raises(gitd.PushRejected, match="took too long"):
+        asyncio.run(chain.apply_updates(info, [RefUpdate("refs/heads/main", ZERO_OID, first)], via="api",
+                                        pusher="alice"))
+    assert time.monotonic() - started < 5
+    assert head(info) == ZERO_OID
+    release.set()

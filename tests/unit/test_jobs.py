@@ -209,3 +209,33 @@ def test_a_job_enqueued_while_workers_idle_runs_promptly(store):
             await workers.stop()
 
     assert asyncio.run(scenario()) < 5.0  # woken by the enqueue, not by the 30 s poll
+
+
+def test_a_job_that_overruns_its_time_limit_is_retried_and_the_worker_moves_on(store):
+    q = queue(store, backoff_base=0.05)
+    release = threading.Event()
+    ran: list[int] = []
+
+    def run(job: Job) -> None:
+        ran.append(job.id)
+        if job.payload.get("hang"):
+            release.wait(30)
+
+    hung = q.enqueue("h", "p", {"hang": True}, dedup_key="hang")
+    after = q.enqueue("h", "p", {}, dedup_key="after")
+
+    async def scenario() -> None:
+        workers = JobWorkers(q, run, workers=1, poll_interval=0.05, timeout=0.2)
+        await workers.start()
+        try:
+            deadline = time.monotonic() + 10
+            while q.get(after).state != "done" or q.get(hung).attempts < 2:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+        finally:
+            await workers.stop()
+
+    asyncio.run(scenario())
+    release.set()
+    assert q.get(hung).last_error.splitlines()[-1] == "TimeoutError: the job ran longer than 0.2s and was abandoned"
+    assert q.get(after).state == "done"  # one worker, yet not stuck behind the hung job
