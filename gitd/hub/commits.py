@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 
-from gitd.errors import BadRequest, Forbidden, GitdError, PushRejected
+from gitd.errors import BadRequest, Conflict, Forbidden, GitdError, PushRejected
 from gitd.events import ZERO_OID, RefUpdate, RepoInfo
 from gitd.hookchain import HookChain
 from gitd.hub.gitread import EntryNotFound, RepoReader, RevisionNotFound
@@ -154,6 +155,7 @@ class CommitWriter:
         self.chain = chain
         self.reader = reader
         self.email_domain = email_domain
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def write_blob(self, path: Path, data: bytes) -> str:
         return await asyncio.to_thread(lambda: str(self.reader.open(path).create_blob(data)))
@@ -174,6 +176,18 @@ class CommitWriter:
         ``may_create`` lets a missing ref be created (from ``start_point``, or as a root
         commit). ``parent_commit`` (a sha or prefix) must be the ref's head.
         """
+        # One API commit per ref at a time in this daemon, so they queue instead of racing;
+        # the compare-and-swap still guards against pushes arriving meanwhile.
+        key = f"{info.path}\0{ref}"
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            return await self._commit(info, ref, ops, author=author, message=message, parent_commit=parent_commit,
+                                      may_create=may_create, start_point=start_point)
+
+    async def _commit(self, info: RepoInfo, ref: str, ops: list[Op], *, author: str, message: str,
+                      parent_commit: str | None, may_create: bool, start_point: str | None) -> str:
         for _ in range(MAX_ATTEMPTS):
             head = self.reader.head(info.path, ref)
             if head is None and not may_create:
@@ -196,4 +210,4 @@ class CommitWriter:
             except PushRejected as exc:
                 raise Forbidden(exc.message, code="PushRejected")
             return new
-        raise GitdError("the branch kept moving; try again", code="Conflict")
+        raise Conflict("the branch kept moving while committing; try again")
