@@ -58,7 +58,9 @@ class NativeAPI(HubBase):
         self.accounts_api = NativeAccounts(services)
 
     def routes(self) -> list[ApiRoute]:
+        # Account routes first: /api/v1/user and /api/v1/orgs/... would match the {types} patterns.
         return [
+            *self.accounts_api.routes(),
             ApiRoute("GET", V1 + "/{types}", "List the repositories you can see", self.list_repos, "repos",
                      query={"search": "substring of NAMESPACE/NAME", "namespace": "only this namespace",
                             "page": "page number (1-based)", "per_page": "page size (max 100)"}, public=True),
@@ -84,7 +86,6 @@ class NativeAPI(HubBase):
                      "files", body=PREUPLOAD_BODY),
             ApiRoute("POST", R + "/upload_file", "Upload one file (multipart form)", self.upload_file, "files",
                      body=UPLOAD_BODY, body_type="multipart/form-data"),
-            *self.accounts_api.routes(),
         ]
 
     def add_routes(self, router: Router) -> None:
