@@ -47,7 +47,7 @@ def test_head_resolve_headers(hub, repo):
                                  {"Accept-Encoding": "identity"})
     assert status == 200 and body == b""
     assert headers["X-Repo-Commit"] == repo["sha"]
-    assert headers["ETag"] == '"%s"' % hashlib.sha1(b"blob 1024\0" + DATA).hexdigest()
+    assert headers["ETag"] == '"{}"'.format(hashlib.sha1(b"blob 1024\0" + DATA).hexdigest())
     assert headers["Content-Length"] == "1024"
     assert not [h for h in headers if h.lower().startswith("x-xet")]
     assert "xet" not in headers.get("Link", "")

@@ -140,7 +140,7 @@ def test_org_members(daemon):
     daemon.cli("org", "create", org, "--owner", admin)
     api = Client(daemon.url, admin_token)
     assert api("PUT", f"/api/v1/orgs/{org}/members/{member}", {"role": "write"})[0] == 200
-    status, members = Client(daemon.url, member_token)("GET", f"/api/v1/orgs/{org}/members")
+    _status, members = Client(daemon.url, member_token)("GET", f"/api/v1/orgs/{org}/members")
     assert {m["name"]: m["role"] for m in members["data"]} == {admin: "admin", member: "write"}
     assert Client(daemon.url, member_token)("PUT", f"/api/v1/orgs/{org}/members/{outsider}", {})[0] == 403
     assert Client(daemon.url, outsider_token)("GET", f"/api/v1/orgs/{org}/members")[0] == 404
