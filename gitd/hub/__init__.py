@@ -33,11 +33,13 @@ def add_hub_routes(router: Router, services: Services, lfs: LfsContent | None = 
     prs = PullRequests(services.repos, services.access, Discussions(services.store), reader, services.chain,
                        public_url=public_url)
     common = {"public_url": public_url}
+    files = HubFiles(services.repos, services.access, reader, view, **common)
+    files.add_resolve_route(router)
     # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
     NativeAPI(services, reader, writer, view, **common).add_routes(router)
     HubManage(services.repos, services.access, services.accounts, **common).add_routes(router)
     HubInfo(services.repos, services.access, services.repo_rows, reader, view, **common).add_routes(router)
-    HubFiles(services.repos, services.access, reader, view, **common).add_routes(router)
+    files.add_routes(router)
     HubHistory(services.repos, services.access, reader, services.chain, email_domain=email_domain,
                **common).add_routes(router)
     HubUploads(services.repos, services.access, reader, writer, prs, content,

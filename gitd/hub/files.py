@@ -90,8 +90,11 @@ class HubFiles(HubBase):
         self.view = view
         self._listings: dict[tuple, list[Entry]] = {}
 
-    def add_routes(self, router: Router) -> None:
+    def add_resolve_route(self, router: Router) -> None:
+        """The hot path (every download starts with HEAD /resolve): registered first of all."""
         router.add("GET", "/{repo}/resolve/{rev}/{path*}", self.resolve, style="hub", name="hub-resolve")
+
+    def add_routes(self, router: Router) -> None:
         router.add("GET", api_patterns("/resolve/{rev}/{path*}"), self.resolve_api, style="hub",
                    name="hub-api-resolve")
         router.add("GET", api_patterns("/tree/{rev}/{path*}"), self.tree, style="hub", name="hub-tree")

@@ -80,6 +80,8 @@ class RepoReader:
         self._lock = threading.Lock()
         # (path, commit sha, file path) -> Entry | None ; immutable facts, shared by threads.
         self._entries: _LRU = _LRU(cache_entries)
+        # (path, object sha) -> the commit it peels to; objects never change.
+        self._peeled: _LRU = _LRU(4096)
 
     # -- handles -------------------------------------------------------------------------------
     def open(self, path: Path) -> pygit2.Repository:
@@ -112,12 +114,21 @@ class RepoReader:
     def try_resolve(self, path: Path, revision: str) -> str | None:
         repo = self.open(path)
         if SHA_RE.match(revision):
+            key = (str(path), revision)
+            with self._lock:
+                peeled = self._peeled.get(key)
+            if peeled is not None:
+                return peeled
             try:
                 obj = repo[revision]
             except (KeyError, ValueError):
                 obj = None
             if obj is not None:
-                return self._peel(obj)
+                peeled = self._peel(obj)
+                if peeled is not None:
+                    with self._lock:
+                        self._peeled.put(key, peeled)
+                return peeled
         candidates = [revision] if revision.startswith("refs/") else [f"refs/heads/{revision}",
                                                                          f"refs/tags/{revision}"]
         for name in candidates:

@@ -7,7 +7,7 @@ import http.client
 import io
 import json
 import uuid
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import asyncssh
 import pytest
@@ -128,7 +128,7 @@ def test_tokens_and_ssh_keys(daemon):
     assert Client(daemon.url, other)("POST", "/api/v1/user/ssh_keys", {"key": line})[0] == 409
     assert api("POST", "/api/v1/user/ssh_keys", {"key": "ssh-rsa not-a-key"})[0] == 400
     assert [k["fingerprint"] for k in api("GET", "/api/v1/user/ssh_keys")[1]["data"]] == [added["data"]["fingerprint"]]
-    assert api("DELETE", f"/api/v1/user/ssh_keys/{added['data']['fingerprint']}")[0] == 200
+    assert api("DELETE", f"/api/v1/user/ssh_keys/{quote(added['data']['fingerprint'], safe='')}")[0] == 200
     assert api("GET", "/api/v1/user/ssh_keys")[1]["data"] == []
 
 
