@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,7 @@ TREE_PAGE = 1000
 TREE_PAGE_EXPAND = 50
 IN_MEMORY_BLOB = 8 * 1024 * 1024
 CHUNK = 256 * 1024
+LISTING_CACHE_MAX = 200_000
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -89,6 +91,7 @@ class HubFiles(HubBase):
         self.reader = reader
         self.view = view
         self._listings: dict[tuple, list[Entry]] = {}
+        self._lock = threading.Lock()
 
     def add_resolve_route(self, router: Router) -> None:
         """The hot path (every download starts with HEAD /resolve): registered first of all."""
@@ -190,18 +193,24 @@ class HubFiles(HubBase):
 
     # -- tree --------------------------------------------------------------------------------------
     def _listing(self, ctx: RepoCtx, commit: str, under: str, recursive: bool) -> list[Entry]:
+        """A folder's entries at a commit; cached, since pages of one listing are asked in turn."""
         key = (str(ctx.path), commit, under, recursive)
-        found = self._listings.get(key)
+        with self._lock:
+            found = self._listings.get(key)
         if found is None:
             found = list(self.reader.walk(ctx.path, commit, under, recursive=recursive))
-            if len(self._listings) >= 32:
-                self._listings.pop(next(iter(self._listings)))
-            self._listings[key] = found
+            if len(found) <= LISTING_CACHE_MAX:
+                with self._lock:
+                    if len(self._listings) >= 32:
+                        self._listings.pop(next(iter(self._listings)))
+                    self._listings[key] = found
         return found
 
     async def tree(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m)
         rev, under = m.params["rev"], m.params["path"].strip("/")
+        if not under and self._unborn_default(ctx, rev):
+            return json_response([])
         commit = self.reader.resolve(ctx.path, rev)
         if under:
             entry = self.reader.entry(ctx.path, commit, under)
@@ -220,6 +229,11 @@ class HubFiles(HubBase):
         if cursor + page < len(entries):
             headers["Link"] = next_link(self.base(request), request, cursor=cursor + page)
         return json_response(out, headers=headers)
+
+    def _unborn_default(self, ctx: RepoCtx, rev: str) -> bool:
+        """An empty repository's default branch lists as empty (on the Hub a new repo is never empty)."""
+        return rev in (ctx.repo.default_branch, f"refs/heads/{ctx.repo.default_branch}") and \
+            self.reader.try_resolve(ctx.path, rev) is None and not self.reader.refs(ctx.path, "refs/heads/")
 
     def _expand(self, ctx: RepoCtx, commit: str, out: list[dict[str, Any]]) -> None:
         last = self.reader.last_commits(ctx.path, commit, [e["path"] for e in out])
@@ -244,6 +258,8 @@ class HubFiles(HubBase):
             expand = str(form.get("expand", "false")).lower() in ("1", "true")
         if not all(isinstance(p, str) for p in paths):
             raise BadRequest("paths must be strings")
+        if self._unborn_default(ctx, m.params["rev"]):
+            return json_response([])
         commit = self.reader.resolve(ctx.path, m.params["rev"])
         out = []
         seen = set()

@@ -148,3 +148,36 @@ def test_regression_commit_paths_cannot_escape(hub, repo):
                                   {"Authorization": f"Bearer {repo['token']}",
                                    "Content-Type": "application/x-ndjson"}, body)
         assert status == 400 and headers["X-Error-Code"] == "BadRequest", bad
+
+
+@pytest.mark.parametrize("path", ["bin/", "bin//data.bin", "./README.md", "bin/../README.md", "bin%2F..%2F..",
+                                  "README.md/x", ".git/config", "%00", "%C3%28"])
+def test_odd_paths_are_plain_misses(hub, repo, path):
+    undecodable = path in ("%00", "%C3%28")  # refused by the router before any handler runs
+    for method in ("HEAD", "GET"):
+        status, headers, _ = call(hub.url, method, f"/{repo['name']}/resolve/main/{path}")
+        assert status == 404, (method, path, status)
+        assert undecodable or headers["X-Error-Code"] == "EntryNotFound"
+    if path != "bin/":  # a folder with a trailing slash lists
+        status, headers, body = call(hub.url, "GET", f"/api/models/{repo['name']}/tree/main/{path}")
+        assert status == 404 and (undecodable or json.loads(body)["error"]), (path, status)
+
+
+def test_empty_repository_lists_as_empty(hub):
+    user, token = hub.user()
+    api = hub.api(token)
+    name = f"{user}/{unique('empty')}"
+    api.create_repo(name)
+    assert api.list_repo_files(name) == []
+    assert api.get_paths_info(name, ["README.md"]) == []
+    assert api.model_info(name).sha is None
+    assert api.revision_exists(name, "main") is False
+    api.upload_folder(folder_path=_folder_with_one_file(hub), repo_id=name, delete_patterns=["*.tmp"])
+    assert api.list_repo_files(name) == ["one.txt"]
+
+
+def _folder_with_one_file(hub):
+    folder = hub.home / unique("one")
+    folder.mkdir()
+    (folder / "one.txt").write_text("1")
+    return folder
