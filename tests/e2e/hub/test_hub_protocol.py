@@ -181,3 +181,17 @@ def _folder_with_one_file(hub):
     folder.mkdir()
     (folder / "one.txt").write_text("1")
     return folder
+
+
+def test_preupload_should_ignore_follows_gitignore(hub, repo):
+    def modes(body: dict) -> dict[str, bool]:
+        status, _, raw = call(hub.url, "POST", f"/api/models/{repo['name']}/preupload/main",
+                              {"Authorization": f"Bearer {repo['token']}", "Content-Type": "application/json"},
+                              json.dumps(body).encode())
+        assert status == 200
+        return {f["path"]: f["shouldIgnore"] for f in json.loads(raw)["files"]}
+
+    files = [{"path": p, "size": 1, "sample": ""} for p in ("a.log", "logs/x.txt", "keep.log", "model.bin")]
+    assert modes({"files": files, "gitIgnore": "*.log\n!keep.log\nlogs/\n"}) == {
+        "a.log": True, "logs/x.txt": True, "keep.log": False, "model.bin": False}
+    assert modes({"files": files}) == dict.fromkeys(("a.log", "logs/x.txt", "keep.log", "model.bin"), False)
