@@ -19,6 +19,7 @@ from gitd.hub.native import NativeAPI
 from gitd.hub.upload import HubUploads
 from gitd.services import Services
 from gitd.store.discussions import Discussions
+from gitd.store.redirects import Redirects
 
 
 def add_hub_routes(router: Router, services: Services, lfs: LfsContent | None = None) -> None:
@@ -30,9 +31,9 @@ def add_hub_routes(router: Router, services: Services, lfs: LfsContent | None = 
     content = lfs if lfs is not None else NoLfsContent()
     view = FileView(content)
     writer = CommitWriter(services.chain, reader, email_domain=email_domain)
+    common = {"public_url": public_url, "redirects": Redirects(services.store)}
     prs = PullRequests(services.repos, services.access, Discussions(services.store), reader, services.chain,
-                       public_url=public_url)
-    common = {"public_url": public_url}
+                       **common)
     files = HubFiles(services.repos, services.access, reader, view, **common)
     files.add_resolve_route(router)
     # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from gitd.http.routing import Match
 from gitd.names import is_valid_name
 from gitd.repos import RepoService
 from gitd.store import Repo
+from gitd.store.redirects import Redirects
 
 # /api/{types}/... -> repository type.
 API_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space", "codes": "code"}
@@ -34,10 +36,12 @@ class RepoCtx:
 class HubBase:
     """Base of the Hub handler classes: looks repositories up and asks ``Access``."""
 
-    def __init__(self, repos: RepoService, access: Access, *, public_url: str = ""):
+    def __init__(self, repos: RepoService, access: Access, *, public_url: str = "",
+                 redirects: Redirects | None = None):
         self.repos = repos
         self.access = access
         self.public_url = public_url
+        self.redirects = redirects
 
     def base(self, request: web.Request) -> str:
         return base_url(request, self.public_url)
@@ -51,9 +55,25 @@ class HubBase:
         repo = None
         if is_valid_name(namespace) and is_valid_name(name):
             repo = self.repos.find(repo_type, namespace, name)
+            if repo is None and request.method in ("GET", "HEAD"):
+                self._follow_move(request, repo_type, namespace, name)
         level = self.access.require(who, repo, needed)
         assert repo is not None
         return RepoCtx(repo, self.repos.path(repo), level, who)
+
+    def _follow_move(self, request: web.Request, repo_type: str, namespace: str, name: str) -> None:
+        """Redirect reads of a moved repository's old name, as the Hub and GitHub do; only callers
+        who may read the repository learn where it went (everyone else gets RepoNotFound)."""
+        if self.redirects is None:
+            return
+        target_id = self.redirects.find(repo_type, namespace, name)
+        target = self.repos.repos.by_id(target_id) if target_id is not None else None
+        if target is None or self.access.level(principal(request), target) < AccessLevel.READ:
+            return
+        old = re.compile(rf"/{re.escape(namespace)}/{re.escape(name)}(?=/|\.git|$)", re.IGNORECASE)
+        new_path = old.sub(f"/{target.namespace}/{target.name}", request.rel_url.raw_path, count=1)
+        query = f"?{request.rel_url.raw_query_string}" if request.rel_url.raw_query_string else ""
+        raise web.HTTPTemporaryRedirect(f"{self.base(request)}{new_path}{query}")
 
     def api_repo(self, request: web.Request, m: Match, needed: AccessLevel = AccessLevel.READ) -> RepoCtx:
         """The repository of an ``/api/{types}/{ns}/{name}/...`` route."""

@@ -15,14 +15,16 @@ from gitd.hub.common import HubBase, RepoCtx, api_patterns, int_param, json_resp
 from gitd.hub.gitread import RepoReader, ref_for
 from gitd.repos import RepoService
 from gitd.store.discussions import Discussion, Discussions
+from gitd.store.redirects import Redirects
 
 PAGE = 50
 
 
 class PullRequests(HubBase):
     def __init__(self, repos: RepoService, access: Access, discussions: Discussions, reader: RepoReader,
-                 chain: HookChain, *, public_url: str = ""):
-        super().__init__(repos, access, public_url=public_url)
+                 chain: HookChain, *, public_url: str = "",
+                 redirects: Redirects | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects)
         self.discussions = discussions
         self.reader = reader
         self.chain = chain

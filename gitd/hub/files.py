@@ -18,6 +18,7 @@ from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, int_para
 from gitd.hub.gitread import Entry, EntryNotFound, RepoReader, iso
 from gitd.hub.lfscontent import LfsContent
 from gitd.repos import RepoService
+from gitd.store.redirects import Redirects
 
 TREE_PAGE = 1000
 TREE_PAGE_EXPAND = 50
@@ -86,8 +87,9 @@ class FileView:
 
 class HubFiles(HubBase):
     def __init__(self, repos: RepoService, access: Access, reader: RepoReader, view: FileView, *,
-                 public_url: str = ""):
-        super().__init__(repos, access, public_url=public_url)
+                 public_url: str = "",
+                 redirects: Redirects | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects)
         self.reader = reader
         self.view = view
         self._listings: dict[tuple, list[Entry]] = {}

@@ -19,6 +19,7 @@ from gitd.hub.common import HubBase, RepoCtx, api_patterns, int_param, json_resp
 from gitd.hub.gitread import RepoReader, RevisionNotFound, iso
 from gitd.refs import RefConflict
 from gitd.repos import RepoService
+from gitd.store.redirects import Redirects
 
 COMMITS_PAGE = 50
 
@@ -34,8 +35,9 @@ def _check_ref_name(name: str, what: str) -> str:
 
 class HubHistory(HubBase):
     def __init__(self, repos: RepoService, access: Access, reader: RepoReader, chain: HookChain, *,
-                 email_domain: str = "users.noreply.gitd", public_url: str = ""):
-        super().__init__(repos, access, public_url=public_url)
+                 email_domain: str = "users.noreply.gitd", public_url: str = "",
+                 redirects: Redirects | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects)
         self.reader = reader
         self.chain = chain
         self.email_domain = email_domain

@@ -18,6 +18,7 @@ from gitd.hub.files import FileView
 from gitd.hub.gitread import RepoReader, iso
 from gitd.repos import RepoService
 from gitd.store import Repo, Repos
+from gitd.store.redirects import Redirects
 
 LIST_PAGE = 1000
 SORT_KEYS = {
@@ -56,8 +57,9 @@ class CardCache:
 
 class HubInfo(HubBase):
     def __init__(self, repos: RepoService, access: Access, repo_rows: Repos, reader: RepoReader, view: FileView,
-                 *, public_url: str = ""):
-        super().__init__(repos, access, public_url=public_url)
+                 *, public_url: str = "",
+                 redirects: Redirects | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects)
         self.repo_rows = repo_rows
         self.reader = reader
         self.view = view

@@ -16,6 +16,7 @@ from gitd.hub.common import API_TYPES, HubBase, api_patterns, json_response
 from gitd.names import check_name, split_full_name
 from gitd.repos import RepoService
 from gitd.store import Accounts, Repo
+from gitd.store.redirects import Redirects
 
 XET_MESSAGE = (
     "This server does not support Xet storage. Set HF_HUB_DISABLE_XET=1 in the environment of your "
@@ -66,8 +67,9 @@ def visibility_of(body: dict[str, Any]) -> bool | None:
 
 
 class HubManage(HubBase):
-    def __init__(self, repos: RepoService, access: Access, accounts: Accounts, *, public_url: str = ""):
-        super().__init__(repos, access, public_url=public_url)
+    def __init__(self, repos: RepoService, access: Access, accounts: Accounts, *, public_url: str = "",
+                 redirects: Redirects | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects)
         self.accounts = accounts
 
     def add_routes(self, router: Router) -> None:
@@ -191,6 +193,8 @@ class HubManage(HubBase):
         if other is not None and other.id != repo.id:
             raise Conflict(f"{dst} already exists")
         moved = self.repos.move(repo, owner, dst_name)
+        if self.redirects is not None:
+            self.redirects.add(repo.type, repo.namespace, repo.name, repo.id)
         return json_response({"url": self.repo_url(request, moved)})
 
     async def settings(self, request: web.Request, m: Match) -> web.StreamResponse:

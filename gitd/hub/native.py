@@ -27,6 +27,7 @@ from gitd.hub.openapi import ApiRoute, openapi_document, register
 from gitd.names import check_name
 from gitd.services import Services
 from gitd.store import Repo
+from gitd.store.redirects import Redirects
 
 V1 = "/api/v1"
 R = V1 + "/{types}/{ns}/{name}"
@@ -48,8 +49,8 @@ UPLOAD_BODY = {"type": "object", "properties": {"file": {"type": "string", "form
 
 class NativeAPI(HubBase):
     def __init__(self, services: Services, reader: RepoReader, writer: CommitWriter, view: FileView, *,
-                 public_url: str = ""):
-        super().__init__(services.repos, services.access, public_url=public_url)
+                 public_url: str = "", redirects: Redirects | None = None):
+        super().__init__(services.repos, services.access, public_url=public_url, redirects=redirects)
         self.services = services
         self.reader = reader
         self.writer = writer

@@ -22,6 +22,7 @@ from gitd.hub.ignore import GitIgnore
 from gitd.hub.lfscontent import LfsContent
 from gitd.lfs.pointer import OID_RE, format_pointer
 from gitd.repos import RepoService
+from gitd.store.redirects import Redirects
 
 READ_CHUNK = 1 << 16
 
@@ -59,8 +60,9 @@ async def ndjson_lines(content: Any, max_line: int) -> AsyncIterator[bytes]:
 class HubUploads(HubBase):
     def __init__(self, repos: RepoService, access: Access, reader: RepoReader, writer: CommitWriter,
                  prs: PullRequests, lfs: LfsContent, *, regular_upload_max: int, max_inline_file: int,
-                 lfs_uploads: bool = False, public_url: str = ""):
-        super().__init__(repos, access, public_url=public_url)
+                 lfs_uploads: bool = False, public_url: str = "",
+                 redirects: Redirects | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects)
         self.reader = reader
         self.writer = writer
         self.prs = prs

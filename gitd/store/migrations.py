@@ -74,7 +74,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         4,
-        "hub discussions and pull requests",
+        "hub discussions, pull requests, and redirects of moved repositories",
         """
         CREATE TABLE discussions (
             id INTEGER PRIMARY KEY,
@@ -87,6 +87,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed', 'merged', 'draft')),
             created_at TEXT NOT NULL,
             UNIQUE (repo_id, num)
+        );
+        CREATE TABLE repo_redirects (
+            type TEXT NOT NULL,
+            namespace TEXT NOT NULL COLLATE NOCASE,
+            name TEXT NOT NULL COLLATE NOCASE,
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (type, namespace, name)
         );
         """,
     ),

@@ -259,9 +259,16 @@ def test_settings_move_and_delete(hub):
 
     moved = f"{user}/{unique('moved')}"
     api.move_repo(repo, moved)
-    assert api.repo_exists(repo) is False
     assert Path(hf_hub_download(moved, "x.txt", endpoint=hub.url, token=token)).read_bytes() == b"x"
+    # the old name redirects readers, as on the Hub
+    assert api.model_info(repo).id == moved
+    assert Path(hf_hub_download(repo, "x.txt", endpoint=hub.url, token=token,
+                                cache_dir=hub.home / unique("c"))).read_bytes() == b"x"
+    api.update_repo_settings(moved, private=True)
+    _, other = hub.user()
+    assert hub.api(other).repo_exists(repo) is False  # no redirect to a repo the caller cannot read
     api.delete_repo(moved)
+    assert api.repo_exists(repo) is False
     assert api.repo_exists(moved) is False
     api.delete_repo(moved, missing_ok=True)
 
@@ -284,3 +291,18 @@ def test_create_pr_commits_to_refs_pr(hub):
     details = api.get_discussion_details(repo, 1)
     assert details.is_pull_request and details.target_branch == "refs/heads/main"
     assert api.list_repo_files(repo, revision="refs/pr/1") == ["f.txt", "g.txt"]
+
+
+def test_upload_folder_as_pull_request(hub, tmp_path):
+    user, token = hub.user()
+    api = hub.api(token)
+    repo = f"{user}/{unique('fpr')}"
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=b"v1", path_in_repo="w.txt", repo_id=repo)
+    (tmp_path / "w.txt").write_bytes(b"v2")
+    (tmp_path / "extra.txt").write_bytes(b"new")
+    info = api.upload_folder(folder_path=tmp_path, repo_id=repo, create_pr=True, commit_message="propose")
+    assert info.pr_revision == "refs/pr/1"
+    assert api.list_repo_files(repo) == ["w.txt"]
+    assert api.list_repo_files(repo, revision="refs/pr/1") == ["extra.txt", "w.txt"]
+    assert [d.num for d in api.get_repo_discussions(repo)] == [1]
