@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from gitd.http.routing import Match, Router
 from gitd.hub.card import CardError, card_tags, parse_card
 from gitd.hub.common import API_TYPES, HubBase, RepoCtx, api_patterns, bool_param, int_param, json_response, next_link
 from gitd.hub.files import FileView
-from gitd.hub.gitread import RepoReader, iso
+from gitd.hub.gitread import Entry, RepoReader, iso
 from gitd.repos import RepoService
 from gitd.store import Repo, Repos
 from gitd.store.redirects import Redirects
@@ -35,12 +36,14 @@ class CardCache:
         self.reader = reader
         self.size = size
         self._cards: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def card(self, path: Path, commit: str | None) -> dict[str, Any]:
         if commit is None:
             return {}
         key = (str(path), commit)
-        found = self._cards.get(key)
+        with self._lock:
+            found = self._cards.get(key)
         if found is None:
             found = {}
             entry = self.reader.entry(path, commit, "README.md")
@@ -49,9 +52,10 @@ class CardCache:
                     found = parse_card(self.reader.read_blob(path, entry.oid).decode("utf-8", "replace"))
                 except CardError:
                     found = {}
-            if len(self._cards) >= self.size:
-                self._cards.pop(next(iter(self._cards)))
-            self._cards[key] = found
+            with self._lock:
+                if len(self._cards) >= self.size:
+                    self._cards.pop(next(iter(self._cards)))
+                self._cards[key] = found
         return found
 
 
@@ -64,6 +68,8 @@ class HubInfo(HubBase):
         self.reader = reader
         self.view = view
         self.cards = CardCache(reader)
+        self._file_lists: dict[tuple[str, str], list[Entry]] = {}
+        self._lock = threading.Lock()
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", "/api/{types}", self.listing, style="hub", name="hub-list")
@@ -108,13 +114,24 @@ class HubInfo(HubBase):
         if repo.type == "space":
             out["sdk"] = card.get("sdk") if isinstance(card.get("sdk"), str) else None
         if siblings:
-            files = [] if commit is None else [
-                self.view.sibling_json(repo.id, e)
-                for e in self.reader.walk(ctx.path, commit, recursive=True) if e.kind == "file"
-            ]
+            files = [] if commit is None else [self.view.sibling_json(repo.id, e)
+                                               for e in self._files(ctx.path, commit)]
             out["siblings"] = files
             out["usedStorage"] = sum(f.get("size", 0) for f in files)
         return out
+
+    def _files(self, path: Path, commit: str) -> list[Entry]:
+        """Every file of a commit (cached for the last few commits asked about)."""
+        key = (str(path), commit)
+        with self._lock:
+            found = self._file_lists.get(key)
+        if found is None:
+            found = [e for e in self.reader.walk(path, commit, recursive=True) if e.kind == "file"]
+            with self._lock:
+                if len(self._file_lists) >= 64:
+                    self._file_lists.pop(next(iter(self._file_lists)))
+                self._file_lists[key] = found
+        return found
 
     # -- listings --------------------------------------------------------------------------------------
     async def listing(self, request: web.Request, m: Match) -> web.StreamResponse:

@@ -195,3 +195,16 @@ def test_preupload_should_ignore_follows_gitignore(hub, repo):
     assert modes({"files": files, "gitIgnore": "*.log\n!keep.log\nlogs/\n"}) == {
         "a.log": True, "logs/x.txt": True, "keep.log": False, "model.bin": False}
     assert modes({"files": files}) == dict.fromkeys(("a.log", "logs/x.txt", "keep.log", "model.bin"), False)
+
+
+def test_big_blob_is_streamed_with_ranges(hub, daemon, git, tmp_path):
+    user, token = hub.user()
+    name = daemon.repo(user, unique("big"))
+    big = bytes(range(251)) * (9 * 1024 * 1024 // 251 + 1)  # just over 9 MiB: the streamed path
+    work = git.init_work(tmp_path / "w", {"big.bin": big})
+    git("push", daemon.repo_url(name, token=token), "main", cwd=work)
+    status, headers, body = call(hub.url, "GET", f"/{name}/resolve/main/big.bin")
+    assert status == 200 and int(headers["Content-Length"]) == len(big) and body == big
+    lo, hi = 5_000_000, 5_300_123
+    status, headers, body = call(hub.url, "GET", f"/{name}/resolve/main/big.bin", {"Range": f"bytes={lo}-{hi}"})
+    assert status == 206 and body == big[lo:hi + 1] and headers["Content-Range"] == f"bytes {lo}-{hi}/{len(big)}"
