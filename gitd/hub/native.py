@@ -328,7 +328,12 @@ class NativeAPI(HubBase):
                         raise BadRequest("file too large for upload_file; push it with Git LFS")
                 data = bytes(buf)
             elif name:
-                fields[name] = await part.text()
+                text = bytearray()
+                while chunk := await part.read_chunk(4096):
+                    text += chunk
+                    if len(text) > 64 * 1024:
+                        raise BadRequest(f"form field {name!r} is too long")
+                fields[name] = text.decode("utf-8", "replace")
         if data is None or not fields.get("file_path"):
             raise BadRequest("expected multipart fields file and file_path")
         path = check_path(fields["file_path"])
