@@ -74,6 +74,7 @@ def test_create_repo_for_user_and_org(hub, daemon):
     assert info.private is True and info.author == org
     space = api.create_repo(f"{user}/{unique('s')}", repo_type="space", space_sdk="gradio")
     assert space.repo_type == "space"
+    assert api.space_info(space.repo_id).id == space.repo_id
 
     _, outsider_token = hub.user()
     with pytest.raises(HfHubHTTPError) as denied:
