@@ -171,20 +171,26 @@ class HookChain:
         return self._enqueue_each(POST_RECEIVE, event.repo, event.to_dict(), key=updates_key(event.updates))
 
     def _after_refs_moved(self, event: PushEvent) -> PushEvent:
-        """Touch the repository and give an unborn HEAD the first pushed branch."""
+        repo = self.refs_moved(event.repo, event.updates)
+        return event if repo is event.repo else dataclasses.replace(event, repo=repo)
+
+    def refs_moved(self, repo: RepoInfo, updates: list[RefUpdate]) -> RepoInfo:
+        """Bookkeeping once refs moved: touch the repository, and give an unborn HEAD the
+        first pushed branch (which becomes the default branch). Returns the repository as
+        it is now. Never raises: bookkeeping must never cost a push its jobs."""
         try:
-            row = self.repo_rows.by_id(event.repo.id)
+            row = self.repo_rows.by_id(repo.id)
             if row is None:
-                return event
+                return repo
             self.repo_rows.touch(row)
-            created = [u.ref for u in event.updates if u.ref.startswith("refs/heads/") and not u.is_delete]
-            branch = point_unborn_head(event.repo.path, created, row.default_branch)
+            created = [u.ref for u in updates if u.ref.startswith("refs/heads/") and not u.is_delete]
+            branch = point_unborn_head(repo.path, created, row.default_branch)
             if branch is not None and branch != row.default_branch:
                 self.repo_rows.update(row, default_branch=branch)
-                event = dataclasses.replace(event, repo=dataclasses.replace(event.repo, default_branch=branch))
-        except Exception:  # bookkeeping must never cost the push its jobs
-            log.exception("bookkeeping after a push to %s failed", event.repo.full_name)
-        return event
+                return dataclasses.replace(repo, default_branch=branch)
+        except Exception:
+            log.exception("bookkeeping after a push to %s failed", repo.full_name)
+        return repo
 
     # -- every other path ----------------------------------------------------------------------
     async def apply_updates(self, repo: RepoInfo, updates: list[RefUpdate], *, via: str,

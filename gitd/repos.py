@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pygit2
 
-from gitd.events import RepoInfo
+from gitd.events import RefUpdate, RepoInfo
 from gitd.hookchain import HookChain
 from gitd.names import check_name, check_repo_type
 from gitd.paths import DataDir
@@ -87,3 +87,9 @@ class RepoService:
         """Rename or transfer; the path on disk depends only on the id, so nothing moves."""
         check_name(name, "repository name")
         return self.repos.update(repo, owner_id=owner.id, name=name)
+
+    def after_push(self, repo: Repo, updates: list[RefUpdate]) -> None:
+        """Bookkeeping once refs moved (the repository touched, an unborn HEAD pointed at the
+        first pushed branch). Every ref update through the hook chain gets it already
+        (``HookChain.post_receive``); calling it again is harmless."""
+        self.chain.refs_moved(self.info(repo), updates)
