@@ -17,6 +17,7 @@ from typing import NoReturn
 from gitd import __version__
 from gitd.config import Config, ConfigError
 from gitd.errors import GitdError, NotFound
+from gitd.jobs import ALL_PLUGINS
 from gitd.names import REPO_TYPES, check_account_name, split_full_name
 from gitd.paths import DataDir, default_data_dir
 from gitd.services import Services
@@ -186,7 +187,8 @@ def cmd_jobs_list(args: argparse.Namespace) -> None:
     s = _services(args)
     jobs = s.jobs.list(state="failed" if args.failed else None, limit=args.limit)
     _table([("ID", "STATE", "HOOK", "PLUGIN", "REPO", "ATTEMPTS", "UPDATED", "ERROR")]
-           + [(j.id, j.state, j.hook.removeprefix("gitd_"), j.plugin, j.repo_id or "-",
+           + [(j.id, j.state, j.hook.removeprefix("gitd_"), "(all)" if j.plugin == ALL_PLUGINS else j.plugin,
+               j.repo_id or "-",
                f"{j.attempts}/{j.max_attempts}", j.updated_at, (j.last_error or "").splitlines()[-1:][0]
                if j.last_error else "") for j in jobs])
 

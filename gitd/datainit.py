@@ -30,15 +30,22 @@ def host_key_fingerprint(data: DataDir) -> str:
 
 
 def install_hooks(data: DataDir) -> None:
-    """Install the hook programs into DATA/hooks, with this Python in their shebang.
+    """Install the hook programs into DATA/hooks: pre-receive is gitd_hook.py with this
+    Python in its shebang, post-receive a small shell script.
 
     Written atomically, so a push running meanwhile never sees half a file.
     """
-    source = resources.files("gitd._hooks").joinpath("gitd_hook.py").read_text(encoding="utf-8")
-    body = source.split("\n", 1)[1]
-    program = f"#!{sys.executable} -IS\n{body}"
+    hooks = resources.files("gitd._hooks")
+    body = hooks.joinpath("gitd_hook.py").read_text(encoding="utf-8").split("\n", 1)[1]
+    programs = {
+        # -I -S: isolated, no site; -X frozen_modules=on: the stdlib modules every start
+        # needs come from the interpreter itself (one option word: a shebang takes one).
+        "pre-receive": f"#!{sys.executable} -ISXfrozen_modules=on\n{body}",
+        "post-receive": hooks.joinpath("post-receive").read_text(encoding="utf-8"),
+    }
     data.hooks.mkdir(parents=True, exist_ok=True)
     for name in HOOK_NAMES:
+        program = programs[name]
         target = data.hooks / name
         if target.exists() and target.read_text(encoding="utf-8") == program:
             continue
@@ -55,9 +62,10 @@ def init_data_dir(root: Path) -> list[str]:
     data = DataDir(root)
     done: list[str] = []
     root.mkdir(parents=True, exist_ok=True)
-    for sub in (data.repos, data.lfs, data.tmp, data.run):
+    for sub in (data.repos, data.lfs, data.tmp, data.run, data.pushes):
         sub.mkdir(parents=True, exist_ok=True)
     data.run.chmod(0o700)
+    data.pushes.chmod(0o700)
     if not data.config_file.exists():
         data.config_file.write_text(default_config_text(), encoding="utf-8")
         done.append(f"wrote {data.config_file}")

@@ -76,7 +76,10 @@ class GitRunner:
             "uploadpack.allowReachableSHA1InWant=true",
             "uploadarchive.allowUnreachable=false",
             "receive.advertisePushOptions=true",
+            # Force-pushes and deleting the default branch are the policy plugin's call
+            # (plugins.policy.protect_default_branch), not git's.
             "receive.denyNonFastForwards=false",
+            "receive.denyDeleteCurrent=ignore",
             f"receive.fsckObjects={'true' if self.fsck_objects else 'false'}",
             # A server never runs LFS filters or other content filters.
             "filter.lfs.process=",

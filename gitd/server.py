@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gitd.config import split_hostport
-from gitd.hookapi import HookAPI
+from gitd.hookapi import HookAPI, prepare_hook_endpoint
 from gitd.http.app import SERVICES, build_app
 from gitd.jobs import JobWorkers
 from gitd.services import Services
@@ -37,6 +37,7 @@ async def hook_socket_ctx(app: web.Application) -> AsyncIterator[None]:
     api = HookAPI(services.sessions, services.chain, services.repos)
     runner = web.AppRunner(api.app(), access_log=None)
     await runner.setup()
+    prepare_hook_endpoint(path, services.data.pushes)
     old_umask = os.umask(0o177)
     try:
         await web.UnixSite(runner, str(path)).start()
@@ -54,7 +55,8 @@ async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     workers = JobWorkers(services.jobs, services.chain.run_job,
                          workers=services.config.get_int("jobs.workers"),
-                         poll_interval=services.config.get_float("jobs.poll_interval"))
+                         poll_interval=services.config.get_float("jobs.poll_interval"),
+                         timeout=services.config.get_float("jobs.timeout"))
     await workers.start()
     yield
     await workers.stop()

@@ -52,7 +52,7 @@ class Services:
             backoff_base=config.get_float("jobs.backoff_base"),
             backoff_max=config.get_float("jobs.backoff_max"),
         )
-        chain = HookChain(plugins, jobs, enabled=config.get_bool("hooks.enabled"),
+        chain = HookChain(plugins, jobs, repo_rows, enabled=config.get_bool("hooks.enabled"),
                           pre_receive_timeout=config.get_float("hooks.pre_receive_timeout"))
         metrics = Metrics()
         git = GitRunner(
@@ -75,7 +75,8 @@ class Services:
             repos=RepoService(data, accounts, repo_rows, chain,
                               default_branch=config.get_str("git.default_branch")),
             git=git,
-            sessions=PushSessions(ttl=max(3600.0, float(config.get_int("git.timeout")))),
+            sessions=PushSessions(ttl=max(3600.0, float(config.get_int("git.timeout"))), pushes_dir=data.pushes,
+                                  finish=chain.finish_push),
             metrics=metrics,
         )
 
