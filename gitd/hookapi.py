@@ -1,9 +1,9 @@
 """The daemon's internal hook API, served on a Unix socket (mode 0600) in the data dir.
 
-git's pre-receive hook (hooks/gitd_hook.py) POSTs to ``/hook/pre-receive``, with the
-token of the push it belongs to in ``X-Gitd-Push-Token``. (The post-receive hook only
-leaves git's list of updated refs in the push's file, see gitd.hookchain.) The body is
-text, so the hook needs no JSON module (it starts faster):
+git's receive hooks (hooks/gitd_hook.c, or hooks/gitd_hook.py without a C compiler)
+POST to ``/hook/pre-receive`` and ``/hook/post-receive``, with the token of the push
+they belong to in ``X-Gitd-Push-Token``. The body is text, so the hooks need no JSON
+parser:
 
     env GIT_OBJECT_DIRECTORY=/.../objects/tmp_objdir-incoming-XXXX
     env GIT_ALTERNATE_OBJECT_DIRECTORIES=/.../objects
@@ -53,10 +53,9 @@ class MalformedHookCall(ValueError):
     pass
 
 
-def prepare_hook_endpoint(socket_path: Path, pushes_dir: Path) -> None:
+def prepare_hook_endpoint(socket_path: Path) -> None:
     """Before the socket is bound: a clear error if its path is too long for the kernel,
-    and no leftovers of an earlier daemon (its socket, the refs files of pushes it never
-    finished: the intents recorded for those recover their work)."""
+    and no leftover socket of an earlier daemon."""
     if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
         raise ConfigError(
             f"the hook socket path {socket_path} is {len(os.fsencode(socket_path))} bytes long, more than the "
@@ -64,10 +63,6 @@ def prepare_hook_endpoint(socket_path: Path, pushes_dir: Path) -> None:
     socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         socket_path.unlink()
-    pushes_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for leftover in pushes_dir.glob("*.refs"):
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
 
 
 def _reply(status: int, message: str = "") -> web.Response:
@@ -137,6 +132,7 @@ class HookAPI:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/hook/pre-receive", self.pre_receive)
+        app.router.add_post("/hook/post-receive", self.post_receive)
         return app
 
     def _event(self, session: PushSession, body: bytes) -> PushEvent:
@@ -154,9 +150,12 @@ class HookAPI:
         return PushEvent(repo=info, pusher=session.principal.name, updates=updates, via=session.via,
                          push_options=options, git_env=env, lfs_missing=lfs_missing)
 
-    async def _call(self, request: web.Request) -> tuple[PushSession, PushEvent] | web.Response:
+    async def _call(self, request: web.Request, *, post: bool = False) -> tuple[PushSession, PushEvent] | web.Response:
         session = self.sessions.get(request.headers.get(TOKEN_HEADER))
-        if session is None or session.pre_receive_done:
+        # Each token gets one pre-receive, then (only after it) one post-receive.
+        used = session is not None and (
+            session.post_receive_done or (not session.pre_receive_done if post else session.pre_receive_done))
+        if session is None or used:
             log.warning("hook call %s refused: no valid push token", request.path)
             return _reply(403, BAD_TOKEN)
         try:
@@ -182,4 +181,18 @@ class HookAPI:
             return _reply(200)
         except Exception:
             log.exception("pre-receive hook call failed")
+            return _reply(500, INTERNAL)
+
+    async def post_receive(self, request: web.Request) -> web.Response:
+        """Refs moved: record the post-receive jobs before git finishes the push."""
+        try:
+            called = await self._call(request, post=True)
+            if isinstance(called, web.Response):
+                return called
+            session, event = called
+            session.post_receive_done = True
+            self.chain.finish_push(session, event.updates)
+            return _reply(200)
+        except Exception:
+            log.exception("post-receive hook call failed")
             return _reply(500, INTERNAL)

@@ -1,9 +1,9 @@
 """The one hook chain every ref update goes through, whatever path it came by.
 
 * git pushes (HTTP, SSH): git's pre-receive hook calls the daemon's hook API, which
-  calls ``run_pre_receive`` and ``record_intent`` here; git's post-receive hook leaves
-  the list of refs that moved in the push's file, and ``finish_push`` (run when the
-  push's receive-pack exits, before the pusher gets the answer) calls ``post_receive``;
+  calls ``run_pre_receive`` and ``record_intent`` here; git's post-receive hook calls it
+  again once the refs moved, and ``finish_push`` records the post-receive jobs (before
+  receive-pack exits, so before the pusher gets the answer);
 * everything else that moves refs (API commits, mirror fetches) calls
   ``apply_updates``, which runs the same steps around an atomic ref update.
 
@@ -19,17 +19,15 @@ updates actually landed, and records their jobs then: post-receive work is never
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from gitd.access import Principal
@@ -135,37 +133,22 @@ class HookChain:
                 self.jobs.discard(intent)
         return ids
 
-    def finish_push(self, session: PushSession) -> list[int]:
-        """A push's receive-pack has exited: record the post-receive work for the updates
-        git's post-receive hook reported (only those pre-receive approved)."""
-        refs_file = session.refs_file
+    def finish_push(self, session: PushSession, reported: list[RefUpdate]) -> list[int]:
+        """git's post-receive hook reported the updates that landed: record the post-receive
+        work for those of them pre-receive approved."""
         event = session.approved
-        if refs_file is None:
-            return []
-        try:
-            raw = refs_file.read_bytes()
-        except FileNotFoundError:
-            # No post-receive ran: nothing moved, or git was stopped half-way; the intent,
-            # if any, finds out later which refs moved.
-            return []
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                refs_file.unlink()
         if event is None:
             log.warning("post-receive for %s without an approved pre-receive; ignored", session.repo.full_name)
             return []
         approved = set(event.updates)
-        reported = []
-        for line in raw.decode("utf-8", "surrogateescape").splitlines():
-            old, _, rest = line.partition(" ")
-            new, _, ref = rest.partition(" ")
-            update = RefUpdate(ref, old, new)
+        landed = []
+        for update in reported:
             if update in approved:
-                reported.append(update)
+                landed.append(update)
             else:
                 log.warning("post-receive for %s reported an update pre-receive never approved: %r",
-                            session.repo.full_name, line[:200])
-        return self.post_receive(dataclasses.replace(event, updates=reported), intent=session.intent)
+                            session.repo.full_name, update)
+        return self.post_receive(dataclasses.replace(event, updates=landed), intent=session.intent)
 
     def _record_post_receive(self, event: PushEvent) -> list[int]:
         return self._enqueue_each(POST_RECEIVE, event.repo, event.to_dict(), key=updates_key(event.updates))
@@ -279,8 +262,7 @@ class PushSession:
     """One git receive-pack run that the daemon started and its hooks may call back for.
 
     ``approved`` is the event pre-receive let through (without its quarantine);
-    post-receive work is only recorded for its updates. ``refs_file`` is where git's
-    post-receive hook leaves the updates that landed.
+    post-receive work is only recorded for its updates.
     """
 
     token: str
@@ -288,43 +270,28 @@ class PushSession:
     principal: Principal
     via: str
     started: float
-    refs_file: Path | None = None
     approved: PushEvent | None = None
     intent: int | None = None
     pre_receive_done: bool = field(default=False)
+    post_receive_done: bool = field(default=False)
 
 
 class PushSessions:
-    """Short-lived tokens, one per push, that authenticate hook callbacks.
+    """Short-lived tokens, one per push, that authenticate hook callbacks."""
 
-    When a push ends (the ``open`` block exits, after receive-pack), ``finish`` is called
-    with its session: the hook chain records the post-receive jobs there, before the
-    transport answers the pusher.
-    """
-
-    def __init__(self, ttl: float = 7200.0, *, pushes_dir: Path | None = None,
-                 finish: Callable[[PushSession], object] | None = None):
+    def __init__(self, ttl: float = 7200.0):
         self.ttl = ttl
-        self.pushes_dir = pushes_dir
-        self.finish = finish
         self._by_token: dict[str, PushSession] = {}
 
     @contextmanager
     def open(self, repo: Repo, principal: Principal, via: str) -> Iterator[PushSession]:
         """A token valid while the block runs (the receive-pack), and never again."""
-        token = secrets.token_urlsafe(32)
-        refs_file = self.pushes_dir / f"{token}.refs" if self.pushes_dir is not None else None
-        session = PushSession(token, repo, principal, via, time.monotonic(), refs_file)
+        session = PushSession(secrets.token_urlsafe(32), repo, principal, via, time.monotonic())
         self._by_token[session.token] = session
         try:
             yield session
         finally:
             self._by_token.pop(session.token, None)
-            if self.finish is not None:
-                try:
-                    self.finish(session)
-                except Exception:
-                    log.exception("recording the post-receive work of a push to %s failed", repo.full_name)
 
     def get(self, token: str | None) -> PushSession | None:
         if not token:

@@ -64,12 +64,6 @@ class DataDir:
         return self.run / "hooks.sock"
 
     @property
-    def pushes(self) -> Path:
-        """Where the post-receive hook leaves each push's updated refs: next to the hook
-        socket, because the hook finds it from GITD_HOOK_SOCKET."""
-        return self.hook_socket.parent / "pushes"
-
-    @property
     def serve_info(self) -> Path:
         return self.run / "serve.json"
 

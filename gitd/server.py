@@ -31,13 +31,10 @@ async def hook_socket_ctx(app: web.Application) -> AsyncIterator[None]:
     """The internal hook API on a Unix socket only the daemon's user can use."""
     services = app[SERVICES]
     path = services.data.hook_socket
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
     api = HookAPI(services.sessions, services.chain, services.repos)
     runner = web.AppRunner(api.app(), access_log=None)
     await runner.setup()
-    prepare_hook_endpoint(path, services.data.pushes)
+    prepare_hook_endpoint(path)
     old_umask = os.umask(0o177)
     try:
         await web.UnixSite(runner, str(path)).start()

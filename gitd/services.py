@@ -75,8 +75,7 @@ class Services:
             repos=RepoService(data, accounts, repo_rows, chain,
                               default_branch=config.get_str("git.default_branch")),
             git=git,
-            sessions=PushSessions(ttl=max(3600.0, float(config.get_int("git.timeout"))), pushes_dir=data.pushes,
-                                  finish=chain.finish_push),
+            sessions=PushSessions(ttl=max(3600.0, float(config.get_int("git.timeout")))),
             metrics=metrics,
         )
 

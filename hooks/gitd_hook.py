@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""gitd's pre-receive hook: a thin client of the daemon.
+"""gitd's pre-receive and post-receive hook: a thin client of the daemon.
 
-git runs this program (installed as DATA/hooks/pre-receive, found through
-core.hooksPath) while it receives a push, once the pushed objects sit in git's
-quarantine and before any ref moves. It sends git's ref lines, with the quarantine
-environment and the push options, to the daemon's internal hook API on its Unix
-socket (see gitd/hookapi.py for the format), authenticated by the token the daemon
-issued for this push alone. It prints the message it gets back (the pusher sees it as
-"remote:" lines) and exits non-zero unless the daemon said yes: a refusal fails the
+git runs this program (installed as DATA/hooks/pre-receive and post-receive, found
+through core.hooksPath) while it receives a push: as pre-receive once the pushed
+objects sit in git's quarantine and before any ref moves, as post-receive after the
+refs moved. Either way it sends git's ref lines, with the quarantine environment and
+the push options, to the daemon's internal hook API on its Unix socket (see
+gitd/hookapi.py for the format), authenticated by the token the daemon issued for
+this push alone. It prints the message it gets back (the pusher sees it as "remote:"
+lines) and exits non-zero unless the daemon said yes: a pre-receive refusal fails the
 whole push, and no ref moves. All policy and every plugin run in the daemon.
 
 A push made without the daemon's environment (by hand, into the data directory) is
-refused here. The post-receive hook is a shell script (hooks/post-receive).
+refused here. gitd_hook.c is the same program in C, installed instead of this one
+where a C compiler is available ([hooks] program), because it starts faster.
 
 It runs on every push, so it starts as fast as Python can: with -I -S, and importing
 only modules built into the interpreter (sys, posix) and _socket: no os, no socket,
@@ -77,8 +79,8 @@ def main(argv, environ, stdin, stderr):
     hook = argv[0].rsplit("/", 1)[-1]
     socket_path = environ.get("GITD_HOOK_SOCKET")
     token = environ.get("GITD_PUSH_TOKEN")
-    if hook != "pre-receive":
-        stderr.write(f"gitd: this program is the pre-receive hook, not {hook!r}\n")
+    if hook not in ("pre-receive", "post-receive"):
+        stderr.write(f"gitd: unknown hook {hook!r}\n")
         return 1
     if not socket_path or not token:
         stderr.write(NOT_THROUGH_DAEMON)

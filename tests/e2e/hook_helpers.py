@@ -39,6 +39,7 @@ class PluginDaemon:
 
     daemon: Daemon
     records_dir: Path
+    program: str = "auto"
 
     def records(self, kind: str, **match: Any) -> list[dict[str, Any]]:
         """Records ``<kind>-*.json`` whose top-level fields equal ``match`` (repo: full name)."""

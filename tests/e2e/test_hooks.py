@@ -22,12 +22,21 @@ ZERO = "0" * 40
 SECRET = "crasher-internal-detail-0xC0FFEE"  # what the crasher plugin puts in its exception
 
 
-@pytest.fixture(scope="module")
-def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginDaemon]:
+@pytest.fixture(scope="module", params=["c", "python"])
+def hooked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginDaemon]:
+    """Every test here runs with both hook programs: the compiled C one and the Python fallback."""
     site = install_plugin_packages(tmp_path_factory)
-    pd = plugin_daemon(tmp_path_factory.mktemp("hooked"), site, {"jobs.max_attempts": 3})
+    pd = plugin_daemon(tmp_path_factory.mktemp("hooked"), site,
+                       {"jobs.max_attempts": 3, "hooks.program": request.param})
+    pd.program = request.param
     yield pd
     pd.daemon.stop()
+
+
+def test_the_configured_hook_program_is_installed(hooked):
+    for name in ("pre-receive", "post-receive"):
+        head = (hooked.daemon.data / "hooks" / name).read_bytes()[:4]
+        assert head == b"\x7fELF" if hooked.program == "c" else head.startswith(b"#!/")
 
 
 @pytest.fixture

@@ -79,13 +79,12 @@ def test_regression_relative_quarantine_paths_are_refused(tmp_path: Path):
 def test_the_hook_endpoint_refuses_a_socket_path_the_kernel_cannot_bind(tmp_path: Path):
     deep = tmp_path / ("d" * 100) / "run" / "hooks.sock"
     with pytest.raises(ConfigError, match="use a data directory with a shorter path"):
-        prepare_hook_endpoint(deep, deep.parent / "pushes")
+        prepare_hook_endpoint(deep)
 
 
 def test_the_hook_endpoint_starts_clean(tmp_path: Path):
     run = tmp_path / "run"
-    (run / "pushes").mkdir(parents=True)
+    run.mkdir()
     (run / "hooks.sock").write_text("stale")
-    (run / "pushes" / "oldtoken.refs").write_text("x")
-    prepare_hook_endpoint(run / "hooks.sock", run / "pushes")
-    assert not (run / "hooks.sock").exists() and list((run / "pushes").iterdir()) == []
+    prepare_hook_endpoint(run / "hooks.sock")
+    assert not (run / "hooks.sock").exists()

@@ -209,27 +209,26 @@ def test_a_push_token_lives_only_as_long_as_its_push(world):
     assert sessions.get(token) is None  # the push is over
 
 
-def test_regression_post_receive_records_only_updates_pre_receive_approved(world, tmp_path):
+def test_regression_post_receive_records_only_updates_pre_receive_approved(world):
     services, info, _ = world
     row = services.repo_rows.list()[0]
     first = commit(info, "first", None)
     other = commit(info, "other", None)
-    sessions = PushSessions(pushes_dir=tmp_path, finish=services.chain.finish_push)
+    sessions = PushSessions()
     approved = RefUpdate("refs/heads/main", ZERO_OID, first)
     with sessions.open(row, principal=None, via="http") as session:  # type: ignore[arg-type]
         session.approved = PushEvent(repo=info, pusher="alice", updates=[approved], via="http")
         session.intent = services.chain.record_intent(session.approved)
         update_refs(info.path, [approved])
-        # What git's post-receive hook leaves: plus a line nobody approved.
-        session.refs_file.write_text(f"{ZERO_OID} {first} refs/heads/main\n{ZERO_OID} {other} refs/heads/evil\n")
+        # What git's post-receive hook reports: plus an update nobody approved.
+        services.chain.finish_push(session, [approved, RefUpdate("refs/heads/evil", ZERO_OID, other)])
     [job] = post_jobs(services)
     assert job.payload["updates"] == [list(approved)]
-    assert not session.refs_file.exists()  # consumed
     assert session.intent not in {j.id for j in services.jobs.list()}  # replaced by the real jobs
 
     with sessions.open(row, principal=None, via="http") as unapproved:  # type: ignore[arg-type]
-        unapproved.refs_file.write_text(f"{ZERO_OID} {other} refs/heads/evil\n")
-    assert len(post_jobs(services)) == 1 and not unapproved.refs_file.exists()
+        services.chain.finish_push(unapproved, [RefUpdate("refs/heads/evil", ZERO_OID, other)])
+    assert len(post_jobs(services)) == 1
 
 
 def test_a_pre_receive_check_that_hangs_refuses_the_push_in_time(world):
