@@ -14,14 +14,17 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("gitd.git")
 
 SERVICES = ("upload-pack", "receive-pack", "upload-archive")
 CHUNK = 256 * 1024
+# Read-ahead limit of git's stdout/stderr pipes in the daemon.
+PIPE_LIMIT = 4 * CHUNK
 
 # GIT_PROTOCOL is a colon-separated list of key=value pairs; anything else is dropped.
 _PROTOCOL_RE = re.compile(r"^[0-9A-Za-z]+=[0-9A-Za-z]+(?::[0-9A-Za-z]+=[0-9A-Za-z]+)*$")
@@ -144,25 +147,21 @@ class GitRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=self.environment(protocol=protocol, extra=env),
-                limit=4 * CHUNK,
+                limit=PIPE_LIMIT,
                 start_new_session=True,
             )
             try:
                 if on_start is not None:
                     await on_start()
-                pumps = [self._copy_out(proc, sink, result), self._collect_err(proc, result)]
-                if stdin is not None:
-                    pumps.append(self._pump_in(proc, stdin, result))
-                gathered = asyncio.gather(*pumps)
-                if self.timeout > 0:
-                    await asyncio.wait_for(gathered, self.timeout)
-                else:
-                    await gathered
-                result.returncode = await proc.wait()
+                outputs = [self._copy_out(proc, sink, result), self._collect_err(proc, result)]
+                feeder = self._pump_in(proc, stdin, result) if stdin is not None else None
+                async with asyncio.timeout(self.timeout if self.timeout > 0 else None):
+                    await _pump(outputs, feeder)
+                    result.returncode = await proc.wait()
             except BaseException:
-                # Client went away, timeout, or shutdown: stop git. A receive-pack whose
-                # input ends early sees EOF, leaves refs untouched and drops its quarantine;
-                # a process with nothing left to read is killed at once.
+                # Client went away, bad input, timeout, or shutdown: stop git. A receive-pack
+                # whose input ends early sees EOF, leaves refs untouched and drops its
+                # quarantine; a process with nothing left to read is killed at once.
                 await _terminate(proc, graceful=stdin is not None and not result.input_done)
                 raise
         result.seconds = time.monotonic() - started
@@ -228,6 +227,27 @@ class GitRunner:
 
         result = await self.run(service, repo_path, args, stdin=None, sink=sink, protocol=protocol, env=env)
         return result, bytes(out)
+
+
+async def _pump(outputs: list[Coroutine[Any, Any, None]], feeder: Coroutine[Any, Any, None] | None) -> None:
+    """Copy git's output while feeding its input, until git has closed its output.
+
+    The first failure cancels the other copies and is raised. Once git has closed its
+    output it reads no more, so input still arriving then is not waited for.
+    """
+    out_tasks = [asyncio.ensure_future(c) for c in outputs]
+    tasks = [*out_tasks, *([asyncio.ensure_future(feeder)] if feeder is not None else [])]
+    try:
+        while not all(t.done() for t in out_tasks):
+            await asyncio.wait([t for t in tasks if not t.done()], return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _terminate(proc: asyncio.subprocess.Process, *, graceful: bool) -> None:
