@@ -35,7 +35,7 @@ _INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 def sanitize_protocol(value: str | None) -> str | None:
     """The client's Git-Protocol / GIT_PROTOCOL value if it is well-formed, else None."""
-    if value and len(value) <= 256 and _PROTOCOL_RE.match(value):
+    if value and len(value) <= 256 and _PROTOCOL_RE.fullmatch(value):
         return value
     return None
 
