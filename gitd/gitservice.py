@@ -40,6 +40,12 @@ def sanitize_protocol(value: str | None) -> str | None:
     return None
 
 
+def printable(data: bytes) -> str:
+    """git's stderr as one log-safe line: control characters and newlines are escaped."""
+    text = data.decode("utf-8", "replace").strip()
+    return "".join(c if c.isprintable() else ("; " if c == "\n" else f"\\x{ord(c):02x}") for c in text)
+
+
 @dataclass
 class GitResult:
     returncode: int
@@ -167,7 +173,7 @@ class GitRunner:
         result.seconds = time.monotonic() - started
         if result.returncode != 0:
             log.info("git %s %s exited %s: %s", service, repo_path.name, result.returncode,
-                     result.stderr.decode("utf-8", "replace").strip()[-500:])
+                     printable(result.stderr)[-500:])
         if self.observe is not None:
             self.observe(service, result)
         return result

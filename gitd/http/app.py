@@ -50,7 +50,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if exc.detail:
             log.info("%s %s -> %s: %s (%s)", request.method, request.path, exc.status, exc.message, exc.detail)
         status = exc.status
-        return error_response(exc, style)
+        response = error_response(exc, style)
+        if request.content.exception() is not None:
+            # The body broke (bad gzip, cut chunking): answer, then close the connection
+            # instead of draining a stream that cannot be read.
+            response.force_close()
+            request.content.feed_eof()
+        return response
     except web.HTTPException as exc:
         status = exc.status
         raise

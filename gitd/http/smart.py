@@ -20,7 +20,7 @@ from aiohttp import web
 
 from gitd.access import Access, AccessLevel
 from gitd.errors import BadRequest, Forbidden, GitdError, UnsupportedMediaType
-from gitd.gitservice import CHUNK, GitResult, GitRunner, sanitize_protocol
+from gitd.gitservice import CHUNK, GitResult, GitRunner, printable, sanitize_protocol
 from gitd.hookchain import PushSessions
 from gitd.http.context import principal
 from gitd.http.routing import Match, Router
@@ -49,7 +49,7 @@ def pkt_line(data: bytes) -> bytes:
 
 def git_reason(result: GitResult, repo_path: Path, repo_name: str) -> str:
     """git's own one-line reason for refusing a request, without server paths."""
-    lines = [ln.strip() for ln in result.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    lines = [printable(ln) for ln in result.stderr.splitlines() if ln.strip()]
     fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
     reason = (fatal or lines or ["no reason given"])[-1]
     return reason.replace(str(repo_path), repo_name)[:300]
