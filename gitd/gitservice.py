@@ -87,6 +87,10 @@ class GitRunner:
             "receive.advertisePushOptions=true",
             "receive.denyNonFastForwards=false",
             f"receive.fsckObjects={'true' if self.fsck_objects else 'false'}",
+            # Keep every pushed pack as it came instead of exploding small ones into loose
+            # objects: model weights do not compress, and recompressing them loose (then again
+            # for every clone) costs minutes per GB. git gc --auto still folds many packs into one.
+            "receive.unpackLimit=1",
             # A server never runs LFS filters or other content filters.
             "filter.lfs.process=",
             "filter.lfs.smudge=",

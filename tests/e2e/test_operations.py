@@ -66,11 +66,12 @@ def test_sigterm_lets_an_inflight_clone_finish_then_exits_cleanly(make_daemon, g
     work = tmp_path / "w"
     work.mkdir()
     git("init", "-q", "-b", "main", cwd=work)
-    for i in range(4):  # ~24 MiB of incompressible data: far more than the socket buffers hold
-        (work / f"part{i}.bin").write_bytes(os.urandom(6 * 1024 * 1024))
+    for i in range(3):  # 12 MiB of incompressible data: more than the socket buffers hold
+        (work / f"part{i}.bin").write_bytes(os.urandom(4 * 1024 * 1024))
     git("-c", "core.compression=0", "add", ".", cwd=work)
     git("commit", "-qm", "big", cwd=work)
-    git("-c", "pack.compression=0", "push", "-q", d.repo_url("ops/big", token=token), "main", cwd=work)
+    git("-c", "pack.compression=0", "-c", "pack.window=0", "push", "-q", d.repo_url("ops/big", token=token), "main",
+        cwd=work)
     head = git.out("rev-parse", "HEAD", cwd=work)
 
     # Start a fetch and read only its first bytes, so it is in flight.
