@@ -8,6 +8,7 @@ import time
 from aiohttp import web
 
 from gitd.errors import GitdError, NotFound
+from gitd.http.capabilities import CapabilityCache
 from gitd.http.context import AUTHENTICATOR
 from gitd.http.errors import error_response
 from gitd.http.ops import Ops
@@ -24,7 +25,7 @@ ROUTER = web.AppKey("router", Router)
 def build_router(services: Services) -> Router:
     router = Router()
     Ops(services.store, services.metrics).add_routes(router)
-    SmartHTTP(services.repos, services.access, services.git, services.sessions, services.metrics,
+    SmartHTTP(services.repos, services.access, services.git, services.sessions, services.metrics, CapabilityCache(),
               hook_socket=services.data.hook_socket,
               hooks_enabled=services.config.get_bool("hooks.enabled")).add_routes(router)
     return router

@@ -22,6 +22,7 @@ from gitd.access import Access, AccessLevel
 from gitd.errors import BadRequest, Forbidden, GitdError, UnsupportedMediaType
 from gitd.gitservice import CHUNK, GitResult, GitRunner, printable, sanitize_protocol
 from gitd.hookchain import PushSessions
+from gitd.http.capabilities import CapabilityCache
 from gitd.http.context import principal
 from gitd.http.routing import Match, Router
 from gitd.metrics import Metrics
@@ -57,8 +58,9 @@ def git_reason(result: GitResult, repo_path: Path, repo_name: str) -> str:
 
 class SmartHTTP:
     def __init__(self, repos: RepoService, access: Access, git: GitRunner, sessions: PushSessions,
-                 metrics: Metrics, *, hook_socket: Path, hooks_enabled: bool = True):
+                 metrics: Metrics, capabilities: CapabilityCache, *, hook_socket: Path, hooks_enabled: bool = True):
         self.repos = repos
+        self.capabilities = capabilities
         self.access = access
         self.git = git
         self.sessions = sessions
@@ -86,10 +88,23 @@ class SmartHTTP:
         repo = self._authorize(request, m, service)
         protocol = sanitize_protocol(request.headers.get("Git-Protocol"))
         v2 = service == "git-upload-pack" and protocol is not None and "version=2" in protocol.split(":")
-        # v0/v1 advertisements start with the service line; v2 starts with "version 2" (like http-backend).
-        prefix = b"" if v2 else pkt_line(f"# service={service}\n".encode()) + b"0000"
-        return await self._run(request, repo, service, ["--stateless-rpc", "--advertise-refs"], stdin=None,
-                               protocol=protocol, prefix=prefix, content_type=f"application/x-{service}-advertisement")
+        content_type = f"application/x-{service}-advertisement"
+        args = ["--stateless-rpc", "--advertise-refs"]
+        if not v2:
+            # v0/v1 advertisements start with the service line; v2 with "version 2" (as http-backend does).
+            prefix = pkt_line(f"# service={service}\n".encode()) + b"0000"
+            return await self._run(request, repo, service, args, stdin=None, protocol=protocol, prefix=prefix,
+                                   content_type=content_type)
+        assert protocol is not None
+        key = self.capabilities.key(self.repos.path(repo), protocol)
+        cached = self.capabilities.get(key)
+        if cached is not None:
+            return web.Response(body=cached, headers={"Content-Type": content_type, **NO_CACHE})
+        captured = bytearray()
+        response = await self._run(request, repo, service, args, stdin=None, protocol=protocol,
+                                   content_type=content_type, capture=captured)
+        self.capabilities.put(key, bytes(captured))
+        return response
 
     async def rpc(self, request: web.Request, m: Match) -> web.StreamResponse:
         service = m.route.name
@@ -126,7 +141,11 @@ class SmartHTTP:
 
     async def _run(self, request: web.Request, repo: Repo, service: str, args: list[str], *,
                    stdin: AsyncIterator[bytes] | None, protocol: str | None, content_type: str,
-                   prefix: bytes = b"") -> web.StreamResponse:
+                   prefix: bytes = b"", capture: bytearray | None = None) -> web.StreamResponse:
+        """Run git with the request body as its input and its output as the response body.
+
+        ``capture`` collects a copy of a small output (a v2 capability advertisement) when
+        git succeeds; it is left empty otherwise."""
         short = SERVICES[service]
         path = self.repos.path(repo)
         response = web.StreamResponse(headers={"Content-Type": content_type, **NO_CACHE})
@@ -139,6 +158,8 @@ class SmartHTTP:
         async def sink(chunk: bytes) -> None:
             if not response.prepared:
                 await start()
+            if capture is not None and len(capture) < 64 * 1024:
+                capture.extend(chunk)
             await response.write(chunk)
 
         try:
@@ -168,6 +189,8 @@ class SmartHTTP:
                     raise GitdError(f"git {short} failed", detail=reason)
                 raise BadRequest(f"git {short} refused the request: {reason}")
             await start()
+        if result.returncode != 0 and capture is not None:
+            capture.clear()
         await response.write_eof()
         return response
 

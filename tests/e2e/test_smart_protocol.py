@@ -191,3 +191,22 @@ def test_upload_archive_and_dumb_http_are_not_served(daemon, pushed):
     assert request(daemon.url, "GET", f"{path}/HEAD").status == 404
     assert request(daemon.url, "GET", f"{path}/objects/info/packs").status == 404
     assert request(daemon.url, "POST", f"/{unique('x')}/y/git-upload-archive", body=FLUSH).status == 404
+
+
+def test_v2_capabilities_follow_the_repository_config(daemon, git, pushed):
+    """The v2 advertisement is answered from memory after the first time; a config change
+    must still show at once."""
+    path, _, _, _ = pushed
+    target = f"{path}/info/refs?service=git-upload-pack"
+    v2 = {"Git-Protocol": "version=2"}
+    first = request(daemon.url, "GET", target, headers=v2).body
+    assert request(daemon.url, "GET", target, headers=v2).body == first
+    assert b"ls-refs=unborn\n" in first
+    bare = daemon.repo_path(path.strip("/").removesuffix(".git"))
+    git("--git-dir", str(bare), "config", "lsrefs.unborn", "ignore")
+    try:
+        changed = request(daemon.url, "GET", target, headers=v2).body
+        assert b"ls-refs\n" in changed and b"ls-refs=unborn" not in changed
+    finally:
+        git("--git-dir", str(bare), "config", "--unset", "lsrefs.unborn")
+    assert request(daemon.url, "GET", target, headers=v2).body == first
