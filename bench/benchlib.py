@@ -148,11 +148,13 @@ def rss(pid: int, key: str = "VmRSS") -> int:
 
 class PeakRSS:
     """Peak RSS of ``pid`` while the block runs: the kernel's high-water mark (reset on entry
-    when allowed) and 10 ms samples of VmRSS."""
+    when allowed) and 10 ms samples of VmRSS; also the sampled peak of RssAnon (VmRSS
+    counts pages of files the process maps too, e.g. pack files libgit2 reads)."""
 
     def __init__(self, pid: int):
         self.pid = pid
         self.start = self.peak = self.sampled = 0
+        self.anon_start = self.anon_peak = 0  # RssAnon: heap and stacks, without mapped files
         self._stop = threading.Event()
         self._hwm_reset = False
 
@@ -161,6 +163,7 @@ class PeakRSS:
             Path(f"/proc/{self.pid}/clear_refs").write_text("5")
             self._hwm_reset = True
         self.start = rss(self.pid)
+        self.anon_start = self.anon_peak = rss(self.pid, "RssAnon")
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -169,6 +172,7 @@ class PeakRSS:
         while not self._stop.wait(0.01):
             with contextlib.suppress(OSError, KeyError):
                 self.sampled = max(self.sampled, rss(self.pid))
+                self.anon_peak = max(self.anon_peak, rss(self.pid, "RssAnon"))
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
