@@ -193,3 +193,23 @@ def test_commands_work_while_the_daemon_runs(daemon, git, tmp_path):
     assert git.out("rev-parse", "HEAD", cwd=work) in git.out("ls-remote", daemon.repo_url(f"{name}/fresh",
                                                                                           repo_type="dataset"))
     assert "dataset" in ok("--data", str(daemon.data), "repo", "list", "--type", "dataset")
+
+
+def test_repo_delete_removes_the_repository_and_its_data(daemon, git, tmp_path):
+    owner, token = daemon.user()
+    repo = daemon.repo(owner, repo_type="code")
+    work = git.init_work(tmp_path / "w")
+    git("push", daemon.repo_url(repo, token=token, repo_type="code"), "main", cwd=work)
+    path = daemon.repo_path(repo, "code")
+    assert path.is_dir()
+    code, _, err = daemon.cli("repo", "delete", repo, "--type", "model", check=False)
+    assert code == 1 and err.startswith("gitd: error:")  # wrong type: nothing happens
+    assert path.is_dir()
+    daemon.cli("repo", "delete", repo)  # the only repo of that name: no --type needed
+    assert not path.exists()
+    assert repo not in daemon.cli("repo", "list")[1]
+    gone = git("ls-remote", daemon.repo_url(repo, token=token, repo_type="code"), check=False)
+    assert gone.returncode != 0 and b"not found" in gone.stderr
+    # The name can be used again, for a new, empty repository.
+    daemon.cli("repo", "create", repo, "--type", "code")
+    assert git.out("ls-remote", daemon.repo_url(repo, token=token, repo_type="code")) == ""

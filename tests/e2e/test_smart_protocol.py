@@ -210,3 +210,15 @@ def test_v2_capabilities_follow_the_repository_config(daemon, git, pushed):
     finally:
         git("--git-dir", str(bare), "config", "--unset", "lsrefs.unborn")
     assert request(daemon.url, "GET", target, headers=v2).body == first
+
+
+def test_empty_repository_clones_and_takes_a_first_push(daemon, git, tmp_path):
+    user, token = daemon.user()
+    repo = daemon.repo(user, repo_type="space")
+    clone = tmp_path / "empty"
+    out = git("clone", daemon.repo_url(repo, token=token, repo_type="space"), str(clone))
+    assert b"empty repository" in out.stderr
+    git.commit(clone, {"app.py": "print('hi')\n"})
+    git("push", "-q", "origin", "HEAD:main", cwd=clone)
+    assert git.out("ls-remote", "--symref", daemon.repo_url(repo, repo_type="space"), "HEAD").startswith(
+        "ref: refs/heads/main\tHEAD")
