@@ -38,6 +38,7 @@ NO_CACHE = {
     "Pragma": "no-cache",
 }
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+CAPTURE_CAP = 64 * 1024
 
 
 class ClientGone(Exception):
@@ -103,7 +104,8 @@ class SmartHTTP:
         captured = bytearray()
         response = await self._run(request, repo, service, args, stdin=None, protocol=protocol,
                                    content_type=content_type, capture=captured)
-        self.capabilities.put(key, bytes(captured))
+        if len(captured) < CAPTURE_CAP:  # whole, not cut at the cap
+            self.capabilities.put(key, bytes(captured))
         return response
 
     async def rpc(self, request: web.Request, m: Match) -> web.StreamResponse:
@@ -158,7 +160,7 @@ class SmartHTTP:
         async def sink(chunk: bytes) -> None:
             if not response.prepared:
                 await start()
-            if capture is not None and len(capture) < 64 * 1024:
+            if capture is not None and len(capture) < CAPTURE_CAP:
                 capture.extend(chunk)
             await response.write(chunk)
 
