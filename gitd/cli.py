@@ -79,6 +79,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from gitd.server import serve
 
     data = _data_dir(args)
+    if args.http:
+        split_hostport(args.http, 8080)  # a bad address fails before anything is written
     init_data_dir(data.root)
     config = Config.load(data.config_file)
     if args.http:
