@@ -77,7 +77,10 @@ def test_sigterm_lets_an_inflight_clone_finish_then_exits_cleanly(make_daemon, g
     # Start a fetch and read only its first bytes, so it is in flight.
     parts = urlsplit(d.url)
     body = upload_pack_v0_request([head])
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=60)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # keep the kernel from buffering it all
+    sock.settimeout(60)
+    sock.connect((parts.hostname, parts.port))
     sock.sendall((f"POST /ops/big.git/git-upload-pack HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                   f"Content-Type: application/x-git-upload-pack-request\r\nContent-Length: {len(body)}\r\n\r\n")
                  .encode() + body)
