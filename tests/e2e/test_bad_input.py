@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -278,3 +279,49 @@ def test_eight_concurrent_pushes_to_one_branch(daemon, git, served, tmp_path):
     files = git.out("--git-dir", str(bare), "ls-tree", "--name-only", "refs/heads/main").split()
     assert sorted(f for f in files if f.startswith("from-")) == sorted(f"from-{i}.txt" for i in range(8))
     git("--git-dir", str(bare), "fsck", "--full", "--strict", "--no-dangling")
+
+
+def _git_processes_for(bare: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(bare).encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def test_client_gone_mid_clone_stops_git_and_the_daemon_keeps_serving(daemon, git, served, tmp_path):
+    repo, token, work, _, bare = served
+    for i in range(3):
+        (work / f"big{i}.bin").write_bytes(os.urandom(4 * 1024 * 1024))
+    git("add", ".", cwd=work)
+    git("commit", "-qm", "big", cwd=work)
+    git("-c", "pack.window=0", "push", "-q", daemon.repo_url(repo, token=token), "main", cwd=work)
+    head = git.out("rev-parse", "HEAD", cwd=work)
+
+    body = upload_pack_v0_request([head])
+    head_bytes = (f"POST /{repo}.git/git-upload-pack HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                  "Content-Type: application/x-git-upload-pack-request\r\n\r\n").encode()
+    parts = daemon.url.split("//")[1].split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.settimeout(30)
+    sock.connect((parts[0], int(parts[1])))
+    sock.sendall(head_bytes + body)
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    deadline = time.monotonic() + 10
+    while not _git_processes_for(bare) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _git_processes_for(bare), "git upload-pack should be busy sending the pack"
+    sock.close()  # the client goes away mid-pack
+
+    deadline = time.monotonic() + 15
+    while _git_processes_for(bare) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _git_processes_for(bare), "git kept running for a client that is gone"
+    _still_serving(daemon, git, repo, head)
