@@ -26,6 +26,7 @@ import getpass
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -191,14 +192,17 @@ http {{
 """
 
     def stop(self) -> None:
+        """Stop nginx and fcgiwrap with all their workers (each runs in a process group of its own)."""
         for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(ProcessLookupError):  # prefork workers outlive their parent
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 # -- the operations ------------------------------------------------------------------------------
