@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gitd.config import split_hostport
+from gitd.gitservice import install_child_watcher
 from gitd.hookapi import HookAPI, prepare_hook_endpoint
 from gitd.http.app import SERVICES, build_app
 from gitd.jobs import JobWorkers
@@ -70,6 +71,7 @@ def make_app(services: Services) -> web.Application:
 async def serve(services: Services, *, http: str, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    install_child_watcher(loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = make_app(services)
