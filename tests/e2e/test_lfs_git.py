@@ -200,3 +200,23 @@ def test_lfs_endpoint_answers_with_and_without_dot_git(local_backend, suffix):
     client = LfsClient(d, repo, token, suffix=suffix, repo_type="dataset")
     assert client.upload(data).status == 200
     assert client.download(sha256(data), 100) == data
+
+
+def test_hub_api_serves_the_file_behind_a_pointer(backend, git, tmp_path):
+    """The Hub API (resolve, with Range) shows an LFS file the repository holds as itself."""
+    from tests.lfs_support import http
+
+    d = backend.daemon
+    git = lfs_git(git)
+    user, token = d.user()
+    repo = d.repo(user)
+    data = random_bytes(300_000)
+    work = lfs_work(git, tmp_path / "work", {"weights.bin": data})
+    git("push", d.repo_url(repo, token=token), "main", cwd=work)
+
+    url = f"{d.url}/{repo}/resolve/main/weights.bin"
+    whole = http("GET", url)
+    assert whole.status == 200 and whole.body == data
+    assert whole.headers["X-Linked-Size"] == str(len(data)) and sha256(data) in whole.headers["X-Linked-Etag"]
+    part = http("GET", url, headers={"Range": "bytes=1000-1999"})
+    assert part.status == 206 and part.body == data[1000:2000]
