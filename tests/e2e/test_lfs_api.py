@@ -350,3 +350,17 @@ def test_locks_api(local_backend):
     other = LfsClient(d, d.repo(admin), admin_token)  # locks belong to one repository
     assert other.post("locks", {"path": "models/a.bin"}).status == 201
     assert http("GET", f"{mine.base}/locks", headers=mine.auth()).json() == {"locks": []}
+
+
+def test_regression_oid_path_tricks_never_reach_the_filesystem(local_backend):
+    d = local_backend.daemon
+    user, token = d.user()
+    client = LfsClient(d, d.repo(user), token)
+    secret = d.data / "gitd.toml"
+    for oid in ("..%2F..%2F..%2Fgitd.toml", "%2e%2e", "A" * 64, ZERO + "0"):
+        reply = http("GET", f"{client.base}/objects/{oid}", headers=client.auth())
+        assert reply.status == 404 and b"[server]" not in reply.body, oid
+        reply = http("PUT", f"{client.base}/objects/{oid}/4", b"evil", client.auth())
+        assert reply.status in (404, 422), oid
+    assert "evil" not in secret.read_text()
+    assert client.batch("download", [("../../gitd.toml", 1)]).json()["objects"][0]["error"]["code"] == 422

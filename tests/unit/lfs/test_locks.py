@@ -74,3 +74,21 @@ def test_deleting_a_repository_drops_its_locks(world):
     locks.create(world.second.id, world.alice, "a.bin")
     world.repos.delete(world.second)
     assert world.store.db.execute("SELECT count(*) FROM lfs_locks").fetchone()[0] == 0
+
+
+def test_racing_lock_requests_leave_exactly_one_lock(world):
+    from concurrent.futures import ThreadPoolExecutor
+
+    locks = Locks(world.store)
+
+    def attempt(account):
+        try:
+            return locks.create(world.first.id, account, "contended.bin")
+        except LockConflict as exc:
+            return exc
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(attempt, [world.alice, world.bob] * 8))
+    won = [o for o in outcomes if not isinstance(o, Exception)]
+    assert len(won) == 1
+    assert all(o.lock == won[0] for o in outcomes if isinstance(o, LockConflict))

@@ -160,3 +160,17 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_concurrent_uploads_of_one_new_object_to_two_repositories(world, lfs):
+    data = os.urandom(9_000)
+    oid = oid_of(data)
+
+    async def both():
+        await asyncio.gather(lfs.receive(world.first.id, oid, len(data), chunks(data)),
+                             lfs.receive(world.second.id, oid, len(data), chunks(data)))
+
+    asyncio.run(both())
+    assert lfs.size(world.first.id, oid) == lfs.size(world.second.id, oid) == len(data)
+    assert lfs.storage.local_path(oid).read_bytes() == data and not lfs.storage.temporaries()
+    assert lfs.objects.references(oid) == 2
