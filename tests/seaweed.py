@@ -57,6 +57,7 @@ class SeaweedS3:
     root: Path
     endpoint: str  # host:port of the S3 gateway (plain HTTP)
     proc: subprocess.Popen
+    grpc_ports: tuple[int, ...] = ()
     access_key: str = ACCESS_KEY
     secret_key: str = SECRET_KEY
 
@@ -96,6 +97,11 @@ class SeaweedS3:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        # weed puts some gRPC sockets in /tmp whatever TMPDIR says: remove ours
+        for port in self.grpc_ports:
+            for sock in Path("/tmp").glob(f"seaweedfs-*-grpc-{port}.sock"):
+                with contextlib.suppress(FileNotFoundError):
+                    sock.unlink()
 
 
 def start_seaweed(root: Path, timeout: float = 90.0) -> SeaweedS3:
@@ -120,8 +126,9 @@ def start_seaweed(root: Path, timeout: float = 90.0) -> SeaweedS3:
     ]
     log = open(root / "weed.log", "ab")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=root,
-                            start_new_session=True)
-    server = SeaweedS3(root=root, endpoint=f"127.0.0.1:{s3}", proc=proc)
+                            env={**os.environ, "TMPDIR": str(root)}, start_new_session=True)
+    server = SeaweedS3(root=root, endpoint=f"127.0.0.1:{s3}", proc=proc,
+                       grpc_ports=tuple(p + 10000 for p in (master, volume, filer, s3, admin)))
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
