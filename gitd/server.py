@@ -21,6 +21,7 @@ from gitd.gitservice import install_child_watcher
 from gitd.hookapi import HookAPI, prepare_hook_endpoint
 from gitd.http.app import SERVICES, build_app
 from gitd.jobs import JobWorkers
+from gitd.lfs.storage.s3 import S3Storage
 from gitd.services import Services
 
 log = logging.getLogger("gitd.server")
@@ -32,7 +33,7 @@ async def hook_socket_ctx(app: web.Application) -> AsyncIterator[None]:
     """The internal hook API on a Unix socket only the daemon's user can use."""
     services = app[SERVICES]
     path = services.data.hook_socket
-    api = HookAPI(services.sessions, services.chain, services.repos)
+    api = HookAPI(services.sessions, services.chain, services.repos, lfs_missing=services.lfs.missing)
     runner = web.AppRunner(api.app(), access_log=None)
     await runner.setup()
     prepare_hook_endpoint(path)
@@ -60,9 +61,22 @@ async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
     await workers.stop()
 
 
+async def lfs_storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Make sure the LFS bucket exists (S3); release the storage's clients and threads at the end."""
+    storage = app[SERVICES].lfs.storage
+    if isinstance(storage, S3Storage):
+        try:
+            await storage.ensure_bucket()
+        except Exception as exc:  # serve git anyway; LFS requests will report the storage error
+            log.error("LFS storage: cannot reach bucket %s: %s", storage.bucket, exc)
+    yield
+    await app[SERVICES].lfs.close()
+
+
 def make_app(services: Services) -> web.Application:
     app = build_app(services)
     app[LISTENERS] = {}
+    app.cleanup_ctx.append(lfs_storage_ctx)
     app.cleanup_ctx.append(hook_socket_ctx)
     app.cleanup_ctx.append(job_workers_ctx)
     return app
