@@ -10,6 +10,12 @@
   promote. (The issue asks for multipart above 5 GB; a single streamed PUT of a big
   object would need the whole body in memory with this client, so every object
   larger than one part goes multipart.)
+* Chunked uploads (Hugging Face's ``multipart`` transfer through the daemon) are one
+  server-side multipart upload into a staging object: the daemon hands out parts
+  ("chunks") that are a whole number of S3 parts, and streams each chunk into its own
+  run of S3 part numbers as it arrives (flat memory, any order, retries overwrite).
+  Finishing checks every S3 part is there, completes the upload, then re-hashes the
+  staging object before it is copied to its oid (``promote_staged``).
 * Presigning uses a second client built on ``public_endpoint``: signing is offline
   (the region is configured), and clients only ever see that host.
 * The minio client is synchronous: every call runs in this storage's thread pool.
@@ -39,6 +45,8 @@ from minio.error import MinioException, S3Error
 
 from gitd.lfs.errors import ObjectMismatch, StorageUnavailable
 from gitd.lfs.storage.base import (
+    ChunkedUpload,
+    ChunkedUploads,
     DirectUpload,
     MultipartStore,
     ObjectReader,
@@ -95,7 +103,7 @@ def _missing(exc: BaseException) -> bool:
     return isinstance(exc, S3Error) and (exc.code in _MISSING or getattr(exc.response, "status", 0) == 404)
 
 
-class S3Storage(ObjectStore, PresignedStore, MultipartStore):
+class S3Storage(ObjectStore, PresignedStore, MultipartStore, ChunkedUploads):
     name = "s3"
 
     def __init__(self, settings: S3Settings, *, threads: int = 16):
@@ -177,14 +185,30 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore):
 
     async def _put_multipart(self, key: str, verifier: Verifier, part_size: int,
                              chunks: AsyncIterable[bytes]) -> None:
-        """Parts are filled into a few buffers reused for the whole upload (no allocation
-        per part, so memory stays flat), hashed in order, and uploaded in the background."""
         upload_id = await self._run(self.client._create_multipart_upload, self.bucket, key,
                                     {"Content-Type": "application/octet-stream"})
+        try:
+            done = await self._ship_parts(key, upload_id, 1, part_size, chunks, before=verifier.update)
+            verifier.check()
+            await self._complete(key, upload_id, done)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._run(self.client._abort_multipart_upload, self.bucket, key, upload_id))
+            raise
+
+    async def _ship_parts(self, key: str, upload_id: str, first: int, part_size: int,
+                          chunks: AsyncIterable[bytes], *, before: Callable[[memoryview], None] | None = None,
+                          limit: int | None = None) -> list[UploadedPart]:
+        """Upload ``chunks`` as parts ``first``, ``first + 1``, ... of ``part_size`` bytes (the
+        last shorter). Parts are filled into a few buffers reused for the whole stream (no
+        allocation per part, so memory stays flat), passed to ``before`` in order (in a
+        thread), and uploaded in the background. More than ``limit`` bytes raise
+        ObjectMismatch. Returns the parts in order; neither completes nor aborts."""
         free = [bytearray(part_size) for _ in range(PARTS_IN_FLIGHT + 1)]
         in_flight: dict[asyncio.Future[UploadedPart], bytearray] = {}
         done: list[UploadedPart] = []
-        number = 0
+        number = first - 1
+        total = 0
 
         async def reap(wait_for_all: bool) -> None:
             while in_flight and (wait_for_all or not free):
@@ -196,13 +220,17 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore):
         async def ship(buffer: bytearray, length: int) -> None:
             nonlocal number
             view = memoryview(buffer)[:length]
-            await self._run(verifier.update, view)
+            if before is not None:
+                await self._run(before, view)
             number += 1
             in_flight[asyncio.ensure_future(self._upload_part(key, upload_id, number, view))] = buffer
 
         try:
             buffer, filled = free.pop(), 0
             async for chunk in chunks:
+                total += len(chunk)
+                if limit is not None and total > limit:
+                    raise ObjectMismatch(f"at most {limit} bytes were expected, but more were sent")
                 view = memoryview(chunk)
                 while view:
                     n = min(len(view), part_size - filled)
@@ -215,17 +243,14 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore):
                         buffer, filled = free.pop(), 0
             if filled:
                 await ship(buffer, filled)
-            verifier.check()
             await reap(wait_for_all=True)
-            await self._complete(key, upload_id, done)
         except BaseException:
             for fut in in_flight:
                 fut.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.shield(asyncio.gather(*in_flight, return_exceptions=True))
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._run(self.client._abort_multipart_upload, self.bucket, key, upload_id))
             raise
+        return sorted(done, key=lambda p: p.number)
 
     async def open(self, oid: str, start: int = 0, end: int | None = None) -> ObjectReader:
         key = self.key(oid)
@@ -376,3 +401,91 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore):
         self._check_staging(staging)
         await self._run(self.client._abort_multipart_upload, self.bucket, staging, upload_id)
 
+
+    # -- chunked uploads ------------------------------------------------------------------------
+    def chunk_size_for(self, size: int, wanted: int) -> int:
+        part = part_size_for(size, self.settings.part_size)
+        return math.ceil(max(wanted, part) / part) * part
+
+    def _layout(self, upload: ChunkedUpload) -> tuple[int, int]:
+        """(S3 part size, S3 parts per chunk) of an upload."""
+        self._check_staging(upload.staging)
+        part = part_size_for(upload.size, self.settings.part_size)
+        if upload.chunk_size % part:
+            raise ValueError(f"chunk size {upload.chunk_size} is not a multiple of the part size {part}")
+        return part, upload.chunk_size // part
+
+    @staticmethod
+    def _chunk_etag(etags: list[str]) -> str:
+        digest = hashlib.md5("".join(e.strip('"') for e in etags).encode(), usedforsecurity=False).hexdigest()
+        return f'"{digest}-{len(etags)}"'
+
+    async def chunked_begin(self, oid: str, size: int, chunk_size: int) -> ChunkedUpload:
+        staging = self._new_staging(oid)
+        upload_id = await self._run(self.client._create_multipart_upload, self.bucket, staging,
+                                    {"Content-Type": "application/octet-stream"})
+        return ChunkedUpload(oid, size, chunk_size, staging, upload_id)
+
+    async def chunked_write(self, upload: ChunkedUpload, number: int, chunks: AsyncIterable[bytes]) -> str:
+        expected = upload.part_length(number)
+        part, per_chunk = self._layout(upload)
+        sent = 0
+
+        async def counted() -> AsyncIterator[bytes]:
+            nonlocal sent
+            async for chunk in chunks:
+                sent += len(chunk)
+                yield chunk
+
+        parts = await self._ship_parts(upload.staging, upload.upload_id, (number - 1) * per_chunk + 1, part,
+                                       counted(), limit=expected)
+        if sent != expected:
+            raise ObjectMismatch(f"part {number} must be {expected} bytes, but {sent} were sent")
+        return self._chunk_etag([p.etag for p in parts])
+
+    async def _listed_parts(self, upload: ChunkedUpload) -> dict[int, Part]:
+        def listing() -> dict[int, Part]:
+            found: dict[int, Part] = {}
+            marker: str | None = None
+            for _ in range(MAX_PARTS):
+                result = self.client._list_parts(self.bucket, upload.staging, upload.upload_id, max_parts=1000,
+                                                 part_number_marker=marker)
+                for p in result.parts:
+                    found[p.part_number] = p
+                if not result.is_truncated or not result.next_part_number_marker \
+                        or result.next_part_number_marker == marker:
+                    break
+                marker = result.next_part_number_marker
+            return found
+
+        return await self._run(listing)
+
+    async def chunked_finish(self, upload: ChunkedUpload, etags: dict[int, str]) -> None:
+        part, per_chunk = self._layout(upload)
+        try:
+            listed = await self._listed_parts(upload)
+            ordered: list[UploadedPart] = []
+            for number in range(1, upload.part_count + 1):
+                length = upload.part_length(number)
+                first = (number - 1) * per_chunk + 1
+                subs = [listed.get(n) for n in range(first, first + math.ceil(length / part))]
+                if any(p is None for p in subs):
+                    raise ObjectMismatch(f"part {number} of {upload.part_count} was never uploaded completely")
+                present = [p for p in subs if p is not None]
+                given = etags.get(number, "").strip().removeprefix("W/")
+                if given != self._chunk_etag([p.etag for p in present]) or \
+                        (all(p.size is not None for p in present) and sum(p.size or 0 for p in present) != length):
+                    raise ObjectMismatch(f"part {number} does not carry the ETag its upload answered")
+                ordered += [UploadedPart(p.part_number, p.etag) for p in present]
+            await self._complete(upload.staging, upload.upload_id, ordered)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._run(self.client._abort_multipart_upload, self.bucket, upload.staging,
+                                               upload.upload_id))
+            raise
+        await self.promote_staged(upload.staging, upload.oid, upload.size)
+
+    async def chunked_abort(self, upload: ChunkedUpload) -> None:
+        self._check_staging(upload.staging)
+        with contextlib.suppress(FileNotFoundError):
+            await self._run(self.client._abort_multipart_upload, self.bucket, upload.staging, upload.upload_id)
