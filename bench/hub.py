@@ -68,7 +68,7 @@ def gitd_peer(tmp: Path):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((tmp / "gitd.log").read_text())
             time.sleep(0.05)
-        yield json.loads(info.read_text())["http"], token
+        yield json.loads(info.read_text())["http"], token, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -107,7 +107,7 @@ http {{
 }}
 """)
     proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -118,7 +118,7 @@ http {{
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"nginx did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -164,7 +164,20 @@ async def load(url: str, concurrency: int, total: int, headers: dict[str, str]) 
     latencies.sort()
     return {"p50_ms": latencies[len(latencies) // 2] * 1000,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-            "rps": len(latencies) / elapsed}
+            "rps": len(latencies) / elapsed, "n": len(latencies)}
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds used so far by every process of process group ``pgid`` (the server and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def summary(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -185,6 +198,8 @@ def ab(url: str, connections: int, seconds: int, headers: dict[str, str], scratc
     for line in out.splitlines():
         if line.startswith("Requests per second:"):
             found["rps"] = float(line.split()[3])
+        elif line.startswith("Complete requests:"):
+            found["n"] = int(line.split()[2])
         elif line.startswith(("Failed requests:", "Non-2xx responses:")) and line.split()[-1] != "0":
             raise RuntimeError(f"ab saw errors from {url}: {line.strip()}")
     for line in csv.read_text().splitlines()[1:]:
@@ -209,6 +224,8 @@ def wrk(url: str, connections: int, seconds: int, headers: dict[str, str]) -> di
             found[f"p{parts[0][:-1]}_ms"] = float(number) * _UNITS[parts[1][len(number):]]
         elif line.startswith("Requests/sec:"):
             found["rps"] = float(parts[1])
+        elif "requests in" in line:
+            found["n"] = int(parts[0])
         elif "Non-2xx or 3xx responses" in line:
             raise RuntimeError(f"wrk saw errors from {url}: {line.strip()}")
     return found
@@ -258,7 +275,7 @@ async def resolve_bench(args) -> None:
     with tempfile.TemporaryDirectory(prefix="gitd-bench-hub-") as t:
         tmp = Path(t)
         tmp.chmod(0o755)  # nginx workers run as an unprivileged user
-        with gitd_peer(tmp) as (gitd_url, token), nginx_peer(tmp) as nginx_url:
+        with gitd_peer(tmp) as (gitd_url, token, gitd_pid), nginx_peer(tmp) as (nginx_url, nginx_pid):
             sha = await seed(gitd_url, token)
             targets = {
                 "gitd HEAD /resolve/main": (f"{gitd_url}/bench/model/resolve/main/{FILE}", {}),
@@ -272,12 +289,15 @@ async def resolve_bench(args) -> None:
             for _ in range(args.rounds):
                 for conc in args.concurrency:
                     for name, (url, headers) in targets.items():
+                        server = nginx_pid if name.startswith("nginx") else gitd_pid
+                        cpu0 = group_cpu(server)
                         if args.loadgen == "ab":
                             run = await asyncio.to_thread(ab, url, conc, args.seconds, headers, tmp)
                         elif args.loadgen == "wrk":
                             run = await asyncio.to_thread(wrk, url, conc, args.seconds, headers)
                         else:
                             run = await load(url, conc, args.requests, headers)
+                        run["server_cpu_us_per_req"] = (group_cpu(server) - cpu0) / max(1, run.pop("n")) * 1e6
                         results[name][conc].append(run)
     report = {name: {str(c): summary(runs) for c, runs in r.items()} for name, r in results.items()}
     base = report["nginx HEAD static file"]
@@ -286,14 +306,15 @@ async def resolve_bench(args) -> None:
     for conc in args.concurrency:
         print(f"\n{conc} connections (closed loop)")
         print(f"{'target':34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p50 ratio':>10} {'rps ratio':>10} "
-              f"{'Little p50':>11}")
+              f"{'Little p50':>11} {'server CPU/req':>15}")
         for name, r in report.items():
             c = r[str(conc)]
             print(f"{name:34} {c['p50_ms']:8.2f} {c['p99_ms']:8.2f} {c['rps']:8.0f} "
                   f"{c['p50_ms'] / base[str(conc)]['p50_ms']:9.2f}x {c['rps'] / base[str(conc)]['rps']:9.2f}x "
-                  f"{conc / c['rps'] * 1000:9.2f}ms")
+                  f"{conc / c['rps'] * 1000:9.2f}ms {c['server_cpu_us_per_req']:12.0f} us")
     if args.json:
         Path(args.json).write_text(json.dumps({"loadgen": args.loadgen, **report}, indent=2))
+
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -60,6 +60,24 @@ def ref_for(revision: str) -> str:
     return revision if revision.startswith("refs/") else f"refs/heads/{revision}"
 
 
+_SAFE_REF = re.compile(r"^refs/[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
+
+
+def _loose_ref(path: Path, name: str) -> str | None:
+    """The object sha a loose ref file holds, read straight from the file (git replaces the
+    file atomically, so this is never half-written); None if there is no such file or it
+    holds anything else (symbolic ref, odd name): then pygit2 resolves it."""
+    if not _SAFE_REF.match(name) or ".." in name or name.endswith(".lock"):
+        return None
+    try:
+        with open(f"{path}/{name}", "rb") as f:
+            data = f.read(64).strip()
+    except OSError:
+        return None
+    text = data.decode("ascii", "replace")
+    return text if SHA_RE.match(text) else None
+
+
 class _LRU(OrderedDict):
     def __init__(self, size: int):
         super().__init__()
@@ -131,6 +149,9 @@ class RepoReader:
                 return peeled
         candidates = [revision] if revision.startswith("refs/") else [f"refs/heads/{revision}",
                                                                          f"refs/tags/{revision}"]
+        loose = _loose_ref(path, candidates[0])
+        if loose is not None:  # a loose ref file wins over packed-refs, as in git; sha -> commit is cached
+            return self.try_resolve(path, loose)
         for name in candidates:
             ref = repo.references.get(name)
             if ref is None:
