@@ -11,7 +11,8 @@ script that sends HEAD, or, without wrk or with ``--loadgen aiohttp``, an aiohtt
 closed loop (which itself tops out near 4k req/s on 2 cores, so it measures itself as
 much as the server). Each concurrency level is run against each peer, alternating, in
 rounds; it reports p50/p99 latency and requests per second (medians over rounds) and
-the gitd/nginx ratios.
+the ratios to nginx. A third peer, a bare aiohttp handler that answers at once, shows
+the floor of any single-process aiohttp server on the machine.
 
 Closed-loop latency obeys Little's law (p50 ~ connections / throughput): with 64
 connections, a p50 under 5 ms needs more than ~13k req/s. The lighter load (4
@@ -117,6 +118,49 @@ http {{
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"nginx did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+BARE_AIOHTTP = """
+import sys
+from aiohttp import web
+
+async def handle(request):
+    headers = {"X-Repo-Commit": "0" * 40, "ETag": '"' + "0" * 40 + '"', "Content-Length": sys.argv[2]}
+    return web.Response(headers=headers) if request.method == "HEAD" else web.Response(body=b"x" * int(sys.argv[2]))
+
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+@contextlib.contextmanager
+def bare_aiohttp_peer(tmp: Path):
+    """The floor for any aiohttp server here: one handler that answers at once (no routing, no
+    lookups), on the same event loop setup as gitd (one process)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp / "bare_aiohttp.py"
+    script.write_text(BARE_AIOHTTP)
+    proc = subprocess.Popen([sys.executable, str(script), str(port), str(len(CONTENT))], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the bare aiohttp peer did not start")
                 time.sleep(0.05)
         yield f"http://127.0.0.1:{port}", proc.pid
     finally:
@@ -275,21 +319,24 @@ async def resolve_bench(args) -> None:
     with tempfile.TemporaryDirectory(prefix="gitd-bench-hub-") as t:
         tmp = Path(t)
         tmp.chmod(0o755)  # nginx workers run as an unprivileged user
-        with gitd_peer(tmp) as (gitd_url, token, gitd_pid), nginx_peer(tmp) as (nginx_url, nginx_pid):
+        with gitd_peer(tmp) as (gitd_url, token, gitd_pid), nginx_peer(tmp) as (nginx_url, nginx_pid), \
+                bare_aiohttp_peer(tmp) as (bare_url, bare_pid):
             sha = await seed(gitd_url, token)
             targets = {
                 "gitd HEAD /resolve/main": (f"{gitd_url}/bench/model/resolve/main/{FILE}", {}),
                 "gitd HEAD /resolve/<sha>": (f"{gitd_url}/bench/model/resolve/{sha}/{FILE}", {}),
                 "gitd HEAD /resolve/main (token)": (f"{gitd_url}/bench/model/resolve/main/{FILE}",
                                                     {"Authorization": f"Bearer {token}"}),
+                "aiohttp bare handler (floor)": (f"{bare_url}/{FILE}", {}),
                 "nginx HEAD static file": (f"{nginx_url}/{FILE}", {}),
             }
+            pids = {"nginx HEAD static file": nginx_pid, "aiohttp bare handler (floor)": bare_pid}
             results: dict[str, dict[int, list[dict[str, float]]]] = {
                 name: {c: [] for c in args.concurrency} for name in targets}
             for _ in range(args.rounds):
                 for conc in args.concurrency:
                     for name, (url, headers) in targets.items():
-                        server = nginx_pid if name.startswith("nginx") else gitd_pid
+                        server = pids.get(name, gitd_pid)
                         cpu0 = group_cpu(server)
                         if args.loadgen == "ab":
                             run = await asyncio.to_thread(ab, url, conc, args.seconds, headers, tmp)

@@ -8,6 +8,7 @@ and per-commit lookups are cached by commit sha, which never changes meaning.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -70,10 +71,15 @@ def _loose_ref(path: Path, name: str) -> str | None:
     if not _SAFE_REF.match(name) or ".." in name or name.endswith(".lock"):
         return None
     try:
-        with open(f"{path}/{name}", "rb") as f:
-            data = f.read(64).strip()
+        fd = os.open(f"{path}/{name}", os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
+    try:
+        data = os.read(fd, 64).strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     text = data.decode("ascii", "replace")
     return text if SHA_RE.match(text) else None
 
