@@ -127,11 +127,16 @@ class GitRunner:
         env: Mapping[str, str] | None = None,
         hooks: bool = True,
         on_start: Callable[[], Awaitable[None]] | None = None,
+        err_sink: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> GitResult:
         """Run ``git <service> [args] <repo>`` streaming ``stdin`` in and stdout to ``sink``.
 
         ``on_start`` runs once the process exists, before any output is copied (HTTP uses
-        it to send response headers). Returns git's exit status and captured stderr.
+        it to send response headers). ``err_sink``, if given, also receives git's stderr as
+        it comes (SSH forwards it to the client). Returns git's exit status and captured
+        stderr. Once git has exited, input still pending is no longer waited for: over a
+        full-duplex transport (SSH) the client may keep its side open until it sees the
+        exit status.
         """
         if self._empty_hooks is not None and not self._empty_hooks.exists():
             self._empty_hooks.mkdir(parents=True, exist_ok=True)
@@ -147,19 +152,24 @@ class GitRunner:
                 limit=4 * CHUNK,
                 start_new_session=True,
             )
+            pump_in: asyncio.Task[None] | None = None
+            outputs: asyncio.Future | None = None
             try:
                 if on_start is not None:
                     await on_start()
-                pumps = [self._copy_out(proc, sink, result), self._collect_err(proc, result)]
                 if stdin is not None:
-                    pumps.append(self._pump_in(proc, stdin, result))
-                gathered = asyncio.gather(*pumps)
+                    pump_in = asyncio.ensure_future(self._pump_in(proc, stdin, result))
+                outputs = asyncio.gather(self._copy_out(proc, sink, result),
+                                         self._collect_err(proc, result, err_sink))
+                finished = self._finish(proc, outputs, pump_in)
                 if self.timeout > 0:
-                    await asyncio.wait_for(gathered, self.timeout)
+                    result.returncode = await asyncio.wait_for(finished, self.timeout)
                 else:
-                    await gathered
-                result.returncode = await proc.wait()
+                    result.returncode = await finished
             except BaseException:
+                for pending in (pump_in, outputs):
+                    if pending is not None and not pending.done():
+                        pending.cancel()
                 # Client went away, timeout, or shutdown: stop git. A receive-pack whose
                 # input ends early sees EOF, leaves refs untouched and drops its quarantine;
                 # a process with nothing left to read is killed at once.
@@ -172,6 +182,27 @@ class GitRunner:
         if self.observe is not None:
             self.observe(service, result)
         return result
+
+    @staticmethod
+    async def _finish(proc: asyncio.subprocess.Process, outputs: asyncio.Future,
+                      pump_in: asyncio.Task[None] | None) -> int:
+        """Wait until git closed its output and exited, failing early if the input fails
+        (the client went away); then stop waiting for input nobody will read."""
+        if pump_in is not None:
+            done, _ = await asyncio.wait({outputs, pump_in}, return_when=asyncio.FIRST_COMPLETED)
+            if pump_in in done and pump_in.exception() is not None:
+                outputs.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await outputs
+                raise pump_in.exception()  # type: ignore[misc]
+        await outputs
+        returncode = await proc.wait()
+        if pump_in is not None:
+            if not pump_in.done():
+                pump_in.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump_in
+        return returncode
 
     @staticmethod
     async def _pump_in(proc: asyncio.subprocess.Process, source: AsyncIterator[bytes], result: GitResult) -> None:
@@ -205,16 +236,21 @@ class GitRunner:
             await sink(chunk)
 
     @staticmethod
-    async def _collect_err(proc: asyncio.subprocess.Process, result: GitResult) -> None:
+    async def _collect_err(proc: asyncio.subprocess.Process, result: GitResult,
+                           err_sink: Callable[[bytes], Awaitable[None]] | None = None) -> None:
         assert proc.stderr is not None
         buf = bytearray()
-        while True:
-            chunk = await proc.stderr.read(CHUNK)
-            if not chunk:
-                break
-            if len(buf) < 64 * 1024:
-                buf += chunk
-        result.stderr = bytes(buf)
+        try:
+            while True:
+                chunk = await proc.stderr.read(CHUNK)
+                if not chunk:
+                    break
+                if len(buf) < 64 * 1024:
+                    buf += chunk
+                if err_sink is not None:
+                    await err_sink(chunk)
+        finally:
+            result.stderr = bytes(buf)
 
     async def capture(
         self, service: str, repo_path: Path, args: list[str], *, protocol: str | None = None,

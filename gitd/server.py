@@ -13,14 +13,19 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from gitd.config import split_hostport
+from gitd.gitserve import GitServe
 from gitd.hookapi import HookAPI
 from gitd.http.app import SERVICES, build_app
 from gitd.jobs import JobWorkers
 from gitd.services import Services
+from gitd.ssh.commands import SSHCommands
+from gitd.ssh.keys import SSHKeys
+from gitd.ssh.server import SSHTransport
 
 log = logging.getLogger("gitd.server")
 
@@ -60,11 +65,55 @@ async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
     await workers.stop()
 
 
+def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport:
+    config = services.config
+    public_url = config.get_str("server.public_url").rstrip("/")
+
+    def http_base(local_host: str | None) -> str:
+        """Where LFS clients reach us over HTTP: the public URL, else the bound HTTP
+        address (with the address the SSH client connected to, if HTTP listens on all)."""
+        if public_url:
+            return public_url
+        bound = urlsplit(listeners.get("http", "http://127.0.0.1:8080"))
+        host = bound.hostname or "127.0.0.1"
+        if host in ("0.0.0.0", "::") and local_host:
+            host = local_host
+        return f"{bound.scheme}://{_fmt_host(host)}:{bound.port}"
+
+    if config.get_bool("ssh.lfs_transfer"):
+        log.warning("ssh.lfs_transfer is on, but no LFS store is available yet; git-lfs-transfer stays off")
+    keys = SSHKeys(services.accounts)
+    serve = GitServe(services.repos, services.access, services.git, services.sessions, services.metrics,
+                     hook_socket=services.data.hook_socket, hooks_enabled=config.get_bool("hooks.enabled"))
+    commands = SSHCommands(services.repos, serve, services.auth, keys, http_base=http_base,
+                           token_ttl=config.get_int("auth.signed_token_ttl"))
+    return SSHTransport(commands, keys, services.data.ssh_host_key,
+                        login_timeout=config.get_float("ssh.login_timeout"))
+
+
+async def ssh_server_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The SSH transport, unless ``server.ssh`` is empty."""
+    services = app[SERVICES]
+    address = services.config.get_str("server.ssh").strip()
+    if not address:
+        yield
+        return
+    transport = ssh_transport(services, app[LISTENERS])
+    host, port = split_hostport(address, 2222)
+    bound_host, bound_port = await transport.start(host, port)
+    app[LISTENERS]["ssh"] = f"{_fmt_host(bound_host)}:{bound_port}"
+    try:
+        yield
+    finally:
+        await transport.stop()
+
+
 def make_app(services: Services) -> web.Application:
     app = build_app(services)
     app[LISTENERS] = {}
     app.cleanup_ctx.append(hook_socket_ctx)
     app.cleanup_ctx.append(job_workers_ctx)
+    app.cleanup_ctx.append(ssh_server_ctx)
     return app
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel
+from gitd.access import Access
 from gitd.errors import BadRequest, Forbidden, UnsupportedMediaType
+from gitd.gitserve import GitServe
 from gitd.gitservice import CHUNK, GitRunner, sanitize_protocol
 from gitd.hookchain import PushSessions
 from gitd.http.context import principal
@@ -45,25 +46,24 @@ class SmartHTTP:
         self.metrics = metrics
         self.hook_socket = hook_socket
         self.hooks_enabled = hooks_enabled
+        self.serve = GitServe(repos, access, git, sessions, metrics, hook_socket=hook_socket,
+                              hooks_enabled=hooks_enabled)
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", "/{repo}/info/refs", self.info_refs, style="git", name="git-info-refs")
         router.add("POST", "/{repo}/git-upload-pack", self.rpc, style="git", name="git-upload-pack")
         router.add("POST", "/{repo}/git-receive-pack", self.rpc, style="git", name="git-receive-pack")
 
-    def _authorize(self, request: web.Request, m: Match, service: str) -> tuple[Repo, AccessLevel]:
+    def _authorize(self, request: web.Request, m: Match, service: str) -> Repo:
         assert m.repo is not None
         repo = self.repos.find(m.repo.type, m.repo.namespace, m.repo.name)
-        needed = AccessLevel.WRITE if service == "git-receive-pack" else AccessLevel.READ
-        level = self.access.require(principal(request), repo, needed)
-        assert repo is not None
-        return repo, level
+        return self.serve.authorize(principal(request), repo, SERVICES[service])
 
     async def info_refs(self, request: web.Request, m: Match) -> web.StreamResponse:
         service = request.query.get("service", "")
         if service not in SERVICES:
             raise Forbidden("dumb HTTP is not supported; use a git client that speaks smart HTTP")
-        repo, _ = self._authorize(request, m, service)
+        repo = self._authorize(request, m, service)
         protocol = sanitize_protocol(request.headers.get("Git-Protocol"))
         response = web.StreamResponse(
             headers={"Content-Type": f"application/x-{service}-advertisement", **NO_CACHE}
@@ -81,7 +81,7 @@ class SmartHTTP:
 
     async def rpc(self, request: web.Request, m: Match) -> web.StreamResponse:
         service = m.route.name
-        repo, _ = self._authorize(request, m, service)
+        repo = self._authorize(request, m, service)
         expected = f"application/x-{service}-request"
         if request.content_type != expected:
             raise UnsupportedMediaType(f"expected Content-Type {expected}")
@@ -114,20 +114,8 @@ class SmartHTTP:
     async def _run(self, request: web.Request, response: web.StreamResponse, repo: Repo, service: str,
                    args: list[str], *, stdin: AsyncIterator[bytes] | None, protocol: str | None,
                    on_start) -> None:
-        short = SERVICES[service]
-        env: dict[str, str] = {}
-        path = self.repos.path(repo)
-        if short == "receive-pack":
-            with self.sessions.open(repo, principal(request), "http") as session:
-                env = {"GITD_HOOK_SOCKET": str(self.hook_socket), "GITD_PUSH_TOKEN": session.token}
-                result = await self.git.run(short, path, args, stdin=stdin, sink=response.write,
-                                            protocol=protocol, env=env, on_start=on_start,
-                                            hooks=self.hooks_enabled)
-        else:
-            result = await self.git.run(short, path, args, stdin=stdin, sink=response.write,
-                                        protocol=protocol, on_start=on_start)
-        self.metrics.observe_git(short, "http", result.seconds, result.bytes_out, result.bytes_in,
-                                 result.returncode)
+        await self.serve.run(repo, principal(request), SERVICES[service], args, via="http",
+                             stdin=stdin, sink=response.write, protocol=protocol, on_start=on_start)
         if not response.prepared:
             await on_start()
         await response.write_eof()

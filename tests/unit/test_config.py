@@ -40,7 +40,7 @@ def test_unknown_settings_fail_loudly():
 def test_bad_toml_is_reported(tmp_path):
     path = tmp_path / "gitd.toml"
     path.write_text("[server\n")
-    with pytest.raises(ConfigError, match="gitd.toml"):
+    with pytest.raises(ConfigError, match=r"gitd\.toml"):
         Config.load(path, environ={})
 
 
