@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -120,8 +121,9 @@ def make_app(services: Services) -> web.Application:
 async def serve(services: Services, *, http: str, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if threading.current_thread() is threading.main_thread():  # tests may run it in a thread
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     app = make_app(services)
     runner = web.AppRunner(
         app,
