@@ -89,7 +89,8 @@ def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport
     commands = SSHCommands(services.repos, serve, services.auth, keys, http_base=http_base,
                            token_ttl=config.get_int("auth.signed_token_ttl"))
     return SSHTransport(commands, keys, services.data.ssh_host_key,
-                        login_timeout=config.get_float("ssh.login_timeout"))
+                        login_timeout=config.get_float("ssh.login_timeout"),
+                        ciphers=[str(c) for c in config.get_list("ssh.ciphers")])
 
 
 async def ssh_server_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import asyncssh
@@ -31,9 +31,12 @@ log = logging.getLogger("gitd.ssh")
 LOGIN_TIMEOUT = 30.0
 # Seconds active commands may take to finish after shutdown begins.
 SHUTDOWN_GRACE = 30.0
-# Channel window and packet size: large enough that the window never stalls a clone.
-WINDOW = 8 * 1024 * 1024
-MAX_PACKET = 256 * 1024
+# What a client may send before it must wait for us (per channel), as OpenSSH's sshd: it
+# bounds what one push can make the daemon buffer. Clones are bounded by the client's window.
+WINDOW = 2 * 1024 * 1024
+MAX_PACKET = 32 * 1024
+# Ciphers offered when the configuration names none (see [ssh] ciphers in gitd.toml).
+DEFAULT_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr")
 PROHIBITED = asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED
 
 
@@ -197,11 +200,12 @@ class SSHTransport:
     """The SSH listener: start it, stop it gracefully, and the sessions it runs."""
 
     def __init__(self, commands: SSHCommands, keys: SSHKeys, host_key: Path, *,
-                 login_timeout: float = LOGIN_TIMEOUT):
+                 login_timeout: float = LOGIN_TIMEOUT, ciphers: Sequence[str] = DEFAULT_CIPHERS):
         self.commands = commands
         self.keys = keys
         self.host_key = host_key
         self.login_timeout = login_timeout
+        self.ciphers = list(ciphers)
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self.connections: set[asyncssh.SSHServerConnection | None] = set()
@@ -222,6 +226,7 @@ class SSHTransport:
             encoding=None, line_editor=False,
             login_timeout=self.login_timeout, keepalive_interval=60, keepalive_count_max=3,
             window=WINDOW, max_pktsize=MAX_PACKET,
+            encryption_algs=self.ciphers,
             server_version="gitd",
             reuse_address=True,
         )

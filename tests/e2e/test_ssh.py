@@ -4,6 +4,7 @@ cannot do: offering a key it does not hold) against a real daemon."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +120,10 @@ def test_push_clone_fetch_over_ssh(daemon, git, ssh_user, tmp_path):
     git("push", client.url(repo), "main", cwd=work, env=client.env())
     git("fetch", "-q", "origin", cwd=clone, env=client.env("-p", str(client.port)))
     assert git.out("rev-parse", "origin/main", cwd=clone) == new
+
+    metrics = urllib.request.urlopen(f"{daemon.url}/metrics", timeout=10).read().decode()
+    assert re.search(r'gitd_git_service_duration_seconds_count\{service="receive-pack",transport="ssh"\} [1-9]',
+                     metrics)
 
 
 def test_protocol_v2_is_negotiated_through_git_protocol(daemon, git, ssh_user, tmp_path):
@@ -554,3 +560,78 @@ def test_pushes_over_ssh_reach_plugins_with_via_ssh(git, tmp_path):
     finally:
         loop_box["loop"].call_soon_threadsafe(loop_box["stop"].set)
         thread.join(30)
+
+
+def test_sshkey_commands(daemon, tmp_path, monkeypatch):
+    alice, _ = daemon.user()
+    bob, _ = daemon.user()
+    pub = keygen(tmp_path / "id_cli").with_suffix(".pub")
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(pub.read_text()))
+    _, added, _ = daemon.cli("sshkey", "add", alice, "-")
+    fingerprint = subprocess.run(["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True,
+                                 check=True).stdout.split()[1]
+    assert fingerprint in added
+    listing = daemon.cli("sshkey", "list", alice)[1]
+    assert fingerprint in listing and "ssh-ed25519" in listing and "id_cli" in listing
+    code, _, err = daemon.cli("sshkey", "add", bob, str(pub), check=False)
+    assert code == 1 and "one user only" in err
+    code, _, err = daemon.cli("sshkey", "add", bob, str(pub.with_suffix("")), check=False)
+    assert code == 1 and "this is a private key" in err
+    assert daemon.cli("sshkey", "remove", bob, fingerprint, check=False)[0] == 1
+    daemon.cli("sshkey", "remove", alice, fingerprint.removeprefix("SHA256:"))
+    assert fingerprint not in daemon.cli("sshkey", "list", alice)[1]
+
+
+HELD_SSH = """
+import os, subprocess, sys, time
+hold_after, held, release = int(os.environ["HOLD_AFTER"]), os.environ["HELD"], os.environ["RELEASE"]
+ssh = subprocess.Popen(["ssh", *sys.argv[1:]], stdin=subprocess.PIPE)
+sent = 0
+while True:
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    if sent < hold_after <= sent + len(chunk):
+        open(held, "w").close()
+        while not os.path.exists(release):
+            time.sleep(0.05)
+    ssh.stdin.write(chunk); ssh.stdin.flush(); sent += len(chunk)
+ssh.stdin.close()
+sys.exit(ssh.wait())
+"""
+
+
+def test_sigterm_lets_a_push_in_flight_finish(make_daemon, git, ssh_user, tmp_path):
+    d = make_daemon(settings={"server.public_url": "https://hub.example.com/"})
+    user, _, client = ssh_user(d)
+    repo = d.repo(user)
+    href = json.loads(client.run("git-lfs-authenticate", repo, "download").stdout)["href"]
+    assert href == f"https://hub.example.com/{repo}.git/info/lfs"
+
+    work = git.init_work(tmp_path / "w", {"data.bin": os.urandom(3 * 1024 * 1024)})
+    wrapper = tmp_path / "held_ssh.py"
+    wrapper.write_text(HELD_SSH)
+    held, release = tmp_path / "held", tmp_path / "release"
+    env = {**git.env, "GIT_SSH_COMMAND": shlex.join([sys.executable, str(wrapper), *client.argv()[1:]]),
+           "HOLD_AFTER": str(1024 * 1024), "HELD": str(held), "RELEASE": str(release)}
+    push = subprocess.Popen(["git", "-c", "ssh.variant=ssh", "push", client.url(repo), "main"], cwd=work, env=env,
+                            stderr=subprocess.PIPE)
+    for _ in range(400):
+        if held.exists():
+            break
+        threading.Event().wait(0.05)
+    assert held.exists(), "the push never got going"
+    assert d.proc is not None
+    d.proc.terminate()
+    for _ in range(100):  # the listener closes at once; the push in flight goes on
+        if client.run(timeout=10).returncode == 255:
+            break
+        threading.Event().wait(0.1)
+    assert client.run(timeout=10).returncode == 255
+    release.touch()
+    assert push.wait(60) == 0, push.stderr.read() if push.stderr else b""
+    assert d.proc.wait(60) == 0
+    assert git.out("rev-parse", "HEAD", cwd=work) in subprocess.run(
+        ["git", "--git-dir", str(DataDir(d.data).repo_path(1)), "rev-parse", "main"], capture_output=True,
+        text=True).stdout
