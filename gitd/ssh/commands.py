@@ -28,7 +28,8 @@ from gitd.repos import RepoService
 from gitd.ssh.channel import ChannelClosed, ChannelIO
 from gitd.ssh.command import Command, CommandError, parse_command
 from gitd.ssh.keys import SSHKeys
-from gitd.ssh.lfs_transfer import LfsTransfer, TransferBackend
+from gitd.ssh.lfs_backend import TransferBackend
+from gitd.ssh.lfs_transfer import LfsTransfer
 from gitd.ssh.pktline import PktReader, PktWriter
 from gitd.store import Account, SSHKey
 

@@ -31,6 +31,8 @@ log = logging.getLogger("gitd.ssh")
 LOGIN_TIMEOUT = 30.0
 # Seconds active commands may take to finish after shutdown begins.
 SHUTDOWN_GRACE = 30.0
+# Seconds clients get to close their connections once their commands are done.
+CLIENT_HANGUP_GRACE = 3.0
 # What a client may send before it must wait for us (per channel), as OpenSSH's sshd: it
 # bounds what one push can make the daemon buffer. Clones are bounded by the client's window.
 WINDOW = 2 * 1024 * 1024
@@ -175,6 +177,8 @@ class _Connection(asyncssh.SSHServer):
     def session_requested(self) -> GitSession | bool:
         if self.identity is None:
             return False
+        if self.transport.stopping:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "gitd is shutting down; try again")
         return GitSession(self)
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
@@ -209,6 +213,7 @@ class SSHTransport:
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self.connections: set[asyncssh.SSHServerConnection | None] = set()
+        self.stopping = False
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on host:port (port 0 picks one); returns the bound address."""
@@ -239,9 +244,12 @@ class SSHTransport:
         task.add_done_callback(self._sessions.discard)
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
-        """Stop accepting connections, let running commands finish, then disconnect."""
+        """Stop accepting connections and sessions, let running commands finish, give
+        clients a moment to hang up by themselves (so they see their exit status), then
+        disconnect whoever is left."""
         if self._acceptor is None:
             return
+        self.stopping = True
         self._acceptor.close()
         if self._sessions:
             log.info("ssh: waiting for %d running command(s)", len(self._sessions))
@@ -250,6 +258,10 @@ class SSHTransport:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        open_connections = [conn for conn in self.connections if conn is not None]
+        if open_connections:
+            await asyncio.wait([asyncio.ensure_future(conn.wait_closed()) for conn in open_connections],
+                               timeout=CLIENT_HANGUP_GRACE)
         for conn in list(self.connections):
             if conn is not None:
                 conn.close()

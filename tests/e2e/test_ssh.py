@@ -4,8 +4,6 @@ cannot do: offering a key it does not hold) against a real daemon."""
 from __future__ import annotations
 
 import asyncio
-import io
-import json
 import os
 import re
 import shlex
@@ -14,80 +12,18 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
 
 import asyncssh
 import pytest
 
-import gitd
-from gitd.config import Config
-from gitd.datainit import init_data_dir
 from gitd.paths import DataDir
-from gitd.plugins import PluginHost
-from gitd.server import serve
-from gitd.services import Services
-from tests.support import Daemon, unique
-
-
-# -- clients ----------------------------------------------------------------------------------------
-@dataclass
-class SSHClient:
-    """OpenSSH as git uses it: one key, a known_hosts file, no agent, no user config."""
-
-    host: str
-    port: int
-    key: Path
-    known_hosts: Path
-    strict: str = "yes"
-
-    def argv(self, *extra: str) -> list[str]:
-        return ["ssh", "-F", "/dev/null", "-p", str(self.port), "-i", str(self.key),
-                "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
-                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", f"StrictHostKeyChecking={self.strict}",
-                *extra]
-
-    def env(self, *extra: str) -> dict[str, str]:
-        return {"GIT_SSH_COMMAND": shlex.join(self.argv(*extra))}
-
-    def run(self, *remote: str, options: tuple[str, ...] = (), input: bytes | None = None,
-            env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([*self.argv(*options), f"git@{self.host}", *remote], input=input,
-                              capture_output=True, timeout=timeout,
-                              env={**os.environ, **(env or {})} if env else None)
-
-    def url(self, path: str) -> str:
-        return f"ssh://git@{self.host}:{self.port}/{path}"
-
-
-def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True)
-    return path
-
-
-def known_hosts_for(daemon: Daemon, path: Path) -> Path:
-    host_pub = (daemon.data / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
-    path.write_text(f"[{daemon.ssh_host}]:{daemon.ssh_port} {host_pub[0]} {host_pub[1]}\n")
-    return path
+from tests.e2e.sshclient import SSHClient, SSHUsers, keygen, stderr
+from tests.support import unique
 
 
 @pytest.fixture
-def ssh_user(daemon, tmp_path):
-    """make(): a new user with a registered key -> (name, token, SSHClient)."""
-    known_hosts = known_hosts_for(daemon, tmp_path / "known_hosts")
-
-    def make(d: Daemon = daemon) -> tuple[str, str, SSHClient]:
-        name, token = d.user()
-        key = keygen(tmp_path / f"id_{name}")
-        d.cli("sshkey", "add", name, str(key.with_suffix(".pub")))
-        kh = known_hosts if d is daemon else known_hosts_for(d, tmp_path / f"kh_{name}")
-        return name, token, SSHClient(d.ssh_host, d.ssh_port, key, kh)
-
-    return make
-
-
-def stderr(proc: subprocess.CompletedProcess) -> str:
-    return proc.stderr.decode(errors="replace")
+def ssh_user(daemon, tmp_path) -> SSHUsers:
+    return SSHUsers(daemon, tmp_path)
 
 
 # -- the host key ---------------------------------------------------------------------------------
@@ -449,189 +385,3 @@ def test_client_environment_is_ignored(daemon, git, ssh_user, tmp_path, have_too
     assert (clone / "which").read_text() == "repo\n"
     assert not preload_marker.exists() and not hook_marker.exists()
     assert b"LD_PRELOAD" not in proc.stderr
-
-
-# -- git-lfs ----------------------------------------------------------------------------------------------
-def test_git_lfs_authenticate_hands_out_a_token_for_one_repo_and_operation(daemon, git, ssh_user, tmp_path):
-    user, _, client = ssh_user()
-    repo, other = daemon.repo(user, private=True), daemon.repo(user, private=True)
-    work = git.init_work(tmp_path / "w")
-    for name in (repo, other):
-        git("push", client.url(name), "main", cwd=work, env=client.env())
-
-    def authenticate(path: str, operation: str) -> dict:
-        proc = client.run("git-lfs-authenticate", path, operation)
-        assert proc.returncode == 0, stderr(proc)
-        return json.loads(proc.stdout)
-
-    down = authenticate(f"/{repo}.git", "download")
-    assert set(down) == {"href", "header", "expires_in"}
-    assert down["href"] == f"{daemon.url}/{repo}.git/info/lfs"
-    assert isinstance(down["expires_in"], int) and down["expires_in"] == 3600
-    assert down["header"]["Authorization"].startswith("Bearer ")
-    assert authenticate(repo, "download")["href"] == down["href"]  # unquoted, relative form
-
-    def with_token(auth: dict, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        return git("-c", f"http.extraHeader=Authorization: {auth['header']['Authorization']}", *args,
-                   cwd=cwd, check=False)
-
-    head = git.out("rev-parse", "HEAD", cwd=work)
-    assert head in with_token(down, "ls-remote", daemon.repo_url(repo)).stdout.decode()
-    elsewhere = with_token(down, "ls-remote", daemon.repo_url(other))
-    assert elsewhere.returncode != 0 and b"not found" in elsewhere.stderr.lower()
-    git.commit(work, {"n": "1"})
-    refused = with_token(down, "push", daemon.repo_url(repo), "main", cwd=work)
-    assert refused.returncode != 0 and b"write access" in refused.stderr
-    up = authenticate(f"/{repo}.git", "upload")
-    assert with_token(up, "push", daemon.repo_url(repo), "main", cwd=work).returncode == 0
-
-    dataset = daemon.repo(user, repo_type="dataset")
-    assert authenticate(f"/datasets/{dataset}.git", "upload")["href"] == f"{daemon.url}/datasets/{dataset}.git/info/lfs"
-
-    _, _, stranger = ssh_user()
-    proc = stranger.run("git-lfs-authenticate", repo, "download")
-    assert proc.returncode == 1 and b"gitd: repository not found" in proc.stderr and proc.stdout == b""
-
-
-def test_git_lfs_falls_back_from_pure_ssh_to_git_lfs_authenticate(daemon, git, ssh_user, tmp_path, have_tool):
-    have_tool("git-lfs")
-    user, _, client = ssh_user()
-    repo = daemon.repo(user)
-    work = git.init_work(tmp_path / "w")
-    git("push", client.url(f"{repo}.git"), "main", cwd=work, env=client.env())
-    git("remote", "add", "origin", client.url(f"{repo}.git"), cwd=work)
-    proc = git("lfs", "locks", cwd=work, check=False, env={**client.env(), "GIT_TRACE": "1"})
-    trace = stderr(proc)
-    assert f"git-lfs-transfer /{repo}.git download" in trace
-    assert "pure SSH protocol connection failed" in trace
-    assert f"git-lfs-authenticate /{repo}.git download" in trace
-    assert f"HTTP: GET {daemon.url}/{repo}.git/info/lfs/locks" in trace
-
-
-# -- the hook chain ---------------------------------------------------------------------------------------
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str | None, list[str]]] = []
-
-    @gitd.hookimpl
-    def gitd_pre_receive(self, event) -> None:
-        self.events.append((event.via, event.pusher, [u.ref for u in event.updates]))
-
-
-def test_pushes_over_ssh_reach_plugins_with_via_ssh(git, tmp_path):
-    """A daemon in this process, so a plugin of the test's own sees the push event."""
-    data = DataDir(tmp_path / "data")
-    init_data_dir(data.root)
-    config = Config.load(data.config_file, environ={})
-    config.set("server.ssh", "127.0.0.1:0")
-    recorder = Recorder()
-    plugins = PluginHost(config)
-    plugins.register("recorder", recorder)
-    services = Services.build(data, config, plugins=plugins)
-    ready, loop_box = threading.Event(), {}
-
-    def run() -> None:
-        async def main() -> None:
-            loop_box["stop"] = stop = asyncio.Event()
-            loop_box["loop"] = asyncio.get_running_loop()
-            ready.set()
-            await serve(services, http="127.0.0.1:0", stop=stop)
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        ready.wait(10)
-        for _ in range(100):
-            if data.serve_info.exists():
-                break
-            threading.Event().wait(0.05)
-        daemon = Daemon(data=data.root, log_path=tmp_path / "unused.log")
-        daemon.info = json.loads(data.serve_info.read_text())
-        daemon.url = daemon.info["http"]
-        user, _ = daemon.user()
-        repo = daemon.repo(user)
-        key = keygen(tmp_path / "id_pusher")
-        daemon.cli("sshkey", "add", user, str(key.with_suffix(".pub")))
-        client = SSHClient(daemon.ssh_host, daemon.ssh_port, key, known_hosts_for(daemon, tmp_path / "kh"))
-        git("push", client.url(repo), "main", cwd=git.init_work(tmp_path / "w"), env=client.env())
-        assert recorder.events == [("ssh", user, ["refs/heads/main"])]
-    finally:
-        loop_box["loop"].call_soon_threadsafe(loop_box["stop"].set)
-        thread.join(30)
-
-
-def test_sshkey_commands(daemon, tmp_path, monkeypatch):
-    alice, _ = daemon.user()
-    bob, _ = daemon.user()
-    pub = keygen(tmp_path / "id_cli").with_suffix(".pub")
-
-    monkeypatch.setattr("sys.stdin", io.StringIO(pub.read_text()))
-    _, added, _ = daemon.cli("sshkey", "add", alice, "-")
-    fingerprint = subprocess.run(["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True,
-                                 check=True).stdout.split()[1]
-    assert fingerprint in added
-    listing = daemon.cli("sshkey", "list", alice)[1]
-    assert fingerprint in listing and "ssh-ed25519" in listing and "id_cli" in listing
-    code, _, err = daemon.cli("sshkey", "add", bob, str(pub), check=False)
-    assert code == 1 and "one user only" in err
-    code, _, err = daemon.cli("sshkey", "add", bob, str(pub.with_suffix("")), check=False)
-    assert code == 1 and "this is a private key" in err
-    assert daemon.cli("sshkey", "remove", bob, fingerprint, check=False)[0] == 1
-    daemon.cli("sshkey", "remove", alice, fingerprint.removeprefix("SHA256:"))
-    assert fingerprint not in daemon.cli("sshkey", "list", alice)[1]
-
-
-HELD_SSH = """
-import os, subprocess, sys, time
-hold_after, held, release = int(os.environ["HOLD_AFTER"]), os.environ["HELD"], os.environ["RELEASE"]
-ssh = subprocess.Popen(["ssh", *sys.argv[1:]], stdin=subprocess.PIPE)
-sent = 0
-while True:
-    chunk = os.read(0, 65536)
-    if not chunk:
-        break
-    if sent < hold_after <= sent + len(chunk):
-        open(held, "w").close()
-        while not os.path.exists(release):
-            time.sleep(0.05)
-    ssh.stdin.write(chunk); ssh.stdin.flush(); sent += len(chunk)
-ssh.stdin.close()
-sys.exit(ssh.wait())
-"""
-
-
-def test_sigterm_lets_a_push_in_flight_finish(make_daemon, git, ssh_user, tmp_path):
-    d = make_daemon(settings={"server.public_url": "https://hub.example.com/"})
-    user, _, client = ssh_user(d)
-    repo = d.repo(user)
-    href = json.loads(client.run("git-lfs-authenticate", repo, "download").stdout)["href"]
-    assert href == f"https://hub.example.com/{repo}.git/info/lfs"
-
-    work = git.init_work(tmp_path / "w", {"data.bin": os.urandom(3 * 1024 * 1024)})
-    wrapper = tmp_path / "held_ssh.py"
-    wrapper.write_text(HELD_SSH)
-    held, release = tmp_path / "held", tmp_path / "release"
-    env = {**git.env, "GIT_SSH_COMMAND": shlex.join([sys.executable, str(wrapper), *client.argv()[1:]]),
-           "HOLD_AFTER": str(1024 * 1024), "HELD": str(held), "RELEASE": str(release)}
-    push = subprocess.Popen(["git", "-c", "ssh.variant=ssh", "push", client.url(repo), "main"], cwd=work, env=env,
-                            stderr=subprocess.PIPE)
-    for _ in range(400):
-        if held.exists():
-            break
-        threading.Event().wait(0.05)
-    assert held.exists(), "the push never got going"
-    assert d.proc is not None
-    d.proc.terminate()
-    for _ in range(100):  # the listener closes at once; the push in flight goes on
-        if client.run(timeout=10).returncode == 255:
-            break
-        threading.Event().wait(0.1)
-    assert client.run(timeout=10).returncode == 255
-    release.touch()
-    assert push.wait(60) == 0, push.stderr.read() if push.stderr else b""
-    assert d.proc.wait(60) == 0
-    assert git.out("rev-parse", "HEAD", cwd=work) in subprocess.run(
-        ["git", "--git-dir", str(DataDir(d.data).repo_path(1)), "rev-parse", "main"], capture_output=True,
-        text=True).stdout

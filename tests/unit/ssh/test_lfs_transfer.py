@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gitd.errors import Forbidden, NotFound
-from gitd.ssh.lfs_transfer import LfsTransfer, LockConflict, LockInfo
+from gitd.ssh.lfs_backend import LockConflict, LockInfo
+from gitd.ssh.lfs_transfer import LfsTransfer
 from gitd.ssh.pktline import DELIM, FLUSH, PktReader, PktWriter, encode_data, encode_text
 
 REPO = 7
