@@ -14,7 +14,6 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -24,7 +23,7 @@ from gitd.hookapi import HookAPI
 from gitd.http.app import SERVICES, build_app
 from gitd.jobs import JobWorkers
 from gitd.services import Services
-from gitd.ssh.commands import SSHCommands
+from gitd.ssh.commands import SSHCommands, lfs_http_base
 from gitd.ssh.keys import SSHKeys
 from gitd.ssh.server import SSHTransport
 
@@ -68,18 +67,11 @@ async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport:
     config = services.config
-    public_url = config.get_str("server.public_url").rstrip("/")
+    public_url = config.get_str("server.public_url")
 
     def http_base(local_host: str | None) -> str:
-        """Where LFS clients reach us over HTTP: the public URL, else the bound HTTP
-        address (with the address the SSH client connected to, if HTTP listens on all)."""
-        if public_url:
-            return public_url
-        bound = urlsplit(listeners.get("http", "http://127.0.0.1:8080"))
-        host = bound.hostname or "127.0.0.1"
-        if host in ("0.0.0.0", "::") and local_host:
-            host = local_host
-        return f"{bound.scheme}://{_fmt_host(host)}:{bound.port}"
+        # The HTTP listener is bound after this resource starts: read it when needed.
+        return lfs_http_base(public_url, listeners.get("http", ""), local_host)
 
     if config.get_bool("ssh.lfs_transfer"):
         log.warning("ssh.lfs_transfer is on, but no LFS store is available yet; git-lfs-transfer stays off")

@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from gitd.access import AccessLevel, Principal
 from gitd.auth import Authenticator
@@ -47,6 +48,20 @@ class Identity:
 
     key: SSHKey
     account: Account
+
+
+def lfs_http_base(public_url: str, http_listener: str, local_host: str | None) -> str:
+    """Where git-lfs reaches this server over HTTP: ``public_url`` when set; else the bound
+    HTTP address, with the address the SSH client connected to in place of a wildcard."""
+    if public_url:
+        return public_url.rstrip("/")
+    bound = urlsplit(http_listener)
+    host = bound.hostname or "127.0.0.1"
+    if host in ("0.0.0.0", "::") and local_host:
+        host = local_host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{bound.scheme}://{host}:{bound.port}" if bound.port else f"{bound.scheme}://{host}"
 
 
 class SSHCommands:
@@ -84,12 +99,9 @@ class SSHCommands:
             return REFUSED
 
     def _principal(self, identity: Identity) -> Principal:
-        """Check the key is still registered to the same user (it may have been removed
-        since the connection authenticated)."""
-        current = self.keys.accounts.ssh_key_by_fingerprint(identity.key.fingerprint)
-        if current is None or current.account_id != identity.account.id:
+        account = self.keys.still_owned(identity.key, identity.account)
+        if account is None:
             raise CommandError("this SSH key is no longer registered")
-        account = self.keys.accounts.by_id(identity.account.id)
         return Principal(account=account, method="ssh")
 
     def _repo(self, principal: Principal, parsed: Command, service: str):

@@ -98,6 +98,17 @@ class SSHKeys:
     def remove(self, user: Account, fingerprint_text: str) -> None:
         self.accounts.remove_ssh_key(user, normalise_fingerprint(fingerprint_text))
 
+    def still_owned(self, key: SSHKey, account: Account) -> Account | None:
+        """The account, re-read, if ``key`` is still registered to it (a key can be removed
+        while a connection that authenticated with it stays open)."""
+        current = self.accounts.ssh_key_by_fingerprint(key.fingerprint)
+        if current is None or current.account_id != account.id:
+            return None
+        try:
+            return self.accounts.by_id(account.id)
+        except NotFound:
+            return None
+
     def owner(self, key: asyncssh.SSHKey) -> tuple[SSHKey, Account] | None:
         """The registered key and its user, or None. The whole key is compared, not only
         its fingerprint."""

@@ -71,3 +71,4 @@ def test_each_git_verb_and_lfs_verbs():
 def test_refused_commands(text, message):
     with pytest.raises(CommandError, match=message):
         parse_command(text)
+
