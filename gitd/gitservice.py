@@ -175,8 +175,9 @@ class GitRunner:
                         pending.cancel()
                 # Client went away, timeout, or shutdown: stop git. A receive-pack whose
                 # input ends early sees EOF, leaves refs untouched and drops its quarantine;
-                # a process with nothing left to read is killed at once.
-                await _terminate(proc, graceful=stdin is not None and not result.input_done)
+                # anything else (a read-only service, or a push past its input) is killed.
+                await _terminate(proc, graceful=service == "receive-pack" and stdin is not None
+                                 and not result.input_done)
                 raise
         result.seconds = time.monotonic() - started
         if result.returncode != 0:

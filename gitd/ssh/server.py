@@ -90,6 +90,7 @@ class GitSession(asyncssh.SSHServerSession):
         with contextlib.suppress(Exception):
             await io.drain()
         io.exit(status)
+        log.debug("ssh %s: %r -> exit %d", identity.account.name, (chan.get_command() or "<shell>")[:200], status)
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:  # type: ignore[override]
         if datatype is None and self._io is not None:
