@@ -72,6 +72,29 @@ class Access:
         role = self.accounts.role_in(repo.owner_id, account.id)
         return max(public, ROLE_LEVEL.get(role or "", AccessLevel.NONE))
 
+    def namespace_level(self, principal: Principal, owner: Account) -> AccessLevel:
+        """What the caller may do in a namespace (a user or an organisation): creating or
+        moving repositories into it needs WRITE. Credentials pinned to one repository get NONE."""
+        account = principal.account
+        if account is None or principal.repo_id is not None:
+            return AccessLevel.NONE
+        if account.is_admin or account.id == owner.id:
+            level = AccessLevel.ADMIN
+        elif owner.kind == "org":
+            level = ROLE_LEVEL.get(self.accounts.role_in(owner.id, account.id) or "", AccessLevel.NONE)
+        else:
+            level = AccessLevel.NONE
+        return min(level, principal.cap)
+
+    def require_namespace(self, principal: Principal, owner: Account | None, needed: AccessLevel) -> AccessLevel:
+        """Like ``require`` for a namespace: 401 anonymous, 403 signed in without the right."""
+        level = self.namespace_level(principal, owner) if owner is not None else AccessLevel.NONE
+        if level >= needed:
+            return level
+        if principal.is_anonymous:
+            raise Unauthorized("authentication required")
+        raise Forbidden("you cannot create or manage repositories in this namespace")
+
     def require(self, principal: Principal, repo: Repo | None, needed: AccessLevel) -> AccessLevel:
         """Return the caller's level, or raise the error a client should see.
 

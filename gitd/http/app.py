@@ -13,6 +13,7 @@ from gitd.http.errors import error_response
 from gitd.http.ops import Ops
 from gitd.http.routing import Router
 from gitd.http.smart import SmartHTTP
+from gitd.hub import add_hub_routes
 from gitd.services import Services
 
 log = logging.getLogger("gitd.http")
@@ -24,6 +25,8 @@ ROUTER = web.AppKey("router", Router)
 def build_router(services: Services) -> Router:
     router = Router()
     Ops(services.store, services.metrics).add_routes(router)
+    # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
+    add_hub_routes(router, services)
     SmartHTTP(services.repos, services.access, services.git, services.sessions, services.metrics,
               hook_socket=services.data.hook_socket,
               hooks_enabled=services.config.get_bool("hooks.enabled")).add_routes(router)

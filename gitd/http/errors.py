@@ -12,6 +12,12 @@ REALM = 'Basic realm="gitd", charset="UTF-8"'
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
 
 
+def header_safe(text: str) -> str:
+    """One line of printable ASCII: messages may span lines (plugin refusals) or carry any character."""
+    flat = " ".join(text.split())
+    return flat.encode("ascii", "replace").decode("ascii")
+
+
 def error_response(exc: GitdError, style: str) -> web.Response:
     headers: dict[str, str] = {}
     if exc.status == 401:
@@ -24,7 +30,7 @@ def error_response(exc: GitdError, style: str) -> web.Response:
     if style == "hub":
         # huggingface_hub maps X-Error-Code to its exception classes; always send it.
         headers["X-Error-Code"] = exc.code
-        headers["X-Error-Message"] = exc.message
+        headers["X-Error-Message"] = header_safe(exc.message)
         return web.json_response({"error": exc.message}, status=exc.status, headers=headers)
     if style == "api":
         return web.json_response({"msg": exc.message, "code": exc.code, "data": None}, status=exc.status,

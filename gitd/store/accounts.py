@@ -40,10 +40,13 @@ class Accounts:
         return org
 
     def by_id(self, account_id: int) -> Account:
-        rows = list(self.store.db["accounts"].rows_where("id = ?", [account_id]))
-        if not rows:
+        # Plain SQL: sqlite-utils' rows_where introspects the table on every call, and this
+        # runs on every authenticated request.
+        cur = self.store.db.execute("SELECT * FROM accounts WHERE id = ?", [account_id])
+        row = cur.fetchone()
+        if row is None:
             raise NotFound(f"no account with id {account_id}")
-        return Account.from_row(rows[0])
+        return Account.from_row(dict(zip([c[0] for c in cur.description], row, strict=True)))
 
     def find(self, name: str) -> Account | None:
         rows = list(self.store.db["accounts"].rows_where("name = ? COLLATE NOCASE", [name]))
@@ -123,10 +126,11 @@ class Accounts:
         return [Token.from_row(r) for r in self.store.db["tokens"].rows_where(where, args, order_by="id")]
 
     def token_by_hash(self, token_hash: str) -> tuple[Token, Account] | None:
-        rows = list(self.store.db["tokens"].rows_where("token_hash = ?", [token_hash]))
-        if not rows:
+        cur = self.store.db.execute("SELECT * FROM tokens WHERE token_hash = ?", [token_hash])
+        row = cur.fetchone()
+        if row is None:
             return None
-        token = Token.from_row(rows[0])
+        token = Token.from_row(dict(zip([c[0] for c in cur.description], row, strict=True)))
         return token, self.by_id(token.account_id)
 
     def touch_token(self, token: Token) -> None:

@@ -72,4 +72,30 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX jobs_ready ON jobs (state, run_after);
         """,
     ),
+    (
+        4,
+        "hub discussions, pull requests, and redirects of moved repositories",
+        """
+        CREATE TABLE discussions (
+            id INTEGER PRIMARY KEY,
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            num INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            author_id INTEGER REFERENCES accounts(id) ON DELETE SET NULL,
+            is_pull_request INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed', 'merged', 'draft')),
+            created_at TEXT NOT NULL,
+            UNIQUE (repo_id, num)
+        );
+        CREATE TABLE repo_redirects (
+            type TEXT NOT NULL,
+            namespace TEXT NOT NULL COLLATE NOCASE,
+            name TEXT NOT NULL COLLATE NOCASE,
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (type, namespace, name)
+        );
+        """,
+    ),
 ]

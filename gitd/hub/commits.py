@@ -1,0 +1,213 @@
+"""API commits: real git commits written with pygit2 (no work tree), moved through the hook chain.
+
+The new tree is built from the parent commit's tree, touching only the changed
+paths. The ref moves with ``HookChain.apply_updates`` (pre-receive, compare-and-swap,
+post-receive), so API commits meet the same policy as pushes and never lose a
+concurrent push or commit: if the branch moved meanwhile, the commit is rebuilt on
+the new head, unless the client pinned ``parentCommit``, which is then refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from gitd.errors import BadRequest, Conflict, Forbidden, GitdError, PushRejected
+from gitd.events import ZERO_OID, RefUpdate, RepoInfo
+from gitd.hookchain import HookChain
+from gitd.hub.gitread import EntryNotFound, RepoReader, RevisionNotFound
+from gitd.refs import RefConflict
+
+MODE_FILE = pygit2.GIT_FILEMODE_BLOB
+MODE_EXEC = pygit2.GIT_FILEMODE_BLOB_EXECUTABLE
+MAX_ATTEMPTS = 8
+
+
+class PreconditionFailed(GitdError):
+    status = 412
+    code = "PreconditionFailed"
+
+
+@dataclass(frozen=True)
+class AddFile:
+    path: str
+    oid: str
+
+
+@dataclass(frozen=True)
+class DeleteFile:
+    path: str
+
+
+@dataclass(frozen=True)
+class DeleteFolder:
+    path: str
+
+
+Op = AddFile | DeleteFile | DeleteFolder
+
+
+def check_path(path: object) -> str:
+    """A repository path from a client: relative, no '.', '..' or '.git' parts, no NUL."""
+    if not isinstance(path, str) or not path or "\0" in path or "\\" in path:
+        raise BadRequest(f"invalid path {path!r}")
+    parts = path.strip("/").split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0].lower() == ".git" \
+            or any(p.lower() == ".git" for p in parts):
+        raise BadRequest(f"invalid path {path!r}: paths are relative, without '.', '..' or '.git' parts")
+    return "/".join(parts)
+
+
+class _Tree:
+    """A tree being edited: loaded from git lazily, only along the touched paths."""
+
+    def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree | None):
+        self.repo = repo
+        self.items: dict[str, tuple[int, str] | _Tree] = {}
+        if tree is not None:
+            for obj in tree:
+                self.items[obj.name] = (obj.filemode, str(obj.id))
+
+    def child(self, name: str, *, create: bool, full: str) -> _Tree | None:
+        item = self.items.get(name)
+        if isinstance(item, _Tree):
+            return item
+        if item is None:
+            if not create:
+                return None
+            sub = _Tree(self.repo, None)
+        elif item[0] == pygit2.GIT_FILEMODE_TREE:
+            sub = _Tree(self.repo, self.repo[item[1]])
+        else:
+            if not create:
+                return None
+            raise BadRequest(f"cannot add below {full!r}: it is a file")
+        self.items[name] = sub
+        return sub
+
+    def walk_to(self, path: str, *, create: bool) -> tuple[_Tree | None, str]:
+        *dirs, leaf = path.split("/")
+        node: _Tree | None = self
+        done = []
+        for d in dirs:
+            done.append(d)
+            assert node is not None
+            node = node.child(d, create=create, full="/".join(done))
+            if node is None:
+                return None, leaf
+        return node, leaf
+
+    def write(self) -> str | None:
+        """Write the tree and its edited subtrees; None when it ends up empty."""
+        builder = self.repo.TreeBuilder()
+        count = 0
+        for name, item in self.items.items():
+            if isinstance(item, _Tree):
+                oid = item.write()
+                if oid is None:
+                    continue
+                builder.insert(name, pygit2.Oid(hex=oid), pygit2.GIT_FILEMODE_TREE)
+            else:
+                builder.insert(name, pygit2.Oid(hex=item[1]), item[0])
+            count += 1
+        return str(builder.write()) if count else None
+
+
+def build_tree(repo: pygit2.Repository, parent: str | None, ops: list[Op]) -> str:
+    root = _Tree(repo, repo[parent].peel(pygit2.Tree) if parent else None)
+    for op in ops:
+        if isinstance(op, AddFile):
+            node, leaf = root.walk_to(op.path, create=True)
+            assert node is not None
+            old = node.items.get(leaf)
+            if isinstance(old, _Tree) or (isinstance(old, tuple) and old[0] == pygit2.GIT_FILEMODE_TREE):
+                raise BadRequest(f"cannot write file {op.path!r}: a folder has that name")
+            mode = MODE_EXEC if isinstance(old, tuple) and old[0] == MODE_EXEC else MODE_FILE
+            node.items[leaf] = (mode, op.oid)
+        elif isinstance(op, DeleteFile):
+            node, leaf = root.walk_to(op.path, create=False)
+            item = node.items.get(leaf) if node is not None else None
+            if item is None or isinstance(item, _Tree) or item[0] == pygit2.GIT_FILEMODE_TREE:
+                raise EntryNotFound(f"A file with this name doesn't exist: {op.path}")
+            del node.items[leaf]  # type: ignore[union-attr]
+        else:
+            if op.path == "":
+                root.items.clear()
+                continue
+            node, leaf = root.walk_to(op.path, create=False)
+            item = node.items.get(leaf) if node is not None else None
+            if item is None or (isinstance(item, tuple) and item[0] != pygit2.GIT_FILEMODE_TREE):
+                raise EntryNotFound(f"A folder with this name doesn't exist: {op.path}")
+            del node.items[leaf]  # type: ignore[union-attr]
+    oid = root.write()
+    if oid is None:
+        oid = str(repo.TreeBuilder().write())
+    return oid
+
+
+class CommitWriter:
+    def __init__(self, chain: HookChain, reader: RepoReader, *, email_domain: str = "users.noreply.gitd"):
+        self.chain = chain
+        self.reader = reader
+        self.email_domain = email_domain
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def write_blob(self, path: Path, data: bytes) -> str:
+        return await asyncio.to_thread(lambda: str(self.reader.open(path).create_blob(data)))
+
+    def _make_commit(self, path: Path, parent: str | None, ops: list[Op], author: str, message: str) -> str:
+        repo = self.reader.open(path)
+        tree = build_tree(repo, parent, ops)
+        now = int(time.time())
+        sig = pygit2.Signature(author, f"{author}@{self.email_domain}", now, 0)
+        parents = [pygit2.Oid(hex=parent)] if parent else []
+        return str(repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), parents))
+
+    async def commit(self, info: RepoInfo, ref: str, ops: list[Op], *, author: str, message: str,
+                     parent_commit: str | None = None, may_create: bool = False,
+                     start_point: str | None = None) -> str:
+        """Commit ``ops`` on top of ``ref`` and move it; returns the new commit sha.
+
+        ``may_create`` lets a missing ref be created (from ``start_point``, or as a root
+        commit). ``parent_commit`` (a sha or prefix) must be the ref's head.
+        """
+        # One API commit per ref at a time in this daemon, so they queue instead of racing;
+        # the compare-and-swap still guards against pushes arriving meanwhile.
+        key = f"{info.path}\0{ref}"
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            return await self._commit(info, ref, ops, author=author, message=message, parent_commit=parent_commit,
+                                      may_create=may_create, start_point=start_point)
+
+    async def _commit(self, info: RepoInfo, ref: str, ops: list[Op], *, author: str, message: str,
+                      parent_commit: str | None, may_create: bool, start_point: str | None) -> str:
+        for _ in range(MAX_ATTEMPTS):
+            head = self.reader.head(info.path, ref)
+            if head is None and not may_create:
+                raise RevisionNotFound(f"Invalid rev id: {ref.removeprefix('refs/heads/')}")
+            base = head if head is not None else start_point
+            if parent_commit is not None and (base is None or not base.startswith(parent_commit.lower())):
+                raise PreconditionFailed(
+                    f"parentCommit {parent_commit} is not the head of {ref.removeprefix('refs/heads/')} "
+                    f"(the head is {base}); fetch the new head and commit again"
+                )
+            new = await asyncio.to_thread(self._make_commit, info.path, base, ops, author, message)
+            try:
+                await self.chain.apply_updates(info, [RefUpdate(ref, head or ZERO_OID, new)], via="api",
+                                               pusher=author)
+            except RefConflict:
+                if parent_commit is not None:
+                    raise PreconditionFailed(f"{ref} moved while committing; parentCommit {parent_commit} "
+                                             "is no longer its head")
+                continue
+            except PushRejected as exc:
+                raise Forbidden(exc.message, code="PushRejected")
+            return new
+        raise Conflict("the branch kept moving while committing; try again")

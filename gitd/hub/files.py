@@ -1,0 +1,278 @@
+"""Files: resolve (GET/HEAD with Range), tree listings and paths-info."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+from typing import Any
+
+from aiohttp import web
+
+from gitd.access import Access, AccessLevel
+from gitd.errors import BadRequest, GitdError
+from gitd.http.errors import error_response
+from gitd.http.routing import Match, Router
+from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, int_param, json_response, next_link
+from gitd.hub.gitread import Entry, EntryNotFound, RepoReader, iso
+from gitd.hub.lfscontent import LfsContent
+from gitd.repos import RepoService
+from gitd.store.redirects import Redirects
+
+TREE_PAGE = 1000
+TREE_PAGE_EXPAND = 50
+IN_MEMORY_BLOB = 8 * 1024 * 1024
+CHUNK = 256 * 1024
+LISTING_CACHE_MAX = 200_000
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(GitdError):
+    status = 416
+    code = "RangeNotSatisfiable"
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end exclusive) of a single-range ``Range`` header; None to send everything."""
+    if not header:
+        return None
+    m = _RANGE_RE.match(header.strip().replace(" ", ""))
+    if m is None:
+        return None  # multiple ranges or another unit: ignore it, as RFC 9110 allows
+    first, last = m.group(1), m.group(2)
+    if first == "" and last == "":
+        return None
+    if first == "":
+        n = int(last)
+        if n == 0:
+            raise RangeNotSatisfiable("requested range not satisfiable")
+        return max(0, size - n), size
+    start = int(first)
+    end = size if last == "" else min(size, int(last) + 1)
+    if start >= size or end <= start:
+        raise RangeNotSatisfiable("requested range not satisfiable")
+    return start, end
+
+
+class FileView:
+    """How the Hub shows one tree entry: size, etag and lfs metadata (held LFS objects only)."""
+
+    def __init__(self, lfs: LfsContent):
+        self.lfs = lfs
+
+    def lfs_size(self, repo_id: int, entry: Entry) -> int | None:
+        if entry.pointer is None:
+            return None
+        return self.lfs.stored_size(repo_id, entry.pointer.oid)
+
+    def tree_json(self, repo_id: int, entry: Entry) -> dict[str, Any]:
+        if entry.kind == "directory":
+            return {"type": "directory", "oid": entry.oid, "size": 0, "path": entry.path}
+        out: dict[str, Any] = {"type": "file", "oid": entry.oid, "size": entry.size, "path": entry.path}
+        held = self.lfs_size(repo_id, entry)
+        if held is not None and entry.pointer is not None:
+            out["size"] = held
+            out["lfs"] = {"oid": entry.pointer.oid, "size": held, "pointerSize": entry.size}
+        return out
+
+    def sibling_json(self, repo_id: int, entry: Entry) -> dict[str, Any]:
+        out: dict[str, Any] = {"rfilename": entry.path, "blobId": entry.oid, "size": entry.size}
+        held = self.lfs_size(repo_id, entry)
+        if held is not None and entry.pointer is not None:
+            out["size"] = held
+            out["lfs"] = {"sha256": entry.pointer.oid, "size": held, "pointerSize": entry.size}
+        return out
+
+
+class HubFiles(HubBase):
+    def __init__(self, repos: RepoService, access: Access, reader: RepoReader, view: FileView, *,
+                 public_url: str = "",
+                 redirects: Redirects | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects)
+        self.reader = reader
+        self.view = view
+        self._listings: dict[tuple, list[Entry]] = {}
+        self._lock = threading.Lock()
+
+    def add_resolve_route(self, router: Router) -> None:
+        """The hot path (every download starts with HEAD /resolve): registered first of all."""
+        router.add("GET", "/{repo}/resolve/{rev}/{path*}", self.resolve, style="hub", name="hub-resolve")
+
+    def add_routes(self, router: Router) -> None:
+        router.add("GET", api_patterns("/resolve/{rev}/{path*}"), self.resolve_api, style="hub",
+                   name="hub-api-resolve")
+        router.add("GET", api_patterns("/tree/{rev}/{path*}"), self.tree, style="hub", name="hub-tree")
+        router.add("POST", api_patterns("/paths-info/{rev}"), self.paths_info, style="hub", name="hub-paths-info")
+
+    # -- resolve ---------------------------------------------------------------------------------
+    async def resolve(self, request: web.Request, m: Match) -> web.StreamResponse:
+        return await self._resolve(request, self.web_repo(request, m), m.params["rev"], m.params["path"])
+
+    async def resolve_api(self, request: web.Request, m: Match) -> web.StreamResponse:
+        return await self._resolve(request, self.api_repo(request, m), m.params["rev"], m.params["path"])
+
+    async def _resolve(self, request: web.Request, ctx: RepoCtx, rev: str, file_path: str) -> web.StreamResponse:
+        commit = self.reader.resolve(ctx.path, rev)
+        entry = self.reader.entry(ctx.path, commit, file_path) if file_path else None
+        if entry is None or entry.kind != "file":
+            exc = EntryNotFound(f"{file_path} does not exist on {rev!r}", commit=commit)
+            response = error_response(exc, "hub")
+            response.headers["X-Repo-Commit"] = commit
+            return response
+        held = self.view.lfs_size(ctx.repo.id, entry)
+        size = held if held is not None else entry.size
+        etag = entry.pointer.oid if held is not None and entry.pointer is not None else entry.oid
+        headers = {
+            "X-Repo-Commit": commit,
+            "ETag": f'"{etag}"',
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'inline; filename="{os.path.basename(file_path)}";'.replace("\n", ""),
+            "Cache-Control": "private, max-age=0, must-revalidate" if ctx.repo.private
+            else "public, max-age=0, must-revalidate",
+        }
+        if held is not None:
+            headers["X-Linked-Size"] = str(held)
+            headers["X-Linked-Etag"] = f'"{etag}"'
+        try:
+            span = parse_range(request.headers.get("Range"), size)
+        except RangeNotSatisfiable as exc:
+            response = error_response(exc, "hub")
+            response.headers.update({"Content-Range": f"bytes */{size}", "X-Repo-Commit": commit})
+            return response
+        start, end = span if span is not None else (0, size)
+        response = web.StreamResponse(status=206 if span is not None else 200, headers=headers)
+        if span is not None:
+            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        response.content_length = end - start
+        if request.method == "HEAD":
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        if held is not None and entry.pointer is not None:
+            await response.prepare(request)
+            async for chunk in self.view.lfs.open(ctx.repo.id, entry.pointer.oid, start, end):
+                await response.write(chunk)
+        elif entry.size <= IN_MEMORY_BLOB:
+            data = self.reader.read_blob(ctx.path, entry.oid) if entry.size <= CHUNK else \
+                await asyncio.to_thread(self._read_fresh, ctx, entry.oid)
+            await response.prepare(request)
+            await response.write(data[start:end])
+        else:
+            await response.prepare(request)
+            await self._stream_blob(ctx, entry.oid, start, end, response)
+        await response.write_eof()
+        return response
+
+    def _read_fresh(self, ctx: RepoCtx, oid: str) -> bytes:
+        return self.reader.read_blob(ctx.path, oid)
+
+    async def _stream_blob(self, ctx: RepoCtx, oid: str, start: int, end: int,
+                           response: web.StreamResponse) -> None:
+        """Stream a big blob through ``git cat-file`` so it is never held in memory."""
+        proc = await asyncio.create_subprocess_exec(
+            "git", "--git-dir", str(ctx.path), "cat-file", "blob", oid,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1",
+                 "GIT_CONFIG_GLOBAL": os.devnull},
+        )
+        assert proc.stdout is not None
+        pos = 0
+        try:
+            while pos < end:
+                chunk = await proc.stdout.read(CHUNK)
+                if not chunk:
+                    break
+                lo, hi = max(start - pos, 0), min(len(chunk), end - pos)
+                if lo < hi:
+                    await response.write(chunk[lo:hi])
+                pos += len(chunk)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+
+    # -- tree --------------------------------------------------------------------------------------
+    def _listing(self, ctx: RepoCtx, commit: str, under: str, recursive: bool) -> list[Entry]:
+        """A folder's entries at a commit; cached, since pages of one listing are asked in turn."""
+        key = (str(ctx.path), commit, under, recursive)
+        with self._lock:
+            found = self._listings.get(key)
+        if found is None:
+            found = list(self.reader.walk(ctx.path, commit, under, recursive=recursive))
+            if len(found) <= LISTING_CACHE_MAX:
+                with self._lock:
+                    if len(self._listings) >= 32:
+                        self._listings.pop(next(iter(self._listings)))
+                    self._listings[key] = found
+        return found
+
+    async def tree(self, request: web.Request, m: Match) -> web.StreamResponse:
+        ctx = self.api_repo(request, m)
+        rev, under = m.params["rev"], m.params["path"].strip("/")
+        if not under and self._unborn_default(ctx, rev):
+            return json_response([])
+        commit = self.reader.resolve(ctx.path, rev)
+        if under:
+            entry = self.reader.entry(ctx.path, commit, under)
+            if entry is None or entry.kind != "directory":
+                raise EntryNotFound(f"{under} is not a directory on {rev!r}", commit=commit)
+        recursive = bool_param(request, "recursive")
+        expand = bool_param(request, "expand")
+        entries = await asyncio.to_thread(self._listing, ctx, commit, under, recursive)
+        page = TREE_PAGE_EXPAND if expand else TREE_PAGE
+        cursor = int_param(request, "cursor", 0)
+        chunk = entries[cursor:cursor + page]
+        out = [self.view.tree_json(ctx.repo.id, e) for e in chunk]
+        if expand:
+            await asyncio.to_thread(self._expand, ctx, commit, out)
+        headers = {}
+        if cursor + page < len(entries):
+            headers["Link"] = next_link(self.base(request), request, cursor=cursor + page)
+        return json_response(out, headers=headers)
+
+    def _unborn_default(self, ctx: RepoCtx, rev: str) -> bool:
+        """An empty repository's default branch lists as empty (on the Hub a new repo is never empty)."""
+        return rev in (ctx.repo.default_branch, f"refs/heads/{ctx.repo.default_branch}") and \
+            self.reader.try_resolve(ctx.path, rev) is None and not self.reader.refs(ctx.path, "refs/heads/")
+
+    def _expand(self, ctx: RepoCtx, commit: str, out: list[dict[str, Any]]) -> None:
+        last = self.reader.last_commits(ctx.path, commit, [e["path"] for e in out])
+        for e in out:
+            c = last.get(e["path"])
+            if c is not None:
+                e["lastCommit"] = {"id": str(c.id), "title": c.message.split("\n", 1)[0],
+                                   "date": iso(c.commit_time)}
+
+    # -- paths-info ----------------------------------------------------------------------------------
+    async def paths_info(self, request: web.Request, m: Match) -> web.StreamResponse:
+        ctx = self.api_repo(request, m, AccessLevel.READ)
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+                paths, expand = list(body.get("paths", [])), bool(body.get("expand", False))
+            except (ValueError, AttributeError):
+                raise BadRequest("expected a JSON object with a list of paths")
+        else:
+            form = await request.post()
+            paths = [str(p) for p in form.getall("paths", [])]
+            expand = str(form.get("expand", "false")).lower() in ("1", "true")
+        if not all(isinstance(p, str) for p in paths):
+            raise BadRequest("paths must be strings")
+        if self._unborn_default(ctx, m.params["rev"]):
+            return json_response([])
+        commit = self.reader.resolve(ctx.path, m.params["rev"])
+        out = []
+        seen = set()
+        for p in paths:
+            p = p.strip("/")
+            if p in seen:
+                continue
+            seen.add(p)
+            entry = self.reader.entry(ctx.path, commit, p) if p else None
+            if entry is not None:
+                out.append(self.view.tree_json(ctx.repo.id, entry))
+        if expand and out:
+            await asyncio.to_thread(self._expand, ctx, commit, out)
+        return json_response(out)

@@ -1,0 +1,260 @@
+"""Reading repositories for the Hub API: revisions, tree entries, listings, history.
+
+Everything here is synchronous pygit2 work. The resolve path calls it straight
+from the event loop (each lookup is a few microseconds once cached); listings and
+history walks go through ``asyncio.to_thread``. pygit2 handles are kept per thread,
+and per-commit lookups are cached by commit sha, which never changes meaning.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pygit2
+
+from gitd.errors import NotFound
+from gitd.lfs.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
+from gitd.refs import head_branch
+
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_OPEN_FLAGS = pygit2.enums.RepositoryOpenFlag.BARE | pygit2.enums.RepositoryOpenFlag.NO_SEARCH
+FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE, pygit2.GIT_FILEMODE_LINK)
+
+
+class RevisionNotFound(NotFound):
+    code = "RevisionNotFound"
+
+
+class EntryNotFound(NotFound):
+    code = "EntryNotFound"
+
+    def __init__(self, message: str, *, commit: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.commit = commit
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A path in a commit's tree."""
+
+    path: str
+    oid: str
+    kind: str  # "file" | "directory"
+    size: int  # blob size (the pointer's size for an LFS pointer)
+    pointer: Pointer | None = None
+
+
+def iso(ts: int) -> str:
+    """Seconds since the epoch in the Hub's date format (2024-01-01T00:00:00.000Z)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def ref_for(revision: str) -> str:
+    """The ref a writable revision names: 'main' -> refs/heads/main; 'refs/pr/1' as is."""
+    return revision if revision.startswith("refs/") else f"refs/heads/{revision}"
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class RepoReader:
+    """Read access to bare repositories by path, with per-thread handles and caches."""
+
+    def __init__(self, *, cache_entries: int = 100_000):
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # (path, commit sha, file path) -> Entry | None ; immutable facts, shared by threads.
+        self._entries: _LRU = _LRU(cache_entries)
+        # (path, object sha) -> the commit it peels to; objects never change.
+        self._peeled: _LRU = _LRU(4096)
+
+    # -- handles -------------------------------------------------------------------------------
+    def open(self, path: Path) -> pygit2.Repository:
+        handles = getattr(self._local, "handles", None)
+        if handles is None:
+            handles = self._local.handles = _LRU(64)
+        key = str(path)
+        repo = handles.get(key)
+        if repo is None:
+            try:
+                repo = pygit2.Repository(key, _OPEN_FLAGS)
+            except pygit2.GitError:
+                raise NotFound("repository not found", code="RepoNotFound")
+            handles.put(key, repo)
+        return repo
+
+    def forget(self, path: Path) -> None:
+        handles = getattr(self._local, "handles", None)
+        if handles is not None:
+            handles.pop(str(path), None)
+
+    # -- revisions -----------------------------------------------------------------------------
+    def resolve(self, path: Path, revision: str) -> str:
+        """The 40-hex commit a revision (branch, tag, refs/..., full sha) names, or RevisionNotFound."""
+        sha = self.try_resolve(path, revision)
+        if sha is None:
+            raise RevisionNotFound(f"Invalid rev id: {revision}")
+        return sha
+
+    def try_resolve(self, path: Path, revision: str) -> str | None:
+        repo = self.open(path)
+        if SHA_RE.match(revision):
+            key = (str(path), revision)
+            with self._lock:
+                peeled = self._peeled.get(key)
+            if peeled is not None:
+                return peeled
+            try:
+                obj = repo[revision]
+            except (KeyError, ValueError):
+                obj = None
+            if obj is not None:
+                peeled = self._peel(obj)
+                if peeled is not None:
+                    with self._lock:
+                        self._peeled.put(key, peeled)
+                return peeled
+        candidates = [revision] if revision.startswith("refs/") else [f"refs/heads/{revision}",
+                                                                         f"refs/tags/{revision}"]
+        for name in candidates:
+            ref = repo.references.get(name)
+            if ref is None:
+                continue
+            try:
+                return self._peel(repo[ref.resolve().target])
+            except (KeyError, pygit2.GitError):
+                return None
+        return None
+
+    @staticmethod
+    def _peel(obj) -> str | None:
+        try:
+            return str(obj.peel(pygit2.Commit).id)
+        except (pygit2.InvalidSpecError, ValueError, pygit2.GitError):
+            return None
+
+    def head(self, path: Path, ref: str) -> str | None:
+        """The commit a ref points at right now (None if it does not exist)."""
+        r = self.open(path).references.get(ref)
+        return str(r.resolve().target) if r is not None else None
+
+    def default_head(self, path: Path, default_branch: str) -> str | None:
+        """The commit of the branch HEAD points to (None for an empty repository)."""
+        branch = head_branch(self.open(path)) or default_branch
+        return self.head(path, f"refs/heads/{branch}")
+
+    def refs(self, path: Path, prefix: str) -> list[tuple[str, str]]:
+        """(ref name, peeled commit) for every ref under ``prefix``, sorted."""
+        repo = self.open(path)
+        out = []
+        for name in sorted(repo.references):
+            if not name.startswith(prefix):
+                continue
+            commit = self._peel(repo[repo.references[name].resolve().target])
+            if commit is not None:
+                out.append((name, commit))
+        return out
+
+    # -- entries -------------------------------------------------------------------------------
+    def entry(self, path: Path, commit: str, file_path: str) -> Entry | None:
+        """The entry at ``file_path`` in ``commit`` ('' is the root directory)."""
+        key = (str(path), commit, file_path)
+        with self._lock:
+            if key in self._entries:
+                return self._entries[key]
+        repo = self.open(path)
+        tree = repo[commit].peel(pygit2.Tree)
+        found: Entry | None
+        if file_path == "":
+            found = Entry("", str(tree.id), "directory", 0)
+        else:
+            try:
+                obj = tree[file_path]
+            except (KeyError, ValueError):
+                obj = None
+            found = self._make_entry(repo, file_path, obj) if obj is not None else None
+        with self._lock:
+            self._entries.put(key, found)
+        return found
+
+    def _make_entry(self, repo: pygit2.Repository, file_path: str, obj) -> Entry | None:
+        if obj.type == pygit2.GIT_OBJECT_TREE:
+            return Entry(file_path, str(obj.id), "directory", 0)
+        if obj.type != pygit2.GIT_OBJECT_BLOB or obj.filemode not in FILE_MODES:
+            return None  # submodules are not files
+        _, size = repo.odb.read_header(obj.id)
+        pointer = None
+        if size <= MAX_POINTER_SIZE:
+            pointer = parse_pointer(repo.odb.read(obj.id)[1])
+        return Entry(file_path, str(obj.id), "file", size, pointer)
+
+    def walk(self, path: Path, commit: str, under: str = "", *, recursive: bool) -> Iterator[Entry]:
+        """Entries below directory ``under`` (depth-first, git order); directories included."""
+        repo = self.open(path)
+        tree = repo[commit].peel(pygit2.Tree)
+        if under:
+            tree = tree[under]
+        yield from self._walk(repo, tree, under, recursive)
+
+    def _walk(self, repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bool) -> Iterator[Entry]:
+        for obj in tree:
+            full = f"{prefix}/{obj.name}" if prefix else obj.name
+            entry = self._make_entry(repo, full, obj)
+            if entry is None:
+                continue
+            yield entry
+            if recursive and entry.kind == "directory":
+                yield from self._walk(repo, obj, full, recursive)
+
+    def read_blob(self, path: Path, oid: str) -> bytes:
+        return self.open(path)[oid].data
+
+    # -- history -------------------------------------------------------------------------------
+    def log(self, path: Path, commit: str) -> Iterator[pygit2.Commit]:
+        """Commits reachable from ``commit``, newest first."""
+        repo = self.open(path)
+        yield from repo.walk(repo[commit].id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)
+
+    def commit(self, path: Path, commit: str) -> pygit2.Commit:
+        return self.open(path)[commit]
+
+    def last_commits(self, path: Path, commit: str, paths: list[str], *, max_walk: int = 10_000
+                     ) -> dict[str, pygit2.Commit]:
+        """For each path, the newest commit that changed it (one history walk for all)."""
+        repo = self.open(path)
+        remaining = set(paths)
+        found: dict[str, pygit2.Commit] = {}
+
+        def oid_at(tree: pygit2.Tree, p: str):
+            try:
+                return tree[p].id
+            except (KeyError, ValueError):
+                return None
+
+        for n, c in enumerate(self.log(path, commit)):
+            if not remaining or n >= max_walk:
+                break
+            parent_tree = c.parents[0].tree if c.parents else None
+            for p in list(remaining):
+                mine = oid_at(c.tree, p)
+                theirs = oid_at(parent_tree, p) if parent_tree is not None else None
+                if mine != theirs:
+                    found[p] = c
+                    remaining.discard(p)
+        del repo
+        return found
