@@ -32,7 +32,7 @@ from gitd.ssh.keys import SSHKeys
 from gitd.ssh.lfs_backend import TransferBackend
 from gitd.ssh.lfs_transfer import LfsTransfer
 from gitd.ssh.pktline import PktReader, PktWriter
-from gitd.store import Account, SSHKey
+from gitd.store import Account, Repo, SSHKey
 
 log = logging.getLogger("gitd.ssh")
 
@@ -104,7 +104,7 @@ class SSHCommands:
             raise CommandError("this SSH key is no longer registered")
         return Principal(account=account, method="ssh")
 
-    def _repo(self, principal: Principal, parsed: Command, service: str):
+    def _repo(self, principal: Principal, parsed: Command, service: str) -> Repo:
         repo = self.repos.find(parsed.repo.type, parsed.repo.namespace, parsed.repo.name)
         return self.serve.authorize(principal, repo, service)
 
