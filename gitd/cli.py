@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from gitd import __version__
-from gitd.config import Config, ConfigError
+from gitd.config import Config, ConfigError, split_hostport
 from gitd.errors import GitdError, NotFound
+from gitd.jobs import ALL_PLUGINS
 from gitd.names import REPO_TYPES, check_account_name, split_full_name
 from gitd.paths import DataDir, default_data_dir
 from gitd.services import Services
@@ -79,12 +80,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from gitd.server import serve
 
     data = _data_dir(args)
+    if args.http:
+        split_hostport(args.http, 8080)  # a bad address fails before anything is written
     init_data_dir(data.root)
     config = Config.load(data.config_file)
     if args.http:
         config.set("server.http", args.http)
     if args.ssh is not None:
         config.set("server.ssh", args.ssh)
+    split_hostport(config.get_str("server.http"), 8080)  # a bad address fails here, as one line
     logging.basicConfig(
         level=getattr(logging, config.get_str("server.log_level").upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -110,7 +114,10 @@ def cmd_user_list(args: argparse.Namespace) -> None:
 def cmd_token_create(args: argparse.Namespace) -> None:
     s = _services(args)
     user = s.accounts.get(args.user, "user")
-    name = args.name or f"token-{len(s.accounts.tokens(user)) + 1}"
+    name = args.name
+    if not name:
+        taken = {t.name for t in s.accounts.tokens(user)}
+        name = next(f"token-{n}" for n in range(1, len(taken) + 2) if f"token-{n}" not in taken)
     print(s.auth.create_token(user, name, args.scope))
 
 
@@ -213,7 +220,8 @@ def cmd_jobs_list(args: argparse.Namespace) -> None:
     s = _services(args)
     jobs = s.jobs.list(state="failed" if args.failed else None, limit=args.limit)
     _table([("ID", "STATE", "HOOK", "PLUGIN", "REPO", "ATTEMPTS", "UPDATED", "ERROR")]
-           + [(j.id, j.state, j.hook.removeprefix("gitd_"), j.plugin, j.repo_id or "-",
+           + [(j.id, j.state, j.hook.removeprefix("gitd_"), "(all)" if j.plugin == ALL_PLUGINS else j.plugin,
+               j.repo_id or "-",
                f"{j.attempts}/{j.max_attempts}", j.updated_at, (j.last_error or "").splitlines()[-1:][0]
                if j.last_error else "") for j in jobs])
 
@@ -241,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     def group(name: str, help: str):
-        p = sub.add_parser(name, help=help, description=help)
+        p = sub.add_parser(name, parents=[data_opt], help=help, description=help)
         return p.add_subparsers(dest=f"{name}_command", required=True, parser_class=_Parser)
 
     p = leaf(sub, "init", cmd_init, "create a data directory (never destroys existing data)")
@@ -318,22 +326,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "failed"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors are one line on stderr and a non-zero exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # usage errors exit 2 with one line (see _Parser.error)
     try:
         args.func(args)
-    except (GitdError, CLIError, ConfigError) as exc:
-        message = exc.message if isinstance(exc, GitdError) else str(exc)
-        print(f"gitd: error: {message}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
-    except OSError as exc:
-        print(f"gitd: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        if isinstance(exc, GitdError):
+            message = exc.message
+        elif isinstance(exc, CLIError | ConfigError | OSError):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+            logging.getLogger("gitd").debug("unexpected error", exc_info=True)
+        print(f"gitd: error: {_one_line(message)}", file=sys.stderr)
         return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -187,13 +187,22 @@ class Config:
 
 
 def split_hostport(value: str, default_port: int) -> tuple[str, int]:
-    """Parse HOST:PORT, [v6]:PORT or a bare host."""
-    value = value.strip()
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = rest.lstrip(":")
-        return host, int(port) if port else default_port
-    if value.count(":") == 1:
-        host, port = value.split(":")
-        return host or "127.0.0.1", int(port)
-    return value, default_port
+    """Parse HOST:PORT, [v6]:PORT or a bare host; ConfigError for anything else."""
+    text = value.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ConfigError(f"not a HOST:PORT address: {value!r}")
+        port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+        host = host or "127.0.0.1"
+    else:
+        host, port = text, ""
+    if not host:
+        raise ConfigError(f"not a HOST:PORT address: {value!r}")
+    if not port:
+        return host, default_port
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"not a HOST:PORT address: {value!r} (the port must be a number from 0 to 65535)")
+    return host, int(port)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import secrets
+import shutil
+import subprocess
 import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 
-from gitd.config import default_config_text
+from gitd.config import Config, ConfigError, default_config_text
 from gitd.paths import DataDir
 from gitd.store import Store
+
+log = logging.getLogger("gitd.init")
 
 HOOK_NAMES = ("pre-receive", "post-receive")
 
@@ -29,23 +36,67 @@ def host_key_fingerprint(data: DataDir) -> str:
     return key.get_fingerprint("sha256")
 
 
-def install_hooks(data: DataDir) -> None:
-    """Install the hook programs into DATA/hooks, with this Python in their shebang.
+HOOK_PROGRAMS = ("auto", "c", "python")
 
-    Written atomically, so a push running meanwhile never sees half a file.
+
+def _c_compiler() -> str | None:
+    return shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+
+
+def build_c_hook(data: DataDir) -> Path | None:
+    """Compile hooks/gitd_hook.c into DATA/hooks (once per source version); None without a compiler."""
+    source = resources.files("gitd._hooks").joinpath("gitd_hook.c").read_bytes()
+    binary = data.hooks / f".gitd-hook-{hashlib.sha256(source).hexdigest()[:16]}"
+    if binary.exists():
+        return binary
+    compiler = _c_compiler()
+    if compiler is None:
+        return None
+    with tempfile.TemporaryDirectory(dir=data.hooks) as tmp:
+        src = Path(tmp) / "gitd_hook.c"
+        src.write_bytes(source)
+        out = Path(tmp) / "gitd-hook"
+        proc = subprocess.run([compiler, "-O2", "-o", str(out), str(src)], capture_output=True, timeout=120)
+        if proc.returncode != 0:
+            log.warning("could not compile the C hook (%s); using the Python hook",
+                        proc.stderr.decode("utf-8", "replace").strip()[-300:])
+            return None
+        out.chmod(0o755)
+        out.replace(binary)
+    return binary
+
+
+def _python_hook() -> bytes:
+    body = resources.files("gitd._hooks").joinpath("gitd_hook.py").read_text(encoding="utf-8").split("\n", 1)[1]
+    # -I -S: isolated, no site; -X frozen_modules=on: the stdlib modules every start
+    # needs come from the interpreter itself (one option word: a shebang takes one).
+    return f"#!{sys.executable} -ISXfrozen_modules=on\n{body}".encode()
+
+
+def install_hooks(data: DataDir, program: str = "auto") -> str:
+    """Install the hook program as DATA/hooks/pre-receive and post-receive.
+
+    ``program`` is "c" (compile hooks/gitd_hook.c; an error without a compiler),
+    "python" (hooks/gitd_hook.py with this Python in its shebang) or "auto" (C where a
+    compiler exists). Written atomically, so a push running meanwhile never sees half
+    a file. Returns the kind installed.
     """
-    source = resources.files("gitd._hooks").joinpath("gitd_hook.py").read_text(encoding="utf-8")
-    body = source.split("\n", 1)[1]
-    program = f"#!{sys.executable} -IS\n{body}"
+    if program not in HOOK_PROGRAMS:
+        raise ConfigError(f"hooks.program must be one of {', '.join(HOOK_PROGRAMS)}, not {program!r}")
     data.hooks.mkdir(parents=True, exist_ok=True)
+    binary = build_c_hook(data) if program in ("auto", "c") else None
+    if program == "c" and binary is None:
+        raise ConfigError("hooks.program = \"c\" but no working C compiler (cc) was found")
+    content = binary.read_bytes() if binary is not None else _python_hook()
     for name in HOOK_NAMES:
         target = data.hooks / name
-        if target.exists() and target.read_text(encoding="utf-8") == program:
+        if target.exists() and target.read_bytes() == content:
             continue
         tmp = data.hooks / f".{name}.{secrets.token_hex(4)}"
-        tmp.write_text(program, encoding="utf-8")
+        tmp.write_bytes(content)
         tmp.chmod(0o755)
         tmp.replace(target)
+    return "c" if binary is not None else "python"
 
 
 def init_data_dir(root: Path) -> list[str]:
@@ -77,5 +128,5 @@ def init_data_dir(root: Path) -> list[str]:
         store.close()
     if created_db:
         done.append(f"created database {data.db_file}")
-    install_hooks(data)
+    install_hooks(data, Config.load(data.config_file).get_str("hooks.program"))
     return done

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -87,16 +88,36 @@ class PushEvent:
             self._repository = repo
         return self._repository
 
-    def git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        """Run ``git <args>`` in the repository with the quarantine environment."""
-        env = {
+    def _env(self) -> dict[str, str]:
+        return {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "GIT_DIR": str(self.repo.path),
             "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_CONFIG_GLOBAL": os.devnull,
             **self.git_env,
         }
-        return subprocess.run(["git", *args], input=input, capture_output=True, env=env, check=check)
+
+    def git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``git <args>`` in the repository with the quarantine environment (output captured)."""
+        return subprocess.run(["git", *args], input=input, capture_output=True, env=self._env(), check=check)
+
+    def git_lines(self, *args: str) -> Iterator[bytes]:
+        """Run ``git <args>`` like ``git()``, yielding its output line by line as it comes (for
+        outputs too big to hold, such as ``rev-list --objects``); raises CalledProcessError
+        at the end if git failed."""
+        with tempfile.TemporaryFile() as errors, subprocess.Popen(
+            ["git", *args], stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, env=self._env()
+        ) as proc:
+            assert proc.stdout is not None
+            try:
+                for line in proc.stdout:
+                    yield line.rstrip(b"\n")
+            except BaseException:  # the caller stopped early (or failed): stop git too
+                proc.kill()
+                raise
+            if proc.wait() != 0:
+                errors.seek(0)
+                raise subprocess.CalledProcessError(proc.returncode, ["git", *args], stderr=errors.read(65536))
 
     def to_dict(self) -> dict[str, Any]:
         """The durable part of the event (for post-receive jobs): no quarantine, no handles."""

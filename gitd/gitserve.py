@@ -50,7 +50,7 @@ class GitServe:
     async def run(self, repo: Repo, principal: Principal, service: str, args: list[str], *, via: str,
                   stdin: AsyncIterator[bytes] | None, sink: Sink, protocol: str | None,
                   on_start: Callable[[], Awaitable[None]] | None = None,
-                  err_sink: Sink | None = None) -> GitResult:
+                  err_sink: Callable[[bytes], None] | None = None) -> GitResult:
         """Run ``git <service>`` on ``repo`` for ``principal`` (already authorised)."""
         path = self.repos.path(repo)
         if service == "receive-pack":

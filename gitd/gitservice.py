@@ -9,21 +9,24 @@ to it, so no pack is ever held in memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
 import os
 import re
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from gitd.gitproc import GitProcess
 
 log = logging.getLogger("gitd.git")
 
 SERVICES = ("upload-pack", "receive-pack", "upload-archive")
 CHUNK = 256 * 1024
-PIPE_SIZE = 1024 * 1024
+# Output of git the daemon holds before it stops reading more (the client is slower).
+PIPE_LIMIT = 4 * CHUNK
 
 # GIT_PROTOCOL is a colon-separated list of key=value pairs; anything else is dropped.
 _PROTOCOL_RE = re.compile(r"^[0-9A-Za-z]+=[0-9A-Za-z]+(?::[0-9A-Za-z]+=[0-9A-Za-z]+)*$")
@@ -34,9 +37,15 @@ _INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 def sanitize_protocol(value: str | None) -> str | None:
     """The client's Git-Protocol / GIT_PROTOCOL value if it is well-formed, else None."""
-    if value and len(value) <= 256 and _PROTOCOL_RE.match(value):
+    if value and len(value) <= 256 and _PROTOCOL_RE.fullmatch(value):
         return value
     return None
+
+
+def printable(data: bytes) -> str:
+    """git's stderr as one log-safe line: control characters and newlines are escaped."""
+    text = data.decode("utf-8", "replace").strip()
+    return "".join(c if c.isprintable() else ("; " if c == "\n" else f"\\x{ord(c):02x}") for c in text)
 
 
 @dataclass
@@ -78,8 +87,15 @@ class GitRunner:
             "uploadpack.allowReachableSHA1InWant=true",
             "uploadarchive.allowUnreachable=false",
             "receive.advertisePushOptions=true",
+            # Force-pushes and deleting the default branch are the policy plugin's call
+            # (plugins.policy.protect_default_branch), not git's.
             "receive.denyNonFastForwards=false",
+            "receive.denyDeleteCurrent=ignore",
             f"receive.fsckObjects={'true' if self.fsck_objects else 'false'}",
+            # Keep every pushed pack as it came instead of exploding small ones into loose
+            # objects: model weights do not compress, and recompressing them loose (then again
+            # for every clone) costs minutes per GB. git gc --auto still folds many packs into one.
+            "receive.unpackLimit=1",
             # A server never runs LFS filters or other content filters.
             "filter.lfs.process=",
             "filter.lfs.smudge=",
@@ -129,132 +145,68 @@ class GitRunner:
         env: Mapping[str, str] | None = None,
         hooks: bool = True,
         on_start: Callable[[], Awaitable[None]] | None = None,
-        err_sink: Callable[[bytes], Awaitable[None]] | None = None,
+        err_sink: Callable[[bytes], None] | None = None,
     ) -> GitResult:
         """Run ``git <service> [args] <repo>`` streaming ``stdin`` in and stdout to ``sink``.
 
         ``on_start`` runs once the process exists, before any output is copied (HTTP uses
-        it to send response headers). ``err_sink``, if given, also receives git's stderr as
-        it comes (SSH forwards it to the client). Returns git's exit status and captured
-        stderr. Once git has exited, input still pending is no longer waited for: over a
-        full-duplex transport (SSH) the client may keep its side open until it sees the
-        exit status.
+        it to send response headers). ``err_sink``, if given, also gets git's stderr as it
+        comes (SSH passes it on to the client). Returns git's exit status and captured stderr.
         """
         if self._empty_hooks is not None and not self._empty_hooks.exists():
             self._empty_hooks.mkdir(parents=True, exist_ok=True)
         result = GitResult(returncode=-1, stderr=b"")
         started = time.monotonic()
         async with self.slots:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv(service, repo_path, args, hooks=hooks),
-                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=self.environment(protocol=protocol, extra=env),
-                limit=4 * CHUNK,
-                start_new_session=True,
-            )
-            _widen_stdout(proc)
-            pump_in: asyncio.Task[None] | None = None
-            outputs: asyncio.Future | None = None
+            proc = await GitProcess.spawn(self.argv(service, repo_path, args, hooks=hooks),
+                                          self.environment(protocol=protocol, extra=env),
+                                          stdin=stdin is not None, limit=PIPE_LIMIT, on_stderr=err_sink)
             try:
                 if on_start is not None:
                     await on_start()
-                if stdin is not None:
-                    pump_in = asyncio.ensure_future(self._pump_in(proc, stdin, result))
-                outputs = asyncio.gather(self._copy_out(proc, sink, result),
-                                         self._collect_err(proc, result, err_sink))
-                finished = self._finish(proc, outputs, pump_in)
-                if self.timeout > 0:
-                    result.returncode = await asyncio.wait_for(finished, self.timeout)
-                else:
-                    result.returncode = await finished
+                outputs = [self._copy_out(proc, sink, result), proc.stderr_closed()]
+                feeder = self._pump_in(proc, stdin, result) if stdin is not None else None
+                async with asyncio.timeout(self.timeout if self.timeout > 0 else None):
+                    await _pump(outputs, feeder)
+                    result.returncode = await proc.wait()
             except BaseException:
-                for pending in (pump_in, outputs):
-                    if pending is not None and not pending.done():
-                        pending.cancel()
-                # Client went away, timeout, or shutdown: stop git. A receive-pack whose
-                # input ends early sees EOF, leaves refs untouched and drops its quarantine;
-                # anything else (a read-only service, or a push past its input) is killed.
-                await _terminate(proc, graceful=service == "receive-pack" and stdin is not None
-                                 and not result.input_done)
+                # Client went away, bad input, timeout, or shutdown: stop git. A receive-pack
+                # whose input ends early sees EOF, leaves refs untouched and drops its
+                # quarantine; anything else (a read-only service, a push past its input)
+                # is killed at once.
+                await proc.terminate(graceful=service == "receive-pack" and stdin is not None
+                                     and not result.input_done)
                 raise
+            finally:
+                result.stderr = proc.stderr
+                proc.close()
         result.seconds = time.monotonic() - started
         if result.returncode != 0:
             log.info("git %s %s exited %s: %s", service, repo_path.name, result.returncode,
-                     result.stderr.decode("utf-8", "replace").strip()[-500:])
+                     printable(result.stderr)[-500:])
         if self.observe is not None:
             self.observe(service, result)
         return result
 
     @staticmethod
-    async def _finish(proc: asyncio.subprocess.Process, outputs: asyncio.Future,
-                      pump_in: asyncio.Task[None] | None) -> int:
-        """Wait until git closed its output and exited, failing early if the input fails
-        (the client went away); then stop waiting for input nobody will read."""
-        if pump_in is not None:
-            done, _ = await asyncio.wait({outputs, pump_in}, return_when=asyncio.FIRST_COMPLETED)
-            if pump_in in done and pump_in.exception() is not None:
-                outputs.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await outputs
-                raise pump_in.exception()  # type: ignore[misc]
-        await outputs
-        returncode = await proc.wait()
-        if pump_in is not None:
-            if not pump_in.done():
-                pump_in.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump_in
-        return returncode
-
-    @staticmethod
-    async def _pump_in(proc: asyncio.subprocess.Process, source: AsyncIterator[bytes], result: GitResult) -> None:
-        assert proc.stdin is not None
+    async def _pump_in(proc: GitProcess, source: AsyncIterator[bytes], result: GitResult) -> None:
         try:
             async for chunk in source:
                 if not chunk:
                     continue
                 result.bytes_in += len(chunk)
-                proc.stdin.write(chunk)
-                await proc.stdin.drain()
+                if not await proc.write(chunk):
+                    break  # git stopped reading (it rejected the input); its exit status tells why
             result.input_done = True
-        except (BrokenPipeError, ConnectionResetError):
-            result.input_done = True
-            # git stopped reading (it rejected the input); its exit status tells why.
-            return
         finally:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
-                proc.stdin.close()
+            proc.close_stdin()
 
     @staticmethod
-    async def _copy_out(
-        proc: asyncio.subprocess.Process, sink: Callable[[bytes], Awaitable[None]], result: GitResult
-    ) -> None:
-        assert proc.stdout is not None
-        while True:
-            chunk = await proc.stdout.read(CHUNK)
-            if not chunk:
-                return
-            result.bytes_out += len(chunk)
-            await sink(chunk)
-
-    @staticmethod
-    async def _collect_err(proc: asyncio.subprocess.Process, result: GitResult,
-                           err_sink: Callable[[bytes], Awaitable[None]] | None = None) -> None:
-        assert proc.stderr is not None
-        buf = bytearray()
-        try:
-            while True:
-                chunk = await proc.stderr.read(CHUNK)
-                if not chunk:
-                    break
-                if len(buf) < 64 * 1024:
-                    buf += chunk
-                if err_sink is not None:
-                    await err_sink(chunk)
-        finally:
-            result.stderr = bytes(buf)
+    async def _copy_out(proc: GitProcess, sink: Callable[[bytes], Awaitable[None]], result: GitResult) -> None:
+        while chunks := await proc.read():
+            for chunk in chunks:
+                result.bytes_out += len(chunk)
+                await sink(chunk)
 
     async def capture(
         self, service: str, repo_path: Path, args: list[str], *, protocol: str | None = None,
@@ -270,32 +222,39 @@ class GitRunner:
         return result, bytes(out)
 
 
-def _widen_stdout(proc: asyncio.subprocess.Process) -> None:
-    """Let git's stdout pipe hold 1 MiB instead of 64 KiB, so a pack is read in a quarter
-    of the reads and event-loop turns (Linux only; harmless where it is refused)."""
-    transport = getattr(proc, "_transport", None)
-    pipe = transport.get_pipe_transport(1) if transport is not None else None
-    fileobj = pipe.get_extra_info("pipe") if pipe is not None else None
-    if fileobj is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
+def install_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
+    """Watch git children with pidfds, as Python 3.12+ does by default.
+
+    Python 3.11 starts one thread per child process to wait for it; on Linux 5.3+ a
+    pidfd in the event loop does the same job without a thread per request.
+    """
+    if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher") or not hasattr(os, "pidfd_open"):
         return
-    # ValueError: git already exited and the pipe is closed.
-    with contextlib.suppress(OSError, ValueError):
-        fcntl.fcntl(fileobj.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(loop)
+    asyncio.get_event_loop_policy().set_child_watcher(watcher)
 
 
-async def _terminate(proc: asyncio.subprocess.Process, *, graceful: bool) -> None:
-    if proc.returncode is not None:
-        return
-    if proc.stdin is not None:
-        with contextlib.suppress(Exception):
-            proc.stdin.close()
-    if graceful:
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), 10)
-            return
-        except (TimeoutError, asyncio.CancelledError):
-            pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, 9)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
+async def _pump(outputs: list[Coroutine[Any, Any, None]], feeder: Coroutine[Any, Any, None] | None) -> None:
+    """Copy git's output while feeding its input, until git has closed its output.
+
+    The first failure cancels the other copies and is raised. Once git has closed its
+    output it reads no more, so input still arriving then is not waited for.
+    """
+    out_tasks = [asyncio.ensure_future(c) for c in outputs]
+    tasks = [*out_tasks, *([asyncio.ensure_future(feeder)] if feeder is not None else [])]
+    try:
+        while not all(t.done() for t in out_tasks):
+            await asyncio.wait([t for t in tasks if not t.done()], return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

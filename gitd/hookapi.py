@@ -1,20 +1,34 @@
 """The daemon's internal hook API, served on a Unix socket (mode 0600) in the data dir.
 
-git's receive hooks (hooks/gitd_hook.py) POST their ref lines here with the token of
-the push they belong to. Answers are ``{"ok": bool, "message": str}``: the message is
-for the pusher, while details of internal errors stay in the server log.
+git's receive hooks (hooks/gitd_hook.c, or hooks/gitd_hook.py without a C compiler)
+POST to ``/hook/pre-receive`` and ``/hook/post-receive``, with the token of the push
+they belong to in ``X-Gitd-Push-Token``. The body is text, so the hooks need no JSON
+parser:
+
+    env GIT_OBJECT_DIRECTORY=/.../objects/tmp_objdir-incoming-XXXX
+    env GIT_ALTERNATE_OBJECT_DIRECTORIES=/.../objects
+    env GIT_QUARANTINE_PATH=/.../objects/tmp_objdir-incoming-XXXX
+    option <push option>
+    <blank line>
+    <old> <new> <ref>        (git's hook input, verbatim)
+
+The answer's status says what the hook does: 200 lets git go on, anything else makes
+the hook exit non-zero. The body is plain text for the pusher (git shows it as
+``remote:`` lines); details of internal errors stay in the server log.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
+from gitd.config import ConfigError
 from gitd.errors import PushRejected
 from gitd.events import PushEvent, RefUpdate
 from gitd.hookchain import HookChain, PushSession, PushSessions
@@ -24,43 +38,86 @@ log = logging.getLogger("gitd.hookapi")
 
 _HEX40 = frozenset("0123456789abcdef")
 QUARANTINE_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
+TOKEN_HEADER = "X-Gitd-Push-Token"
+
+BAD_TOKEN = "gitd: this push did not come through the gitd daemon (no valid push token); refused."
+MALFORMED = "gitd: malformed hook call; push refused."
+INTERNAL = "gitd: internal error in the push hook; push refused. The server log has the details."
 
 
-def _reply(ok: bool, message: str = "", status: int = 200) -> web.Response:
-    return web.json_response({"ok": ok, "message": message}, status=status)
+# The longest path a Unix socket can be bound to on Linux (sun_path is 108 bytes).
+MAX_SOCKET_PATH = 107
 
 
-def _parse_updates(raw: Any) -> list[RefUpdate]:
-    if not isinstance(raw, list):
-        raise ValueError("updates must be a list")
+class MalformedHookCall(ValueError):
+    pass
+
+
+def prepare_hook_endpoint(socket_path: Path) -> None:
+    """Before the socket is bound: a clear error if its path is too long for the kernel,
+    and no leftover socket of an earlier daemon."""
+    if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"the hook socket path {socket_path} is {len(os.fsencode(socket_path))} bytes long, more than the "
+            f"{MAX_SOCKET_PATH} a Unix socket allows: use a data directory with a shorter path")
+    socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        socket_path.unlink()
+
+
+def _reply(status: int, message: str = "") -> web.Response:
+    if message and not message.endswith("\n"):
+        message += "\n"
+    return web.Response(status=status, text=message, content_type="text/plain")
+
+
+def parse_body(body: bytes) -> tuple[dict[str, str], list[str], list[RefUpdate]]:
+    """(env, push options, updates) from a hook call's body."""
+    text = body.decode("utf-8", "surrogateescape")
+    if text.startswith("\n"):
+        head, refs = "", text[1:]
+    else:
+        head, sep, refs = text.partition("\n\n")
+        if not sep:
+            raise MalformedHookCall("no blank line after the header")
+    env: dict[str, str] = {}
+    options: list[str] = []
+    for line in head.split("\n") if head else []:
+        kind, _, value = line.partition(" ")
+        if kind == "env":
+            key, eq, val = value.partition("=")
+            if not eq or key not in QUARANTINE_ENV:
+                raise MalformedHookCall(f"unexpected env line {line[:80]!r}")
+            env[key] = val
+        elif kind == "option":
+            options.append(value)
+        else:
+            raise MalformedHookCall(f"unexpected header line {line[:80]!r}")
     updates = []
-    for item in raw:
-        ref, old, new = item
-        if not (isinstance(ref, str) and ref.startswith("refs/")):
-            raise ValueError(f"bad ref {ref!r}")
-        for oid in (old, new):
-            if not (isinstance(oid, str) and len(oid) == 40 and set(oid) <= _HEX40):
-                raise ValueError(f"bad object id {oid!r}")
-        updates.append(RefUpdate(ref, old, new))
-    return updates
-
-
-def _quarantine_env(raw: Any, repo_path: Path) -> dict[str, str]:
-    """Keep only git's quarantine variables, and only paths inside this repository."""
-    if not isinstance(raw, dict):
-        return {}
-    objects = (repo_path / "objects").resolve()
-    env = {}
-    for key in QUARANTINE_ENV:
-        value = raw.get(key)
-        if not isinstance(value, str) or not value:
+    for line in refs.split("\n"):
+        if not line:
             continue
+        parts = line.split(" ", 2)
+        if len(parts) != 3:
+            raise MalformedHookCall(f"bad ref line {line[:80]!r}")
+        old, new, ref = parts
+        if not ref.startswith("refs/") or "\0" in ref:
+            raise MalformedHookCall(f"bad ref {ref[:80]!r}")
+        for oid in (old, new):
+            if len(oid) != 40 or not set(oid) <= _HEX40:
+                raise MalformedHookCall(f"bad object id {oid[:80]!r}")
+        updates.append(RefUpdate(ref, old, new))
+    return env, options, updates
+
+
+def check_quarantine_env(env: dict[str, str], repo_path: Path) -> dict[str, str]:
+    """Only paths inside this repository's object store (quarantine path: the repository)."""
+    objects = (repo_path / "objects").resolve()
+    for key, value in env.items():
         paths = value.split(os.pathsep) if key == "GIT_ALTERNATE_OBJECT_DIRECTORIES" else [value]
         base = repo_path.resolve() if key == "GIT_QUARANTINE_PATH" else objects
-        if all(Path(p).resolve().is_relative_to(base) for p in paths):
-            env[key] = value
-        else:
-            raise ValueError(f"{key} points outside the repository")
+        if not all(p and os.path.isabs(p) and Path(p).resolve().is_relative_to(base) for p in paths):
+            raise MalformedHookCall(f"{key} points outside the repository")
     return env
 
 
@@ -78,22 +135,10 @@ class HookAPI:
         app.router.add_post("/hook/post-receive", self.post_receive)
         return app
 
-    async def _session_and_body(self, request: web.Request) -> tuple[PushSession, dict[str, Any]]:
-        session = self.sessions.get(request.headers.get("X-Gitd-Push-Token"))
-        if session is None:
-            raise web.HTTPForbidden(
-                text='{"ok": false, "message": "gitd: this push has no valid daemon token; refused."}',
-                content_type="application/json",
-            )
-        body = await request.json()
-        if not isinstance(body, dict):
-            raise ValueError("body must be an object")
-        return session, body
-
-    def _event(self, session: PushSession, body: dict[str, Any], *, quarantine: bool) -> PushEvent:
+    def _event(self, session: PushSession, body: bytes) -> PushEvent:
+        raw_env, options, updates = parse_body(body)
         info = self.repos.info(session.repo)
-        env = _quarantine_env(body.get("env"), info.path) if quarantine else {}
-        options = [str(o) for o in body.get("push_options") or []]
+        env = check_quarantine_env(raw_env, info.path)
         lfs_missing = None
         if self.lfs_missing is not None:
             check = self.lfs_missing
@@ -102,29 +147,52 @@ class HookAPI:
             def lfs_missing(oids: Iterable[str]) -> set[str]:
                 return check(repo_id, oids)
 
-        return PushEvent(repo=info, pusher=session.principal.name, updates=_parse_updates(body.get("updates")),
-                         via=session.via, push_options=options, git_env=env, lfs_missing=lfs_missing)
+        return PushEvent(repo=info, pusher=session.principal.name, updates=updates, via=session.via,
+                         push_options=options, git_env=env, lfs_missing=lfs_missing)
+
+    async def _call(self, request: web.Request, *, post: bool = False) -> tuple[PushSession, PushEvent] | web.Response:
+        session = self.sessions.get(request.headers.get(TOKEN_HEADER))
+        # Each token gets one pre-receive, then (only after it) one post-receive.
+        used = session is not None and (
+            session.post_receive_done or (not session.pre_receive_done if post else session.pre_receive_done))
+        if session is None or used:
+            log.warning("hook call %s refused: no valid push token", request.path)
+            return _reply(403, BAD_TOKEN)
+        try:
+            return session, self._event(session, await request.read())
+        except MalformedHookCall as exc:
+            log.warning("malformed %s call for %s: %s", request.path, session.repo.full_name, exc)
+            return _reply(400, MALFORMED)
 
     async def pre_receive(self, request: web.Request) -> web.Response:
         try:
-            session, body = await self._session_and_body(request)
-            event = self._event(session, body, quarantine=True)
-        except (ValueError, TypeError, KeyError) as exc:
-            log.warning("malformed pre-receive call: %s", exc)
-            return _reply(False, "gitd: malformed hook call; push refused.", status=400)
-        try:
-            await self.chain.run_pre_receive(event)
-        except PushRejected as exc:
-            return _reply(False, exc.message)
-        return _reply(True)
+            called = await self._call(request)
+            if isinstance(called, web.Response):
+                return called
+            session, event = called
+            session.pre_receive_done = True  # one pre-receive per push token
+            try:
+                await self.chain.run_pre_receive(event)
+            except PushRejected as exc:
+                return _reply(403, str(exc.message))
+            # What post-receive may record: the approved updates, without the quarantine.
+            session.approved = dataclasses.replace(event, git_env={}, lfs_missing=None)
+            session.intent = self.chain.record_intent(session.approved)
+            return _reply(200)
+        except Exception:
+            log.exception("pre-receive hook call failed")
+            return _reply(500, INTERNAL)
 
     async def post_receive(self, request: web.Request) -> web.Response:
+        """Refs moved: record the post-receive jobs before git finishes the push."""
         try:
-            session, body = await self._session_and_body(request)
-            event = self._event(session, body, quarantine=False)
-        except (ValueError, TypeError, KeyError) as exc:
-            log.warning("malformed post-receive call: %s", exc)
-            return _reply(False, "gitd: malformed hook call.", status=400)
-        self.repos.after_push(session.repo, event.updates)
-        self.chain.post_receive(event)
-        return _reply(True)
+            called = await self._call(request, post=True)
+            if isinstance(called, web.Response):
+                return called
+            session, event = called
+            session.post_receive_done = True
+            self.chain.finish_push(session, event.updates)
+            return _reply(200)
+        except Exception:
+            log.exception("post-receive hook call failed")
+            return _reply(500, INTERNAL)

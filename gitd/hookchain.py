@@ -1,17 +1,25 @@
 """The one hook chain every ref update goes through, whatever path it came by.
 
-* git pushes (HTTP, SSH): git's receive hooks call the daemon's hook API, which
-  calls ``pre_receive`` and ``post_receive`` here;
+* git pushes (HTTP, SSH): git's pre-receive hook calls the daemon's hook API, which
+  calls ``run_pre_receive`` and ``record_intent`` here; git's post-receive hook calls it
+  again once the refs moved, and ``finish_push`` records the post-receive jobs (before
+  receive-pack exits, so before the pusher gets the answer);
 * everything else that moves refs (API commits, mirror fetches) calls
-  ``apply_updates``, which runs the same two steps around an atomic ref update.
+  ``apply_updates``, which runs the same steps around an atomic ref update.
 
 ``pre_receive`` runs the plugins in-line and may veto; ``post_receive`` only records
 one durable job per plugin, so plugins never sit on the push's critical path.
+
+Durability: before any ref moves, ``record_intent`` stores a deferred "intent" job
+with the approved updates. ``post_receive`` replaces it with the real jobs in one
+transaction. If the daemon dies in between, the intent runs later, finds which
+updates actually landed, and records their jobs then: post-receive work is never lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,15 +27,17 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from gitd.access import Principal
 from gitd.errors import PushRejected
-from gitd.events import PushEvent, RefUpdate, RepoInfo
-from gitd.jobs import Job, JobQueue
+from gitd.events import VIA, PushEvent, RefUpdate, RepoInfo
+from gitd.jobs import ALL_PLUGINS, Job, JobQueue, PermanentJobError
 from gitd.plugins import PluginHost
-from gitd.refs import update_refs
-from gitd.store import Repo
+from gitd.refs import landed_updates, point_unborn_head, update_refs
+from gitd.store import Repo, Repos
+from gitd.threads import ThreadPool
 
 log = logging.getLogger("gitd.hooks")
 
@@ -36,70 +46,176 @@ PRE_RECEIVE = "gitd_pre_receive"
 REPO_CREATED = "gitd_repo_created"
 REPO_DELETED = "gitd_repo_deleted"
 
+# How long an intent waits before it is acted on: longer than git takes between a
+# successful pre-receive and its post-receive hook (moving the quarantined objects in
+# and updating the refs), so it only ever does anything after a crash.
+INTENT_GRACE = 60.0
+
+PLUGIN_FAILED = (
+    "push refused: a server-side check failed with an internal error. Nothing was changed.\n"
+    "Try again; if it keeps failing, ask the server administrator to look at the server log."
+)
+PLUGINS_BROKEN = (
+    "push refused: the server's push checks are not all available. Nothing was changed.\n"
+    "Ask the server administrator to look at the server log."
+)
+PRE_RECEIVE_TIMEOUT = "push refused: server-side checks took too long. Nothing was changed."
+
+
+def updates_key(updates: Iterable[RefUpdate]) -> str:
+    """What makes a push's post-receive job unique: its ref updates, each with old and new commit."""
+    return hashlib.sha1(json.dumps(sorted(list(u) for u in updates)).encode()).hexdigest()
+
 
 class HookChain:
-    def __init__(self, plugins: PluginHost, jobs: JobQueue, *, enabled: bool = True,
+    def __init__(self, plugins: PluginHost, jobs: JobQueue, repo_rows: Repos, *, enabled: bool = True,
                  pre_receive_timeout: float = 120.0):
         self.plugins = plugins
         self.jobs = jobs
+        self.repo_rows = repo_rows
         self.enabled = enabled
         self.pre_receive_timeout = pre_receive_timeout
+        self.threads = ThreadPool("gitd-pre-receive")
 
-    # -- the chain ---------------------------------------------------------------------------
+    # -- pre-receive ---------------------------------------------------------------------------
     def pre_receive(self, event: PushEvent) -> None:
         """Run every pre-receive plugin; raises PushRejected to refuse the push (blocking)."""
         if not self.enabled:
             return
-        for name, function in self.plugins.implementations(PRE_RECEIVE):
+        if self.plugins.load_errors:
+            log.error("push to %s refused: plugin(s) failed to load: %s", event.repo.full_name,
+                      "; ".join(f"{name}: {err}" for name, err in sorted(self.plugins.load_errors.items())))
+            raise PushRejected(PLUGINS_BROKEN)
+        for name, call in self.plugins.implementations(PRE_RECEIVE):
             try:
-                function(event=event)
-            except PushRejected:
-                log.info("push to %s refused by plugin %s", event.repo.full_name, name)
+                call(event=event)
+            except PushRejected as exc:
+                log.info("push to %s (via %s, by %s) refused by plugin %s: %s", event.repo.full_name, event.via,
+                         event.pusher or "-", name, str(exc.message).splitlines()[0] if exc.message else "")
                 raise
-            except Exception:
+            except BaseException:  # whatever a plugin raises, even SystemExit, only fails this push
                 log.exception("plugin %s failed in pre-receive for %s", name, event.repo.full_name)
-                raise PushRejected(
-                    f"push refused: the server-side check {name!r} failed with an internal error. "
-                    "Nothing was changed; try again, or ask the administrator to look at the server log."
-                )
+                raise PushRejected(PLUGIN_FAILED) from None
 
     async def run_pre_receive(self, event: PushEvent) -> None:
-        """``pre_receive`` off the event loop, with the configured time limit."""
+        """``pre_receive`` on a pool thread, with the configured time limit."""
+        if not self.enabled or (not self.plugins.load_errors and not self.plugins.implementations(PRE_RECEIVE)):
+            return  # nothing to run: spare the push a trip through a thread
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.pre_receive, event), self.pre_receive_timeout)
+            async with asyncio.timeout(self.pre_receive_timeout):
+                await self.threads.run(self.pre_receive, event)
         except TimeoutError:
-            raise PushRejected("push refused: server-side checks took too long. Nothing was changed.")
+            log.error("pre-receive for %s took more than %.0fs; push refused", event.repo.full_name,
+                      self.pre_receive_timeout)
+            raise PushRejected(PRE_RECEIVE_TIMEOUT) from None
 
-    def post_receive(self, event: PushEvent) -> list[int]:
-        """Record one durable job per post-receive plugin; returns the new job ids."""
+    # -- post-receive --------------------------------------------------------------------------
+    def record_intent(self, event: PushEvent) -> int | None:
+        """Before refs move: remember the approved updates, in case the daemon dies before
+        ``post_receive``. Returns the intent's job id (pass it to ``post_receive``)."""
         if not self.enabled or not event.updates:
-            return []
-        digest = hashlib.sha1(
-            json.dumps(sorted(list(u) for u in event.updates)).encode()
-        ).hexdigest()
-        return self._enqueue(POST_RECEIVE, event.repo, event.to_dict(), key=digest)
+            return None
+        key = f"{POST_RECEIVE}:{event.repo.id}:{ALL_PLUGINS}:intent-{secrets.token_hex(12)}"
+        return self.jobs.enqueue(POST_RECEIVE, ALL_PLUGINS, event.to_dict(), dedup_key=key,
+                                 repo_id=event.repo.id, delay=INTENT_GRACE)
 
+    def post_receive(self, event: PushEvent, *, intent: int | None = None) -> list[int]:
+        """Refs moved: update the repository's bookkeeping, then record one durable job per
+        post-receive plugin before returning. Returns the new job ids."""
+        if not event.updates:
+            if intent is not None:
+                self.jobs.discard(intent)
+            return []
+        event = self._after_refs_moved(event)
+        with self.jobs.store.transaction():
+            ids = self._record_post_receive(event) if self.enabled else []
+            if intent is not None:
+                self.jobs.discard(intent)
+        return ids
+
+    def finish_push(self, session: PushSession, reported: list[RefUpdate]) -> list[int]:
+        """git's post-receive hook reported the updates that landed: record the post-receive
+        work for those of them pre-receive approved."""
+        event = session.approved
+        if event is None:
+            log.warning("post-receive for %s without an approved pre-receive; ignored", session.repo.full_name)
+            return []
+        approved = set(event.updates)
+        landed = []
+        for update in reported:
+            if update in approved:
+                landed.append(update)
+            else:
+                log.warning("post-receive for %s reported an update pre-receive never approved: %r",
+                            session.repo.full_name, update)
+        return self.post_receive(dataclasses.replace(event, updates=landed), intent=session.intent)
+
+    def _record_post_receive(self, event: PushEvent) -> list[int]:
+        return self._enqueue_each(POST_RECEIVE, event.repo, event.to_dict(), key=updates_key(event.updates))
+
+    def _after_refs_moved(self, event: PushEvent) -> PushEvent:
+        repo = self.refs_moved(event.repo, event.updates)
+        return event if repo is event.repo else dataclasses.replace(event, repo=repo)
+
+    def refs_moved(self, repo: RepoInfo, updates: list[RefUpdate]) -> RepoInfo:
+        """Bookkeeping once refs moved: touch the repository, and give an unborn HEAD the
+        first pushed branch (which becomes the default branch). Returns the repository as
+        it is now. Never raises: bookkeeping must never cost a push its jobs."""
+        try:
+            row = self.repo_rows.by_id(repo.id)
+            if row is None:
+                return repo
+            self.repo_rows.touch(row)
+            created = [u.ref for u in updates if u.ref.startswith("refs/heads/") and not u.is_delete]
+            branch = point_unborn_head(repo.path, created, row.default_branch)
+            if branch is not None and branch != row.default_branch:
+                self.repo_rows.update(row, default_branch=branch)
+                return dataclasses.replace(repo, default_branch=branch)
+        except Exception:
+            log.exception("bookkeeping after a push to %s failed", repo.full_name)
+        return repo
+
+    # -- every other path ----------------------------------------------------------------------
     async def apply_updates(self, repo: RepoInfo, updates: list[RefUpdate], *, via: str,
                             pusher: str | None, push_options: Iterable[str] = ()) -> PushEvent:
         """Move refs outside git receive-pack (API commits, mirrors): pre-receive, an atomic
-        compare-and-swap update of every ref, then post-receive. Objects must already be
-        in the repository. Raises PushRejected, or RefConflict if a ref moved meanwhile."""
-        event = PushEvent(repo=repo, pusher=pusher, updates=updates, via=via, push_options=list(push_options))
+        compare-and-swap update of every ref, then post-receive, exactly as for a push.
+
+        Objects must already be in the repository. Raises PushRejected (nothing moved),
+        or RefConflict if a ref was not at its ``old`` value (nothing moved either).
+        """
+        if via not in VIA:
+            raise ValueError(f"via must be one of {VIA}, not {via!r}")
+        event = PushEvent(repo=repo, pusher=pusher, updates=list(updates), via=via,
+                          push_options=list(push_options))
         await self.run_pre_receive(event)
-        await asyncio.to_thread(update_refs, repo.path, updates)
-        self.post_receive(event)
+        intent = self.record_intent(event)
+        try:
+            await asyncio.to_thread(update_refs, repo.path, event.updates)
+        except BaseException:
+            if intent is not None:
+                self.jobs.discard(intent)
+            raise
+        self.post_receive(event, intent=intent)
         return event
 
     # -- repository lifecycle ------------------------------------------------------------------
-    def repo_created(self, repo: RepoInfo) -> list[int]:
-        return self._enqueue(REPO_CREATED, repo, {"repo": repo.to_dict()}, key="")
+    def repo_created(self, repo: RepoInfo) -> int | None:
+        """Record that ``repo`` was created; the daemon runs every plugin's hook for it."""
+        return self._enqueue_for_all(REPO_CREATED, repo)
 
-    def repo_deleted(self, repo: RepoInfo) -> list[int]:
-        return self._enqueue(REPO_DELETED, repo, {"repo": repo.to_dict()}, key="")
+    def repo_deleted(self, repo: RepoInfo) -> int | None:
+        return self._enqueue_for_all(REPO_DELETED, repo)
 
-    def _enqueue(self, hook: str, repo: RepoInfo, payload: dict, *, key: str) -> list[int]:
+    def _enqueue_for_all(self, hook: str, repo: RepoInfo) -> int | None:
+        # One job for all plugins, expanded by the daemon: the process recording it (the
+        # CLI) may not know which plugins the daemon runs.
         if not self.enabled:
-            return []
+            return None
+        return self.jobs.enqueue(hook, ALL_PLUGINS, {"repo": repo.to_dict()}, repo_id=repo.id,
+                                 dedup_key=f"{hook}:{repo.id}:{ALL_PLUGINS}")
+
+    def _enqueue_each(self, hook: str, repo: RepoInfo, payload: dict[str, Any], *, key: str) -> list[int]:
         ids = []
         for plugin, _ in self.plugins.implementations(hook):
             job_id = self.jobs.enqueue(hook, plugin, payload, repo_id=repo.id,
@@ -108,30 +224,56 @@ class HookChain:
                 ids.append(job_id)
         return ids
 
-    # -- running jobs ----------------------------------------------------------------------------
+    # -- running jobs --------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:
-        """Execute one job (in a worker thread). Exceptions make the queue retry it."""
-        function = self.plugins.implementation(job.hook, job.plugin)
-        if function is None:
-            log.warning("job %d: plugin %s is not loaded any more; dropping it", job.id, job.plugin)
+        """Execute one job (on a worker thread). Exceptions make the queue retry it."""
+        if job.plugin == ALL_PLUGINS:
+            self._expand(job)
             return
+        call = self.plugins.implementation(job.hook, job.plugin)
+        if call is None:
+            raise PermanentJobError(f"plugin {job.plugin} is not loaded (disabled or not installed); "
+                                    f"enable it, then run 'gitd jobs retry {job.id}'")
         if job.hook == POST_RECEIVE:
-            function(event=PushEvent.from_dict(job.payload))
+            call(event=PushEvent.from_dict(job.payload))
         elif job.hook in (REPO_CREATED, REPO_DELETED):
-            function(repo=RepoInfo.from_dict(job.payload["repo"]))
+            call(repo=RepoInfo.from_dict(job.payload["repo"]))
         else:
-            raise ValueError(f"unknown job hook {job.hook!r}")
+            raise PermanentJobError(f"unknown job hook {job.hook!r}")
+
+    def _expand(self, job: Job) -> None:
+        """A job for all plugins: record one job per plugin that implements its hook."""
+        if job.hook == POST_RECEIVE:  # an intent whose push never reported back
+            event = PushEvent.from_dict(job.payload)
+            landed = landed_updates(event.repo.path, event.updates)
+            log.info("job %d: recovering post-receive work for %s: %d of %d update(s) landed", job.id,
+                     event.repo.full_name, len(landed), len(event.updates))
+            if landed:
+                self.post_receive(dataclasses.replace(event, updates=landed))
+        elif job.hook in (REPO_CREATED, REPO_DELETED):
+            repo = RepoInfo.from_dict(job.payload["repo"])
+            self._enqueue_each(job.hook, repo, job.payload, key="")
+        else:
+            raise PermanentJobError(f"unknown job hook {job.hook!r}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class PushSession:
-    """One git receive-pack run that the daemon started and its hooks may call back for."""
+    """One git receive-pack run that the daemon started and its hooks may call back for.
+
+    ``approved`` is the event pre-receive let through (without its quarantine);
+    post-receive work is only recorded for its updates.
+    """
 
     token: str
     repo: Repo
     principal: Principal
     via: str
     started: float
+    approved: PushEvent | None = None
+    intent: int | None = None
+    pre_receive_done: bool = field(default=False)
+    post_receive_done: bool = field(default=False)
 
 
 class PushSessions:
@@ -143,6 +285,7 @@ class PushSessions:
 
     @contextmanager
     def open(self, repo: Repo, principal: Principal, via: str) -> Iterator[PushSession]:
+        """A token valid while the block runs (the receive-pack), and never again."""
         session = PushSession(secrets.token_urlsafe(32), repo, principal, via, time.monotonic())
         self._by_token[session.token] = session
         try:

@@ -39,9 +39,11 @@ def gitd_pre_receive(event: PushEvent) -> None:
 def gitd_post_receive(event: PushEvent) -> None:
     """React to refs that have moved.
 
-    Runs as a durable job after the push returned, once per (repository, plugin,
-    push); a raised exception retries the job with exponential backoff. Make it
-    idempotent: a job may run again after a crash.
+    Runs as a durable job, recorded before the push returned and run after it, once
+    per (repository, plugin, ref updates); a raised exception retries the job with
+    exponential backoff, and after ``jobs.max_attempts`` it is kept as failed until
+    ``gitd jobs retry ID``. Make it idempotent: a job may run again after a crash.
+    Jobs run on several threads at once.
     """
 
 

@@ -29,7 +29,7 @@ RESERVED = frozenset(
 
 def is_valid_name(name: str) -> bool:
     return (
-        bool(NAME_RE.match(name))
+        bool(NAME_RE.fullmatch(name))
         and ".." not in name
         and not name.lower().endswith(".git")
     )

@@ -1,4 +1,11 @@
-"""The pluggy plugin manager: plugins come from the ``gitd.plugins`` entry points."""
+"""The pluggy plugin manager: plugins come from the ``gitd.plugins`` entry points.
+
+A plugin is enabled unless it is named in ``[plugins] disabled`` or its table
+``[plugins.NAME]`` says ``enabled = false``; the rest of that table is its settings.
+A plugin that cannot be loaded (import error, bad settings, a misspelt hook name) is
+recorded in ``load_errors``; the hook chain then refuses pushes until it is fixed or
+disabled, so a broken policy never lets a push through unchecked.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,24 @@ from typing import Any
 import pluggy
 
 from gitd import hookspecs
-from gitd.config import Config
+from gitd.config import Config, ConfigError
 
 log = logging.getLogger("gitd.plugins")
 
 ENTRY_POINT_GROUP = "gitd.plugins"
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def setting_bool(settings: dict[str, Any], key: str, default: bool) -> bool:
+    """A boolean setting that may also arrive as a string (from a GITD_PLUGINS__NAME__KEY variable)."""
+    value = settings.get(key, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
 class PluginHost:
@@ -27,7 +47,10 @@ class PluginHost:
     def enabled(self, name: str) -> bool:
         if name in self.config.get_list("plugins.disabled"):
             return False
-        return bool(self.settings(name, include_enabled=True).get("enabled", True))
+        try:
+            return setting_bool(self.settings(name, include_enabled=True), "enabled", True)
+        except ConfigError as exc:
+            raise ConfigError(f"plugins.{name}.{exc}")
 
     def settings(self, name: str, *, include_enabled: bool = False) -> dict[str, Any]:
         table = self.config.section(f"plugins.{name}")
@@ -37,32 +60,68 @@ class PluginHost:
 
     def load_entry_points(self) -> PluginHost:
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if not self.enabled(ep.name) or self.pm.has_plugin(ep.name):
+            if self.pm.has_plugin(ep.name) or ep.name in self.load_errors:
+                log.warning("plugin name %s is registered twice (%s); keeping the first", ep.name, ep.value)
                 continue
             try:
+                if not self.enabled(ep.name):
+                    log.info("plugin %s is disabled", ep.name)
+                    continue
                 self.register(ep.name, ep.load())
             except Exception as exc:  # a broken plugin must not take the daemon down
-                log.exception("plugin %s failed to load", ep.name)
+                log.error("plugin %s failed to load: %s: %s", ep.name, type(exc).__name__, exc,
+                          exc_info=not isinstance(exc, ConfigError | pluggy.PluginValidationError))
                 self.load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
         return self
 
     def register(self, name: str, obj: Any) -> None:
-        """Register ``obj`` as plugin ``name``; a class is instantiated with its settings."""
+        """Register ``obj`` as plugin ``name``; a class is instantiated with its settings.
+
+        Every marked method must name a hook of gitd.hookspecs (a misspelt hook would
+        otherwise never run), and hook wrappers are refused: gitd calls each plugin on
+        its own, so that one plugin's error is reported with its name.
+        """
         if isinstance(obj, type):
             obj = obj(self.settings(name))
         self.pm.register(obj, name=name)
-        log.debug("plugin %s registered", name)
+        try:
+            for caller in self.pm.get_hookcallers(obj) or []:
+                if caller.spec is None:
+                    raise pluggy.PluginValidationError(
+                        obj, f"plugin {name}: {caller.name} is not a gitd hook (see gitd.hookspecs)")
+                for impl in caller.get_hookimpls():
+                    if impl.plugin is obj and (impl.hookwrapper or impl.wrapper):
+                        raise pluggy.PluginValidationError(
+                            obj, f"plugin {name}: {caller.name} is a hook wrapper; gitd does not run wrappers")
+        except Exception:
+            self.pm.unregister(obj)
+            raise
+        log.info("plugin %s loaded", name)
 
     def names(self) -> list[str]:
         return sorted(name for name, _ in self.pm.list_name_plugin())
 
     def implementations(self, hook: str) -> list[tuple[str, Callable[..., Any]]]:
-        """(plugin name, function) for ``hook``, in the order pluggy would call them."""
+        """(plugin name, call) for ``hook``, in the order pluggy would call them.
+
+        ``call`` takes the hook's keyword arguments and passes each implementation only
+        the ones it declares, as pluggy does.
+        """
         caller = getattr(self.pm.hook, hook)
-        return [(impl.plugin_name, impl.function) for impl in reversed(caller.get_hookimpls())]
+        out: list[tuple[str, Callable[..., Any]]] = []
+        for impl in reversed(caller.get_hookimpls()):
+            out.append((impl.plugin_name, _bind(impl.function, impl.argnames)))
+        return out
 
     def implementation(self, hook: str, plugin: str) -> Callable[..., Any] | None:
-        for name, function in self.implementations(hook):
+        for name, call in self.implementations(hook):
             if name == plugin:
-                return function
+                return call
         return None
+
+
+def _bind(function: Callable[..., Any], argnames: tuple[str, ...]) -> Callable[..., Any]:
+    def call(**kwargs: Any) -> Any:
+        return function(**{name: kwargs[name] for name in argnames})
+
+    return call

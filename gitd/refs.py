@@ -53,3 +53,43 @@ def head_branch(repo: pygit2.Repository) -> str | None:
     if isinstance(target, str) and target.startswith("refs/heads/"):
         return target[len("refs/heads/"):]
     return None
+
+
+def landed_updates(repo_path: Path, updates: list[RefUpdate]) -> list[RefUpdate]:
+    """The updates whose ref now has the new value (deleted refs: gone).
+
+    Used after a crash to tell which updates of an interrupted push actually happened.
+    """
+    try:
+        repo = pygit2.Repository(str(repo_path))
+    except pygit2.GitError:
+        return []
+    landed = []
+    for update in updates:
+        try:
+            current = str(repo.references[update.ref].resolve().target)
+        except (KeyError, pygit2.GitError):
+            current = ZERO_OID
+        if current == update.new:
+            landed.append(update)
+    return landed
+
+
+def point_unborn_head(repo_path: Path, created_branches: list[str], preferred: str) -> str | None:
+    """After a push: if HEAD names a branch that does not exist, point it at a branch that
+    was just created (``preferred`` if among them, else the first). Returns the branch HEAD
+    was pointed at, or None if HEAD was left alone."""
+    if not created_branches:
+        return None
+    repo = pygit2.Repository(str(repo_path))
+    if not repo.head_is_unborn:
+        return None
+    current = head_branch(repo)
+    if current and f"refs/heads/{current}" in repo.references:
+        return None
+    wanted = f"refs/heads/{preferred}"
+    target = wanted if wanted in created_branches else created_branches[0]
+    if target not in repo.references:
+        return None
+    repo.references.create("HEAD", target, force=True)
+    return target[len("refs/heads/"):]

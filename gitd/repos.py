@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pygit2
 
-from gitd.events import ZERO_OID, RefUpdate, RepoInfo
+from gitd.events import RefUpdate, RepoInfo
 from gitd.hookchain import HookChain
 from gitd.names import check_name, check_repo_type
 from gitd.paths import DataDir
-from gitd.refs import head_branch
 from gitd.store import Account, Accounts, Repo, Repos
 
 log = logging.getLogger("gitd.repos")
@@ -90,20 +89,7 @@ class RepoService:
         return self.repos.update(repo, owner_id=owner.id, name=name)
 
     def after_push(self, repo: Repo, updates: list[RefUpdate]) -> None:
-        """Bookkeeping once refs moved: point an unborn HEAD at the first pushed branch."""
-        self.repos.touch(repo)
-        created = [u.ref for u in updates if u.ref.startswith("refs/heads/") and u.new != ZERO_OID]
-        if not created:
-            return
-        git = pygit2.Repository(str(self.path(repo)))
-        if not git.head_is_unborn:
-            return
-        current = head_branch(git)
-        if current and f"refs/heads/{current}" in git.references:
-            return
-        preferred = f"refs/heads/{repo.default_branch}"
-        target = preferred if preferred in created else created[0]
-        git.references.create("HEAD", target, force=True)
-        branch = target[len("refs/heads/"):]
-        if branch != repo.default_branch:
-            self.repos.update(repo, default_branch=branch)
+        """Bookkeeping once refs moved (the repository touched, an unborn HEAD pointed at the
+        first pushed branch). Every ref update through the hook chain gets it already
+        (``HookChain.post_receive``); calling it again is harmless."""
+        self.chain.refs_moved(self.info(repo), updates)

@@ -19,7 +19,8 @@ from aiohttp import web
 
 from gitd.config import split_hostport
 from gitd.gitserve import GitServe
-from gitd.hookapi import HookAPI
+from gitd.gitservice import install_child_watcher
+from gitd.hookapi import HookAPI, prepare_hook_endpoint
 from gitd.http.app import SERVICES, build_app
 from gitd.jobs import JobWorkers
 from gitd.services import Services
@@ -36,12 +37,10 @@ async def hook_socket_ctx(app: web.Application) -> AsyncIterator[None]:
     """The internal hook API on a Unix socket only the daemon's user can use."""
     services = app[SERVICES]
     path = services.data.hook_socket
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
     api = HookAPI(services.sessions, services.chain, services.repos)
     runner = web.AppRunner(api.app(), access_log=None)
     await runner.setup()
+    prepare_hook_endpoint(path)
     old_umask = os.umask(0o177)
     try:
         await web.UnixSite(runner, str(path)).start()
@@ -59,7 +58,8 @@ async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     workers = JobWorkers(services.jobs, services.chain.run_job,
                          workers=services.config.get_int("jobs.workers"),
-                         poll_interval=services.config.get_float("jobs.poll_interval"))
+                         poll_interval=services.config.get_float("jobs.poll_interval"),
+                         timeout=services.config.get_float("jobs.timeout"))
     await workers.start()
     yield
     await workers.stop()
@@ -114,6 +114,7 @@ def make_app(services: Services) -> web.Application:
 async def serve(services: Services, *, http: str, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    install_child_watcher(loop)
     if threading.current_thread() is threading.main_thread():  # tests may run it in a thread
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)

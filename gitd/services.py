@@ -52,7 +52,7 @@ class Services:
             backoff_base=config.get_float("jobs.backoff_base"),
             backoff_max=config.get_float("jobs.backoff_max"),
         )
-        chain = HookChain(plugins, jobs, enabled=config.get_bool("hooks.enabled"),
+        chain = HookChain(plugins, jobs, repo_rows, enabled=config.get_bool("hooks.enabled"),
                           pre_receive_timeout=config.get_float("hooks.pre_receive_timeout"))
         metrics = Metrics()
         git = GitRunner(

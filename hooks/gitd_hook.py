@@ -2,90 +2,103 @@
 """gitd's pre-receive and post-receive hook: a thin client of the daemon.
 
 git runs this program (installed as DATA/hooks/pre-receive and post-receive, found
-through core.hooksPath) while it receives a push. It reads the ref lines from
-stdin and sends them, with the quarantine environment and the push options, to
-the daemon's internal hook API on its Unix socket, authenticated by the token the
-daemon issued for this push alone. It prints the message it gets back (the
-pusher sees it as "remote:" lines) and exits non-zero when the push is refused.
-All policy and every plugin run in the daemon, never here.
+through core.hooksPath) while it receives a push: as pre-receive once the pushed
+objects sit in git's quarantine and before any ref moves, as post-receive after the
+refs moved. Either way it sends git's ref lines, with the quarantine environment and
+the push options, to the daemon's internal hook API on its Unix socket (see
+gitd/hookapi.py for the format), authenticated by the token the daemon issued for
+this push alone. It prints the message it gets back (the pusher sees it as "remote:"
+lines) and exits non-zero unless the daemon said yes: a pre-receive refusal fails the
+whole push, and no ref moves. All policy and every plugin run in the daemon.
 
-Standard library only, and no site import, so it starts in milliseconds.
+A push made without the daemon's environment (by hand, into the data directory) is
+refused here. gitd_hook.c is the same program in C, installed instead of this one
+where a C compiler is available ([hooks] program), because it starts faster.
+
+It runs on every push, so it starts as fast as Python can: with -I -S, and importing
+only modules built into the interpreter (sys, posix) and _socket: no os, no socket,
+no json, which together would double its start-up time.
 """
 
-import json
-import os
-import socket
 import sys
+from _socket import AF_UNIX, SOCK_STREAM
+from _socket import socket as unix_socket
+from posix import environ as _environ
+
+ENV = {k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape") for k, v in _environ.items()}
 
 QUARANTINE_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
+NOT_THROUGH_DAEMON = (
+    "gitd: refusing this push: it did not come through the gitd daemon.\n"
+    "gitd: push over HTTP or SSH to the server instead of writing to its data directory.\n"
+)
 
 
-def read_updates(stream):
-    updates = []
-    for raw in stream:
-        line = raw.decode("utf-8", "surrogateescape").rstrip("\n")
-        if not line:
-            continue
-        old, new, ref = line.split(" ", 2)
-        updates.append([ref, old, new])
-    return updates
-
-
-def push_options(environ):
+def request_body(environ, updates):
+    """The header lines (quarantine env, push options), a blank line, then git's ref lines."""
+    lines = []
+    for key in QUARANTINE_ENV:
+        value = environ.get(key)
+        if value:
+            lines.append(f"env {key}={value}\n")
     try:
         count = int(environ.get("GIT_PUSH_OPTION_COUNT", "0"))
     except ValueError:
         count = 0
-    return [environ.get(f"GIT_PUSH_OPTION_{i}", "") for i in range(count)]
+    for i in range(count):
+        lines.append(f"option {environ.get(f'GIT_PUSH_OPTION_{i}', '')}\n")
+    return "".join(lines).encode("utf-8", "surrogateescape") + b"\n" + updates
 
 
-def call_daemon(socket_path, path, token, body):
-    """POST JSON over the Unix socket with a minimal HTTP/1.1 client; returns (status, dict)."""
-    data = json.dumps(body).encode()
+def call_daemon(socket_path, hook, token, body):
+    """POST over the Unix socket with a minimal HTTP/1.1 client; returns (status, text)."""
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: gitd\r\nContent-Type: application/json\r\n"
-        f"X-Gitd-Push-Token: {token}\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        f"POST /hook/{hook} HTTP/1.1\r\nHost: gitd\r\nContent-Type: text/plain\r\nX-Gitd-Push-Token: {token}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock = unix_socket(AF_UNIX, SOCK_STREAM)
+    try:
         sock.connect(socket_path)
-        sock.sendall(head + data)
+        sock.sendall(head + body)
         chunks = []
         while True:
             chunk = sock.recv(65536)
             if not chunk:
                 break
             chunks.append(chunk)
-    response = b"".join(chunks)
-    header, _, payload = response.partition(b"\r\n\r\n")
-    status = int(header.split(b" ", 2)[1])
-    return status, json.loads(payload or b"{}")
+    finally:
+        sock.close()
+    header, _, payload = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line = header.split(b"\r\n", 1)[0].split(b" ")
+    if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/") or not status_line[1].isdigit():
+        raise ValueError("no HTTP answer")
+    return int(status_line[1]), payload.decode("utf-8", "replace")
 
 
 def main(argv, environ, stdin, stderr):
-    hook = os.path.basename(argv[0])
+    hook = argv[0].rsplit("/", 1)[-1]
     socket_path = environ.get("GITD_HOOK_SOCKET")
     token = environ.get("GITD_PUSH_TOKEN")
-    if not socket_path or not token:
-        stderr.write(
-            "gitd: refusing this push: it did not come through the gitd daemon.\n"
-            "gitd: push over HTTP or SSH to the server instead of writing to its data directory.\n"
-        )
+    if hook not in ("pre-receive", "post-receive"):
+        stderr.write(f"gitd: unknown hook {hook!r}\n")
         return 1
-    body = {
-        "updates": read_updates(stdin),
-        "push_options": push_options(environ),
-        "env": {key: environ[key] for key in QUARANTINE_ENV if key in environ},
-    }
+    if not socket_path or not token:
+        stderr.write(NOT_THROUGH_DAEMON)
+        return 1
+    body = request_body(environ, stdin.read())
     try:
-        status, reply = call_daemon(socket_path, f"/hook/{hook}", token, body)
-    except (OSError, ValueError, IndexError) as exc:
+        status, message = call_daemon(socket_path, hook, token, body)
+    except (OSError, ValueError) as exc:
         stderr.write(f"gitd: cannot reach the gitd daemon for the {hook} hook ({exc}); push refused.\n")
         return 1
-    message = reply.get("message") or ""
     if message:
         stderr.write(message if message.endswith("\n") else message + "\n")
-    return 0 if status == 200 and reply.get("ok") else 1
+    if status == 200:
+        return 0
+    if not message:
+        stderr.write(f"gitd: the daemon refused the {hook} hook (HTTP {status}).\n")
+    return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv, os.environ, sys.stdin.buffer, sys.stderr))
+    sys.exit(main(sys.argv, ENV, sys.stdin.buffer, sys.stderr))

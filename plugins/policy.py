@@ -16,9 +16,10 @@ from typing import Any
 import pygit2
 
 import gitd
-from gitd.config import parse_size
+from gitd.config import ConfigError, parse_size
 from gitd.events import PushEvent
 from gitd.lfs.pointer import MAX_POINTER_SIZE, parse_pointer
+from gitd.plugins import setting_bool
 
 
 def _human(size: int) -> str:
@@ -32,9 +33,12 @@ def _human(size: int) -> str:
 
 class PolicyPlugin:
     def __init__(self, settings: dict[str, Any]):
+        unknown = set(settings) - {"max_blob_size", "protect_default_branch", "require_lfs_objects"}
+        if unknown:
+            raise ConfigError(f"plugins.policy: unknown setting(s) {', '.join(sorted(unknown))}")
         self.max_blob_size = parse_size(settings.get("max_blob_size", "10MiB"))
-        self.protect_default_branch = bool(settings.get("protect_default_branch", True))
-        self.require_lfs_objects = bool(settings.get("require_lfs_objects", True))
+        self.protect_default_branch = setting_bool(settings, "protect_default_branch", True)
+        self.require_lfs_objects = setting_bool(settings, "require_lfs_objects", True)
 
     @gitd.hookimpl
     def gitd_pre_receive(self, event: PushEvent) -> None:
@@ -43,13 +47,16 @@ class PolicyPlugin:
         tips = [u.new for u in event.updates if not u.is_delete]
         if not tips:
             return
-        too_big, pointers = self._scan_new_blobs(event, tips)
+        # The LFS hook point: event.lfs_missing is set once the daemon has an LFS store.
+        check_lfs = self.require_lfs_objects and event.lfs_missing is not None
+        too_big, pointers = self._scan_new_blobs(event, tips, want_pointers=check_lfs)
         if too_big:
             self._reject_big(too_big)
-        if self.require_lfs_objects and pointers and event.lfs_missing is not None:
-            missing = event.lfs_missing({oid for oid, _ in pointers.values()})
+        if check_lfs and pointers:
+            assert event.lfs_missing is not None
+            missing = event.lfs_missing({oid for _, oid in pointers})
             if missing:
-                paths = sorted(path for path, (oid, _) in pointers.items() if oid in missing)
+                paths = sorted({path for path, oid in pointers if oid in missing})
                 raise gitd.PushRejected(
                     "push refused: these files are Git LFS pointers to objects the server does not have:\n"
                     + "".join(f"  {p}\n" for p in paths[:20])
@@ -76,26 +83,27 @@ class PolicyPlugin:
                 raise RuntimeError(ancestor.stderr.decode("utf-8", "replace"))
 
     def _scan_new_blobs(
-        self, event: PushEvent, tips: list[str]
-    ) -> tuple[list[tuple[str, int]], dict[str, tuple[str, int]]]:
-        """Blobs this push introduces: the ones over the limit, and the LFS pointers."""
-        listing = event.git("rev-list", "--objects", *tips, "--not", "--all")
+        self, event: PushEvent, tips: list[str], *, want_pointers: bool
+    ) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
+        """Blobs this push introduces: (path, size) of those over the limit, and (path, LFS oid)
+        of the LFS pointers. The object listing is streamed, never held whole."""
         odb = event.repository.odb
         too_big: list[tuple[str, int]] = []
-        pointers: dict[str, tuple[str, int]] = {}
-        for line in listing.stdout.decode("utf-8", "surrogateescape").splitlines():
-            sha, _, path = line.partition(" ")
-            if not path:
+        pointers: list[tuple[str, str]] = []
+        for line in event.git_lines("rev-list", "--objects", *tips, "--not", "--all"):
+            sha, _, raw_path = line.partition(b" ")
+            if not raw_path:
                 continue  # commits and root trees have no path
-            obj_type, size = odb.read_header(sha)
+            obj_type, size = odb.read_header(sha.decode())
             if obj_type != pygit2.GIT_OBJECT_BLOB:
                 continue
+            path = raw_path.decode("utf-8", "replace")
             if size > self.max_blob_size:
                 too_big.append((path, size))
-            elif size <= MAX_POINTER_SIZE:
-                pointer = parse_pointer(odb.read(sha)[1])
+            elif want_pointers and size <= MAX_POINTER_SIZE:
+                pointer = parse_pointer(odb.read(sha.decode())[1])
                 if pointer is not None:
-                    pointers[path] = (pointer.oid, pointer.size)
+                    pointers.append((path, pointer.oid))
         return too_big, pointers
 
     def _reject_big(self, too_big: list[tuple[str, int]]) -> None:

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -116,6 +117,19 @@ class Daemon:
         name = name or unique("r")
         self.cli("repo", "create", f"{owner}/{name}", "--type", repo_type, *(["--private"] if private else []))
         return f"{owner}/{name}"
+
+    def repo_path(self, full_name: str, repo_type: str = "model") -> Path:
+        """The bare repository on disk behind ``full_name`` (its id from the database)."""
+        namespace, name = full_name.split("/")
+        db = sqlite3.connect(self.data / "gitd.db")
+        try:
+            row = db.execute("SELECT r.id FROM repos r JOIN accounts a ON a.id = r.owner_id "
+                             "WHERE a.name = ? AND r.name = ? AND r.type = ?", [namespace, name, repo_type]).fetchone()
+        finally:
+            db.close()
+        if row is None:
+            raise AssertionError(f"no {repo_type} repository {full_name}")
+        return self.data / "repos" / f"{row[0] % 256:02x}" / f"{row[0]}.git"
 
     # -- URLs -------------------------------------------------------------------------------------
     def repo_url(self, full_name: str, *, token: str | None = None, repo_type: str = "model",

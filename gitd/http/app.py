@@ -8,6 +8,7 @@ import time
 from aiohttp import web
 
 from gitd.errors import GitdError, NotFound
+from gitd.http.capabilities import CapabilityCache
 from gitd.http.context import AUTHENTICATOR
 from gitd.http.errors import error_response
 from gitd.http.ops import Ops
@@ -27,7 +28,7 @@ def build_router(services: Services) -> Router:
     Ops(services.store, services.metrics).add_routes(router)
     # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
     add_hub_routes(router, services)
-    SmartHTTP(services.repos, services.access, services.git, services.sessions, services.metrics,
+    SmartHTTP(services.repos, services.access, services.git, services.sessions, services.metrics, CapabilityCache(),
               hook_socket=services.data.hook_socket,
               hooks_enabled=services.config.get_bool("hooks.enabled")).add_routes(router)
     return router
@@ -53,7 +54,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if exc.detail:
             log.info("%s %s -> %s: %s (%s)", request.method, request.path, exc.status, exc.message, exc.detail)
         status = exc.status
-        return error_response(exc, style)
+        response = error_response(exc, style)
+        if request.content.exception() is not None:
+            # The body broke (bad gzip, cut chunking): answer, then close the connection
+            # instead of draining a stream that cannot be read.
+            response.force_close()
+            request.content.feed_eof()
+        return response
     except web.HTTPException as exc:
         status = exc.status
         raise

@@ -3,25 +3,34 @@
 Thin: it resolves the repository, asks the access function, and hands the streams to
 the shared git runner. Request bodies arrive already gunzipped by aiohttp (its
 ``auto_decompress``), so they are decompressed exactly once.
+
+Response headers are sent with git's first byte of output, not before: a request
+git refuses before answering (a malformed pkt-line stream, an unreadable body) still
+gets a clean 4xx status with git's reason. Once the first byte is out, errors travel
+inside the pkt-line stream, as git itself reports them.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
 from gitd.access import Access
-from gitd.errors import BadRequest, Forbidden, UnsupportedMediaType
+from gitd.errors import BadRequest, Forbidden, GitdError, UnsupportedMediaType
 from gitd.gitserve import GitServe
-from gitd.gitservice import CHUNK, GitRunner, sanitize_protocol
+from gitd.gitservice import CHUNK, GitResult, GitRunner, printable, sanitize_protocol
 from gitd.hookchain import PushSessions
+from gitd.http.capabilities import CapabilityCache
 from gitd.http.context import principal
 from gitd.http.routing import Match, Router
 from gitd.metrics import Metrics
 from gitd.repos import RepoService
 from gitd.store import Repo
+
+log = logging.getLogger("gitd.http.smart")
 
 SERVICES = {"git-upload-pack": "upload-pack", "git-receive-pack": "receive-pack"}
 NO_CACHE = {
@@ -30,16 +39,30 @@ NO_CACHE = {
     "Pragma": "no-cache",
 }
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+CAPTURE_CAP = 64 * 1024
+
+
+class ClientGone(Exception):
+    """The client closed the connection before it sent its whole request."""
 
 
 def pkt_line(data: bytes) -> bytes:
     return b"%04x" % (len(data) + 4) + data
 
 
+def git_reason(result: GitResult, repo_path: Path, repo_name: str) -> str:
+    """git's own one-line reason for refusing a request, without server paths."""
+    lines = [printable(ln) for ln in result.stderr.splitlines() if ln.strip()]
+    fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+    reason = (fatal or lines or ["no reason given"])[-1]
+    return reason.replace(str(repo_path), repo_name)[:300]
+
+
 class SmartHTTP:
     def __init__(self, repos: RepoService, access: Access, git: GitRunner, sessions: PushSessions,
-                 metrics: Metrics, *, hook_socket: Path, hooks_enabled: bool = True):
+                 metrics: Metrics, capabilities: CapabilityCache, *, hook_socket: Path, hooks_enabled: bool = True):
         self.repos = repos
+        self.capabilities = capabilities
         self.access = access
         self.git = git
         self.sessions = sessions
@@ -65,18 +88,24 @@ class SmartHTTP:
             raise Forbidden("dumb HTTP is not supported; use a git client that speaks smart HTTP")
         repo = self._authorize(request, m, service)
         protocol = sanitize_protocol(request.headers.get("Git-Protocol"))
-        response = web.StreamResponse(
-            headers={"Content-Type": f"application/x-{service}-advertisement", **NO_CACHE}
-        )
         v2 = service == "git-upload-pack" and protocol is not None and "version=2" in protocol.split(":")
-
-        async def start() -> None:
-            await response.prepare(request)
-            if not v2:
-                await response.write(pkt_line(f"# service={service}\n".encode()) + b"0000")
-
-        await self._run(request, response, repo, service, ["--stateless-rpc", "--advertise-refs"],
-                        stdin=None, protocol=protocol, on_start=start)
+        content_type = f"application/x-{service}-advertisement"
+        args = ["--stateless-rpc", "--advertise-refs"]
+        if not v2:
+            # v0/v1 advertisements start with the service line; v2 with "version 2" (as http-backend does).
+            prefix = pkt_line(f"# service={service}\n".encode()) + b"0000"
+            return await self._run(request, repo, service, args, stdin=None, protocol=protocol, prefix=prefix,
+                                   content_type=content_type)
+        assert protocol is not None
+        key = self.capabilities.key(self.repos.path(repo), protocol)
+        cached = self.capabilities.get(key)
+        if cached is not None:
+            return web.Response(body=cached, headers={"Content-Type": content_type, **NO_CACHE})
+        captured = bytearray()
+        response = await self._run(request, repo, service, args, stdin=None, protocol=protocol,
+                                   content_type=content_type, capture=captured)
+        if len(captured) < CAPTURE_CAP:  # whole, not cut at the cap
+            self.capabilities.put(key, bytes(captured))
         return response
 
     async def rpc(self, request: web.Request, m: Match) -> web.StreamResponse:
@@ -86,36 +115,86 @@ class SmartHTTP:
         if request.content_type != expected:
             raise UnsupportedMediaType(f"expected Content-Type {expected}")
         body = await self._checked_body(request)
-        response = web.StreamResponse(headers={"Content-Type": f"application/x-{service}-result", **NO_CACHE})
-
-        async def start() -> None:
-            await response.prepare(request)
-
-        await self._run(request, response, repo, service, ["--stateless-rpc"], stdin=body,
-                        protocol=sanitize_protocol(request.headers.get("Git-Protocol")), on_start=start)
-        return response
+        return await self._run(request, repo, service, ["--stateless-rpc"], stdin=body,
+                               protocol=sanitize_protocol(request.headers.get("Git-Protocol")),
+                               content_type=f"application/x-{service}-result")
 
     async def _checked_body(self, request: web.Request) -> AsyncIterator[bytes]:
         """Check the body starts with a pkt-line length, then stream all of it."""
         try:
             head = await request.content.readexactly(4)
-        except Exception:
-            raise BadRequest("malformed request: the body is not a git pkt-line stream") from None
+        except (web.RequestPayloadError, EOFError, ConnectionError) as exc:
+            raise BadRequest("malformed request: the body is not a git pkt-line stream", detail=repr(exc)) from None
         if not set(head) <= _HEX:
             raise BadRequest("malformed request: the body is not a git pkt-line stream")
 
         async def stream() -> AsyncIterator[bytes]:
             yield head
-            async for chunk in request.content.iter_chunked(CHUNK):
-                yield chunk
+            try:
+                async for chunk in request.content.iter_chunked(CHUNK):
+                    yield chunk
+            except web.RequestPayloadError as exc:
+                raise BadRequest("the request body could not be read (bad gzip or chunked encoding)",
+                                 detail=str(exc)) from None
+            except ConnectionError:
+                raise ClientGone() from None
 
         return stream()
 
-    async def _run(self, request: web.Request, response: web.StreamResponse, repo: Repo, service: str,
-                   args: list[str], *, stdin: AsyncIterator[bytes] | None, protocol: str | None,
-                   on_start) -> None:
-        await self.serve.run(repo, principal(request), SERVICES[service], args, via="http",
-                             stdin=stdin, sink=response.write, protocol=protocol, on_start=on_start)
+    async def _run(self, request: web.Request, repo: Repo, service: str, args: list[str], *,
+                   stdin: AsyncIterator[bytes] | None, protocol: str | None, content_type: str,
+                   prefix: bytes = b"", capture: bytearray | None = None) -> web.StreamResponse:
+        """Run git with the request body as its input and its output as the response body.
+
+        ``capture`` collects a copy of a small output (a v2 capability advertisement) when
+        git succeeds; it is left empty otherwise."""
+        short = SERVICES[service]
+        path = self.repos.path(repo)
+        response = web.StreamResponse(headers={"Content-Type": content_type, **NO_CACHE})
+
+        async def start() -> None:
+            await response.prepare(request)
+            if prefix:
+                await response.write(prefix)
+
+        async def sink(chunk: bytes) -> None:
+            if not response.prepared:
+                await start()
+            if capture is not None and len(capture) < CAPTURE_CAP:
+                capture.extend(chunk)
+            await response.write(chunk)
+
+        try:
+            result = await self.serve.run(repo, principal(request), short, args, via="http", stdin=stdin,
+                                          sink=sink, protocol=protocol)
+        except ClientGone:
+            log.info("%s %s: the client disconnected before sending its whole request", short, repo.full_name)
+            return self._abort(request, response)
+        except ConnectionError:
+            log.info("%s %s: the client disconnected", short, repo.full_name)
+            return self._abort(request, response)
+        except GitdError as exc:
+            if not response.prepared:
+                raise
+            log.info("%s %s failed after the response started: %s", short, repo.full_name, exc.message)
+            return self._abort(request, response)
         if not response.prepared:
-            await on_start()
+            if result.returncode != 0:
+                reason = git_reason(result, path, repo.full_name)
+                if stdin is None:
+                    raise GitdError(f"git {short} failed", detail=reason)
+                raise BadRequest(f"git {short} refused the request: {reason}")
+            await start()
+        if result.returncode != 0 and capture is not None:
+            capture.clear()
         await response.write_eof()
+        return response
+
+    @staticmethod
+    def _abort(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        """End a request whose client is gone, or whose answer cannot be finished: drop the
+        connection so the client never takes a cut-off answer for a whole one."""
+        response.force_close()
+        if request.transport is not None:
+            request.transport.close()
+        return response

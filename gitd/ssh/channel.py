@@ -94,6 +94,11 @@ class ChannelIO:
             await self._writable.wait()
             self._check_open()
 
+    def write_stderr_nowait(self, data: bytes) -> None:
+        """Queue a little diagnostic output without waiting for the client to take it."""
+        if not self._closed and not self._chan.is_closing():
+            self._chan.write_stderr(data)
+
     async def drain(self) -> None:
         """Wait until everything written so far has left the send buffer."""
         if self._closed or self._chan.get_write_buffer_size() == 0:

@@ -132,12 +132,8 @@ class SSHCommands:
                 if not pushing:
                     raise  # nobody is reading: stop git
 
-        async def err_sink(data: bytes) -> None:
-            try:
-                await io.write_stderr(data)
-            except ChannelClosed:
-                if not pushing:
-                    raise
+        def err_sink(data: bytes) -> None:
+            io.write_stderr_nowait(data)  # a few lines at most; dropped once the client is gone
 
         result = await self.serve.run(repo, principal, service, [], via="ssh", stdin=stdin(), sink=sink,
                                       err_sink=err_sink, protocol=sanitize_protocol(env.get("GIT_PROTOCOL")))

@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING
 
 from gitd.store.migrations import MIGRATIONS
+
+
+def _import_sqlite_utils() -> type:
+    """Import sqlite-utils without its optional pandas/numpy support.
+
+    sqlite-utils imports pandas and numpy whenever they are installed (the test clients
+    bring them), which costs ~0.5 s on every ``gitd`` command; gitd never stores their
+    types. Hiding them during this one import keeps them importable for everyone else.
+    """
+    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        from sqlite_utils import Database
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+    return Database
+
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+else:
+    Database = _import_sqlite_utils()
 
 
 def utcnow() -> str:
@@ -26,8 +50,6 @@ def connect(path: Path) -> Database:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
     return Database(conn)
-
-
 
 
 class Store:

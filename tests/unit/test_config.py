@@ -57,3 +57,41 @@ def test_hostport():
     assert split_hostport("127.0.0.1:0", 1) == ("127.0.0.1", 0)
     assert split_hostport("[::1]:22", 1) == ("::1", 22)
     assert split_hostport("example", 8080) == ("example", 8080)
+
+
+def _leaves(node, prefix=()):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key), value
+
+
+def _other_value(value):
+    """A different value of the same type, as text for the environment, and as parsed."""
+    if isinstance(value, bool):
+        return ("false" if value else "true"), (not value)
+    if isinstance(value, int):
+        return str(value + 7), value + 7
+    if isinstance(value, float):
+        return str(value + 0.5), value + 0.5
+    if isinstance(value, list):
+        return "x, y", ["x", "y"]
+    return value + "-changed", value + "-changed"
+
+
+def test_every_shipped_setting_can_be_overridden_from_the_environment():
+    import tomllib
+
+    from gitd.config import default_config_text
+
+    leaves = list(_leaves(tomllib.loads(default_config_text())))
+    assert len(leaves) > 20
+    env, expected = {}, {}
+    for path, value in leaves:
+        raw, parsed = _other_value(value)
+        env["GITD_" + "__".join(p.upper() for p in path)] = raw
+        expected[".".join(path)] = parsed
+    cfg = Config.load(None, environ=env)
+    for dotted, parsed in expected.items():
+        assert cfg.raw(dotted) == parsed, dotted

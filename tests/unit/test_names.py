@@ -38,3 +38,12 @@ def test_url_paths_follow_the_hub_layout():
     assert repo_url_path("dataset", "a", "b") == "datasets/a/b"
     assert repo_url_path("space", "a", "b") == "spaces/a/b"
     assert repo_url_path("code", "a", "b") == "codes/a/b"
+
+
+@pytest.mark.parametrize("name", ["abc\n", "abc\r\n", "a\nb", "\nabc"])
+def test_regression_name_with_a_newline_is_rejected(name):
+    # NAME_RE ends in '$', which also matches before a trailing newline: "abc\n" used to pass
+    # and became a repository or account name that breaks listings and log lines.
+    assert not is_valid_name(name)
+    with pytest.raises(BadRequest):
+        check_account_name(name)
