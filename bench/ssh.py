@@ -1,21 +1,22 @@
 #!/usr/bin/env python3
 """Clone over SSH: gitd's SSH transport against OpenSSH sshd with git-shell.
 
-    .venv/bin/python bench/ssh.py [--rounds 7] [--parallel 32] [--commits 2000] [--size-mb 220]
+    .venv/bin/python bench/ssh.py [--rounds 7] [--parallel 32] [--commits 3000] [--size-mb 220]
 
 Both servers run here on loopback as the current user, with the same client key, and
-serve the same objects (hard links of one repository, built once by bench/common.py and
-cached under bench/.work/). The peer is the stock setup: /usr/sbin/sshd with a throwaway
-sshd_config (public keys only, ``AcceptEnv GIT_PROTOCOL``, and ``ForceCommand git-shell
--c "$SSH_ORIGINAL_COMMAND"``), its own host key and authorized_keys. The client is the
-same OpenSSH ``ssh`` command for both (default ciphers), and git uses protocol v2.
+serve the same objects (hard links of one repository: the deterministic synthetic one
+bench/clone.py builds, cached under bench/.work/ and shared with it). The peer is the
+stock setup: /usr/sbin/sshd with a throwaway sshd_config (public keys only,
+``AcceptEnv GIT_PROTOCOL``, ``ForceCommand git-shell -c "$SSH_ORIGINAL_COMMAND"``), its
+own host key and authorized_keys. The client is the same OpenSSH ``ssh`` command for
+both (default ciphers), and git uses protocol v2.
 
 Rounds alternate which server goes first. Reported, per operation: the median time on
 each side and the median of the per-round gitd/sshd ratios (below 1.0: gitd is faster):
 
 * clone: ``git clone --bare`` of the large repository (transfer and index-pack);
-* parallel: ``--parallel`` simultaneous ``git clone --bare`` of a smaller repository,
-  timed until the last one finishes;
+* parallel: ``--parallel`` simultaneous ``git clone --bare`` of a smaller repository
+  (a new SSH connection each), timed until the last one finishes;
 * server CPU per clone: CPU seconds (user + system) the server spent on one clone of the
   large repository, its git processes included (gitd: the daemon and the git it ran; sshd:
   the per-connection sshd, git-shell and git). Unlike wall time, this hardly depends on
@@ -27,11 +28,13 @@ Needs git and openssh-server (Debian packages; scripts/bootstrap.sh installs the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,22 +42,40 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (
-    WORK,
-    Gitd,
-    build_large_repo,
-    cpu_seconds,
-    free_port,
-    git_env,
-    link_repository,
-    median,
-    pack_bytes,
-    run,
-    save_results,
-    wait_for_port,
-)
+from benchlib import WORK, Git, GitdServer, copy_objects_and_refs, git_env, median, save_results
+from clone import build_synthetic, free_port, pack_size
 
 SSHD = "/usr/sbin/sshd"
+
+
+def run(argv: list[str], *, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, env=env, capture_output=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} ... failed ({proc.returncode}): "
+                           f"{proc.stderr.decode(errors='replace')[-2000:]}")
+    return proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of the children it has reaped (the git processes gitd ran,
+    the per-connection processes sshd forked), user and system."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def bare_copy(source: Path, target: Path) -> None:
+    """A bare repository at ``target`` with ``source``'s objects (hard links) and refs."""
+    run(["git", "init", "-q", "--bare", str(target)])
+    copy_objects_and_refs(source, target)
 
 
 class Sshd:
@@ -148,11 +169,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--parallel", type=int, default=32)
-    parser.add_argument("--commits", type=int, default=2000)
-    parser.add_argument("--size-mb", type=int, default=220)
-    parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--parallel-size-mb", type=int, default=8,
-                        help="size of the repository cloned in parallel")
+    parser.add_argument("--commits", type=int, default=3000, help="synthetic repo: number of commits")
+    parser.add_argument("--size-mb", type=int, default=220, help="synthetic repo: MB of incompressible data")
+    parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
     for tool in ("git", "git-shell", "ssh", "ssh-keygen", SSHD):
@@ -161,14 +180,13 @@ def main() -> int:
             return 2
 
     WORK.mkdir(parents=True, exist_ok=True)
-    build_env = git_env(WORK / "home")
-    print(f"building or reusing the repositories under {WORK / 'repos'} ...", flush=True)
-    large = build_large_repo(WORK / "repos" / f"large-c{args.commits}-s{args.size_mb}-r{args.seed}.git",
-                             commits=args.commits, size_mb=args.size_mb, seed=args.seed, env=build_env)
-    small = build_large_repo(WORK / "repos" / f"large-c200-s{args.parallel_size_mb}-r{args.seed}.git",
-                             commits=200, size_mb=args.parallel_size_mb, seed=args.seed, env=build_env)
-    print(f"large: {pack_bytes(large) / 1e6:.0f} MB pack, {args.commits} commits; "
-          f"parallel: {pack_bytes(small) / 1e6:.1f} MB pack", flush=True)
+    builder = Git(WORK / "home")
+    name = f"synthetic-c{args.commits}-s{args.size_mb}-r{args.seed}.git"
+    print(f"building (or reusing) {WORK / name} ...", flush=True)
+    large = build_synthetic(WORK / name, commits=args.commits, size_mb=args.size_mb, seed=args.seed, git=builder)
+    small = build_synthetic(WORK / "small-c60-s1-r1.git", commits=60, size_mb=1, seed=1, git=builder)
+    print(f"large: {pack_size(large) / 1e6:.0f} MB pack, {args.commits} commits; "
+          f"parallel: {pack_size(small) / 1e3:.0f} kB pack", flush=True)
 
     scratch = Path(tempfile.mkdtemp(prefix="ssh-", dir=WORK))
     gitd = sshd = None
@@ -177,38 +195,41 @@ def main() -> int:
         key.parent.mkdir(parents=True)
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench-client", "-f", str(key)])
 
-        gitd = Gitd(scratch / "gitd")
+        gitd = GitdServer(scratch / "gitd", {"server.log_level": "warning"}, ssh="127.0.0.1:0")
         gitd.cli("init", str(gitd.data))
         gitd.cli("user", "add", "bench")
         gitd.cli("sshkey", "add", "bench", str(key.with_suffix(".pub")))
         for name, source in (("large", large), ("small", small)):
             gitd.cli("repo", "create", f"bench/{name}")
-            link_repository(source, gitd.repo_path(f"bench/{name}"))
+            gitd.install_repo(f"bench/{name}", source)
         gitd.start()
+        assert gitd.proc is not None
+        gitd_port = int(gitd.info["ssh"].rsplit(":", 1)[1])
 
         sshd = Sshd(scratch / "sshd", key.with_suffix(".pub"))
+        (sshd.repos / "bench").mkdir(parents=True)
         for name, source in (("large", large), ("small", small)):
-            link_repository(source, sshd.repos / "bench" / f"{name}.git")
+            bare_copy(source, sshd.repos / "bench" / f"{name}.git")
         sshd.start()
 
         known_hosts = scratch / "client" / "known_hosts"
         gitd_host_key = (gitd.data / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
         sshd_host_key = sshd.host_key.with_suffix(".pub").read_text().split()[:2]
-        known_hosts.write_text(f"[127.0.0.1]:{gitd.ssh_port} {' '.join(gitd_host_key)}\n"
+        known_hosts.write_text(f"[127.0.0.1]:{gitd_port} {' '.join(gitd_host_key)}\n"
                                f"[127.0.0.1]:{sshd.port} {' '.join(sshd_host_key)}\n")
         ssh = ["ssh", "-F", "/dev/null", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
                "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes"]
         client = {**git_env(scratch / "client" / "home"), "GIT_SSH_COMMAND": shlex.join(ssh)}
         user = getpass.getuser()
         urls = {
-            "gitd": {name: f"ssh://git@127.0.0.1:{gitd.ssh_port}/bench/{name}.git" for name in ("large", "small")},
+            "gitd": {name: f"ssh://git@127.0.0.1:{gitd_port}/bench/{name}.git" for name in ("large", "small")},
             "sshd": {name: f"ssh://{user}@127.0.0.1:{sshd.port}{sshd.repos}/bench/{name}.git"
                      for name in ("large", "small")},
         }
         for side in ("gitd", "sshd"):  # warm-up: page cache, first connections
             clone(client, urls[side]["large"], scratch / "warm", None)
 
-        pids = {"gitd": gitd.pid, "sshd": sshd.pid}
+        pids = {"gitd": gitd.proc.pid, "sshd": sshd.pid}
         ops = ("clone", "parallel", "server_cpu")
         times: dict[str, dict[str, list[float]]] = {op: {"gitd": [], "sshd": []} for op in ops}
         for round_no in range(args.rounds):
@@ -226,11 +247,11 @@ def main() -> int:
                   f"{times['parallel']['gitd'][-1]:.2f}s sshd {times['parallel']['sshd'][-1]:.2f}s", flush=True)
 
         results: dict = {"benchmark": "ssh", "rounds": args.rounds, "parallel": args.parallel,
-                         "pack_bytes": pack_bytes(large), "commits": args.commits,
-                         "parallel_pack_bytes": pack_bytes(small), "cpus": os.cpu_count(), "operations": {}}
+                         "pack_bytes": pack_size(large), "commits": args.commits,
+                         "parallel_pack_bytes": pack_size(small), "cpus": os.cpu_count(), "operations": {}}
         print()
         print(f"{'operation':<28}{'gitd (s)':>10}{'sshd (s)':>10}{'ratio':>8}")
-        labels = {"clone": f"clone ({pack_bytes(large) / 1e6:.0f} MB)",
+        labels = {"clone": f"clone ({pack_size(large) / 1e6:.0f} MB)",
                   "parallel": f"{args.parallel} parallel clones",
                   "server_cpu": "server CPU per clone"}
         for op, sides in times.items():
