@@ -385,3 +385,14 @@ def test_client_environment_is_ignored(daemon, git, ssh_user, tmp_path, have_too
     assert (clone / "which").read_text() == "repo\n"
     assert not preload_marker.exists() and not hook_marker.exists()
     assert b"LD_PRELOAD" not in proc.stderr
+
+
+def test_git_errors_reach_the_client_on_stderr(daemon, git, ssh_user, tmp_path):
+    user, _, client = ssh_user()
+    repo = daemon.repo(user)
+    git("push", client.url(repo), "main", cwd=git.init_work(tmp_path / "w"), env=client.env())
+    bogus = "1" * 40
+    request = b"%04xwant %s\n" % (len(bogus) + 10, bogus.encode()) + b"0000" + b"0009done\n"
+    proc = client.run(f"git-upload-pack '{repo}'", input=request)
+    assert proc.returncode == 128
+    assert f"not our ref {bogus}" in stderr(proc)
