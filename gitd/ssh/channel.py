@@ -4,7 +4,10 @@ Incoming data lands in an ``asyncio.StreamReader``; when more than ``limit`` byt
 unread, the channel stops reading, so asyncssh stops opening the SSH window and the
 client has to wait: a slow git process never makes the daemon buffer a whole pack.
 Outgoing data is written to the channel; ``write`` waits while asyncssh's send buffer
-is above its high-water mark.
+is above its high-water mark. It goes out in whole SSH packets: asyncssh sends every
+write as its own packets, so a 42 KiB read from git would otherwise cost a full and a
+small packet (each with its own encryption, MAC and system call). A partial packet
+waits up to ``HOLD`` seconds for more data, and ``drain`` sends it at once.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import asyncssh
 READ_LIMIT = 1024 * 1024
 WRITE_HIGH_WATER = 1024 * 1024
 WRITE_LOW_WATER = 256 * 1024
+# OpenSSH clients take at most 32 KiB per packet; writes go out in multiples of it.
+PACKET = 32 * 1024
+HOLD = 0.002
 
 
 class ChannelClosed(Exception):
@@ -46,6 +52,8 @@ class ChannelIO:
         self._writable = asyncio.Event()
         self._writable.set()
         self._closed = False
+        self._pending = bytearray()  # the tail of a packet, waiting for more data
+        self._hold: asyncio.TimerHandle | None = None
         chan.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
 
     # -- called by the session ---------------------------------------------------------------
@@ -64,6 +72,9 @@ class ChannelIO:
     def lost(self) -> None:
         """The connection is gone: wake every waiter with ChannelClosed."""
         self._closed = True
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
         self.reader.set_exception(ChannelClosed("the client closed the connection"))
         self._writable.set()
 
@@ -82,10 +93,28 @@ class ChannelIO:
 
     async def write(self, data: bytes) -> None:
         self._check_open()
-        self._chan.write(data)
+        if self._pending:
+            self._pending += data
+            view = memoryview(self._pending)
+        else:
+            view = memoryview(data)
+        whole = len(view) - len(view) % PACKET
+        if whole:
+            self._chan.write(view[:whole])  # type: ignore[arg-type]  # asyncssh copies it
+        rest = bytes(view[whole:])
+        view.release()
+        self._pending[:] = rest
+        if self._pending and self._hold is None:
+            self._hold = asyncio.get_running_loop().call_later(HOLD, self._send_pending)
         if not self._writable.is_set():
             await self._writable.wait()
             self._check_open()
+
+    def _send_pending(self) -> None:
+        self._hold = None
+        if self._pending and not self._closed and not self._chan.is_closing():
+            self._chan.write(bytes(self._pending))
+        self._pending.clear()
 
     async def write_stderr(self, data: bytes) -> None:
         self._check_open()
@@ -101,6 +130,9 @@ class ChannelIO:
 
     async def drain(self) -> None:
         """Wait until everything written so far has left the send buffer."""
+        if self._hold is not None:
+            self._hold.cancel()
+        self._send_pending()
         if self._closed or self._chan.get_write_buffer_size() == 0:
             return
         self._chan.set_write_buffer_limits(high=0, low=0)
