@@ -91,7 +91,9 @@ class ChannelIO:
                 return
             yield chunk
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, *, flush: bool = False) -> None:
+        """Send ``data``; with ``flush``, a trailing partial packet goes out at once too (the
+        end of a request's answer, when the client waits for it)."""
         self._check_open()
         if self._pending:
             self._pending += data
@@ -104,7 +106,11 @@ class ChannelIO:
         rest = bytes(view[whole:])
         view.release()
         self._pending[:] = rest
-        if self._pending and self._hold is None:
+        if flush:
+            if self._hold is not None:
+                self._hold.cancel()
+            self._send_pending()
+        elif self._pending and self._hold is None:
             self._hold = asyncio.get_running_loop().call_later(HOLD, self._send_pending)
         if not self._writable.is_set():
             await self._writable.wait()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -155,6 +155,13 @@ class SSHCommands:
         await io.write(json.dumps(body).encode() + b"\n")
         return 0
 
+    @staticmethod
+    def _flushing(io: ChannelIO) -> Callable[[bytes], Awaitable[None]]:
+        async def write(data: bytes) -> None:
+            await io.write(data, flush=True)  # each answer completes a request: no waiting
+
+        return write
+
     async def _lfs_transfer(self, principal: Principal, parsed: Command, io: ChannelIO) -> int:
         if self.lfs_backend is None:
             # git-lfs 3.3.0 tries this first; failing here makes it use git-lfs-authenticate.
@@ -166,5 +173,5 @@ class SSHCommands:
         assert repo is not None and principal.account is not None
         engine = LfsTransfer(self.lfs_backend, repo_id=repo.id, operation=parsed.operation or "download",
                              user=principal.account.name, can_write=level >= AccessLevel.WRITE,
-                             reader=PktReader(io.reader), writer=PktWriter(io.write))
+                             reader=PktReader(io.reader), writer=PktWriter(self._flushing(io)))
         return await engine.run()
