@@ -232,6 +232,49 @@ def cmd_jobs_retry(args: argparse.Namespace) -> None:
     print(f"job {job.id} queued again")
 
 
+def cmd_lfs_gc(args: argparse.Namespace) -> None:
+    from gitd.lfs.maintenance import gc, parse_duration
+
+    try:
+        grace = parse_duration(args.grace)
+    except ValueError as exc:
+        raise CLIError(str(exc))
+    s = _services(args)
+    report = asyncio.run(_closing(s, gc(s.lfs.objects, s.lfs.storage, grace, dry_run=args.dry_run)))
+    verb = "would delete" if args.dry_run else "deleted"
+    for oid in report.deleted:
+        print(f"{verb} {oid}")
+    for oid in report.orphans:
+        print(f"deleted unrecorded {oid}")
+    print(f"{verb} {len(report.deleted)} unreferenced object(s), {report.deleted_bytes} bytes; "
+          f"{len(report.orphans)} unrecorded object(s); {report.incomplete} abandoned upload(s)")
+
+
+def cmd_lfs_fsck(args: argparse.Namespace) -> None:
+    from gitd.lfs.maintenance import fsck
+
+    s = _services(args)
+
+    def progress(oid: str, verdict: str) -> None:
+        if verdict != "ok":
+            print(f"{verdict} {oid}", flush=True)
+
+    report = asyncio.run(_closing(s, fsck(s.lfs.objects, s.lfs.storage, progress)))
+    for oid in report.restored:
+        print(f"restored {oid}")
+    print(f"checked {report.checked} object(s): {len(report.missing)} missing, {len(report.corrupt)} corrupt")
+    if not report.ok:
+        raise CLIError(f"{len(report.missing) + len(report.corrupt)} LFS object(s) are missing or corrupt; "
+                       "they answer 410 until someone pushes them again")
+
+
+async def _closing(s: Services, work):
+    try:
+        return await work
+    finally:
+        await s.lfs.close()
+
+
 # -- parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     data_opt = argparse.ArgumentParser(add_help=False)
@@ -316,6 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
     vis = p.add_mutually_exclusive_group(required=True)
     vis.add_argument("--private", dest="private", action="store_true")
     vis.add_argument("--public", dest="private", action="store_false")
+
+    lfs = group("lfs", "maintain Git LFS storage")
+    p = leaf(lfs, "gc", cmd_lfs_gc, "delete LFS objects no repository holds any more")
+    p.add_argument("--grace", default="24h", metavar="DURATION",
+                   help="keep objects stored or linked within this long (default 24h; e.g. 30m, 7d, 0)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    leaf(lfs, "fsck", cmd_lfs_fsck, "re-hash stored LFS objects; report (and exit 1 on) missing or corrupt ones")
 
     jobs = group("jobs", "inspect and retry background jobs")
     p = leaf(jobs, "list", cmd_jobs_list, "list recent jobs")

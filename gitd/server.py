@@ -23,6 +23,7 @@ from gitd.gitservice import install_child_watcher
 from gitd.hookapi import HookAPI, prepare_hook_endpoint
 from gitd.http.app import SERVICES, build_app
 from gitd.jobs import JobWorkers
+from gitd.lfs.storage.s3 import S3Storage
 from gitd.services import Services
 from gitd.ssh.commands import SSHCommands, lfs_http_base
 from gitd.ssh.keys import SSHKeys
@@ -37,7 +38,7 @@ async def hook_socket_ctx(app: web.Application) -> AsyncIterator[None]:
     """The internal hook API on a Unix socket only the daemon's user can use."""
     services = app[SERVICES]
     path = services.data.hook_socket
-    api = HookAPI(services.sessions, services.chain, services.repos)
+    api = HookAPI(services.sessions, services.chain, services.repos, lfs_missing=services.lfs.missing)
     runner = web.AppRunner(api.app(), access_log=None)
     await runner.setup()
     prepare_hook_endpoint(path)
@@ -74,7 +75,7 @@ def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport
         return lfs_http_base(public_url, listeners.get("http", ""), local_host)
 
     if config.get_bool("ssh.lfs_transfer"):
-        log.warning("ssh.lfs_transfer is on, but no LFS store is available yet; git-lfs-transfer stays off")
+        log.warning("ssh.lfs_transfer is on, but git-lfs-transfer is not wired to the LFS store yet; it stays off")
     keys = SSHKeys(services.accounts)
     serve = GitServe(services.repos, services.access, services.git, services.sessions, services.metrics,
                      hook_socket=services.data.hook_socket, hooks_enabled=config.get_bool("hooks.enabled"))
@@ -102,9 +103,22 @@ async def ssh_server_ctx(app: web.Application) -> AsyncIterator[None]:
         await transport.stop()
 
 
+async def lfs_storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Make sure the LFS bucket exists (S3); release the storage's clients and threads at the end."""
+    storage = app[SERVICES].lfs.storage
+    if isinstance(storage, S3Storage):
+        try:
+            await storage.ensure_bucket()
+        except Exception as exc:  # serve git anyway; LFS requests will report the storage error
+            log.error("LFS storage: cannot reach bucket %s: %s", storage.bucket, exc)
+    yield
+    await app[SERVICES].lfs.close()
+
+
 def make_app(services: Services) -> web.Application:
     app = build_app(services)
     app[LISTENERS] = {}
+    app.cleanup_ctx.append(lfs_storage_ctx)
     app.cleanup_ctx.append(hook_socket_ctx)
     app.cleanup_ctx.append(job_workers_ctx)
     app.cleanup_ctx.append(ssh_server_ctx)

@@ -14,6 +14,10 @@ from gitd.config import Config
 from gitd.gitservice import GitRunner
 from gitd.hookchain import HookChain, PushSessions
 from gitd.jobs import JobQueue
+from gitd.lfs.locks import Locks
+from gitd.lfs.objects import ObjectTable
+from gitd.lfs.service import LfsService
+from gitd.lfs.storage.factory import build_storage
 from gitd.metrics import Metrics
 from gitd.paths import DataDir
 from gitd.plugins import PluginHost
@@ -37,6 +41,7 @@ class Services:
     git: GitRunner
     sessions: PushSessions
     metrics: Metrics
+    lfs: LfsService
 
     @classmethod
     def build(cls, data: DataDir, config: Config, *, plugins: PluginHost | None = None) -> Services:
@@ -77,6 +82,9 @@ class Services:
             git=git,
             sessions=PushSessions(ttl=max(3600.0, float(config.get_int("git.timeout")))),
             metrics=metrics,
+            lfs=LfsService(ObjectTable(store), build_storage(config, data), Locks(store),
+                           max_object_size=config.get_size("lfs.max_object_size"),
+                           direct_uploads=config.get_bool("lfs.s3.direct")),
         )
 
     def close(self) -> None:

@@ -4,7 +4,8 @@
   (tests make their own users and repos with ``unique()`` names);
 * ``make_daemon``: a factory for tests that need a daemon of their own (other config,
   restarts, SIGKILL);
-* ``git``: the real git client with an isolated HOME and no credential helpers.
+* ``git``: the real git client with an isolated HOME and no credential helpers;
+* ``seaweed``: one SeaweedFS S3 server for the whole session, started on first use.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.seaweed import SeaweedS3, start_seaweed
 from tests.support import Daemon, Git, new_daemon
 
 
@@ -58,3 +60,11 @@ def have_tool():
         if shutil.which(name) is None:
             pytest.fail(f"{name} is not installed; run the README's test command, which installs it")
     return check
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_session: Path) -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS ``weed mini``) on loopback ports, under the session's temp dir."""
+    server = start_seaweed(tmp_session / "seaweed")
+    yield server
+    server.stop()

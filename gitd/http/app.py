@@ -11,10 +11,13 @@ from gitd.errors import GitdError, NotFound
 from gitd.http.capabilities import CapabilityCache
 from gitd.http.context import AUTHENTICATOR
 from gitd.http.errors import error_response
+from gitd.http.lfs import LfsHTTP
+from gitd.http.lfs_locks import LfsLocksHTTP
 from gitd.http.ops import Ops
 from gitd.http.routing import Router
 from gitd.http.smart import SmartHTTP
 from gitd.hub import add_hub_routes
+from gitd.lfs.content import ServiceContent
 from gitd.services import Services
 
 log = logging.getLogger("gitd.http")
@@ -27,10 +30,15 @@ def build_router(services: Services) -> Router:
     router = Router()
     Ops(services.store, services.metrics).add_routes(router)
     # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
-    add_hub_routes(router, services)
+    add_hub_routes(router, services, lfs=ServiceContent(services.lfs))
     SmartHTTP(services.repos, services.access, services.git, services.sessions, services.metrics, CapabilityCache(),
               hook_socket=services.data.hook_socket,
               hooks_enabled=services.config.get_bool("hooks.enabled")).add_routes(router)
+    LfsHTTP(services.repos, services.access, services.auth, services.lfs, services.metrics,
+            public_url=services.config.get_str("server.public_url"),
+            href_ttl=services.config.get_int("lfs.href_ttl"),
+            max_batch_objects=services.config.get_int("lfs.max_batch_objects")).add_routes(router)
+    LfsLocksHTTP(services.repos, services.access, services.lfs).add_routes(router)
     return router
 
 

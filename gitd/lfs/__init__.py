@@ -1,1 +1,6 @@
-"""Git LFS: pointers, the batch and locks APIs, and object storage backends."""
+"""Git LFS: pointers, the batch and locks APIs, object storage backends.
+
+Transports use one facade, ``gitd.lfs.service.LfsService`` (see its docstring for the
+contract); storage backends implement the capability interfaces of
+``gitd.lfs.storage.base``.
+"""

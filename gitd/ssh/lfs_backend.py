@@ -48,7 +48,7 @@ class TransferBackend(Protocol):
         raises, or the bytes do not hash to ``oid``, nothing is stored."""
 
     async def open(self, repo_id: int, oid: str) -> AsyncIterator[bytes]:
-        """The object's bytes (the repository holds it)."""
+        """The object's bytes (the repository holds it); closed with ``aclose()`` if it has one."""
 
     def create_lock(self, repo_id: int, path: str, owner: str, refname: str | None) -> LockInfo:
         """Raises LockConflict with the existing lock."""

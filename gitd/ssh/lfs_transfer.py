@@ -272,11 +272,17 @@ class LfsTransfer:
             raise RequestError(404, f"object {oid} not found")
         await self.out.text("status 200").text(f"size={size}").delim().send()
         sent = 0
-        async for chunk in await self.backend.open(self.repo_id, oid):
-            sent += len(chunk)
-            if sent > size:
-                break
-            await self.out.data(chunk).send()
+        reader = await self.backend.open(self.repo_id, oid)
+        try:
+            async for chunk in reader:
+                sent += len(chunk)
+                if sent > size:
+                    break
+                await self.out.data(chunk).send()
+        finally:
+            close = getattr(reader, "aclose", None)
+            if close is not None:
+                await close()
         if sent != size:
             # The status is already sent: the only honest way out is to break the stream.
             raise PktLineError(f"object {oid} changed while it was sent ({sent} bytes, expected {size})")

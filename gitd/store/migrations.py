@@ -73,6 +73,35 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        2,
+        "git lfs: stored objects, the objects each repository holds, locks",
+        """
+        CREATE TABLE lfs_objects (
+            oid TEXT PRIMARY KEY,
+            size INTEGER NOT NULL CHECK (size >= 0),
+            state TEXT NOT NULL DEFAULT 'stored' CHECK (state IN ('stored', 'lost', 'deleting')),
+            created_at TEXT NOT NULL,
+            touched_at TEXT NOT NULL
+        );
+        CREATE TABLE lfs_repo_objects (
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            oid TEXT NOT NULL REFERENCES lfs_objects(oid),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (repo_id, oid)
+        ) WITHOUT ROWID;
+        CREATE INDEX lfs_repo_objects_by_oid ON lfs_repo_objects (oid);
+        CREATE TABLE lfs_locks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            owner_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            ref TEXT,
+            locked_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX lfs_locks_repo_path ON lfs_locks (repo_id, path);
+        """,
+    ),
+    (
         4,
         "hub discussions, pull requests, and redirects of moved repositories",
         """

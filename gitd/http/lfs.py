@@ -1,0 +1,356 @@
+"""Git LFS over HTTP: the batch API and the ``basic`` transfer (object PUT and GET, verify).
+
+Routes, under every repository URL form (with or without ``.git``)::
+
+    POST {repo}/info/lfs/objects/batch        batch (read; write for uploads)
+    PUT  {repo}/info/lfs/objects/{oid}/{size} upload (write), streamed and verified
+    GET  {repo}/info/lfs/objects/{oid}        download (read), Range supported
+    POST {repo}/info/lfs/verify               verify an upload (write)
+
+The hrefs handed out carry their own short-lived credential twice: a signed access
+token (``Authenticator.sign_access``) in the action's ``Authorization`` header, and an
+object-scoped signed token in the ``token`` query parameter, valid only for that
+repository, oid and operation, for clients that drop action headers
+(huggingface_hub sends none on basic PUTs). Presigned S3 URLs carry no header at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientPayloadError, web
+from aiohttp.abc import AbstractStreamWriter
+
+from gitd.access import ANONYMOUS, Access, AccessLevel, Principal
+from gitd.auth import Authenticator
+from gitd.errors import BadRequest, GitdError, NotFound, Unauthorized, Unprocessable
+from gitd.http.context import base_url, principal
+from gitd.http.errors import LFS_MEDIA_TYPE
+from gitd.http.routing import Match, Router
+from gitd.lfs.errors import ObjectMismatch
+from gitd.lfs.service import LfsService, ObjectStatus
+from gitd.lfs.streams import CHUNK, is_oid
+from gitd.metrics import Metrics
+from gitd.repos import RepoService
+from gitd.store import Repo
+
+OBJECT_TOKEN = "lfs-obj"
+OPERATIONS = ("upload", "download")
+
+
+def lfs_json(data: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(data), content_type=LFS_MEDIA_TYPE)
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("the request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def object_error(oid: object, size: object, exc: GitdError | int, message: str = "") -> dict[str, Any]:
+    code = exc if isinstance(exc, int) else exc.status
+    text = message or (exc.message if isinstance(exc, GitdError) else "")
+    return {"oid": oid, "size": size, "error": {"code": code, "message": text}}
+
+
+def byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """(start, end exclusive) for a satisfiable single ``Range``; None without one.
+
+    Raises web.HTTPRequestRangeNotSatisfiable (416, with ``Content-Range: */size``) for
+    an unsatisfiable or malformed range, as aiohttp's FileResponse does.
+    """
+    if "Range" not in request.headers:
+        return None
+    unsatisfiable = web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    try:
+        rng = request.http_range
+    except ValueError:
+        raise unsatisfiable
+    start, stop = rng.start, rng.stop
+    if start is None:
+        return None
+    if start < 0:  # suffix: the last -start bytes
+        start = max(0, size + start)
+        stop = size
+    stop = size if stop is None else min(stop, size)
+    if start >= size:
+        raise unsatisfiable
+    return start, stop
+
+
+class LfsHTTP:
+    def __init__(self, repos: RepoService, access: Access, auth: Authenticator, lfs: LfsService,
+                 metrics: Metrics, *, public_url: str = "", href_ttl: int = 3600, max_batch_objects: int = 1000):
+        self.repos = repos
+        self.access = access
+        self.auth = auth
+        self.lfs = lfs
+        self.metrics = metrics
+        self.public_url = public_url
+        self.href_ttl = href_ttl
+        self.max_batch_objects = max_batch_objects
+
+    def add_routes(self, router: Router) -> None:
+        router.add("POST", "/{repo}/info/lfs/objects/batch", self.batch, style="lfs", name="lfs-batch")
+        router.add("PUT", "/{repo}/info/lfs/objects/{oid}/{size}", self.upload, style="lfs", name="lfs-upload")
+        router.add("GET", "/{repo}/info/lfs/objects/{oid}", self.download, style="lfs", name="lfs-download")
+        router.add("POST", "/{repo}/info/lfs/verify", self.verify, style="lfs", name="lfs-verify")
+
+    def _repo(self, m: Match) -> Repo | None:
+        assert m.repo is not None
+        return self.repos.find(m.repo.type, m.repo.namespace, m.repo.name)
+
+    # -- credentials in hrefs -------------------------------------------------------------------
+    def _object_token(self, p: Principal, repo: Repo, op: str, oid: str, level: AccessLevel,
+                      staging: str | None = None) -> str:
+        claims: dict[str, Any] = {"k": OBJECT_TOKEN, "sub": p.account.id if p.account else None, "rid": repo.id,
+                                  "lvl": int(level), "oid": oid, "op": op}
+        if staging is not None:
+            claims["stg"] = staging
+        return self.auth.sign(claims, self.href_ttl)
+
+    def _object_principal(self, request: web.Request, repo: Repo | None, op: str,
+                          oid: str | None) -> tuple[Principal, dict[str, Any] | None]:
+        """The caller of an object request: the Authorization header if any, else the
+        href's own token. Also returns the token's claims when it is valid for ``op``."""
+        claims = None
+        token = request.query.get("token")
+        if token and repo is not None:
+            found = self.auth.verify_signed(token)
+            if (found and found.get("k") == OBJECT_TOKEN and found.get("rid") == repo.id and found.get("op") == op
+                    and (oid is None or found.get("oid") == oid)):
+                claims = found
+        if request.headers.get("Authorization"):
+            return principal(request), claims
+        if claims is None:
+            if token:
+                raise Unauthorized("this link is invalid or has expired; run the git lfs command again")
+            return ANONYMOUS, None
+        account = None
+        if claims.get("sub") is not None:
+            try:
+                account = self.auth.accounts.by_id(claims["sub"])
+            except NotFound:
+                raise Unauthorized("this link is invalid or has expired") from None
+        return Principal(account=account, cap=AccessLevel(claims["lvl"]), repo_id=claims["rid"],
+                         method="signed"), claims
+
+    def _href(self, request: web.Request, repo: Repo, tail: str, token: str) -> str:
+        return f"{base_url(request, self.public_url)}/{repo.url_path}.git/info/lfs/{tail}?token={token}"
+
+    def _daemon_action(self, request: web.Request, p: Principal, repo: Repo, tail: str, op: str, oid: str,
+                       level: AccessLevel, *, staging: str | None = None,
+                       headers: dict[str, str] | None = None) -> dict[str, Any]:
+        bearer = self.auth.sign_access(p.account, repo.id, level, self.href_ttl)
+        return {
+            "href": self._href(request, repo, tail, self._object_token(p, repo, op, oid, level, staging)),
+            "header": {"Authorization": f"Bearer {bearer}", **(headers or {})},
+            "expires_in": self.href_ttl,
+        }
+
+    # -- batch ----------------------------------------------------------------------------------
+    async def batch(self, request: web.Request, m: Match) -> web.StreamResponse:
+        repo = self._repo(m)
+        p = principal(request)
+        self.access.require(p, repo, AccessLevel.READ)
+        assert repo is not None
+        body = await read_json(request)
+        operation = body.get("operation")
+        if operation not in OPERATIONS:
+            raise Unprocessable('"operation" must be "upload" or "download"')
+        self.access.require(p, repo, AccessLevel.WRITE if operation == "upload" else AccessLevel.READ)
+        transfers = body.get("transfers")
+        if transfers is not None and (not isinstance(transfers, list) or "basic" not in transfers):
+            raise Unprocessable('this server supports only the "basic" transfer')
+        ref = body.get("ref")
+        if ref is not None and not isinstance(ref, dict):
+            raise Unprocessable('"ref" must be an object or null')
+        objects = body.get("objects")
+        if not isinstance(objects, list):
+            raise Unprocessable('"objects" must be a list')
+        if len(objects) > self.max_batch_objects:
+            raise TooManyObjects(f"too many objects in one batch request (at most {self.max_batch_objects})")
+        hash_algo = body.get("hash_algo") or "sha256"
+        answered = self._answer(request, p, repo, operation, objects, hash_algo)
+        return lfs_json({"transfer": "basic", "objects": answered, "hash_algo": "sha256"})
+
+    def _answer(self, request: web.Request, p: Principal, repo: Repo, operation: str, objects: list[Any],
+                hash_algo: object) -> list[dict[str, Any]]:
+        checked: list[dict[str, Any] | tuple[str, int]] = []
+        for item in objects:
+            oid = item.get("oid") if isinstance(item, dict) else None
+            size = item.get("size") if isinstance(item, dict) else None
+            if hash_algo != "sha256":
+                checked.append(object_error(oid, size, 409, f"unsupported hash algorithm {hash_algo!r}; use sha256"))
+                continue
+            try:
+                if operation == "upload":
+                    self.lfs.check_upload(oid, size)
+                else:
+                    self.lfs.check_object(oid, size)
+            except GitdError as exc:
+                checked.append(object_error(oid, size, exc))
+                continue
+            checked.append((oid, size))
+        status = self.lfs.status(repo.id, [c[0] for c in checked if isinstance(c, tuple)])
+        answered = []
+        for entry in checked:
+            if isinstance(entry, dict):
+                answered.append(entry)
+                continue
+            oid, size = entry
+            held = status.get(oid)
+            if operation == "download":
+                answered.append(self._download_object(request, p, repo, oid, size, held))
+            else:
+                answered.append(self._upload_object(request, p, repo, oid, size, held))
+        return answered
+
+    def _download_object(self, request: web.Request, p: Principal, repo: Repo, oid: str, size: int,
+                         held: ObjectStatus | None) -> dict[str, Any]:
+        if held is None:
+            return object_error(oid, size, 404, "object not found")
+        if held.lost:
+            return object_error(oid, size, 410, "object is no longer available on this server; push it again")
+        if held.size != size:
+            return object_error(oid, size, 422, f"object {oid} is {held.size} bytes, not {size}")
+        url = self.lfs.download_url(repo.id, oid, self.href_ttl)
+        if url is not None:
+            action: dict[str, Any] = {"href": url, "expires_in": self.href_ttl}
+        else:
+            action = self._daemon_action(request, p, repo, f"objects/{oid}", "download", oid, AccessLevel.READ)
+        return {"oid": oid, "size": size, "authenticated": True, "actions": {"download": action}}
+
+    def _upload_object(self, request: web.Request, p: Principal, repo: Repo, oid: str, size: int,
+                       held: ObjectStatus | None) -> dict[str, Any]:
+        if held is not None and not held.lost:
+            if held.size == size:
+                return {"oid": oid, "size": size}
+            return object_error(oid, size, 422, f"object {oid} is {held.size} bytes, not {size}")
+        direct = self.lfs.upload_url(repo.id, oid, size, self.href_ttl)
+        staging = None
+        if direct is not None:
+            upload: dict[str, Any] = {"href": direct.url, "header": direct.headers, "expires_in": self.href_ttl}
+            staging = direct.staging
+        else:
+            upload = self._daemon_action(request, p, repo, f"objects/{oid}/{size}", "upload", oid,
+                                         AccessLevel.WRITE, headers={"Content-Type": "application/octet-stream"})
+        verify = self._daemon_action(request, p, repo, "verify", "verify", oid, AccessLevel.WRITE, staging=staging,
+                                     headers={"Accept": LFS_MEDIA_TYPE})
+        return {"oid": oid, "size": size, "authenticated": True, "actions": {"upload": upload, "verify": verify}}
+
+    # -- basic transfer -------------------------------------------------------------------------
+    async def upload(self, request: web.Request, m: Match) -> web.StreamResponse:
+        repo = self._repo(m)
+        oid = m.params["oid"]
+        p, _ = self._object_principal(request, repo, "upload", oid)
+        self.access.require(p, repo, AccessLevel.WRITE)
+        assert repo is not None
+        size_text = m.params["size"]
+        if not (size_text.isascii() and size_text.isdigit() and len(size_text) <= 18):
+            raise Unprocessable("invalid object size in the URL")
+        size = int(size_text)
+        self.lfs.check_upload(oid, size)
+        if request.content_length is not None and request.content_length != size:
+            raise ObjectMismatch(f"object {oid} is {size} bytes, but the request carries {request.content_length}")
+        received = 0
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal received
+            async for chunk in request.content.iter_any():
+                received += len(chunk)
+                yield chunk
+
+        try:
+            await self.lfs.receive(repo.id, oid, size, body())
+        except (ConnectionError, ClientPayloadError) as exc:  # the client went away: nothing was stored
+            raise BadRequest(f"the upload of {oid} was interrupted; nothing was stored",
+                             detail=f"{type(exc).__name__}: {exc}") from None
+        finally:
+            self.metrics.lfs_bytes_received.inc(received, transport="http")
+        return web.Response(status=200)
+
+    async def download(self, request: web.Request, m: Match) -> web.StreamResponse:
+        repo = self._repo(m)
+        oid = m.params["oid"]
+        p, _ = self._object_principal(request, repo, "download", oid)
+        self.access.require(p, repo, AccessLevel.READ)
+        assert repo is not None
+        if not is_oid(oid):
+            raise NotFound("object not found")
+        headers = {"Content-Type": "application/octet-stream", "Cache-Control": "private, no-transform"}
+        path = self.lfs.local_path(repo.id, oid)
+        if path is not None:
+            return CountedFileResponse(path, self.metrics, chunk_size=CHUNK, headers=headers)
+        size = self.lfs.size(repo.id, oid)
+        if size is None:  # a race with the check above
+            raise NotFound("object not found")
+        try:
+            span = byte_range(request, size)
+        except web.HTTPRequestRangeNotSatisfiable as exc:
+            return web.Response(status=416, headers=exc.headers)
+        start, end = span if span is not None else (0, size)
+        response = web.StreamResponse(status=206 if span else 200, headers={**headers, "Accept-Ranges": "bytes"})
+        response.content_length = end - start
+        if span is not None:
+            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        if request.method == "HEAD" or end == start:
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        reader = await self.lfs.open(repo.id, oid, start, end)
+        sent = 0
+        try:
+            await response.prepare(request)
+            async for chunk in reader:
+                await response.write(chunk)
+                sent += len(chunk)
+            await response.write_eof()
+        finally:
+            await reader.aclose()
+            self.metrics.lfs_bytes_sent.inc(sent, transport="http")
+        return response
+
+    async def verify(self, request: web.Request, m: Match) -> web.StreamResponse:
+        repo = self._repo(m)
+        p, claims = self._object_principal(request, repo, "verify", None)
+        self.access.require(p, repo, AccessLevel.WRITE)
+        assert repo is not None
+        body = await read_json(request)
+        oid, size = body.get("oid"), body.get("size")
+        self.lfs.check_object(oid, size)
+        staged = None
+        if claims is not None and claims.get("oid") == oid:
+            staged = claims.get("stg")
+        await self.lfs.verify(repo.id, oid, size, staged=staged)
+        return lfs_json({"oid": oid, "size": size})
+
+
+class CountedFileResponse(web.FileResponse):
+    """aiohttp's FileResponse (sendfile, Range, 206/416), counting the bytes it sends."""
+
+    def __init__(self, path: Path, metrics: Metrics, **kwargs: Any):
+        super().__init__(path, **kwargs)
+        self._metrics = metrics
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        if request.method == "GET" and self.status in (200, 206):
+            self._metrics.lfs_bytes_sent.inc(self.content_length or 0, transport="http")
+        return writer
+
+
+class TooManyObjects(GitdError):
+    status = 413
+    code = "TooManyObjects"
