@@ -1,5 +1,6 @@
 """Git LFS over SSH with the real clients: git-lfs-authenticate's token, and git-lfs 3.3.0
-falling back to it from the pure-SSH protocol while that is off."""
+falling back to it from the pure-SSH protocol while that is off, for locks and for an LFS
+push and clone over an ssh:// remote."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.sshclient import SSHUsers, stderr
+from tests.lfs_support import MIB, Backend, lfs_git, lfs_work, random_bytes, sha256, sha256_file
 
 
 @pytest.fixture
@@ -71,3 +73,25 @@ def test_git_lfs_falls_back_from_pure_ssh_to_git_lfs_authenticate(daemon, git, s
     assert "pure SSH protocol connection failed" in trace
     assert f"git-lfs-authenticate /{repo}.git download" in trace
     assert f"HTTP: GET {daemon.url}/{repo}.git/info/lfs/locks" in trace
+
+
+def test_lfs_push_and_clone_over_ssh_through_git_lfs_authenticate(daemon, git, ssh_user, tmp_path, have_tool):
+    """git-lfs 3.3.0 over an ssh:// remote: the pure-SSH attempt fails, git-lfs-authenticate's
+    token then carries the objects over HTTP, and the push itself goes over SSH."""
+    have_tool("git-lfs")
+    git = lfs_git(git)
+    owner, _, client = ssh_user()
+    _, _, stranger = ssh_user()
+    repo = daemon.repo(owner, private=True)
+    files = {"weights/model.bin": random_bytes(2 * MIB + 5), "README.md": b"# card\n"}
+    work = lfs_work(git, tmp_path / "work", files)
+    push = git("push", client.url(f"{repo}.git"), "main", cwd=work, env={**client.env(), "GIT_TRACE": "1"})
+    assert f"git-lfs-authenticate /{repo}.git upload" in stderr(push)
+    assert Backend("local", daemon).stored(sha256(files["weights/model.bin"]))
+
+    clone = tmp_path / "clone"
+    git("clone", "-q", client.url(repo), str(clone), env=client.env())
+    for name, data in files.items():
+        assert sha256_file(clone / name) == sha256(data), name
+    refused = git("clone", "-q", stranger.url(repo), str(tmp_path / "stranger"), check=False, env=stranger.env())
+    assert refused.returncode != 0 and "repository not found" in stderr(refused)
