@@ -63,12 +63,14 @@ class Git:
 class GitdServer:
     """``gitd serve`` on a fresh data dir under ``root``, on a random loopback port."""
 
-    def __init__(self, root: Path, settings: dict[str, str] | None = None):
+    def __init__(self, root: Path, settings: dict[str, str] | None = None, *, ssh: str = ""):
         self.root = root
         self.data = root / "data"
         self.settings = settings or {}
+        self.ssh = ssh  # the SSH listener ('' = off; '127.0.0.1:0' = a random port)
         self.proc: subprocess.Popen | None = None
         self.url = ""
+        self.info: dict = {}
 
     def cli(self, *args: str) -> str:
         proc = subprocess.run([*GITD, "--data", str(self.data), *args], capture_output=True, text=True,
@@ -89,7 +91,8 @@ class GitdServer:
         with contextlib.suppress(FileNotFoundError):
             info.unlink()
         log = open(self.root / "gitd.log", "ab")  # noqa: SIM115 - owned by the process
-        self.proc = subprocess.Popen([*GITD, "--data", str(self.data), "serve", "--http", "127.0.0.1:0"],
+        self.proc = subprocess.Popen([*GITD, "--data", str(self.data), "serve", "--http", "127.0.0.1:0",
+                                      "--ssh", self.ssh],
                                      stdout=log, stderr=log, env=self._env(), start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -97,7 +100,8 @@ class GitdServer:
                 raise RuntimeError(f"gitd exited: {(self.root / 'gitd.log').read_text()[-2000:]}")
             if info.exists():
                 with contextlib.suppress(json.JSONDecodeError, KeyError):
-                    self.url = json.loads(info.read_text())["http"]
+                    self.info = json.loads(info.read_text())
+                    self.url = self.info["http"]
                     return self
             time.sleep(0.05)
         raise RuntimeError("gitd did not start")

@@ -134,6 +134,33 @@ def cmd_token_revoke(args: argparse.Namespace) -> None:
     print(f"revoked token {args.name} of {args.user}")
 
 
+def cmd_sshkey_add(args: argparse.Namespace) -> None:
+    from gitd.ssh.keys import SSHKeys
+
+    s = _services(args)
+    user = s.accounts.get(args.user, "user")
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8", errors="replace")
+    key = SSHKeys(s.accounts).add(user, text, args.title)
+    print(f"added SSH key {key.fingerprint} for {user.name}")
+
+
+def cmd_sshkey_list(args: argparse.Namespace) -> None:
+    from gitd.ssh.keys import SSHKeys
+
+    s = _services(args)
+    keys = SSHKeys(s.accounts).list(s.accounts.get(args.user, "user"))
+    _table([("FINGERPRINT", "TYPE", "TITLE", "ADDED")]
+           + [(k.fingerprint, k.public_key.split()[0], k.title or "-", k.created_at) for k in keys])
+
+
+def cmd_sshkey_remove(args: argparse.Namespace) -> None:
+    from gitd.ssh.keys import SSHKeys
+
+    s = _services(args)
+    SSHKeys(s.accounts).remove(s.accounts.get(args.user, "user"), args.fingerprint)
+    print(f"removed SSH key {args.fingerprint} of {args.user}")
+
+
 def cmd_org_create(args: argparse.Namespace) -> None:
     s = _services(args)
     org = s.accounts.create_org(check_account_name(args.org), s.accounts.get(args.owner, "user"))
@@ -291,6 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(tokens, "revoke", cmd_token_revoke, "revoke a token")
     p.add_argument("user")
     p.add_argument("name")
+
+    sshkeys = group("sshkey", "manage users' SSH public keys")
+    p = leaf(sshkeys, "add", cmd_sshkey_add, "register an SSH public key for a user (one key belongs to one user)")
+    p.add_argument("user")
+    p.add_argument("file", metavar="FILE|-", help="the public key file (e.g. ~/.ssh/id_ed25519.pub), or - for stdin")
+    p.add_argument("--title", help="a label for the key (default: the key's comment)")
+    p = leaf(sshkeys, "list", cmd_sshkey_list, "list a user's SSH keys")
+    p.add_argument("user")
+    p = leaf(sshkeys, "remove", cmd_sshkey_remove, "remove an SSH key")
+    p.add_argument("user")
+    p.add_argument("fingerprint", help="as 'gitd sshkey list' shows it (SHA256:...)")
 
     orgs = group("org", "manage organisations")
     p = leaf(orgs, "create", cmd_org_create, "create an organisation")

@@ -15,7 +15,7 @@ import fcntl
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 # Kernel buffer of git's stdout pipe (Linux caps unprivileged pipes at 1 MiB by default):
 # a pack streams in fewer, larger reads, and git blocks less often on a full pipe.
@@ -24,9 +24,11 @@ STDERR_CAP = 64 * 1024
 
 
 class GitProcess(asyncio.SubprocessProtocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int):
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int,
+                 on_stderr: Callable[[bytes], None] | None = None):
         self._loop = loop
         self._limit = limit
+        self._on_stderr = on_stderr
         self.transport: asyncio.SubprocessTransport | None = None
         self._out: collections.deque[bytes] = collections.deque()
         self._out_size = 0
@@ -41,10 +43,12 @@ class GitProcess(asyncio.SubprocessProtocol):
         self._drain_waiter: asyncio.Future[None] | None = None
 
     @classmethod
-    async def spawn(cls, argv: Sequence[str], env: Mapping[str, str], *, stdin: bool, limit: int) -> GitProcess:
+    async def spawn(cls, argv: Sequence[str], env: Mapping[str, str], *, stdin: bool, limit: int,
+                    on_stderr: Callable[[bytes], None] | None = None) -> GitProcess:
+        """Start git. ``on_stderr`` is handed git's stderr as it arrives (SSH forwards it)."""
         loop = asyncio.get_running_loop()
         _, proc = await loop.subprocess_exec(
-            lambda: cls(loop, limit), *argv,
+            lambda: cls(loop, limit, on_stderr), *argv,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=dict(env), start_new_session=True,
         )
@@ -73,8 +77,11 @@ class GitProcess(asyncio.SubprocessProtocol):
                 self._pipe(1).pause_reading()  # type: ignore[attr-defined]
                 self._out_paused = True
             self._wake_reader()
-        elif fd == 2 and len(self._err) < STDERR_CAP:
-            self._err += data[: STDERR_CAP - len(self._err)]
+        elif fd == 2:
+            if len(self._err) < STDERR_CAP:
+                self._err += data[: STDERR_CAP - len(self._err)]
+            if self._on_stderr is not None:
+                self._on_stderr(bytes(data))
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 0:

@@ -145,11 +145,13 @@ class GitRunner:
         env: Mapping[str, str] | None = None,
         hooks: bool = True,
         on_start: Callable[[], Awaitable[None]] | None = None,
+        err_sink: Callable[[bytes], None] | None = None,
     ) -> GitResult:
         """Run ``git <service> [args] <repo>`` streaming ``stdin`` in and stdout to ``sink``.
 
         ``on_start`` runs once the process exists, before any output is copied (HTTP uses
-        it to send response headers). Returns git's exit status and captured stderr.
+        it to send response headers). ``err_sink``, if given, also gets git's stderr as it
+        comes (SSH passes it on to the client). Returns git's exit status and captured stderr.
         """
         if self._empty_hooks is not None and not self._empty_hooks.exists():
             self._empty_hooks.mkdir(parents=True, exist_ok=True)
@@ -158,7 +160,7 @@ class GitRunner:
         async with self.slots:
             proc = await GitProcess.spawn(self.argv(service, repo_path, args, hooks=hooks),
                                           self.environment(protocol=protocol, extra=env),
-                                          stdin=stdin is not None, limit=PIPE_LIMIT)
+                                          stdin=stdin is not None, limit=PIPE_LIMIT, on_stderr=err_sink)
             try:
                 if on_start is not None:
                     await on_start()
@@ -170,8 +172,10 @@ class GitRunner:
             except BaseException:
                 # Client went away, bad input, timeout, or shutdown: stop git. A receive-pack
                 # whose input ends early sees EOF, leaves refs untouched and drops its
-                # quarantine; a process with nothing left to read is killed at once.
-                await proc.terminate(graceful=stdin is not None and not result.input_done)
+                # quarantine; anything else (a read-only service, a push past its input)
+                # is killed at once.
+                await proc.terminate(graceful=service == "receive-pack" and stdin is not None
+                                     and not result.input_done)
                 raise
             finally:
                 result.stderr = proc.stderr

@@ -113,8 +113,8 @@ class HookChain:
     def record_intent(self, event: PushEvent) -> int | None:
         """Before refs move: remember the approved updates, in case the daemon dies before
         ``post_receive``. Returns the intent's job id (pass it to ``post_receive``)."""
-        if not self.enabled or not event.updates:
-            return None
+        if not self.enabled or not event.updates or not self.plugins.implementations(POST_RECEIVE):
+            return None  # no post-receive plugin: nothing a crash could lose
         key = f"{POST_RECEIVE}:{event.repo.id}:{ALL_PLUGINS}:intent-{secrets.token_hex(12)}"
         return self.jobs.enqueue(POST_RECEIVE, ALL_PLUGINS, event.to_dict(), dedup_key=key,
                                  repo_id=event.repo.id, delay=INTENT_GRACE)

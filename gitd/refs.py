@@ -81,6 +81,12 @@ def point_unborn_head(repo_path: Path, created_branches: list[str], preferred: s
     was pointed at, or None if HEAD was left alone."""
     if not created_branches:
         return None
+    try:  # the common case, cheaply: HEAD names one of the branches just created
+        head = (repo_path / "HEAD").read_text(encoding="utf-8").strip()
+    except OSError:
+        head = ""
+    if head.startswith("ref: ") and head[5:] in created_branches:
+        return None
     repo = pygit2.Repository(str(repo_path))
     if not repo.head_is_unborn:
         return None

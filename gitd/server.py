@@ -12,17 +12,22 @@ import json
 import logging
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from gitd.config import split_hostport
+from gitd.gitserve import GitServe
 from gitd.gitservice import install_child_watcher
 from gitd.hookapi import HookAPI, prepare_hook_endpoint
 from gitd.http.app import SERVICES, build_app
 from gitd.jobs import JobWorkers
 from gitd.lfs.storage.s3 import S3Storage
 from gitd.services import Services
+from gitd.ssh.commands import SSHCommands, lfs_http_base
+from gitd.ssh.keys import SSHKeys
+from gitd.ssh.server import SSHTransport
 
 log = logging.getLogger("gitd.server")
 
@@ -61,6 +66,43 @@ async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
     await workers.stop()
 
 
+def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport:
+    config = services.config
+    public_url = config.get_str("server.public_url")
+
+    def http_base(local_host: str | None) -> str:
+        # The HTTP listener is bound after this resource starts: read it when needed.
+        return lfs_http_base(public_url, listeners.get("http", ""), local_host)
+
+    if config.get_bool("ssh.lfs_transfer"):
+        log.warning("ssh.lfs_transfer is on, but git-lfs-transfer is not wired to the LFS store yet; it stays off")
+    keys = SSHKeys(services.accounts)
+    serve = GitServe(services.repos, services.access, services.git, services.sessions, services.metrics,
+                     hook_socket=services.data.hook_socket, hooks_enabled=config.get_bool("hooks.enabled"))
+    commands = SSHCommands(services.repos, serve, services.auth, keys, http_base=http_base,
+                           token_ttl=config.get_int("auth.signed_token_ttl"))
+    return SSHTransport(commands, keys, services.data.ssh_host_key,
+                        login_timeout=config.get_float("ssh.login_timeout"),
+                        ciphers=[str(c) for c in config.get_list("ssh.ciphers")])
+
+
+async def ssh_server_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The SSH transport, unless ``server.ssh`` is empty."""
+    services = app[SERVICES]
+    address = services.config.get_str("server.ssh").strip()
+    if not address:
+        yield
+        return
+    transport = ssh_transport(services, app[LISTENERS])
+    host, port = split_hostport(address, 2222)
+    bound_host, bound_port = await transport.start(host, port)
+    app[LISTENERS]["ssh"] = f"{_fmt_host(bound_host)}:{bound_port}"
+    try:
+        yield
+    finally:
+        await transport.stop()
+
+
 async def lfs_storage_ctx(app: web.Application) -> AsyncIterator[None]:
     """Make sure the LFS bucket exists (S3); release the storage's clients and threads at the end."""
     storage = app[SERVICES].lfs.storage
@@ -79,6 +121,7 @@ def make_app(services: Services) -> web.Application:
     app.cleanup_ctx.append(lfs_storage_ctx)
     app.cleanup_ctx.append(hook_socket_ctx)
     app.cleanup_ctx.append(job_workers_ctx)
+    app.cleanup_ctx.append(ssh_server_ctx)
     return app
 
 
@@ -86,8 +129,9 @@ async def serve(services: Services, *, http: str, stop: asyncio.Event | None = N
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     install_child_watcher(loop)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if threading.current_thread() is threading.main_thread():  # tests may run it in a thread
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     app = make_app(services)
     runner = web.AppRunner(
         app,

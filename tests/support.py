@@ -58,7 +58,7 @@ class Daemon:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gitd.cli", "--data", str(self.data), "serve", "--http", "127.0.0.1:0",
-             *self.args],
+             "--ssh", "127.0.0.1:0", *self.args],
             stdout=log, stderr=log, env=env, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -91,6 +91,15 @@ class Daemon:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def ssh_host(self) -> str:
+        """The host of the SSH listener (serve.json's "ssh"); KeyError when SSH is off."""
+        return self.info["ssh"].rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def ssh_port(self) -> int:
+        return int(self.info["ssh"].rsplit(":", 1)[1])
 
     # -- administration ---------------------------------------------------------------------------
     def cli(self, *args: str, check: bool = True) -> tuple[int, str, str]:

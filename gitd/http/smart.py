@@ -18,8 +18,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel
+from gitd.access import Access
 from gitd.errors import BadRequest, Forbidden, GitdError, UnsupportedMediaType
+from gitd.gitserve import GitServe
 from gitd.gitservice import CHUNK, GitResult, GitRunner, printable, sanitize_protocol
 from gitd.hookchain import PushSessions
 from gitd.http.capabilities import CapabilityCache
@@ -68,6 +69,8 @@ class SmartHTTP:
         self.metrics = metrics
         self.hook_socket = hook_socket
         self.hooks_enabled = hooks_enabled
+        self.serve = GitServe(repos, access, git, sessions, metrics, hook_socket=hook_socket,
+                              hooks_enabled=hooks_enabled)
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", "/{repo}/info/refs", self.info_refs, style="git", name="git-info-refs")
@@ -77,10 +80,7 @@ class SmartHTTP:
     def _authorize(self, request: web.Request, m: Match, service: str) -> Repo:
         assert m.repo is not None
         repo = self.repos.find(m.repo.type, m.repo.namespace, m.repo.name)
-        needed = AccessLevel.WRITE if service == "git-receive-pack" else AccessLevel.READ
-        self.access.require(principal(request), repo, needed)
-        assert repo is not None
-        return repo
+        return self.serve.authorize(principal(request), repo, SERVICES[service])
 
     async def info_refs(self, request: web.Request, m: Match) -> web.StreamResponse:
         service = request.query.get("service", "")
@@ -165,13 +165,8 @@ class SmartHTTP:
             await response.write(chunk)
 
         try:
-            if short == "receive-pack":
-                with self.sessions.open(repo, principal(request), "http") as session:
-                    env = {"GITD_HOOK_SOCKET": str(self.hook_socket), "GITD_PUSH_TOKEN": session.token}
-                    result = await self.git.run(short, path, args, stdin=stdin, sink=sink, protocol=protocol,
-                                                env=env, hooks=self.hooks_enabled)
-            else:
-                result = await self.git.run(short, path, args, stdin=stdin, sink=sink, protocol=protocol)
+            result = await self.serve.run(repo, principal(request), short, args, via="http", stdin=stdin,
+                                          sink=sink, protocol=protocol)
         except ClientGone:
             log.info("%s %s: the client disconnected before sending its whole request", short, repo.full_name)
             return self._abort(request, response)
@@ -183,7 +178,6 @@ class SmartHTTP:
                 raise
             log.info("%s %s failed after the response started: %s", short, repo.full_name, exc.message)
             return self._abort(request, response)
-        self.metrics.observe_git(short, "http", result.seconds, result.bytes_out, result.bytes_in, result.returncode)
         if not response.prepared:
             if result.returncode != 0:
                 reason = git_reason(result, path, repo.full_name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import asyncssh
 from aiohttp import web
 
 from gitd.access import AccessLevel, Principal
@@ -15,6 +14,7 @@ from gitd.http.routing import Match
 from gitd.hub.openapi import ApiRoute
 from gitd.names import check_name
 from gitd.services import Services
+from gitd.ssh.keys import parse_public_key
 from gitd.store import Account
 
 V1 = "/api/v1"
@@ -26,13 +26,10 @@ def envelope(data: Any, *, status: int = 200) -> web.Response:
 
 
 def ssh_fingerprint(public_key: str) -> tuple[str, str]:
-    """(fingerprint 'SHA256:...', normalised 'type base64') of an OpenSSH public key line."""
-    try:
-        key = asyncssh.import_public_key(public_key.strip())
-    except (asyncssh.KeyImportError, ValueError, TypeError):
-        raise BadRequest("not an OpenSSH public key (expected 'ssh-ed25519 AAAA... comment')")
-    normalised = key.export_public_key("openssh").decode().split()
-    return key.get_fingerprint("sha256"), " ".join(normalised[:2])
+    """(fingerprint 'SHA256:...', normalised 'type base64') of an OpenSSH public key line,
+    with the same checks as ``gitd sshkey add`` (no private keys, DSA or short RSA keys)."""
+    parsed = parse_public_key(public_key)
+    return parsed.fingerprint, parsed.public_key
 
 
 class NativeAccounts:

@@ -1,0 +1,1 @@
+"""The SSH transport: git and git-lfs over asyncssh, public-key auth only."""

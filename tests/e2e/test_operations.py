@@ -214,7 +214,8 @@ def test_serve_takes_its_address_and_settings_from_the_environment(tmp_path, git
     _, token, _ = d.cli("token", "create", "envu")
     d.cli("repo", "create", "envu/pub")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GITD_")}, "GITD_DATA": str(d.data),
-           **settings_env({"server.http": "127.0.0.1:0", "auth.anonymous_read": False, "git.max_processes": 3})}
+           **settings_env({"server.http": "127.0.0.1:0", "server.ssh": "127.0.0.1:0", "auth.anonymous_read": False,
+                           "git.max_processes": 3})}
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "gitd.cli", "serve"], env=env, stdout=log, stderr=log,
                             start_new_session=True)

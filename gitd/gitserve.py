@@ -1,0 +1,67 @@
+"""Serving a git service to a client: what every git transport (Smart HTTP, SSH) shares.
+
+A transport parses its own request, then asks ``GitServe`` to authorise the service
+on the repository (the one access function) and to run it (the one git runner). A
+``receive-pack`` runs inside a push session whose token, with the hook socket, goes
+into git's environment, so the receive hooks call back into the daemon and the push
+goes through the hook chain with ``event.via`` naming the transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from gitd.access import Access, AccessLevel, Principal
+from gitd.gitservice import GitResult, GitRunner
+from gitd.hookchain import PushSessions
+from gitd.metrics import Metrics
+from gitd.repos import RepoService
+from gitd.store import Repo
+
+Sink = Callable[[bytes], Awaitable[None]]
+
+# The access level each git service needs.
+NEEDED = {
+    "upload-pack": AccessLevel.READ,
+    "upload-archive": AccessLevel.READ,
+    "receive-pack": AccessLevel.WRITE,
+}
+
+
+class GitServe:
+    def __init__(self, repos: RepoService, access: Access, git: GitRunner, sessions: PushSessions,
+                 metrics: Metrics, *, hook_socket: Path, hooks_enabled: bool = True):
+        self.repos = repos
+        self.access = access
+        self.git = git
+        self.sessions = sessions
+        self.metrics = metrics
+        self.hook_socket = hook_socket
+        self.hooks_enabled = hooks_enabled
+
+    def authorize(self, principal: Principal, repo: Repo | None, service: str) -> Repo:
+        """The repository, if ``principal`` may run ``service`` on it; else the GitdError the
+        client should see (a private repository looks exactly like a missing one)."""
+        self.access.require(principal, repo, NEEDED[service])
+        assert repo is not None
+        return repo
+
+    async def run(self, repo: Repo, principal: Principal, service: str, args: list[str], *, via: str,
+                  stdin: AsyncIterator[bytes] | None, sink: Sink, protocol: str | None,
+                  on_start: Callable[[], Awaitable[None]] | None = None,
+                  err_sink: Callable[[bytes], None] | None = None) -> GitResult:
+        """Run ``git <service>`` on ``repo`` for ``principal`` (already authorised)."""
+        path = self.repos.path(repo)
+        if service == "receive-pack":
+            with self.sessions.open(repo, principal, via) as session:
+                env = {"GITD_HOOK_SOCKET": str(self.hook_socket), "GITD_PUSH_TOKEN": session.token}
+                result = await self.git.run(service, path, args, stdin=stdin, sink=sink, protocol=protocol,
+                                            env=env, on_start=on_start, err_sink=err_sink,
+                                            hooks=self.hooks_enabled)
+        else:
+            result = await self.git.run(service, path, args, stdin=stdin, sink=sink, protocol=protocol,
+                                        on_start=on_start, err_sink=err_sink)
+        self.metrics.observe_git(service, via, result.seconds, result.bytes_out, result.bytes_in,
+                                 result.returncode)
+        return result
