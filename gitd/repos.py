@@ -30,9 +30,16 @@ class RepoService:
         self.repos = repos
         self.chain = chain
         self.default_branch = default_branch
+        self._paths: dict[int, Path] = {}
 
     def path(self, repo: Repo) -> Path:
-        return self.data.repo_path(repo.id)
+        # A pure function of the id, asked on every request: remembered (Path objects are costly).
+        found = self._paths.get(repo.id)
+        if found is None:
+            if len(self._paths) >= 100_000:
+                self._paths.clear()
+            found = self._paths[repo.id] = self.data.repo_path(repo.id)
+        return found
 
     def info(self, repo: Repo) -> RepoInfo:
         return RepoInfo(id=repo.id, namespace=repo.namespace, name=repo.name, type=repo.type,

@@ -30,14 +30,17 @@ def build_router(services: Services) -> Router:
     router = Router()
     Ops(services.store, services.metrics).add_routes(router)
     # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
-    add_hub_routes(router, services, lfs=ServiceContent(services.lfs))
+    add_hub_routes(router, services,
+                   lfs=ServiceContent(services.lfs, url_ttl=services.config.get_int("lfs.href_ttl")))
     SmartHTTP(services.repos, services.access, services.git, services.sessions, services.metrics, CapabilityCache(),
               hook_socket=services.data.hook_socket,
               hooks_enabled=services.config.get_bool("hooks.enabled")).add_routes(router)
     LfsHTTP(services.repos, services.access, services.auth, services.lfs, services.metrics,
             public_url=services.config.get_str("server.public_url"),
             href_ttl=services.config.get_int("lfs.href_ttl"),
-            max_batch_objects=services.config.get_int("lfs.max_batch_objects")).add_routes(router)
+            max_batch_objects=services.config.get_int("lfs.max_batch_objects"),
+            multipart_threshold=services.config.get_size("lfs.multipart_threshold"),
+            multipart_chunk_size=services.config.get_size("lfs.multipart_chunk_size")).add_routes(router)
     LfsLocksHTTP(services.repos, services.access, services.lfs).add_routes(router)
     return router
 

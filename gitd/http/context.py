@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from aiohttp import web
 
 from gitd.access import Principal
 from gitd.auth import Authenticator
+from gitd.errors import BadRequest
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
@@ -28,3 +32,17 @@ def base_url(request: web.Request, public_url: str = "") -> str:
     if public_url:
         return public_url.rstrip("/")
     return f"{request.scheme}://{request.host}"
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """A JSON object body ({} for an empty one); BadRequest for anything else."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("the request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body

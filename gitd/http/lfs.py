@@ -27,8 +27,9 @@ from aiohttp.abc import AbstractStreamWriter
 from gitd.access import ANONYMOUS, Access, AccessLevel, Principal
 from gitd.auth import Authenticator
 from gitd.errors import BadRequest, GitdError, NotFound, Unauthorized, Unprocessable
-from gitd.http.context import base_url, principal
+from gitd.http.context import base_url, principal, read_json
 from gitd.http.errors import LFS_MEDIA_TYPE
+from gitd.http.lfs_multipart import LfsMultipart
 from gitd.http.routing import Match, Router
 from gitd.lfs.errors import ObjectMismatch
 from gitd.lfs.service import LfsService, ObjectStatus
@@ -43,19 +44,6 @@ OPERATIONS = ("upload", "download")
 
 def lfs_json(data: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(data), content_type=LFS_MEDIA_TYPE)
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("the request body is not valid JSON")
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
 
 
 def object_error(oid: object, size: object, exc: GitdError | int, message: str = "") -> dict[str, Any]:
@@ -91,7 +79,8 @@ def byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
 
 class LfsHTTP:
     def __init__(self, repos: RepoService, access: Access, auth: Authenticator, lfs: LfsService,
-                 metrics: Metrics, *, public_url: str = "", href_ttl: int = 3600, max_batch_objects: int = 1000):
+                 metrics: Metrics, *, public_url: str = "", href_ttl: int = 3600, max_batch_objects: int = 1000,
+                 multipart_threshold: int = 0, multipart_chunk_size: int = 64 * 1024 * 1024):
         self.repos = repos
         self.access = access
         self.auth = auth
@@ -100,27 +89,32 @@ class LfsHTTP:
         self.public_url = public_url
         self.href_ttl = href_ttl
         self.max_batch_objects = max_batch_objects
+        # Hugging Face's multipart transfer, above the threshold (0: never).
+        self.multipart = LfsMultipart(self, access, lfs, metrics, threshold=multipart_threshold,
+                                      chunk_size=multipart_chunk_size) if multipart_threshold > 0 else None
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/{repo}/info/lfs/objects/batch", self.batch, style="lfs", name="lfs-batch")
         router.add("PUT", "/{repo}/info/lfs/objects/{oid}/{size}", self.upload, style="lfs", name="lfs-upload")
         router.add("GET", "/{repo}/info/lfs/objects/{oid}", self.download, style="lfs", name="lfs-download")
         router.add("POST", "/{repo}/info/lfs/verify", self.verify, style="lfs", name="lfs-verify")
+        if self.multipart is not None:
+            self.multipart.add_routes(router)
 
-    def _repo(self, m: Match) -> Repo | None:
+    def find_repo(self, m: Match) -> Repo | None:
         assert m.repo is not None
         return self.repos.find(m.repo.type, m.repo.namespace, m.repo.name)
 
     # -- credentials in hrefs -------------------------------------------------------------------
-    def _object_token(self, p: Principal, repo: Repo, op: str, oid: str, level: AccessLevel,
-                      staging: str | None = None) -> str:
+    def object_token(self, p: Principal, repo: Repo, op: str, oid: str, level: AccessLevel,
+                     staging: str | None = None, *, extra: dict[str, Any] | None = None) -> str:
         claims: dict[str, Any] = {"k": OBJECT_TOKEN, "sub": p.account.id if p.account else None, "rid": repo.id,
-                                  "lvl": int(level), "oid": oid, "op": op}
+                                  "lvl": int(level), "oid": oid, "op": op, **(extra or {})}
         if staging is not None:
             claims["stg"] = staging
         return self.auth.sign(claims, self.href_ttl)
 
-    def _object_principal(self, request: web.Request, repo: Repo | None, op: str,
+    def object_principal(self, request: web.Request, repo: Repo | None, op: str,
                           oid: str | None) -> tuple[Principal, dict[str, Any] | None]:
         """The caller of an object request: the Authorization header if any, else the
         href's own token. Also returns the token's claims when it is valid for ``op``."""
@@ -146,22 +140,25 @@ class LfsHTTP:
         return Principal(account=account, cap=AccessLevel(claims["lvl"]), repo_id=claims["rid"],
                          method="signed"), claims
 
-    def _href(self, request: web.Request, repo: Repo, tail: str, token: str) -> str:
-        return f"{base_url(request, self.public_url)}/{repo.url_path}.git/info/lfs/{tail}?token={token}"
+    def base(self, request: web.Request) -> str:
+        return base_url(request, self.public_url)
+
+    def href(self, request: web.Request, repo: Repo, tail: str, token: str) -> str:
+        return f"{self.base(request)}/{repo.url_path}.git/info/lfs/{tail}?token={token}"
 
     def _daemon_action(self, request: web.Request, p: Principal, repo: Repo, tail: str, op: str, oid: str,
                        level: AccessLevel, *, staging: str | None = None,
                        headers: dict[str, str] | None = None) -> dict[str, Any]:
         bearer = self.auth.sign_access(p.account, repo.id, level, self.href_ttl)
         return {
-            "href": self._href(request, repo, tail, self._object_token(p, repo, op, oid, level, staging)),
+            "href": self.href(request, repo, tail, self.object_token(p, repo, op, oid, level, staging)),
             "header": {"Authorization": f"Bearer {bearer}", **(headers or {})},
             "expires_in": self.href_ttl,
         }
 
     # -- batch ----------------------------------------------------------------------------------
     async def batch(self, request: web.Request, m: Match) -> web.StreamResponse:
-        repo = self._repo(m)
+        repo = self.find_repo(m)
         p = principal(request)
         self.access.require(p, repo, AccessLevel.READ)
         assert repo is not None
@@ -172,7 +169,7 @@ class LfsHTTP:
         self.access.require(p, repo, AccessLevel.WRITE if operation == "upload" else AccessLevel.READ)
         transfers = body.get("transfers")
         if transfers is not None and (not isinstance(transfers, list) or "basic" not in transfers):
-            raise Unprocessable('this server supports only the "basic" transfer')
+            raise Unprocessable('this server supports the "basic" transfer (and "multipart" for Hub clients)')
         ref = body.get("ref")
         if ref is not None and not isinstance(ref, dict):
             raise Unprocessable('"ref" must be an object or null')
@@ -183,7 +180,11 @@ class LfsHTTP:
             raise TooManyObjects(f"too many objects in one batch request (at most {self.max_batch_objects})")
         hash_algo = body.get("hash_algo") or "sha256"
         answered = self._answer(request, p, repo, operation, objects, hash_algo)
-        return lfs_json({"transfer": "basic", "objects": answered, "hash_algo": "sha256"})
+        transfer = "basic"
+        if operation == "upload" and self.multipart is not None and self.multipart.offered(transfers) \
+                and await self.multipart.rewrite(request, p, repo, answered):
+            transfer = "multipart"
+        return lfs_json({"transfer": transfer, "objects": answered, "hash_algo": "sha256"})
 
     def _answer(self, request: web.Request, p: Principal, repo: Repo, operation: str, objects: list[Any],
                 hash_algo: object) -> list[dict[str, Any]]:
@@ -252,9 +253,9 @@ class LfsHTTP:
 
     # -- basic transfer -------------------------------------------------------------------------
     async def upload(self, request: web.Request, m: Match) -> web.StreamResponse:
-        repo = self._repo(m)
+        repo = self.find_repo(m)
         oid = m.params["oid"]
-        p, _ = self._object_principal(request, repo, "upload", oid)
+        p, _ = self.object_principal(request, repo, "upload", oid)
         self.access.require(p, repo, AccessLevel.WRITE)
         assert repo is not None
         size_text = m.params["size"]
@@ -282,9 +283,9 @@ class LfsHTTP:
         return web.Response(status=200)
 
     async def download(self, request: web.Request, m: Match) -> web.StreamResponse:
-        repo = self._repo(m)
+        repo = self.find_repo(m)
         oid = m.params["oid"]
-        p, _ = self._object_principal(request, repo, "download", oid)
+        p, _ = self.object_principal(request, repo, "download", oid)
         self.access.require(p, repo, AccessLevel.READ)
         assert repo is not None
         if not is_oid(oid):
@@ -323,8 +324,8 @@ class LfsHTTP:
         return response
 
     async def verify(self, request: web.Request, m: Match) -> web.StreamResponse:
-        repo = self._repo(m)
-        p, claims = self._object_principal(request, repo, "verify", None)
+        repo = self.find_repo(m)
+        p, claims = self.object_principal(request, repo, "verify", None)
         self.access.require(p, repo, AccessLevel.WRITE)
         assert repo is not None
         body = await read_json(request)

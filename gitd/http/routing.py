@@ -112,8 +112,13 @@ def match(route: Route, segments: list[str]) -> Match | None:
 
 
 class Router:
+    """Routes are tried in the order they were added; the first match wins. An index by
+    first path segment keeps that order while skipping routes that cannot match."""
+
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self._by_first: dict[str, list[Route]] | None = None
+        self._open: list[Route] = []  # routes whose first part is a placeholder
 
     def add(self, methods: str | tuple[str, ...], pattern: str, handler: Handler, *, style: str = "plain",
             name: str | None = None) -> None:
@@ -126,14 +131,24 @@ class Router:
             wanted.add("HEAD")
         parts = tuple(p for p in pattern.strip("/").split("/"))
         self.routes.append(Route(frozenset(wanted), pattern, handler, style, name or pattern, parts))
+        self._by_first = None
+
+    def _index(self) -> dict[str, list[Route]]:
+        by_first: dict[str, list[Route]] = {}
+        self._open = [r for r in self.routes if r.parts[0].startswith("{")]
+        for literal in {r.parts[0] for r in self.routes if not r.parts[0].startswith("{")}:
+            by_first[literal] = [r for r in self.routes if r.parts[0] == literal or r.parts[0].startswith("{")]
+        self._by_first = by_first
+        return by_first
 
     def resolve(self, method: str, raw_path: str) -> tuple[Match | None, set[str]]:
         """The matching route, or (None, methods the path would allow)."""
         segments = split_raw_path(raw_path)
         if segments is None:
             return None, set()
+        by_first = self._by_first if self._by_first is not None else self._index()
         allowed: set[str] = set()
-        for route in self.routes:
+        for route in by_first.get(segments[0], self._open):
             m = match(route, segments)
             if m is None:
                 continue

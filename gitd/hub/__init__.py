@@ -27,7 +27,7 @@ def add_hub_routes(router: Router, services: Services, lfs: LfsContent | None = 
     public_url = cfg.get_str("server.public_url")
     email_domain = cfg.get_str("hub.commit_email_domain")
     reader = RepoReader(cache_entries=cfg.get_int("hub.resolve_cache_entries"))
-    # Until the LFS store lands, no object is held and pointers are served as the files they are.
+    # Without an LFS store no object is held and pointers are served as the files they are.
     content = lfs if lfs is not None else NoLfsContent()
     view = FileView(content)
     writer = CommitWriter(services.chain, reader, email_domain=email_domain)
@@ -45,5 +45,6 @@ def add_hub_routes(router: Router, services: Services, lfs: LfsContent | None = 
                **common).add_routes(router)
     HubUploads(services.repos, services.access, reader, writer, prs, content,
                regular_upload_max=cfg.get_size("hub.regular_upload_max"),
-               max_inline_file=cfg.get_size("hub.max_inline_file"), lfs_uploads=False, **common).add_routes(router)
+               max_inline_file=cfg.get_size("hub.max_inline_file"), lfs_uploads=lfs is not None,
+               **common).add_routes(router)
     prs.add_routes(router)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -132,9 +133,17 @@ class HubFiles(HubBase):
             "Cache-Control": "private, max-age=0, must-revalidate" if ctx.repo.private
             else "public, max-age=0, must-revalidate",
         }
-        if held is not None:
+        if held is not None and entry.pointer is not None:
             headers["X-Linked-Size"] = str(held)
             headers["X-Linked-Etag"] = f'"{etag}"'
+            url = self.view.lfs.download_url(ctx.repo.id, entry.pointer.oid)
+            if url is not None:
+                # Storage serves the bytes. The client stops at this cross-origin redirect and
+                # reads the file's metadata from it, then GETs the presigned URL without auth.
+                headers["Location"] = url
+                for name in ("Accept-Ranges", "Content-Type", "Content-Disposition"):
+                    del headers[name]
+                return web.Response(status=302, headers=headers)
         try:
             span = parse_range(request.headers.get("Range"), size)
         except RangeNotSatisfiable as exc:
@@ -151,6 +160,9 @@ class HubFiles(HubBase):
             await response.write_eof()
             return response
         if held is not None and entry.pointer is not None:
+            path = self.view.lfs.local_path(ctx.repo.id, entry.pointer.oid)
+            if path is not None and await self._sendfile(request, response, path, start, end):
+                return response
             await response.prepare(request)
             async for chunk in self.view.lfs.open(ctx.repo.id, entry.pointer.oid, start, end):
                 await response.write(chunk)
@@ -164,6 +176,38 @@ class HubFiles(HubBase):
             await self._stream_blob(ctx, entry.oid, start, end, response)
         await response.write_eof()
         return response
+
+    @staticmethod
+    async def _sendfile(request: web.Request, response: web.StreamResponse, path: Path, start: int,
+                        end: int) -> bool:
+        """Send bytes ``start`` to ``end`` of a local file with sendfile(2): the kernel copies
+        them from the page cache to the socket. False (nothing sent) where that cannot be done."""
+        loop = asyncio.get_running_loop()
+        try:
+            f = await loop.run_in_executor(None, open, path, "rb")
+        except OSError:
+            return False
+        try:
+            await response.prepare(request)  # a StreamResponse sends its headers right away
+            transport = request.transport
+            if transport is None:
+                raise ConnectionResetError("the client went away")
+            try:
+                if end > start:
+                    await loop.sendfile(transport, f, start, end - start)
+            except NotImplementedError:  # e.g. TLS: copy through user space instead
+                f.seek(start)
+                remaining = end - start
+                while remaining > 0:
+                    block = await loop.run_in_executor(None, f.read, min(CHUNK * 4, remaining))
+                    if not block:
+                        break
+                    await response.write(block)
+                    remaining -= len(block)
+            await response.write_eof()
+        finally:
+            f.close()
+        return True
 
     def _read_fresh(self, ctx: RepoCtx, oid: str) -> bytes:
         return self.reader.read_blob(ctx.path, oid)

@@ -8,6 +8,7 @@ and per-commit lookups are cached by commit sha, which never changes meaning.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -58,6 +59,29 @@ def iso(ts: int) -> str:
 def ref_for(revision: str) -> str:
     """The ref a writable revision names: 'main' -> refs/heads/main; 'refs/pr/1' as is."""
     return revision if revision.startswith("refs/") else f"refs/heads/{revision}"
+
+
+_SAFE_REF = re.compile(r"^refs/[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
+
+
+def _loose_ref(path: Path, name: str) -> str | None:
+    """The object sha a loose ref file holds, read straight from the file (git replaces the
+    file atomically, so this is never half-written); None if there is no such file or it
+    holds anything else (symbolic ref, odd name): then pygit2 resolves it."""
+    if not _SAFE_REF.match(name) or ".." in name or name.endswith(".lock"):
+        return None
+    try:
+        fd = os.open(f"{path}/{name}", os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 64).strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    text = data.decode("ascii", "replace")
+    return text if SHA_RE.match(text) else None
 
 
 class _LRU(OrderedDict):
@@ -131,6 +155,9 @@ class RepoReader:
                 return peeled
         candidates = [revision] if revision.startswith("refs/") else [f"refs/heads/{revision}",
                                                                          f"refs/tags/{revision}"]
+        loose = _loose_ref(path, candidates[0])
+        if loose is not None:  # a loose ref file wins over packed-refs, as in git; sha -> commit is cached
+            return self.try_resolve(path, loose)
         for name in candidates:
             ref = repo.references.get(name)
             if ref is None:

@@ -77,9 +77,10 @@ class HubUploads(HubBase):
 
     # -- preupload -------------------------------------------------------------------------------
     def upload_mode(self, size: int) -> str:
-        """'regular' (inline in the commit) or 'lfs'. Until the LFS batch API is served, always regular:
-        huggingface_hub 2.4 sends every 'lfs' file to Xet, which gitd does not speak."""
-        if self.lfs_uploads and size > self.regular_upload_max:
+        """'regular' (inline in the commit) up to ``hub.regular_upload_max``, 'lfs' above it (the
+        client then uploads through the LFS batch API and commits an ``lfsFile`` line). Empty files
+        are always regular. huggingface_hub 2.4 sends 'lfs' files to Xet unless HF_HUB_DISABLE_XET=1."""
+        if self.lfs_uploads and size > 0 and size > self.regular_upload_max:
             return "lfs"
         return "regular"
 
@@ -204,11 +205,14 @@ class HubUploads(HubBase):
                 raise BadRequest(f"lfsFile {path}: expected a sha256 oid")
             held = self.lfs.stored_size(ctx.repo.id, oid)
             if held is None:
-                raise BadRequest(f"lfsFile {path}: the LFS object {oid} is not stored on this server; upload it "
-                                 "first (with HF_HUB_DISABLE_XET=1) or send the file inline")
+                raise BadRequest(f"lfsFile {path}: this repository holds no LFS object {oid}; upload it first "
+                                 "through the repository's Git LFS batch API (huggingface_hub does so with "
+                                 "HF_HUB_DISABLE_XET=1)",
+                                 code="LfsObjectNotFound")
             size = value.get("size")
             if size is not None and size != held:
-                raise BadRequest(f"lfsFile {path}: size {size} does not match the stored object ({held})")
+                raise BadRequest(f"lfsFile {path}: size {size} does not match the stored LFS object {oid} "
+                                 f"({held} bytes)", code="LfsSizeMismatch")
             return AddFile(path, await self.writer.write_blob(ctx.path, format_pointer(oid, held)))
         if key == "deletedFile":
             return DeleteFile(check_path(value.get("path")))

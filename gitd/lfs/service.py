@@ -35,6 +35,12 @@ Objects
     ``await verify(repo_id, oid, size, staged=None)``
         succeeds if the repository holds the object with that size. With ``staged``
         (a direct upload), re-hashes the staging object from S3 first, then links it.
+    ``await chunked_begin(oid, size, chunk_size) -> ChunkedUpload | None``,
+    ``await chunked_write(upload, number, chunks) -> etag``,
+    ``await chunked_finish(repo_id, upload, etags)``
+        an upload in numbered parts (Hugging Face's ``multipart`` transfer), any order,
+        assembled and re-hashed on completion, then linked to the repository; None from
+        ``chunked_begin`` when the backend cannot. Abandoned uploads go with ``gitd lfs gc``.
 
 Locks
     ``locks.create(repo_id, owner, path, ref=None) -> Lock`` (LockConflict: 409),
@@ -57,12 +63,22 @@ from gitd.errors import NotFound, Unprocessable
 from gitd.lfs.errors import ObjectGone, ObjectMismatch, ObjectTooLarge, StorageUnavailable
 from gitd.lfs.locks import Locks
 from gitd.lfs.objects import DELETING, LOST, STORED, ObjectTable
-from gitd.lfs.storage.base import DirectUpload, LocalFiles, ObjectReader, ObjectStore, PresignedStore
+from gitd.lfs.storage.base import (
+    ChunkedUpload,
+    ChunkedUploads,
+    DirectUpload,
+    LocalFiles,
+    ObjectReader,
+    ObjectStore,
+    PresignedStore,
+)
 from gitd.lfs.streams import Verifier, grouped, is_oid
 
 log = logging.getLogger("gitd.lfs")
 
 HASH_BLOCK = 4 * 1024 * 1024
+#: Most parts one chunked upload is split into (the chunk size grows beyond that).
+MAX_CHUNKS = 1000
 
 
 @dataclass(frozen=True)
@@ -186,6 +202,50 @@ class LfsService:
             raise NotFound(f"object {oid} was not uploaded")
         if held.size != size:
             raise ObjectMismatch(f"object {oid} is {held.size} bytes, not {size}")
+
+    # -- chunked uploads ------------------------------------------------------------------------
+    def _chunked(self) -> ChunkedUploads | None:
+        return self.storage if isinstance(self.storage, ChunkedUploads) else None
+
+    async def chunked_begin(self, oid: str, size: int, chunk_size: int) -> ChunkedUpload | None:
+        storage = self._chunked()
+        if storage is None:
+            return None
+        self.check_upload(oid, size)
+        wanted = max(1, chunk_size, -(-size // MAX_CHUNKS))
+        return await storage.chunked_begin(oid, size, storage.chunk_size_for(size, wanted))
+
+    async def chunked_write(self, upload: ChunkedUpload, number: int, chunks: AsyncIterable[bytes]) -> str:
+        storage = self._chunked()
+        if storage is None or not 1 <= number <= upload.part_count:
+            raise NotFound(f"this upload has no part {number}")
+        try:
+            return await storage.chunked_write(upload, number, chunks)
+        except FileNotFoundError:
+            raise NotFound("this upload was completed, cancelled or has expired; upload the file again") from None
+
+    async def chunked_abort(self, upload: ChunkedUpload) -> None:
+        storage = self._chunked()
+        if storage is not None:
+            await storage.chunked_abort(upload)
+
+    async def chunked_finish(self, repo_id: int, upload: ChunkedUpload, etags: dict[int, str]) -> None:
+        storage = self._chunked()
+        self.check_upload(upload.oid, upload.size)
+        row = self.objects.touch(upload.oid)
+        if row is not None and row.state == DELETING:
+            raise StorageUnavailable("this object is being garbage-collected right now; try again shortly")
+        try:
+            if storage is None:
+                raise FileNotFoundError(upload.staging)
+            await storage.chunked_finish(upload, etags)
+        except FileNotFoundError:
+            if self.size(repo_id, upload.oid) == upload.size:
+                return  # a retried completion of an upload that already finished
+            raise NotFound("this upload was completed, cancelled or has expired; upload the file again") from None
+        self.objects.add_and_link(repo_id, upload.oid, upload.size)
+        log.info("stored LFS object %s (%d bytes, %d parts) for repository %d", upload.oid, upload.size,
+                 upload.part_count, repo_id)
 
     # -- downloads ------------------------------------------------------------------------------
     def _held_size(self, repo_id: int, oid: str) -> int:

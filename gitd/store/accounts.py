@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 from gitd.errors import BadRequest, Conflict, NotFound
 from gitd.store.db import Store, utcnow
@@ -15,6 +16,7 @@ TOKEN_SCOPES = ("read", "write")
 class Accounts:
     def __init__(self, store: Store):
         self.store = store
+        self._local = threading.local()  # token_by_hash answers, per thread
 
     # -- accounts -------------------------------------------------------------------------
     def _create(self, name: str, kind: str, email: str | None, is_admin: bool) -> Account:
@@ -126,12 +128,24 @@ class Accounts:
         return [Token.from_row(r) for r in self.store.db["tokens"].rows_where(where, args, order_by="id")]
 
     def token_by_hash(self, token_hash: str) -> tuple[Token, Account] | None:
+        # Asked on every authenticated request: answers are kept per thread while Store.version()
+        # stays the same (a revoked token or a changed account is seen on the next request).
+        stamp = self.store.version()
+        local = self._local
+        if getattr(local, "stamp", None) != stamp:
+            local.stamp, local.tokens = stamp, {}
+        if token_hash in local.tokens:
+            return local.tokens[token_hash]
         cur = self.store.db.execute("SELECT * FROM tokens WHERE token_hash = ?", [token_hash])
         row = cur.fetchone()
-        if row is None:
-            return None
-        token = Token.from_row(dict(zip([c[0] for c in cur.description], row, strict=True)))
-        return token, self.by_id(token.account_id)
+        found = None
+        if row is not None:
+            token = Token.from_row(dict(zip([c[0] for c in cur.description], row, strict=True)))
+            found = (token, self.by_id(token.account_id))
+        if len(local.tokens) >= 10_000:
+            local.tokens.clear()
+        local.tokens[token_hash] = found
+        return found
 
     def touch_token(self, token: Token) -> None:
         self.store.db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", [utcnow(), token.id])

@@ -106,6 +106,13 @@ class Store:
                 )
             return max([v for v, _, _ in MIGRATIONS] + list(done))
 
+    def version(self) -> tuple[int, int]:
+        """A stamp that changes whenever the database may have changed for this thread: any
+        commit by another connection or process (``PRAGMA data_version``) or any change made
+        through this thread's own connection (``total_changes``). For read caches."""
+        conn = self.db.conn
+        return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
+
     def close(self) -> None:
         with self._lock:
             for db in self._all:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from typing import Any
 
 from gitd.errors import Conflict, NotFound
@@ -17,6 +18,9 @@ _SELECT = (
 class Repos:
     def __init__(self, store: Store):
         self.store = store
+        # find() answers per thread, valid while Store.version() stays the same (the hot path of
+        # every request that names a repository; any write anywhere invalidates it).
+        self._local = threading.local()
 
     def _one(self, where: str, args: list[Any]) -> Repo | None:
         rows = self._query(where, args)
@@ -47,10 +51,21 @@ class Repos:
         return self._one("r.id = ?", [repo_id])
 
     def find(self, repo_type: str, namespace: str, name: str) -> Repo | None:
-        return self._one(
+        stamp = self.store.version()
+        local = self._local
+        if getattr(local, "stamp", None) != stamp:
+            local.stamp, local.found = stamp, {}
+        key = (repo_type, namespace.lower(), name.lower())
+        if key in local.found:
+            return local.found[key]
+        repo = self._one(
             "r.type = ? AND a.name = ? COLLATE NOCASE AND r.name = ? COLLATE NOCASE",
             [repo_type, namespace, name],
         )
+        if len(local.found) >= 10_000:
+            local.found.clear()
+        local.found[key] = repo
+        return repo
 
     def get(self, repo_type: str, namespace: str, name: str) -> Repo:
         repo = self.find(repo_type, namespace, name)

@@ -52,3 +52,27 @@ def test_percent_encoded_revision_stays_one_segment():
 def test_wrong_method_reports_allowed_methods():
     m, allowed = make_router().resolve("POST", "/alice/m/info/refs")
     assert m is None and allowed == {"GET", "HEAD"}
+
+
+def test_first_segment_index_keeps_registration_order():
+    calls: list[str] = []
+
+    def handler(name: str):
+        async def h(request, m):  # pragma: no cover - never awaited here
+            calls.append(name)
+        return h
+
+    router = Router()
+    router.add("GET", "/{repo}/resolve/{rev}/{path*}", handler("resolve"), name="resolve")
+    router.add("GET", "/api/models/{ns}/{name}", handler("api-info"), name="api-info")
+    router.add("GET", "/{a}/{b}", handler("two-open"), name="two-open")
+    router.add("POST", "/api/thing", handler("api-post"), name="api-post")
+    assert router.resolve("GET", "/api/models/a/b")[0].route.name == "api-info"
+    assert router.resolve("GET", "/api/m/resolve/main/f")[0].route.name == "resolve"  # earlier open route wins
+    assert router.resolve("GET", "/alice/m")[0].route.name == "two-open"
+    assert router.resolve("GET", "/api/x")[0].route.name == "two-open"
+    assert router.resolve("GET", "/api/thing")[0].route.name == "two-open"
+    match, allowed = router.resolve("PUT", "/api/models/a/b")
+    assert match is None and allowed == {"GET", "HEAD"}
+    router.add("GET", "/late/{x*}", handler("late"), name="late")  # added after the index was built
+    assert router.resolve("GET", "/late/1/2")[0].route.name == "late"

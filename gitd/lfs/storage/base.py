@@ -10,7 +10,9 @@ test for with ``isinstance``:
 * ``PresignedStore``: clients can be handed presigned GET/PUT URLs on a host they can
   reach (``lfs.s3.public_endpoint``); a presigned upload lands in a staging object
   that ``promote_staged`` re-hashes before it counts as stored;
-* ``MultipartStore``: server-side multipart uploads, with presignable part URLs.
+* ``MultipartStore``: server-side multipart uploads, with presignable part URLs;
+* ``ChunkedUploads``: an object sent as numbered parts of a fixed size, in any order,
+  assembled and re-hashed on completion (Hugging Face's ``multipart`` LFS transfer).
 
 Storage knows nothing about repositories or access: ``gitd.lfs.service`` owns the
 per-repository object table and decides who may read or link what.
@@ -18,6 +20,7 @@ per-repository object table and decides who may read or link what.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -161,3 +164,58 @@ class MultipartStore(ABC):
     @abstractmethod
     async def multipart_abort(self, staging: str, upload_id: str) -> None:
         """Discard the upload and its parts."""
+
+
+@dataclass(frozen=True)
+class ChunkedUpload:
+    """An object on its way in numbered parts: every part is ``chunk_size`` bytes except
+    the last, which is shorter. ``staging`` and ``upload_id`` are the backend's handle."""
+
+    oid: str
+    size: int
+    chunk_size: int
+    staging: str
+    upload_id: str = ""
+
+    @property
+    def part_count(self) -> int:
+        return max(1, math.ceil(self.size / self.chunk_size))
+
+    def part_length(self, number: int) -> int:
+        """Bytes part ``number`` (from 1) must carry; ValueError outside 1..part_count."""
+        if not 1 <= number <= self.part_count:
+            raise ValueError(f"part {number} is outside 1..{self.part_count}")
+        return min(self.chunk_size, self.size - (number - 1) * self.chunk_size)
+
+
+class ChunkedUploads(ABC):
+    """Uploads in parts that arrive in any order, possibly in parallel or more than once
+    (a retried part replaces the earlier one), then are assembled in order while the
+    whole is hashed. Only a verified object is ever stored."""
+
+    @abstractmethod
+    def chunk_size_for(self, size: int, wanted: int) -> int:
+        """The part size to hand out for a ``size``-byte object: ``wanted`` or more, as the
+        backend's limits require."""
+
+    @abstractmethod
+    async def chunked_begin(self, oid: str, size: int, chunk_size: int) -> ChunkedUpload:
+        """Start an upload of ``size`` bytes in parts of ``chunk_size``."""
+
+    @abstractmethod
+    async def chunked_write(self, upload: ChunkedUpload, number: int, chunks: AsyncIterable[bytes]) -> str:
+        """Stream part ``number`` and return its ETag (a quoted string). The part must be
+        exactly ``upload.part_length(number)`` bytes, else ObjectMismatch and the part is
+        not kept. FileNotFoundError if the upload no longer exists (finished, aborted or
+        swept)."""
+
+    @abstractmethod
+    async def chunked_finish(self, upload: ChunkedUpload, etags: dict[int, str]) -> None:
+        """Assemble parts 1..part_count (each must still carry the ETag given for it),
+        hashing the whole; store it as ``upload.oid`` only if it is ``upload.size`` bytes
+        with that SHA-256. Otherwise raise ObjectMismatch. The parts are removed either
+        way. FileNotFoundError if the upload no longer exists."""
+
+    @abstractmethod
+    async def chunked_abort(self, upload: ChunkedUpload) -> None:
+        """Discard the upload and its parts (absent is not an error)."""

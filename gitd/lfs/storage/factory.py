@@ -5,7 +5,8 @@ from __future__ import annotations
 from gitd.config import Config, ConfigError
 from gitd.lfs.storage.base import ObjectStore
 from gitd.lfs.storage.local import LocalStorage
-from gitd.lfs.storage.s3 import MIN_PART, S3Settings, S3Storage, split_endpoint
+from gitd.lfs.storage.s3 import S3Settings, S3Storage, split_endpoint
+from gitd.lfs.storage.s3_chunked import MIN_PART
 from gitd.paths import DataDir
 
 BACKENDS = ("local", "s3")

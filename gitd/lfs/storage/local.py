@@ -1,7 +1,9 @@
 """Local-disk storage: content-addressed files under DATA/lfs, promoted by atomic rename.
 
 Layout: ``objects/<oid[0:2]>/<oid[2:4]>/<oid>`` and ``tmp/`` for uploads in flight,
-on the same filesystem so that ``rename`` is atomic. Blocking file work runs in the
+on the same filesystem so that ``rename`` is atomic. A chunked upload is a directory
+``tmp/<oid>.<random>.parts`` holding one file per part, ``<number>.<etag>``; finishing
+it concatenates the parts in order into one temporary while hashing, then renames that. Blocking file work runs in the
 storage's own thread pool; writes are pipelined (the next chunks are read from the
 client while the previous ones are hashed and written).
 """
@@ -12,16 +14,21 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import secrets
+import shutil
 from collections.abc import AsyncIterable, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gitd.lfs.storage.base import LocalFiles, ObjectReader, ObjectStore, StoredObject
+from gitd.lfs.errors import ObjectMismatch
+from gitd.lfs.storage.base import ChunkedUpload, ChunkedUploads, LocalFiles, ObjectReader, ObjectStore, StoredObject
 from gitd.lfs.streams import CHUNK, ThreadReader, Verifier, grouped, is_oid
 
 # Bytes handed to the writer thread at a time.
 WRITE_BLOCK = 4 * CHUNK
+_PARTS_DIR = re.compile(r"^[0-9a-f]{64}\.[0-9a-f]{16}\.parts$")
+_PART_FILE = re.compile(r"^([0-9]{1,6})\.([0-9a-f]{16})$")
 
 
 def _write_all(fd: int, chunks: list[bytes]) -> None:
@@ -37,7 +44,7 @@ def _write_all(fd: int, chunks: list[bytes]) -> None:
                 written = 0
 
 
-class LocalStorage(ObjectStore, LocalFiles):
+class LocalStorage(ObjectStore, LocalFiles, ChunkedUploads):
     name = "local"
 
     def __init__(self, root: Path, *, fsync: bool = False, threads: int = 8):
@@ -169,7 +176,10 @@ class LocalStorage(ObjectStore, LocalFiles):
             for entry in os.scandir(self.tmp_dir):
                 with contextlib.suppress(FileNotFoundError):
                     if entry.stat(follow_symlinks=False).st_mtime < older_than:
-                        os.unlink(entry.path)
+                        if entry.is_dir(follow_symlinks=False):  # an abandoned chunked upload
+                            shutil.rmtree(entry.path, ignore_errors=True)
+                        else:
+                            os.unlink(entry.path)
                         removed += 1
             return removed
 
@@ -177,6 +187,115 @@ class LocalStorage(ObjectStore, LocalFiles):
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- chunked uploads ------------------------------------------------------------------------
+    def chunk_size_for(self, size: int, wanted: int) -> int:
+        return max(1, wanted)
+
+    def _parts_dir(self, upload: ChunkedUpload) -> Path:
+        if not _PARTS_DIR.match(upload.staging) or not upload.staging.startswith(upload.oid):
+            raise ValueError(f"not a chunked upload: {upload.staging!r}")
+        return self.tmp_dir / upload.staging
+
+    async def chunked_begin(self, oid: str, size: int, chunk_size: int) -> ChunkedUpload:
+        upload = ChunkedUpload(oid, size, chunk_size, f"{oid}.{secrets.token_hex(8)}.parts")
+        await self._run(os.mkdir, self._parts_dir(upload))
+        return upload
+
+    async def chunked_write(self, upload: ChunkedUpload, number: int, chunks: AsyncIterable[bytes]) -> str:
+        folder = self._parts_dir(upload)
+        expected = upload.part_length(number)
+        etag = secrets.token_hex(8)
+        tmp = folder / f"{number}.{etag}.tmp"
+        fd = await self._run(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # FileNotFoundError: gone
+        count = 0
+        pending: asyncio.Future[None] | None = None
+        closed = False
+        try:
+            async for group in grouped(chunks, WRITE_BLOCK):
+                count += sum(len(c) for c in group)
+                if count > expected:
+                    raise ObjectMismatch(f"part {number} must be {expected} bytes, but more were sent")
+                if pending is not None:
+                    await pending
+                pending = asyncio.get_running_loop().run_in_executor(self._pool, _write_all, fd, group)
+            if pending is not None:
+                await pending
+                pending = None
+            if count != expected:
+                raise ObjectMismatch(f"part {number} must be {expected} bytes, but {count} were sent")
+
+            def keep() -> None:
+                os.close(fd)
+                for entry in os.scandir(folder):  # a part sent again replaces the earlier one
+                    found = _PART_FILE.match(entry.name)
+                    if found and int(found.group(1)) == number:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path)
+                os.replace(tmp, folder / f"{number}.{etag}")
+
+            closed = True
+            await self._run(keep)
+        except BaseException:
+            if pending is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(pending)
+
+            def discard() -> None:
+                if not closed:
+                    os.close(fd)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+            await asyncio.shield(self._run(discard))
+            raise
+        return f'"{etag}"'
+
+    async def chunked_finish(self, upload: ChunkedUpload, etags: dict[int, str]) -> None:
+        folder = self._parts_dir(upload)
+        final = self._path(upload.oid)
+        tmp = self.tmp_dir / f"{upload.oid}.{secrets.token_hex(8)}.part"
+
+        def assemble() -> None:
+            present = {}
+            for entry in os.scandir(folder):
+                found = _PART_FILE.match(entry.name)
+                if found:
+                    present[int(found.group(1))] = found.group(2)
+            for number in range(1, upload.part_count + 1):
+                if number not in present:
+                    raise ObjectMismatch(f"part {number} of {upload.part_count} was never uploaded")
+                given = etags.get(number, "").strip().removeprefix("W/").strip('"')
+                if given != present[number]:
+                    raise ObjectMismatch(f"part {number} does not carry the ETag its upload answered")
+            verifier = Verifier(upload.oid, upload.size)
+            with open(tmp, "xb") as out:
+                for number in range(1, upload.part_count + 1):
+                    with open(folder / f"{number}.{present[number]}", "rb") as part:
+                        while block := part.read(WRITE_BLOCK):
+                            verifier.update(block)
+                            out.write(block)
+                verifier.check()
+                if self.fsync:
+                    out.flush()
+                    os.fsync(out.fileno())
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+
+        def cleanup() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            shutil.rmtree(folder, ignore_errors=True)
+
+        if not await self._run(folder.is_dir):
+            raise FileNotFoundError(upload.staging)
+        try:
+            await self._run(assemble)
+        finally:
+            await asyncio.shield(self._run(cleanup))
+
+    async def chunked_abort(self, upload: ChunkedUpload) -> None:
+        await self._run(lambda: shutil.rmtree(self._parts_dir(upload), ignore_errors=True))
 
     # -- local files ----------------------------------------------------------------------------
     def local_path(self, oid: str) -> Path | None:

@@ -10,6 +10,12 @@
   promote. (The issue asks for multipart above 5 GB; a single streamed PUT of a big
   object would need the whole body in memory with this client, so every object
   larger than one part goes multipart.)
+* Chunked uploads (Hugging Face's ``multipart`` transfer through the daemon) are one
+  server-side multipart upload into a staging object: the daemon hands out parts
+  ("chunks") that are a whole number of S3 parts, and streams each chunk into its own
+  run of S3 part numbers as it arrives (flat memory, any order, retries overwrite).
+  Finishing checks every S3 part is there, completes the upload, then re-hashes the
+  staging object before it is copied to its oid (``promote_staged``); see s3_chunked.py.
 * Presigning uses a second client built on ``public_endpoint``: signing is offline
   (the region is configured), and clients only ever see that host.
 * The minio client is synchronous: every call runs in this storage's thread pool.
@@ -22,7 +28,6 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
-import math
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,12 +52,10 @@ from gitd.lfs.storage.base import (
     StoredObject,
     UploadedPart,
 )
+from gitd.lfs.storage.s3_chunked import MIB, S3ChunkedUploads, part_size_for
 from gitd.lfs.streams import CHUNK, ThreadReader, Verifier, is_oid
 
 T = TypeVar("T")
-MIB = 1024 * 1024
-MIN_PART = 5 * MIB
-MAX_PARTS = 10_000
 MAX_COPY = 5 * 1024**3
 PARTS_IN_FLIGHT = 2
 _MISSING = ("NoSuchKey", "NoSuchObject", "NoSuchUpload", "NotFound")
@@ -84,18 +87,11 @@ def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
     return parts.netloc, parts.scheme == "https"
 
 
-def part_size_for(size: int, minimum: int) -> int:
-    """Part size for a ``size``-byte object: at least ``minimum`` (and 5 MiB), and large
-    enough for at most 10,000 parts; whole MiB."""
-    want = max(minimum, MIN_PART, math.ceil(size / MAX_PARTS))
-    return math.ceil(want / MIB) * MIB
-
-
 def _missing(exc: BaseException) -> bool:
     return isinstance(exc, S3Error) and (exc.code in _MISSING or getattr(exc.response, "status", 0) == 404)
 
 
-class S3Storage(ObjectStore, PresignedStore, MultipartStore):
+class S3Storage(ObjectStore, PresignedStore, MultipartStore, S3ChunkedUploads):
     name = "s3"
 
     def __init__(self, settings: S3Settings, *, threads: int = 16):
@@ -177,14 +173,30 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore):
 
     async def _put_multipart(self, key: str, verifier: Verifier, part_size: int,
                              chunks: AsyncIterable[bytes]) -> None:
-        """Parts are filled into a few buffers reused for the whole upload (no allocation
-        per part, so memory stays flat), hashed in order, and uploaded in the background."""
         upload_id = await self._run(self.client._create_multipart_upload, self.bucket, key,
                                     {"Content-Type": "application/octet-stream"})
+        try:
+            done = await self._ship_parts(key, upload_id, 1, part_size, chunks, before=verifier.update)
+            verifier.check()
+            await self._complete(key, upload_id, done)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._run(self.client._abort_multipart_upload, self.bucket, key, upload_id))
+            raise
+
+    async def _ship_parts(self, key: str, upload_id: str, first: int, part_size: int,
+                          chunks: AsyncIterable[bytes], *, before: Callable[[memoryview], None] | None = None,
+                          limit: int | None = None) -> list[UploadedPart]:
+        """Upload ``chunks`` as parts ``first``, ``first + 1``, ... of ``part_size`` bytes (the
+        last shorter). Parts are filled into a few buffers reused for the whole stream (no
+        allocation per part, so memory stays flat), passed to ``before`` in order (in a
+        thread), and uploaded in the background. More than ``limit`` bytes raise
+        ObjectMismatch. Returns the parts in order; neither completes nor aborts."""
         free = [bytearray(part_size) for _ in range(PARTS_IN_FLIGHT + 1)]
         in_flight: dict[asyncio.Future[UploadedPart], bytearray] = {}
         done: list[UploadedPart] = []
-        number = 0
+        number = first - 1
+        total = 0
 
         async def reap(wait_for_all: bool) -> None:
             while in_flight and (wait_for_all or not free):
@@ -196,13 +208,17 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore):
         async def ship(buffer: bytearray, length: int) -> None:
             nonlocal number
             view = memoryview(buffer)[:length]
-            await self._run(verifier.update, view)
+            if before is not None:
+                await self._run(before, view)
             number += 1
             in_flight[asyncio.ensure_future(self._upload_part(key, upload_id, number, view))] = buffer
 
         try:
             buffer, filled = free.pop(), 0
             async for chunk in chunks:
+                total += len(chunk)
+                if limit is not None and total > limit:
+                    raise ObjectMismatch(f"at most {limit} bytes were expected, but more were sent")
                 view = memoryview(chunk)
                 while view:
                     n = min(len(view), part_size - filled)
@@ -215,17 +231,14 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore):
                         buffer, filled = free.pop(), 0
             if filled:
                 await ship(buffer, filled)
-            verifier.check()
             await reap(wait_for_all=True)
-            await self._complete(key, upload_id, done)
         except BaseException:
             for fut in in_flight:
                 fut.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.shield(asyncio.gather(*in_flight, return_exceptions=True))
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._run(self.client._abort_multipart_upload, self.bucket, key, upload_id))
             raise
+        return sorted(done, key=lambda p: p.number)
 
     async def open(self, oid: str, start: int = 0, end: int | None = None) -> ObjectReader:
         key = self.key(oid)
@@ -375,4 +388,3 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore):
     async def multipart_abort(self, staging: str, upload_id: str) -> None:
         self._check_staging(staging)
         await self._run(self.client._abort_multipart_upload, self.bucket, staging, upload_id)
-

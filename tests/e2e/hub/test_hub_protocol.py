@@ -134,9 +134,13 @@ def test_xet_is_never_offered(hub, repo):
     status, _, body = call(hub.url, "POST", f"/api/models/{repo['name']}/preupload/main",
                            {"Authorization": f"Bearer {repo['token']}", "Content-Type": "application/json"},
                            json.dumps({"files": [{"path": "big.bin", "size": 5 << 30, "sample": ""},
-                                                 {"path": "README.md", "size": 5, "sample": ""}]}).encode())
+                                                 {"path": "README.md", "size": 5, "sample": ""},
+                                                 {"path": "at-limit.bin", "size": 10_000_000, "sample": ""},
+                                                 {"path": "over.bin", "size": 10_000_001, "sample": ""},
+                                                 {"path": "empty.bin", "size": 0, "sample": ""}]}).encode())
     files = json.loads(body)["files"]
-    assert [f["uploadMode"] for f in files] == ["regular", "regular"]
+    # [hub] regular_upload_max = 10MB: inline up to it, Git LFS above (the client must disable Xet)
+    assert [f["uploadMode"] for f in files] == ["lfs", "regular", "regular", "lfs", "regular"]
     assert files[1]["oid"] == hashlib.sha1(b"blob 5\0# hi\n").hexdigest() and "oid" not in files[0]
 
 

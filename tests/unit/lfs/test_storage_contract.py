@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from gitd.lfs.errors import ObjectMismatch
-from gitd.lfs.storage.base import MultipartStore, ObjectStore, PresignedStore, UploadedPart
+from gitd.lfs.storage.base import ChunkedUploads, MultipartStore, ObjectStore, PresignedStore, UploadedPart
 from gitd.lfs.storage.local import LocalStorage
 from gitd.lfs.storage.s3 import S3Settings, S3Storage, part_size_for
 from tests.support import unique
@@ -281,3 +281,88 @@ def test_part_sizes_respect_s3_limits():
     assert part_size_for(100 * 1024**3, 8 * MIB) * 10_000 >= 100 * 1024**3
     assert part_size_for(100 * 1024**3, 8 * MIB) % MIB == 0
     assert part_size_for(10, 1) == 5 * MIB
+
+
+# -- chunked uploads (Hugging Face's multipart transfer), every backend ---------------------------
+def test_chunked_upload_parts_in_any_order_and_resent(backend):
+    store = backend.storage
+    assert isinstance(store, ChunkedUploads)
+    data = os.urandom(12 * MIB + 5)
+    oid = oid_of(data)
+
+    async def scenario():
+        chunk = store.chunk_size_for(len(data), 5 * MIB)
+        assert chunk >= 5 * MIB
+        upload = await store.chunked_begin(oid, len(data), chunk)
+        assert upload.part_count == -(-len(data) // chunk) >= 2
+        parts = {n: data[(n - 1) * chunk:n * chunk] for n in range(1, upload.part_count + 1)}
+        etags = {}
+        for n in reversed(parts):  # out of order
+            etags[n] = await store.chunked_write(upload, n, chunks_of(parts[n]))
+        first_etag = etags[1]
+        etags[1] = await store.chunked_write(upload, 1, chunks_of(parts[1]))  # sent again: replaces
+        assert all(e.startswith('"') and len(e) > 2 for e in etags.values())
+        with pytest.raises(ObjectMismatch):  # too long for its slot: not kept
+            await store.chunked_write(upload, upload.part_count, chunks_of(parts[upload.part_count] + b"x"))
+        with pytest.raises(ObjectMismatch):  # an ETag that is not the part's current one
+            stale = first_etag if first_etag != etags[1] else '"x"'
+            await store.chunked_finish(upload, {**etags, 1: stale})
+        assert await store.stat(oid) is None
+
+        upload = await store.chunked_begin(oid, len(data), chunk)
+        etags = {n: await store.chunked_write(upload, n, chunks_of(p)) for n, p in parts.items()}
+        await store.chunked_finish(upload, etags)
+        assert await store.digest(oid) == (oid, len(data))
+        with pytest.raises(FileNotFoundError):  # finished: its parts are gone
+            await store.chunked_write(upload, 1, chunks_of(parts[1]))
+
+    run(scenario())
+    assert backend.leftovers() == []
+
+
+@pytest.mark.parametrize("tamper", ["wrong bytes", "missing part", "short part"])
+def test_chunked_upload_that_does_not_hash_stores_nothing(backend, tamper):
+    store = backend.storage
+    assert isinstance(store, ChunkedUploads)
+    data = os.urandom(11 * MIB)
+    oid = oid_of(data)
+
+    async def scenario():
+        upload = await store.chunked_begin(oid, len(data), store.chunk_size_for(len(data), 5 * MIB))
+        chunk = upload.chunk_size
+        etags = {}
+        for n in range(1, upload.part_count + 1):
+            part = data[(n - 1) * chunk:n * chunk]
+            if n == 2 and tamper == "wrong bytes":
+                part = bytes([part[0] ^ 1]) + part[1:]
+            if n == 2 and tamper == "missing part":
+                continue
+            if n == 2 and tamper == "short part":
+                with pytest.raises(ObjectMismatch):
+                    await store.chunked_write(upload, n, chunks_of(part[:-1]))
+                etags[n] = '"made-up"'
+                continue
+            etags[n] = await store.chunked_write(upload, n, chunks_of(part))
+        with pytest.raises(ObjectMismatch):
+            await store.chunked_finish(upload, etags)
+        assert await store.stat(oid) is None
+
+    run(scenario())
+    assert backend.leftovers() == []
+
+
+def test_abandoned_chunked_upload_is_swept(backend):
+    store = backend.storage
+    assert isinstance(store, ChunkedUploads)
+    data = os.urandom(6 * MIB)
+
+    async def scenario():
+        upload = await store.chunked_begin(oid_of(data), len(data), store.chunk_size_for(len(data), 5 * MIB))
+        await store.chunked_write(upload, 1, chunks_of(data[:upload.chunk_size]))
+        assert backend.leftovers() != []
+        assert await store.sweep_incomplete(time.time() - 3600) == 0  # still fresh: kept
+        assert backend.leftovers() != []
+        assert await store.sweep_incomplete(time.time() + 60) >= 1
+
+    run(scenario())
+    assert backend.leftovers() == []
