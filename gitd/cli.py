@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -80,6 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from gitd.server import serve
 
     data = _data_dir(args)
+    # `kill -USR1 <pid>` writes every thread's stack to stderr: for a daemon that hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.http:
         split_hostport(args.http, 8080)  # a bad address fails before anything is written
     init_data_dir(data.root)

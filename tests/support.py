@@ -80,6 +80,9 @@ class Daemon:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            # Leave the stacks of a daemon that would not stop in its log, then kill it.
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.5)
             os.killpg(self.proc.pid, signal.SIGKILL)
             return self.proc.wait()
 
