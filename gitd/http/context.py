@@ -34,11 +34,13 @@ def base_url(request: web.Request, public_url: str = "") -> str:
     return f"{request.scheme}://{request.host}"
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """A JSON object body ({} for an empty one); BadRequest for anything else."""
+async def read_json(request: web.Request, *, allow_empty: bool = True) -> dict[str, Any]:
+    """A JSON object body ({} for an empty one, if allowed); BadRequest for anything else."""
     raw = await request.read()
     if not raw.strip():
-        return {}
+        if allow_empty:
+            return {}
+        raise BadRequest("the request body must be a JSON object")
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):

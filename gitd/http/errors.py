@@ -18,7 +18,8 @@ def header_safe(text: str) -> str:
     return flat.encode("ascii", "replace").decode("ascii")
 
 
-def error_response(exc: GitdError, style: str) -> web.Response:
+def error_response(exc: GitdError, style: str, **extra: object) -> web.Response:
+    """The error as ``style`` renders it; ``extra`` keys join the JSON body (hub and api styles)."""
     headers: dict[str, str] = {}
     if exc.status == 401:
         headers["WWW-Authenticate"] = REALM
@@ -31,8 +32,8 @@ def error_response(exc: GitdError, style: str) -> web.Response:
         # huggingface_hub maps X-Error-Code to its exception classes; always send it.
         headers["X-Error-Code"] = exc.code
         headers["X-Error-Message"] = header_safe(exc.message)
-        return web.json_response({"error": exc.message}, status=exc.status, headers=headers)
+        return web.json_response({"error": exc.message, **extra}, status=exc.status, headers=headers)
     if style == "api":
-        return web.json_response({"msg": exc.message, "code": exc.code, "data": None}, status=exc.status,
+        return web.json_response({"msg": exc.message, "code": exc.code, "data": None, **extra}, status=exc.status,
                                  headers=headers)
     return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)

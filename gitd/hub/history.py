@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ from gitd.access import Access, AccessLevel
 from gitd.errors import BadRequest, Conflict, Forbidden, PushRejected
 from gitd.events import ZERO_OID, RefUpdate
 from gitd.hookchain import HookChain
+from gitd.http.context import read_json
 from gitd.http.routing import Match, Router
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, int_param, json_response, next_link
 from gitd.hub.gitread import RepoReader, RevisionNotFound, iso
@@ -82,7 +82,7 @@ class HubHistory(HubBase):
             return json_response({})
         if current is not None:
             raise Conflict(f"branch {name!r} already exists")
-        body = await _json_or_empty(request)
+        body = await read_json(request)
         start = body.get("startingPoint") or None
         if start is not None and not isinstance(start, str):
             raise BadRequest("startingPoint must be a revision")
@@ -106,7 +106,7 @@ class HubHistory(HubBase):
             await self._move(ctx, RefUpdate(ref, str(current.target), ZERO_OID))
             return json_response({})
         ctx = self.api_repo(request, m, AccessLevel.WRITE)
-        body = await _json_or_empty(request)
+        body = await read_json(request)
         name = body.get("tag")
         if not isinstance(name, str):
             raise BadRequest('expected JSON {"tag": NAME, "message"?: TEXT}')
@@ -167,18 +167,3 @@ def _tag_object(name: str, target: str, sig: pygit2.Signature, message: str) -> 
     tz = f"{sign}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
     head = f"object {target}\ntype commit\ntag {name}\ntagger {sig.name} <{sig.email}> {sig.time} {tz}\n\n"
     return (head + message.rstrip() + "\n").encode()
-
-
-async def _json_or_empty(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body must be JSON")
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body

@@ -9,7 +9,8 @@ from aiohttp import web
 from gitd.access import Access, AccessLevel
 from gitd.auth import hash_token
 from gitd.errors import BadRequest, Conflict, GitdError, Unauthorized
-from gitd.http.context import principal
+from gitd.http.context import principal, read_json
+from gitd.http.errors import error_response
 from gitd.http.routing import Match, Router
 from gitd.hub.card import CardError, parse_card
 from gitd.hub.common import API_TYPES, HubBase, api_patterns, json_response
@@ -27,22 +28,6 @@ XET_MESSAGE = (
 class NotImplementedOnServer(GitdError):
     status = 501
     code = "XetNotSupported"
-
-
-def hub_error(exc: GitdError, **extra: Any) -> web.Response:
-    """A Hub-style error response whose JSON body carries extra keys (e.g. a 409 with ``url``)."""
-    return json_response({"error": exc.message, **extra}, status=exc.status,
-                         headers={"X-Error-Code": exc.code, "X-Error-Message": exc.message})
-
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("the body must be JSON")
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
 
 
 def repo_type_of(body: dict[str, Any]) -> str:
@@ -144,7 +129,7 @@ class HubManage(HubBase):
         return check_name(org, "namespace"), check_name(name, "repository name")
 
     async def create(self, request: web.Request, m: Match) -> web.StreamResponse:
-        body = await json_body(request)
+        body = await read_json(request, allow_empty=False)
         namespace, name = self._target(request, body)
         repo_type = repo_type_of(body)
         private = visibility_of(body)
@@ -156,14 +141,15 @@ class HubManage(HubBase):
         assert owner is not None
         existing = self.repos.find(repo_type, namespace, name)
         if existing is not None:
-            return hub_error(Conflict("You already created this repo"), url=self.repo_url(request, existing))
+            exists = Conflict("You already created this repo")
+            return error_response(exists, "hub", url=self.repo_url(request, existing))
         try:
             repo = self.repos.create(owner, name, repo_type, private=bool(private))
         except Conflict as exc:
             found = self.repos.find(repo_type, namespace, name)
             if found is None:
                 raise
-            return hub_error(exc, url=self.repo_url(request, found))
+            return error_response(exc, "hub", url=self.repo_url(request, found))
         return json_response({"url": self.repo_url(request, repo), "name": repo.full_name, "id": str(repo.id)})
 
     def _existing(self, request: web.Request, repo_type: str, namespace: str, name: str,
@@ -171,14 +157,14 @@ class HubManage(HubBase):
         return self.lookup(request, repo_type, namespace, name, needed).repo
 
     async def delete(self, request: web.Request, m: Match) -> web.StreamResponse:
-        body = await json_body(request)
+        body = await read_json(request, allow_empty=False)
         namespace, name = self._target(request, body)
         repo = self._existing(request, repo_type_of(body), namespace, name, AccessLevel.ADMIN)
         self.repos.delete(repo)
         return json_response({})
 
     async def move(self, request: web.Request, m: Match) -> web.StreamResponse:
-        body = await json_body(request)
+        body = await read_json(request, allow_empty=False)
         src, dst = body.get("fromRepo"), body.get("toRepo")
         if not isinstance(src, str) or not isinstance(dst, str):
             raise BadRequest('expected JSON {"fromRepo": "ns/name", "toRepo": "ns/name", "type": ...}')
@@ -199,7 +185,7 @@ class HubManage(HubBase):
 
     async def settings(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m, AccessLevel.ADMIN)
-        body = await json_body(request)
+        body = await read_json(request, allow_empty=False)
         private = visibility_of(body)
         gated = body.get("gated", False)
         if gated not in (False, None, "auto", "manual"):

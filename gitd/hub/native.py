@@ -16,7 +16,7 @@ from aiohttp import BodyPartReader, web
 from gitd.access import AccessLevel
 from gitd.errors import BadRequest, Conflict, NotFound
 from gitd.events import ZERO_OID, RefUpdate
-from gitd.http.context import principal
+from gitd.http.context import principal, read_json
 from gitd.http.routing import Match, Router
 from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, Op, check_path
 from gitd.hub.common import API_TYPES, HubBase, RepoCtx, int_param
@@ -129,7 +129,7 @@ class NativeAPI(HubBase):
 
     async def create_repo(self, request: web.Request, m: Match) -> web.StreamResponse:
         repo_type = self._type(m)
-        body = await _json(request)
+        body = await read_json(request, allow_empty=False)
         who = principal(request)
         name = check_name(str(body.get("name", "")), "repository name")
         namespace = body.get("namespace") or (who.account.name if who.account else "")
@@ -154,7 +154,7 @@ class NativeAPI(HubBase):
 
     async def update_repo(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.ADMIN)
-        body = await _json(request)
+        body = await read_json(request, allow_empty=False)
         fields: dict[str, Any] = {}
         if "private" in body:
             if not isinstance(body["private"], bool):
@@ -269,7 +269,7 @@ class NativeAPI(HubBase):
 
     async def commit(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)
-        body = await _json(request)
+        body = await read_json(request, allow_empty=False)
         message = body.get("message") or "Upload files"
         files = body.get("files")
         if not isinstance(files, list) or not isinstance(message, str):
@@ -297,7 +297,7 @@ class NativeAPI(HubBase):
 
     async def preupload(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)
-        body = await _json(request)
+        body = await read_json(request, allow_empty=False)
         files = body.get("files")
         if not isinstance(files, list):
             raise BadRequest('expected JSON {"files": [{"path", "size"}]}')
@@ -341,13 +341,3 @@ class NativeAPI(HubBase):
         oid = await self._commit(request, ctx, branch, [AddFile(path, await self.writer.write_blob(ctx.path, data))],
                                  fields.get("message") or f"Upload {path}")
         return envelope({"commit": oid, "path": path})
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("the body must be JSON")
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body

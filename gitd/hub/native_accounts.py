@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from gitd.access import AccessLevel, Principal
 from gitd.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from gitd.http.context import principal
+from gitd.http.context import principal, read_json
 from gitd.http.routing import Match
 from gitd.hub.openapi import ApiRoute
 from gitd.names import check_name
@@ -85,7 +84,7 @@ class NativeAccounts:
 
     async def create_token(self, request: web.Request, m: Match) -> web.StreamResponse:
         _, account = self._me(request, write=True)
-        body = await _body(request)
+        body = await read_json(request, allow_empty=False)
         name = body.get("name")
         scope = body.get("scope", "write")
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
@@ -109,7 +108,7 @@ class NativeAccounts:
 
     async def add_key(self, request: web.Request, m: Match) -> web.StreamResponse:
         _, account = self._me(request, write=True)
-        body = await _body(request)
+        body = await read_json(request, allow_empty=False)
         text = body.get("key")
         if not isinstance(text, str):
             raise BadRequest('expected JSON {"key": "ssh-ed25519 AAAA...", "title": ...}')
@@ -149,7 +148,7 @@ class NativeAccounts:
 
     async def set_member(self, request: web.Request, m: Match) -> web.StreamResponse:
         org = self._org_for(request, m.params["org"], AccessLevel.ADMIN)
-        body = await _body(request, allow_empty=True)
+        body = await read_json(request)
         role = body.get("role", "read")
         user = self.accounts.find(check_name(m.params["user"], "user name"))
         if user is None or user.kind != "user":
@@ -172,16 +171,3 @@ class NativeAccounts:
 def _key_json(k) -> dict[str, Any]:
     return {"id": k.id, "title": k.title, "fingerprint": k.fingerprint, "key": k.public_key,
             "created_at": k.created_at}
-
-
-async def _body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip() and allow_empty:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body must be JSON")
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
