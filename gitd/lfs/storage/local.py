@@ -17,7 +17,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -65,42 +65,43 @@ class LocalStorage(ObjectStore, LocalFiles, ChunkedUploads):
         return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
 
     # -- streaming ------------------------------------------------------------------------------
-    async def put(self, oid: str, size: int, chunks: AsyncIterable[bytes]) -> None:
-        final = self._path(oid)
-        tmp = self.tmp_dir / f"{oid}.{secrets.token_hex(8)}.part"
+    async def _stream_into(self, tmp: Path, chunks: AsyncIterable[bytes], *,
+                           inspect: Callable[[list[bytes]], None], check: Callable[[], None],
+                           commit: Callable[[], None]) -> None:
+        """Write ``chunks`` into the new file ``tmp``, each block written while the next arrives.
+
+        On the storage's threads: ``inspect`` sees every block before it is written (hashing,
+        counting; it may raise), ``check`` runs once all arrived, then the file is closed
+        (and fsynced if asked) and ``commit`` puts it in place. On any error, or if the client
+        goes away, the file is closed and removed: nothing half-written is left.
+        """
         fd = await self._run(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        verifier = Verifier(oid, size)
+        loop = asyncio.get_running_loop()
         pending: asyncio.Future[None] | None = None
         closed = False
 
         def write(group: list[bytes]) -> None:
-            verifier.update_all(group)
+            inspect(group)
             _write_all(fd, group)
 
-        def finish() -> None:
-            verifier.check()
+        def close_and_commit() -> None:
+            nonlocal closed
+            check()
             if self.fsync:
                 os.fsync(fd)
+            closed = True
             os.close(fd)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            if self.fsync:
-                dir_fd = os.open(final.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
+            commit()
 
         try:
             async for group in grouped(chunks, WRITE_BLOCK):
                 if pending is not None:
                     await pending
-                pending = asyncio.get_running_loop().run_in_executor(self._pool, write, group)
+                pending = loop.run_in_executor(self._pool, write, group)
             if pending is not None:
                 await pending
                 pending = None
-            closed = True
-            await self._run(finish)
+            await self._run(close_and_commit)
         except BaseException:
             if pending is not None:
                 with contextlib.suppress(BaseException):
@@ -114,6 +115,23 @@ class LocalStorage(ObjectStore, LocalFiles, ChunkedUploads):
 
             await asyncio.shield(self._run(discard))
             raise
+
+    async def put(self, oid: str, size: int, chunks: AsyncIterable[bytes]) -> None:
+        final = self._path(oid)
+        verifier = Verifier(oid, size)
+
+        def promote() -> None:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+            if self.fsync:
+                dir_fd = os.open(final.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+
+        tmp = self.tmp_dir / f"{oid}.{secrets.token_hex(8)}.part"
+        await self._stream_into(tmp, chunks, inspect=verifier.update_all, check=verifier.check, commit=promote)
 
     async def open(self, oid: str, start: int = 0, end: int | None = None) -> ObjectReader:
         path = self._path(oid)
@@ -206,49 +224,28 @@ class LocalStorage(ObjectStore, LocalFiles, ChunkedUploads):
         folder = self._parts_dir(upload)
         expected = upload.part_length(number)
         etag = secrets.token_hex(8)
-        tmp = folder / f"{number}.{etag}.tmp"
-        fd = await self._run(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # FileNotFoundError: gone
+        tmp = folder / f"{number}.{etag}.tmp"  # opening it raises FileNotFoundError once the upload is gone
         count = 0
-        pending: asyncio.Future[None] | None = None
-        closed = False
-        try:
-            async for group in grouped(chunks, WRITE_BLOCK):
-                count += sum(len(c) for c in group)
-                if count > expected:
-                    raise ObjectMismatch(f"part {number} must be {expected} bytes, but more were sent")
-                if pending is not None:
-                    await pending
-                pending = asyncio.get_running_loop().run_in_executor(self._pool, _write_all, fd, group)
-            if pending is not None:
-                await pending
-                pending = None
+
+        def inspect(group: list[bytes]) -> None:
+            nonlocal count
+            count += sum(len(c) for c in group)
+            if count > expected:
+                raise ObjectMismatch(f"part {number} must be {expected} bytes, but more were sent")
+
+        def check() -> None:
             if count != expected:
                 raise ObjectMismatch(f"part {number} must be {expected} bytes, but {count} were sent")
 
-            def keep() -> None:
-                os.close(fd)
-                for entry in os.scandir(folder):  # a part sent again replaces the earlier one
-                    found = _PART_FILE.match(entry.name)
-                    if found and int(found.group(1)) == number:
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(entry.path)
-                os.replace(tmp, folder / f"{number}.{etag}")
+        def keep() -> None:
+            for entry in os.scandir(folder):  # a part sent again replaces the earlier one
+                found = _PART_FILE.match(entry.name)
+                if found and int(found.group(1)) == number:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+            os.replace(tmp, folder / f"{number}.{etag}")
 
-            closed = True
-            await self._run(keep)
-        except BaseException:
-            if pending is not None:
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(pending)
-
-            def discard() -> None:
-                if not closed:
-                    os.close(fd)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-
-            await asyncio.shield(self._run(discard))
-            raise
+        await self._stream_into(tmp, chunks, inspect=inspect, check=check, commit=keep)
         return f'"{etag}"'
 
     async def chunked_finish(self, upload: ChunkedUpload, etags: dict[int, str]) -> None:
