@@ -69,12 +69,20 @@ class TransferSession:
             return _DELIMITER
         return await self.process.stdout.readexactly(length - 4)
 
+    @staticmethod
+    def wire(command: str, *args: str, lines: list[str] | None = None, data: bytes | None = None) -> bytes:
+        out = text(command) + b"".join(text(a) for a in args)
+        if lines is not None or data is not None:
+            out += DELIM + b"".join(text(line) for line in lines or []) + data_packets(data or b"")
+        return out + FLUSH
+
+    def put_request(self, data: bytes, *, oid: str | None = None, size: int | None = None) -> bytes:
+        oid = oid or hashlib.sha256(data).hexdigest()
+        return self.wire(f"put-object {oid}", f"size={len(data) if size is None else size}", data=data)
+
     async def request(self, command: str, *args: str, lines: list[str] | None = None,
                       data: bytes | None = None, binary_answer: bool = False) -> Response:
-        wire = text(command) + b"".join(text(a) for a in args)
-        if lines is not None or data is not None:
-            wire += DELIM + b"".join(text(line) for line in lines or []) + data_packets(data or b"")
-        self.process.stdin.write(wire + FLUSH)
+        self.process.stdin.write(self.wire(command, *args, lines=lines, data=data))
         first = await self._packet()
         assert isinstance(first, bytes) and first.startswith(b"status "), first
         response = Response(int(first.split()[1]))

@@ -121,8 +121,27 @@ def test_forged_put_object_is_refused_and_stores_nothing(backend, tmp_path):
             assert got.status == 200 and got.arg("size") == str(len(real)) and got.data == real
             await reader.quit()
 
+    async def hang_up_halfway() -> None:
+        other = random_bytes(400_000)
+        async with connect(client) as conn:
+            session = await TransferSession.open(conn, f"/{repo}.git", "upload")
+            wire = session.put_request(other)
+            session.process.stdin.write(wire[: len(wire) // 2])
+            await session.process.stdin.drain()
+            for _ in range(100):  # on local disk the half-written temporary shows: hang up then
+                if backend.kind != "local" or backend.leftovers():
+                    break
+                await asyncio.sleep(0.02)
+            assert backend.kind != "local" or backend.leftovers()
+        for _ in range(100):  # the daemon notices the hang-up and throws the partial object away
+            if backend.leftovers() == []:
+                break
+            await asyncio.sleep(0.05)
+        assert backend.leftovers() == [] and not backend.stored(sha256(other))
+
     asyncio.run(go())
     assert backend.read(oid) == real and backend.leftovers() == []
+    asyncio.run(hang_up_halfway())
 
 
 def test_objects_of_private_and_other_repositories_stay_out_of_reach(daemon, ssh_user):
