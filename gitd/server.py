@@ -27,6 +27,7 @@ from gitd.lfs.storage.s3 import S3Storage
 from gitd.services import Services
 from gitd.ssh.commands import SSHCommands, lfs_http_base
 from gitd.ssh.keys import SSHKeys
+from gitd.ssh.lfs_service_backend import lfs_service_backends
 from gitd.ssh.server import SSHTransport
 
 log = logging.getLogger("gitd.server")
@@ -74,13 +75,12 @@ def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport
         # The HTTP listener is bound after this resource starts: read it when needed.
         return lfs_http_base(public_url, listeners.get("http", ""), local_host)
 
-    if config.get_bool("ssh.lfs_transfer"):
-        log.warning("ssh.lfs_transfer is on, but git-lfs-transfer is not wired to the LFS store yet; it stays off")
     keys = SSHKeys(services.accounts)
     serve = GitServe(services.repos, services.access, services.git, services.sessions, services.metrics,
                      hook_socket=services.data.hook_socket, hooks_enabled=config.get_bool("hooks.enabled"))
+    lfs_backend = lfs_service_backends(services.lfs, services.metrics) if config.get_bool("ssh.lfs_transfer") else None
     commands = SSHCommands(services.repos, serve, services.auth, keys, http_base=http_base,
-                           token_ttl=config.get_int("auth.signed_token_ttl"))
+                           token_ttl=config.get_int("auth.signed_token_ttl"), lfs_backend=lfs_backend)
     return SSHTransport(commands, keys, services.data.ssh_host_key,
                         login_timeout=config.get_float("ssh.login_timeout"),
                         ciphers=[str(c) for c in config.get_list("ssh.ciphers")])

@@ -6,9 +6,11 @@
   the client's environment;
 * ``git-lfs-authenticate PATH upload|download``: JSON with the LFS HTTP endpoint and a
   short-lived token scoped to that repository and operation;
-* ``git-lfs-transfer PATH upload|download``: the pure-SSH LFS protocol, when enabled
-  and an LFS backend is wired; otherwise it exits so git-lfs falls back to
-  ``git-lfs-authenticate``;
+* ``git-lfs-transfer PATH upload|download``: the pure-SSH LFS protocol over the LFS
+  store (``[ssh] lfs_transfer``, on by default); when it is off the command exits as a
+  missing one does, so git-lfs falls back to ``git-lfs-authenticate``. A session needs
+  read access to the repository; what needs write access (uploads, locks) is refused
+  request by request, with a message;
 * a shell gets a greeting and exit status 1; anything else a clear refusal.
 """
 
@@ -29,7 +31,7 @@ from gitd.repos import RepoService
 from gitd.ssh.channel import ChannelClosed, ChannelIO
 from gitd.ssh.command import Command, CommandError, parse_command
 from gitd.ssh.keys import SSHKeys
-from gitd.ssh.lfs_backend import TransferBackend
+from gitd.ssh.lfs_backend import BackendFactory
 from gitd.ssh.lfs_transfer import LfsTransfer
 from gitd.ssh.pktline import PktReader, PktWriter
 from gitd.store import Account, Repo, SSHKey
@@ -67,7 +69,7 @@ def lfs_http_base(public_url: str, http_listener: str, local_host: str | None) -
 class SSHCommands:
     def __init__(self, repos: RepoService, serve: GitServe, auth: Authenticator, keys: SSHKeys, *,
                  http_base: Callable[[str | None], str], token_ttl: int,
-                 lfs_backend: TransferBackend | None = None):
+                 lfs_backend: BackendFactory | None = None):
         self.repos = repos
         self.serve = serve
         self.auth = auth
@@ -167,11 +169,14 @@ class SSHCommands:
             # git-lfs 3.3.0 tries this first; failing here makes it use git-lfs-authenticate.
             await io.write_stderr(b"gitd: git-lfs-transfer: command not found\n")
             return NOT_SUPPORTED
-        needed = AccessLevel.WRITE if parsed.operation == "upload" else AccessLevel.READ
+        # Read access opens any session (a repository the user cannot read answers as a
+        # missing one); the engine refuses uploads and locks to users without write access.
         repo = self.repos.find(parsed.repo.type, parsed.repo.namespace, parsed.repo.name)
-        level = self.serve.access.require(principal, repo, needed)
+        level = self.serve.access.require(principal, repo, AccessLevel.READ)
         assert repo is not None and principal.account is not None
-        engine = LfsTransfer(self.lfs_backend, repo_id=repo.id, operation=parsed.operation or "download",
-                             user=principal.account.name, can_write=level >= AccessLevel.WRITE,
+        operation = parsed.operation or "download"
+        log.info("ssh: git-lfs-transfer %s %s for %s", repo.url_path, operation, principal.account.name)
+        engine = LfsTransfer(self.lfs_backend(principal.account, level), repo_id=repo.id, operation=operation,
+                             can_write=level >= AccessLevel.WRITE,
                              reader=PktReader(io.reader), writer=PktWriter(self._flushing(io)))
         return await engine.run()

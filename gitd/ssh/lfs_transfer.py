@@ -19,7 +19,8 @@ required ``size=``), ``lock``, ``list-lock`` (and ``list-locks``, the spelling g
 be written and locks taken or released only by an ``upload`` session with write access.
 
 The engine talks to storage only through ``TransferBackend`` (gitd.ssh.lfs_backend),
-which the LFS service satisfies; it never holds an object in memory.
+which gitd.ssh.lfs_service_backend implements over ``LfsService`` for the session's
+user; it never holds an object in memory.
 """
 
 from __future__ import annotations
@@ -60,12 +61,11 @@ class Request:
 
 
 class LfsTransfer:
-    def __init__(self, backend: TransferBackend, *, repo_id: int, operation: str, user: str, can_write: bool,
+    def __init__(self, backend: TransferBackend, *, repo_id: int, operation: str, can_write: bool,
                  reader: PktReader, writer: PktWriter):
         self.backend = backend
         self.repo_id = repo_id
         self.operation = operation
-        self.user = user
         self.can_write = can_write
         self.reader = reader
         self.out = writer
@@ -213,19 +213,34 @@ class LfsTransfer:
         if self.operation == "upload" and not self.can_write:
             raise RequestError(403, "you do not have write access to this repository")
         objects = [_parse_object_line(line) for line in lines]
+        answers = self._upload_actions(objects) if self.operation == "upload" else self._download_actions(objects)
         self.out.text("status 200").text("hash-algo=sha256").delim()
-        if self.operation == "upload":
-            missing = self.backend.missing(self.repo_id, [oid for oid, _ in objects]) if objects else set()
-            for oid, size in objects:
-                present = oid not in missing and self.backend.size(self.repo_id, oid) == size
-                self.out.text(f"{oid} {size} {'noop' if present else 'upload'}")
-        else:
-            for oid, size in objects:
-                stored = self.backend.size(self.repo_id, oid)
-                # A missing object still gets a download action: get-object then answers
-                # 404, which the client reports, instead of silently skipping the file.
-                self.out.text(f"{oid} {stored if stored is not None else size} download")
+        for line in answers:
+            self.out.text(line)
         await self.out.flush_pkt().send()
+
+    def _upload_actions(self, objects: list[tuple[str, int]]) -> list[str]:
+        for oid, size in objects:
+            self.backend.check_upload(oid, size)  # e.g. over the size limit: refused before any upload
+        missing = self.backend.missing(self.repo_id, [oid for oid, _ in objects]) if objects else set()
+        answers = []
+        for oid, size in objects:
+            present = oid not in missing and self.backend.size(self.repo_id, oid) == size
+            answers.append(f"{oid} {size} {'noop' if present else 'upload'}")
+        return answers
+
+    def _download_actions(self, objects: list[tuple[str, int]]) -> list[str]:
+        """``download`` for every object, even one the repository does not hold: its
+        get-object then fails with 404 (410 when storage lost it), and git-lfs reports that
+        message with the oid after its retries, having downloaded everything else. git-lfs
+        3.3.0 has no per-object error in this protocol, and the alternatives fail worse: a
+        ``noop`` makes ``git lfs pull`` skip the file without a word and crashes the smudge
+        filter (nil pointer), and failing the whole batch crashes the smudge filter too."""
+        answers = []
+        for oid, size in objects:
+            stored = self.backend.size(self.repo_id, oid)
+            answers.append(f"{oid} {stored if stored is not None else size} download")
+        return answers
 
     async def _put_object(self, request: Request, oid: str) -> None:
         self._check_args(request)
@@ -267,13 +282,13 @@ class LfsTransfer:
     async def _get_object(self, request: Request, oid: str) -> None:
         await self._lines(request)
         self._check_args(request)
-        size = self.backend.size(self.repo_id, oid)
-        if size is None:
-            raise RequestError(404, f"object {oid} not found")
-        await self.out.text("status 200").text(f"size={size}").delim().send()
-        sent = 0
-        reader = await self.backend.open(self.repo_id, oid)
+        reader = await self.backend.open(self.repo_id, oid)  # NotFound / gone: answered as such
         try:
+            size = self.backend.size(self.repo_id, oid)
+            if size is None:  # removed in between
+                raise RequestError(404, f"object {oid} not found")
+            await self.out.text("status 200").text(f"size={size}").delim().send()
+            sent = 0
             async for chunk in reader:
                 sent += len(chunk)
                 if sent > size:
@@ -295,7 +310,7 @@ class LfsTransfer:
         path = request.args.get("path", "")
         if not path:
             raise RequestError(400, "lock needs a path= argument")
-        lock = self.backend.create_lock(self.repo_id, path, self.user, request.args.get("refname"))
+        lock = self.backend.create_lock(self.repo_id, path, request.args.get("refname"))
         self.out.text("status 201")
         for arg in lock.args():
             self.out.text(arg)
@@ -320,7 +335,7 @@ class LfsTransfer:
         for lock in locks:
             self.out.text(f"lock {lock.id}").text(f"path {lock.id} {lock.path}")
             self.out.text(f"locked-at {lock.id} {lock.locked_at}").text(f"ownername {lock.id} {lock.owner}")
-            self.out.text(f"owner {lock.id} {'ours' if lock.owner == self.user else 'theirs'}")
+            self.out.text(f"owner {lock.id} {'ours' if lock.ours else 'theirs'}")
         await self.out.flush_pkt().send()
 
     async def _unlock(self, request: Request, lock_id: str) -> None:
@@ -328,7 +343,7 @@ class LfsTransfer:
         self._check_args(request)
         self._require_upload("unlock")
         force = request.args.get("force", "false").lower() in ("true", "1")
-        lock = self.backend.unlock(self.repo_id, lock_id, self.user, force, request.args.get("refname"))
+        lock = self.backend.unlock(self.repo_id, lock_id, force, request.args.get("refname"))
         self.out.text("status 200")
         for arg in lock.args():
             self.out.text(arg)

@@ -1,20 +1,21 @@
 """The git-lfs-transfer protocol engine, driven with the exact packets git-lfs 3.3.0 sends.
 
-The backend here is an in-memory stand-in for the LFS service (which satisfies the
-same ``TransferBackend`` protocol and is wired in once it lands); it trusts the bytes it
-is given, so every integrity check seen here is the engine's own.
+The backend here is an in-memory stand-in for the LFS service's adapter
+(gitd.ssh.lfs_service_backend, driven end to end in tests/e2e/test_ssh_lfs.py); it
+trusts the bytes it is given, so every integrity check seen here is the engine's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import itertools
 from collections.abc import AsyncIterator
 
 import pytest
 
-from gitd.errors import Forbidden, NotFound
+from gitd.errors import Forbidden, NotFound, Unprocessable
 from gitd.ssh.lfs_backend import LockConflict, LockInfo
 from gitd.ssh.lfs_transfer import LfsTransfer
 from gitd.ssh.pktline import DELIM, FLUSH, PktReader, PktWriter, encode_data, encode_text
@@ -23,7 +24,12 @@ REPO = 7
 
 
 class MemoryBackend:
+    """The store as one user sees it; ``run`` sets ``user`` for each session."""
+
+    max_size = 10**9
+
     def __init__(self) -> None:
+        self.user = "alice"
         self.objects: dict[tuple[int, str], bytes] = {}
         self.locks: dict[str, tuple[int, LockInfo]] = {}
         self.receive_calls = 0
@@ -41,6 +47,10 @@ class MemoryBackend:
         data = self.objects.get((repo_id, oid))
         return None if data is None else len(data)
 
+    def check_upload(self, oid: str, size: int) -> None:
+        if size > self.max_size:
+            raise Unprocessable(f"object is larger than this server's limit of {self.max_size} bytes")
+
     async def receive(self, repo_id: int, oid: str, size: int, chunks: AsyncIterator[bytes]) -> None:
         self.receive_calls += 1
         buf = bytearray()
@@ -49,7 +59,9 @@ class MemoryBackend:
         self.objects[(repo_id, oid)] = bytes(buf)
 
     async def open(self, repo_id: int, oid: str) -> AsyncIterator[bytes]:
-        data = self.objects[(repo_id, oid)]
+        data = self.objects.get((repo_id, oid))
+        if data is None:
+            raise NotFound("object not found")
 
         async def gen() -> AsyncIterator[bytes]:
             for i in range(0, len(data), 100_000):
@@ -57,11 +69,14 @@ class MemoryBackend:
 
         return gen()
 
-    def create_lock(self, repo_id: int, path: str, owner: str, refname: str | None) -> LockInfo:
+    def _seen(self, lock: LockInfo) -> LockInfo:
+        return dataclasses.replace(lock, ours=lock.owner == self.user)
+
+    def create_lock(self, repo_id: int, path: str, refname: str | None) -> LockInfo:
         for rid, lock in self.locks.values():
             if rid == repo_id and lock.path == path:
-                raise LockConflict(lock)
-        lock = LockInfo(str(next(self._ids)), path, "2024-05-06T07:08:09Z", owner)
+                raise LockConflict(self._seen(lock))
+        lock = LockInfo(str(next(self._ids)), path, "2024-05-06T07:08:09Z", self.user)
         self.locks[lock.id] = (repo_id, lock)
         return lock
 
@@ -72,13 +87,13 @@ class MemoryBackend:
         start = int(cursor or 0)
         page = found[start:start + limit] if limit else found[start:]
         more = limit is not None and start + limit < len(found)
-        return page, str(start + limit) if more else None
+        return [self._seen(lock) for lock in page], str(start + limit) if more else None
 
-    def unlock(self, repo_id: int, lock_id: str, user: str, force: bool, refname: str | None) -> LockInfo:
+    def unlock(self, repo_id: int, lock_id: str, force: bool, refname: str | None) -> LockInfo:
         entry = self.locks.get(lock_id)
         if entry is None or entry[0] != repo_id:
             raise NotFound("lock not found")
-        if entry[1].owner != user and not force:
+        if entry[1].owner != self.user and not force:
             raise Forbidden("the lock belongs to someone else")
         del self.locks[lock_id]
         return entry[1]
@@ -113,7 +128,8 @@ def run(backend: MemoryBackend, wire: bytes, *, operation: str = "upload", can_w
         async def write(data: bytes) -> None:
             sent.extend(data)
 
-        engine = LfsTransfer(backend, repo_id=REPO, operation=operation, user=user, can_write=can_write,
+        backend.user = user
+        engine = LfsTransfer(backend, repo_id=REPO, operation=operation, can_write=can_write,
                              reader=PktReader(stream), writer=PktWriter(write))
         return await engine.run(), bytes(sent)
 
@@ -373,7 +389,7 @@ def test_lock_conflict_list_and_unlock():
 def test_list_locks_pages_with_next_cursor_and_filters_by_path():
     backend = MemoryBackend()
     for i in range(3):
-        backend.create_lock(REPO, f"f{i}", "alice", None)
+        backend.create_lock(REPO, f"f{i}", None)
     status, responses = run(backend, VERSION + request("list-lock", "limit=2") + request(
         "list-lock", "limit=2", "cursor=2") + request("list-lock", "path=f1") + QUIT, operation="download")
     assert status == 0
