@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gitd.config import split_hostport
-from gitd.gitserve import GitServe
 from gitd.gitservice import install_child_watcher
 from gitd.hookapi import HookAPI, prepare_hook_endpoint
 from gitd.http.app import SERVICES, build_app
@@ -76,10 +75,8 @@ def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport
         return lfs_http_base(public_url, listeners.get("http", ""), local_host)
 
     keys = SSHKeys(services.accounts)
-    serve = GitServe(services.repos, services.access, services.git, services.sessions, services.metrics,
-                     hook_socket=services.data.hook_socket, hooks_enabled=config.get_bool("hooks.enabled"))
     lfs_backend = lfs_service_backends(services.lfs, services.metrics) if config.get_bool("ssh.lfs_transfer") else None
-    commands = SSHCommands(services.repos, serve, services.auth, keys, http_base=http_base,
+    commands = SSHCommands(services.repos, services.serve, services.auth, keys, http_base=http_base,
                            token_ttl=config.get_int("auth.signed_token_ttl"), lfs_backend=lfs_backend)
     return SSHTransport(commands, keys, services.data.ssh_host_key,
                         login_timeout=config.get_float("ssh.login_timeout"),

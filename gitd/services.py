@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from gitd.access import Access
 from gitd.auth import Authenticator
 from gitd.config import Config
+from gitd.gitserve import GitServe
 from gitd.gitservice import GitRunner
 from gitd.hookchain import HookChain, PushSessions
 from gitd.jobs import JobQueue
@@ -42,6 +43,7 @@ class Services:
     sessions: PushSessions
     metrics: Metrics
     lfs: LfsService
+    serve: GitServe  # the one git service runner SSH and Smart HTTP share
 
     @classmethod
     def build(cls, data: DataDir, config: Config, *, plugins: PluginHost | None = None) -> Services:
@@ -66,6 +68,9 @@ class Services:
             timeout=float(config.get_int("git.timeout")),
             fsck_objects=config.get_bool("git.fsck_objects"),
         )
+        repos = RepoService(data, accounts, repo_rows, chain, default_branch=config.get_str("git.default_branch"))
+        access = Access(accounts, anonymous_read=config.get_bool("auth.anonymous_read"))
+        sessions = PushSessions(ttl=max(3600.0, float(config.get_int("git.timeout"))))
         return cls(
             data=data,
             config=config,
@@ -73,18 +78,19 @@ class Services:
             accounts=accounts,
             repo_rows=repo_rows,
             auth=Authenticator(accounts, data.secret_key_file.read_bytes()),
-            access=Access(accounts, anonymous_read=config.get_bool("auth.anonymous_read")),
+            access=access,
             plugins=plugins,
             jobs=jobs,
             chain=chain,
-            repos=RepoService(data, accounts, repo_rows, chain,
-                              default_branch=config.get_str("git.default_branch")),
+            repos=repos,
             git=git,
-            sessions=PushSessions(ttl=max(3600.0, float(config.get_int("git.timeout")))),
+            sessions=sessions,
             metrics=metrics,
             lfs=LfsService(ObjectTable(store), build_storage(config, data), Locks(store),
                            max_object_size=config.get_size("lfs.max_object_size"),
                            direct_uploads=config.get_bool("lfs.s3.direct")),
+            serve=GitServe(repos, access, git, sessions, metrics, hook_socket=data.hook_socket,
+                           hooks_enabled=config.get_bool("hooks.enabled")),
         )
 
     def close(self) -> None:

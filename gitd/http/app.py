@@ -32,9 +32,7 @@ def build_router(services: Services) -> Router:
     # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
     add_hub_routes(router, services,
                    lfs=ServiceContent(services.lfs, url_ttl=services.config.get_int("lfs.href_ttl")))
-    SmartHTTP(services.repos, services.access, services.git, services.sessions, services.metrics, CapabilityCache(),
-              hook_socket=services.data.hook_socket,
-              hooks_enabled=services.config.get_bool("hooks.enabled")).add_routes(router)
+    SmartHTTP(services.serve, CapabilityCache()).add_routes(router)
     LfsHTTP(services.repos, services.access, services.auth, services.lfs, services.metrics,
             public_url=services.config.get_str("server.public_url"),
             href_ttl=services.config.get_int("lfs.href_ttl"),

@@ -17,21 +17,20 @@ repository, oid and operation, for clients that drop action headers
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientPayloadError, web
+from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from gitd.access import ANONYMOUS, Access, AccessLevel, Principal
 from gitd.auth import Authenticator
-from gitd.errors import BadRequest, GitdError, NotFound, Unauthorized, Unprocessable
+from gitd.errors import GitdError, NotFound, Unauthorized, Unprocessable
 from gitd.http.context import base_url, principal, read_json
 from gitd.http.errors import LFS_MEDIA_TYPE
 from gitd.http.lfs_multipart import LfsMultipart
 from gitd.http.routing import Match, Router
-from gitd.lfs.errors import ObjectMismatch
+from gitd.http.upload_body import UploadBody
 from gitd.lfs.service import LfsService, ObjectStatus
 from gitd.lfs.streams import CHUNK, is_oid
 from gitd.metrics import Metrics
@@ -263,23 +262,9 @@ class LfsHTTP:
             raise Unprocessable("invalid object size in the URL")
         size = int(size_text)
         self.lfs.check_upload(oid, size)
-        if request.content_length is not None and request.content_length != size:
-            raise ObjectMismatch(f"object {oid} is {size} bytes, but the request carries {request.content_length}")
-        received = 0
-
-        async def body() -> AsyncIterator[bytes]:
-            nonlocal received
-            async for chunk in request.content.iter_any():
-                received += len(chunk)
-                yield chunk
-
-        try:
-            await self.lfs.receive(repo.id, oid, size, body())
-        except (ConnectionError, ClientPayloadError) as exc:  # the client went away: nothing was stored
-            raise BadRequest(f"the upload of {oid} was interrupted; nothing was stored",
-                             detail=f"{type(exc).__name__}: {exc}") from None
-        finally:
-            self.metrics.lfs_bytes_received.inc(received, transport="http")
+        body = UploadBody(request, self.metrics, expected=size, what=f"object {oid}")
+        with body.interrupted(f"the upload of {oid} was interrupted; nothing was stored"):
+            await self.lfs.receive(repo.id, oid, size, body.chunks())
         return web.Response(status=200)
 
     async def download(self, request: web.Request, m: Match) -> web.StreamResponse:

@@ -21,15 +21,15 @@ the work (``ChunkedUploads``); abandoned uploads are removed by ``gitd lfs gc``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import ClientPayloadError, web
+from aiohttp import web
 
 from gitd.access import Access, AccessLevel, Principal
-from gitd.errors import BadRequest, NotFound, Unauthorized, Unprocessable
+from gitd.errors import NotFound, Unauthorized, Unprocessable
 from gitd.http.context import read_json
 from gitd.http.routing import Match, Router
+from gitd.http.upload_body import UploadBody
 from gitd.lfs.errors import ObjectMismatch
 from gitd.lfs.service import LfsService
 from gitd.lfs.storage.base import ChunkedUpload
@@ -107,25 +107,9 @@ class LfsMultipart:
         if not (text.isascii() and text.isdigit() and len(text) <= 6) or not 1 <= int(text) <= upload.part_count:
             raise NotFound(f"this upload has no part {text}")
         number = int(text)
-        expected = upload.part_length(number)
-        if request.content_length is not None and request.content_length != expected:
-            raise ObjectMismatch(f"part {number} must be {expected} bytes, but the request carries "
-                                 f"{request.content_length}")
-        received = 0
-
-        async def body() -> AsyncIterator[bytes]:
-            nonlocal received
-            async for chunk in request.content.iter_any():
-                received += len(chunk)
-                yield chunk
-
-        try:
-            etag = await self.lfs.chunked_write(upload, number, body())
-        except (ConnectionError, ClientPayloadError) as exc:
-            raise BadRequest(f"the upload of part {number} was interrupted; send it again",
-                             detail=f"{type(exc).__name__}: {exc}") from None
-        finally:
-            self.metrics.lfs_bytes_received.inc(received, transport="http")
+        body = UploadBody(request, self.metrics, expected=upload.part_length(number), what=f"part {number}")
+        with body.interrupted(f"the upload of part {number} was interrupted; send it again"):
+            etag = await self.lfs.chunked_write(upload, number, body.chunks())
         return web.Response(status=200, headers={"ETag": etag})
 
     async def complete(self, request: web.Request, m: Match) -> web.StreamResponse:

@@ -18,16 +18,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gitd.access import Access
 from gitd.errors import BadRequest, Forbidden, GitdError, UnsupportedMediaType
 from gitd.gitserve import GitServe
-from gitd.gitservice import CHUNK, GitResult, GitRunner, printable, sanitize_protocol
-from gitd.hookchain import PushSessions
+from gitd.gitservice import CHUNK, GitResult, printable, sanitize_protocol
 from gitd.http.capabilities import CapabilityCache
 from gitd.http.context import principal
 from gitd.http.routing import Match, Router
-from gitd.metrics import Metrics
-from gitd.repos import RepoService
 from gitd.store import Repo
 
 log = logging.getLogger("gitd.http.smart")
@@ -59,18 +55,13 @@ def git_reason(result: GitResult, repo_path: Path, repo_name: str) -> str:
 
 
 class SmartHTTP:
-    def __init__(self, repos: RepoService, access: Access, git: GitRunner, sessions: PushSessions,
-                 metrics: Metrics, capabilities: CapabilityCache, *, hook_socket: Path, hooks_enabled: bool = True):
-        self.repos = repos
+    """Git over HTTP: routing, request bodies and responses; ``serve`` (shared with SSH)
+    decides access and runs git."""
+
+    def __init__(self, serve: GitServe, capabilities: CapabilityCache):
+        self.serve = serve
+        self.repos = serve.repos
         self.capabilities = capabilities
-        self.access = access
-        self.git = git
-        self.sessions = sessions
-        self.metrics = metrics
-        self.hook_socket = hook_socket
-        self.hooks_enabled = hooks_enabled
-        self.serve = GitServe(repos, access, git, sessions, metrics, hook_socket=hook_socket,
-                              hooks_enabled=hooks_enabled)
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", "/{repo}/info/refs", self.info_refs, style="git", name="git-info-refs")
