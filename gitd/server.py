@@ -80,7 +80,8 @@ def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport
                            token_ttl=config.get_int("auth.signed_token_ttl"), lfs_backend=lfs_backend)
     return SSHTransport(commands, keys, services.data.ssh_host_key,
                         login_timeout=config.get_float("ssh.login_timeout"),
-                        ciphers=[str(c) for c in config.get_list("ssh.ciphers")])
+                        ciphers=[str(c) for c in config.get_list("ssh.ciphers")],
+                        macs=[str(m) for m in config.get_list("ssh.macs")])
 
 
 async def ssh_server_ctx(app: web.Application) -> AsyncIterator[None]:

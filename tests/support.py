@@ -81,10 +81,24 @@ class Daemon:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             # Leave the stacks of a daemon that would not stop in its log, then kill it.
+            self._log_signal_state()
             self.proc.send_signal(signal.SIGUSR1)
             time.sleep(0.5)
             os.killpg(self.proc.pid, signal.SIGKILL)
             return self.proc.wait()
+
+    def _log_signal_state(self) -> None:
+        """Pending, blocked and caught signals of every thread, for a daemon that would not stop."""
+        assert self.proc is not None
+        lines = []
+        for task in sorted(Path(f"/proc/{self.proc.pid}/task").glob("*")):
+            with contextlib.suppress(OSError):
+                status = (task / "status").read_text()
+                keys = ("Name", "SigPnd", "ShdPnd", "SigBlk", "SigCgt")
+                wanted = [ln for ln in status.splitlines() if ln.startswith(keys)]
+                lines.append(f"{task.name}: " + " ".join(wanted))
+        with open(self.log_path, "a") as log:
+            log.write("test harness: daemon did not stop; signal state per thread:\n" + "\n".join(lines) + "\n")
 
     def kill(self) -> None:
         """SIGKILL the daemon (a crash)."""

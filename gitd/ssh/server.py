@@ -23,6 +23,7 @@ import asyncssh
 
 from gitd.ssh.channel import ChannelIO
 from gitd.ssh.commands import Identity, SSHCommands
+from gitd.ssh.cork import cork
 from gitd.ssh.keys import SSHKeys
 
 log = logging.getLogger("gitd.ssh")
@@ -39,6 +40,8 @@ WINDOW = 2 * 1024 * 1024
 MAX_PACKET = 32 * 1024
 # Ciphers offered when the configuration names none (see [ssh] ciphers in gitd.toml).
 DEFAULT_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr")
+# MACs offered for the non-AEAD ciphers (see [ssh] macs in gitd.toml).
+DEFAULT_MACS = ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512")
 PROHIBITED = asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED
 
 
@@ -132,6 +135,7 @@ class _Connection(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:  # type: ignore[override]
         self._conn = conn
+        cork(conn)
         self.transport.connections.add(conn)
         peer = conn.get_extra_info("peername") or ("?", 0)
         self._peer = f"{peer[0]}:{peer[1]}"
@@ -205,12 +209,14 @@ class SSHTransport:
     """The SSH listener: start it, stop it gracefully, and the sessions it runs."""
 
     def __init__(self, commands: SSHCommands, keys: SSHKeys, host_key: Path, *,
-                 login_timeout: float = LOGIN_TIMEOUT, ciphers: Sequence[str] = DEFAULT_CIPHERS):
+                 login_timeout: float = LOGIN_TIMEOUT, ciphers: Sequence[str] = DEFAULT_CIPHERS,
+                 macs: Sequence[str] = DEFAULT_MACS):
         self.commands = commands
         self.keys = keys
         self.host_key = host_key
         self.login_timeout = login_timeout
         self.ciphers = list(ciphers)
+        self.macs = list(macs)
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self.connections: set[asyncssh.SSHServerConnection | None] = set()
@@ -232,7 +238,7 @@ class SSHTransport:
             encoding=None, line_editor=False,
             login_timeout=self.login_timeout, keepalive_interval=60, keepalive_count_max=3,
             window=WINDOW, max_pktsize=MAX_PACKET,
-            encryption_algs=self.ciphers,
+            encryption_algs=self.ciphers, mac_algs=self.macs,
             server_version="gitd",
             reuse_address=True,
         )
