@@ -180,12 +180,14 @@ class JobWorkers:
     """
 
     def __init__(self, queue: JobQueue, run: Callable[[Job], None], *, workers: int = 2,
-                 poll_interval: float = 1.0, timeout: float = 0.0):
+                 poll_interval: float = 1.0, timeout: float = 0.0, start_delay: float = 0.0):
         self.queue = queue
         self.run = run
         self.workers = workers
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.start_delay = start_delay
+        self._wake_timer: asyncio.TimerHandle | None = None
         self.threads = ThreadPool("gitd-job")
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -199,15 +201,30 @@ class JobWorkers:
         if recovered:
             log.info("requeued %d job(s) interrupted by a previous shutdown", recovered)
         loop = asyncio.get_running_loop()
-        self.queue.on_enqueue = lambda: loop.call_soon_threadsafe(self._wake.set)
+        self.queue.on_enqueue = lambda: loop.call_soon_threadsafe(self._wake_soon)
         self._tasks = [asyncio.create_task(self._worker(i), name=f"gitd-job-worker-{i}")
                        for i in range(self.workers)]
+
+    def _wake_soon(self) -> None:
+        """A job was queued: wake a worker after ``start_delay`` (a push that queued
+        post-receive work is still finishing then; its jobs should not compete with it)."""
+        if self.start_delay <= 0:
+            self._wake.set()
+        elif self._wake_timer is None:
+            self._wake_timer = asyncio.get_running_loop().call_later(self.start_delay, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._wake_timer = None
+        self._wake.set()
 
     async def stop(self) -> None:
         """Stop claiming jobs. A job still running is abandoned: it stays 'running' in the
         database and is queued again when the daemon next starts."""
         self._stopping = True
         self.queue.on_enqueue = None
+        if self._wake_timer is not None:
+            self._wake_timer.cancel()
+            self._wake_timer = None
         self._wake.set()
         for task in self._tasks:
             task.cancel()

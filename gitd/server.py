@@ -60,7 +60,8 @@ async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
     workers = JobWorkers(services.jobs, services.chain.run_job,
                          workers=services.config.get_int("jobs.workers"),
                          poll_interval=services.config.get_float("jobs.poll_interval"),
-                         timeout=services.config.get_float("jobs.timeout"))
+                         timeout=services.config.get_float("jobs.timeout"),
+                         start_delay=services.config.get_float("jobs.start_delay"))
     await workers.start()
     yield
     await workers.stop()

@@ -77,15 +77,17 @@ class Daemon:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            # Leave the stacks of a daemon that would not stop in its log, then kill it.
-            self._log_signal_state()
-            self.proc.send_signal(signal.SIGUSR1)
-            time.sleep(0.5)
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait()
+        # A daemon still running after a third of the time leaves its signal state and the
+        # stacks of all its threads in its log (while it is stuck, not only when killed).
+        for wait in (timeout / 3, timeout * 2 / 3):
+            try:
+                return self.proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                self._log_signal_state()
+                self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait()
 
     def _log_signal_state(self) -> None:
         """Pending, blocked and caught signals of every thread, for a daemon that would not stop."""

@@ -16,12 +16,11 @@ repository, oid and operation, for clients that drop action headers
 
 from __future__ import annotations
 
+import contextlib
 import json
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
 
 from gitd.access import ANONYMOUS, Access, AccessLevel, Principal
 from gitd.auth import Authenticator
@@ -30,9 +29,10 @@ from gitd.http.context import base_url, principal, read_json
 from gitd.http.errors import LFS_MEDIA_TYPE
 from gitd.http.lfs_multipart import LfsMultipart
 from gitd.http.routing import Match, Router
+from gitd.http.sendfile import open_local, send_open_file
 from gitd.http.upload_body import UploadBody
 from gitd.lfs.service import LfsService, ObjectStatus
-from gitd.lfs.streams import CHUNK, is_oid
+from gitd.lfs.streams import is_oid
 from gitd.metrics import Metrics
 from gitd.repos import RepoService
 from gitd.store import Repo
@@ -74,6 +74,24 @@ def byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise unsatisfiable
     return start, stop
+
+
+def object_response(request: web.Request, oid: str, size: int
+                    ) -> web.Response | tuple[web.StreamResponse, tuple[int, int]]:
+    """The response for bytes of one object (200, or 206 for a ``Range``) with the span to
+    send, or a finished 416 response for a range the object cannot satisfy."""
+    try:
+        span = byte_range(request, size)
+    except web.HTTPRequestRangeNotSatisfiable as exc:
+        return web.Response(status=416, headers=exc.headers)
+    start, end = span if span is not None else (0, size)
+    response = web.StreamResponse(status=206 if span is not None else 200, headers={
+        "Content-Type": "application/octet-stream", "Cache-Control": "private, no-transform",
+        "Accept-Ranges": "bytes", "ETag": f'"{oid}"'})
+    response.content_length = end - start
+    if span is not None:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return response, (start, end)
 
 
 class LfsHTTP:
@@ -275,22 +293,25 @@ class LfsHTTP:
         assert repo is not None
         if not is_oid(oid):
             raise NotFound("object not found")
-        headers = {"Content-Type": "application/octet-stream", "Cache-Control": "private, no-transform"}
         path = self.lfs.local_path(repo.id, oid)
-        if path is not None:
-            return CountedFileResponse(path, self.metrics, chunk_size=CHUNK, headers=headers)
+        local = open_local(path) if path is not None else None
+        if local is not None:  # local storage: sendfile(2)
+            f, size = local
+            with contextlib.closing(f):
+                answer = object_response(request, oid, size)
+                if isinstance(answer, web.Response):
+                    return answer
+                response, (start, end) = answer
+                sent = await send_open_file(request, response, f, start, end)
+                self.metrics.lfs_bytes_sent.inc(sent, transport="http")
+                return response
         size = self.lfs.size(repo.id, oid)
         if size is None:  # a race with the check above
             raise NotFound("object not found")
-        try:
-            span = byte_range(request, size)
-        except web.HTTPRequestRangeNotSatisfiable as exc:
-            return web.Response(status=416, headers=exc.headers)
-        start, end = span if span is not None else (0, size)
-        response = web.StreamResponse(status=206 if span else 200, headers={**headers, "Accept-Ranges": "bytes"})
-        response.content_length = end - start
-        if span is not None:
-            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        answer = object_response(request, oid, size)
+        if isinstance(answer, web.Response):
+            return answer
+        response, (start, end) = answer
         if request.method == "HEAD" or end == start:
             await response.prepare(request)
             await response.write_eof()
@@ -321,20 +342,6 @@ class LfsHTTP:
             staged = claims.get("stg")
         await self.lfs.verify(repo.id, oid, size, staged=staged)
         return lfs_json({"oid": oid, "size": size})
-
-
-class CountedFileResponse(web.FileResponse):
-    """aiohttp's FileResponse (sendfile, Range, 206/416), counting the bytes it sends."""
-
-    def __init__(self, path: Path, metrics: Metrics, **kwargs: Any):
-        super().__init__(path, **kwargs)
-        self._metrics = metrics
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        writer = await super().prepare(request)
-        if request.method == "GET" and self.status in (200, 206):
-            self._metrics.lfs_bytes_sent.inc(self.content_length or 0, transport="http")
-        return writer
 
 
 class TooManyObjects(GitdError):

@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import threading
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from gitd.access import Access, AccessLevel
 from gitd.errors import BadRequest, GitdError
 from gitd.http.errors import error_response
 from gitd.http.routing import Match, Router
+from gitd.http.sendfile import send_local
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, int_param, json_response, next_link
 from gitd.hub.gitread import Entry, EntryNotFound, RepoReader, iso
 from gitd.hub.lfscontent import LfsContent
@@ -161,7 +161,7 @@ class HubFiles(HubBase):
             return response
         if held is not None and entry.pointer is not None:
             path = self.view.lfs.local_path(ctx.repo.id, entry.pointer.oid)
-            if path is not None and await self._sendfile(request, response, path, start, end):
+            if path is not None and await send_local(request, response, path, start, end):
                 return response
             await response.prepare(request)
             async for chunk in self.view.lfs.open(ctx.repo.id, entry.pointer.oid, start, end):
@@ -176,38 +176,6 @@ class HubFiles(HubBase):
             await self._stream_blob(ctx, entry.oid, start, end, response)
         await response.write_eof()
         return response
-
-    @staticmethod
-    async def _sendfile(request: web.Request, response: web.StreamResponse, path: Path, start: int,
-                        end: int) -> bool:
-        """Send bytes ``start`` to ``end`` of a local file with sendfile(2): the kernel copies
-        them from the page cache to the socket. False (nothing sent) where that cannot be done."""
-        loop = asyncio.get_running_loop()
-        try:
-            f = await loop.run_in_executor(None, open, path, "rb")
-        except OSError:
-            return False
-        try:
-            await response.prepare(request)  # a StreamResponse sends its headers right away
-            transport = request.transport
-            if transport is None:
-                raise ConnectionResetError("the client went away")
-            try:
-                if end > start:
-                    await loop.sendfile(transport, f, start, end - start)
-            except NotImplementedError:  # e.g. TLS: copy through user space instead
-                f.seek(start)
-                remaining = end - start
-                while remaining > 0:
-                    block = await loop.run_in_executor(None, f.read, min(CHUNK * 4, remaining))
-                    if not block:
-                        break
-                    await response.write(block)
-                    remaining -= len(block)
-            await response.write_eof()
-        finally:
-            f.close()
-        return True
 
     def _read_fresh(self, ctx: RepoCtx, oid: str) -> bytes:
         return self.reader.read_blob(ctx.path, oid)
