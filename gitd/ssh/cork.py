@@ -1,4 +1,4 @@
-"""Coalesce an SSH connection's socket writes within one event-loop iteration.
+"""Per-packet costs of asyncssh on bulk output: coalesced writes, no padding packets.
 
 asyncssh writes every SSH packet to the socket on its own, and puts an SSH_MSG_IGNORE
 packet before each data packet: a clone answered in 32 KiB packets costs two ``send``
@@ -6,6 +6,11 @@ system calls per packet, and on loopback each one also runs the receiver's TCP w
 ``CorkedTransport`` stands in for the connection's transport, collects what is written
 while a callback runs and sends it in one call at the next loop iteration (``call_soon``
 keeps order with asyncssh's own deferred ``abort``). Nothing waits longer than that.
+
+``skip_ignore_packets`` drops those empty SSH_MSG_IGNORE packets. They are a defence
+for CBC-mode ciphers (RFC 4251 9.3.1: an attacker must not predict the next packet's
+first block); with CTR and GCM, the ciphers gitd offers, they only double the packets
+to encrypt, MAC and send. A connection that negotiated a CBC cipher keeps them.
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
+
+from asyncssh.constants import MSG_IGNORE
+from asyncssh.packet import String
+
+_EMPTY_IGNORE = (String(b""),)
 
 
 class CorkedTransport:
@@ -55,3 +65,17 @@ def cork(conn: Any) -> None:
     transport = getattr(conn, "_transport", None)
     if isinstance(transport, asyncio.Transport):
         conn._transport = CorkedTransport(transport, asyncio.get_running_loop())
+
+
+def skip_ignore_packets(conn: Any) -> None:
+    """Drop the empty SSH_MSG_IGNORE asyncssh sends before every packet, unless the
+    connection's outgoing cipher is a CBC mode (checked per packet: ciphers change on rekey)."""
+    send_packet = conn.send_packet
+
+    def send(pkttype: int, *args: bytes, **kwargs: Any) -> None:
+        if pkttype == MSG_IGNORE and args == _EMPTY_IGNORE and not kwargs \
+                and "-cbc" not in str(conn.get_extra_info("send_cipher", "-cbc")):
+            return
+        send_packet(pkttype, *args, **kwargs)
+
+    conn.send_packet = send

@@ -64,3 +64,36 @@ def test_an_abort_right_after_a_write_still_sends_it_first():
         return await asyncio.to_thread(_read_all, theirs)
 
     assert asyncio.run(scenario()) == b"disconnect message"
+
+
+class _Conn:
+    """The two members of an asyncssh connection that skip_ignore_packets uses."""
+
+    def __init__(self, cipher: str | None):
+        self.cipher = cipher
+        self.sent: list[tuple[int, tuple[bytes, ...]]] = []
+
+    def send_packet(self, pkttype: int, *args: bytes, **kwargs) -> None:
+        self.sent.append((pkttype, args))
+
+    def get_extra_info(self, name: str, default=None):
+        return self.cipher if name == "send_cipher" and self.cipher is not None else default
+
+
+def test_empty_ignore_packets_are_dropped_for_ctr_and_gcm_but_kept_for_cbc_and_before_kex():
+    from asyncssh.constants import MSG_CHANNEL_DATA, MSG_IGNORE
+    from asyncssh.packet import String
+
+    from gitd.ssh.cork import skip_ignore_packets
+
+    for cipher, kept in (("aes128-ctr", False), ("aes128-gcm@openssh.com", False), ("aes128-cbc", True),
+                         (None, True)):
+        conn = _Conn(cipher)
+        skip_ignore_packets(conn)
+        conn.send_packet(MSG_IGNORE, String(b""))
+        conn.send_packet(MSG_IGNORE, String(b"not empty"))  # someone else's: always sent
+        conn.send_packet(MSG_CHANNEL_DATA, b"\0\0\0\1", String(b"data"))
+        expected = [(MSG_IGNORE, (String(b"not empty"),)), (MSG_CHANNEL_DATA, (b"\0\0\0\1", String(b"data")))]
+        if kept:
+            expected.insert(0, (MSG_IGNORE, (String(b""),)))
+        assert conn.sent == expected, cipher
