@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -129,6 +130,21 @@ class GitdServer:
         """Make repository ``full_name`` hold exactly ``source``'s objects and refs (hard links)."""
         target = self.repo_path(full_name)
         copy_objects_and_refs(source, target)
+
+
+def wait_for_port(port: int, proc: subprocess.Popen | None = None, log: Path | None = None,
+                  timeout: float = 30.0) -> None:
+    """Wait until something accepts connections on 127.0.0.1:``port``; RuntimeError (with
+    the tail of ``log``) once ``proc`` exits or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+            text = log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+            what = proc.args[0] if proc is not None else f"a server on port {port}"
+            raise RuntimeError(f"{what} did not start:\n{text}")
+        time.sleep(0.05)
 
 
 def copy_objects_and_refs(source: Path, target: Path) -> None:

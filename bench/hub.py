@@ -40,6 +40,10 @@ from pathlib import Path
 
 import aiohttp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import wait_for_port
+
 ROOT = Path(__file__).resolve().parent.parent
 FILE = "weights/config.json"
 CONTENT = json.dumps({"hidden_size": 8, "vocab": list(range(200))}).encode()
@@ -107,18 +111,11 @@ http {{
     server {{ listen 127.0.0.1:{port}; root {root}; }}
 }}
 """)
-    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    with open(prefix / "stderr.log", "wb") as stderr:
+        proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=stderr, start_new_session=True)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"nginx did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
-                time.sleep(0.05)
+        wait_for_port(port, proc, prefix / "stderr.log", timeout=10)
         yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
@@ -153,15 +150,7 @@ def bare_aiohttp_peer(tmp: Path):
     proc = subprocess.Popen([sys.executable, str(script), str(port), str(len(CONTENT))], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the bare aiohttp peer did not start")
-                time.sleep(0.05)
+        wait_for_port(port, proc, timeout=20)
         yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()

@@ -13,12 +13,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchlib import wait_for_port  # noqa: E402
 
 from tests.lfs_support import http, write_settings  # noqa: E402
 from tests.support import Daemon, new_daemon  # noqa: E402
@@ -131,17 +132,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        if proc.poll() is not None or time.monotonic() > deadline:
-            text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise RuntimeError(f"{proc.args[0]} did not start:\n{text}")
-        time.sleep(0.1)
 
 
 @contextlib.contextmanager

@@ -28,13 +28,11 @@ Needs git and openssh-server (Debian packages; scripts/bootstrap.sh installs the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import WORK, Git, GitdServer, copy_objects_and_refs, git_env, median, save_results
+from benchlib import WORK, Git, GitdServer, copy_objects_and_refs, git_env, median, save_results, wait_for_port
 from clone import build_synthetic, free_port, pack_size
 
 SSHD = "/usr/sbin/sshd"
@@ -61,15 +59,6 @@ def cpu_seconds(pid: int) -> float:
     the per-connection processes sshd forked), user and system."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def bare_copy(source: Path, target: Path) -> None:

@@ -137,8 +137,8 @@ class Daemon:
         self.cli("repo", "create", f"{owner}/{name}", "--type", repo_type, *(["--private"] if private else []))
         return f"{owner}/{name}"
 
-    def repo_path(self, full_name: str, repo_type: str = "model") -> Path:
-        """The bare repository on disk behind ``full_name`` (its id from the database)."""
+    def repo_id(self, full_name: str, repo_type: str = "model") -> int:
+        """The database id of repository ``full_name`` (read straight from the database)."""
         namespace, name = full_name.split("/")
         db = sqlite3.connect(self.data / "gitd.db")
         try:
@@ -148,7 +148,12 @@ class Daemon:
             db.close()
         if row is None:
             raise AssertionError(f"no {repo_type} repository {full_name}")
-        return self.data / "repos" / f"{row[0] % 256:02x}" / f"{row[0]}.git"
+        return row[0]
+
+    def repo_path(self, full_name: str, repo_type: str = "model") -> Path:
+        """The bare repository on disk behind ``full_name`` (its id from the database)."""
+        repo_id = self.repo_id(full_name, repo_type)
+        return self.data / "repos" / f"{repo_id % 256:02x}" / f"{repo_id}.git"
 
     # -- URLs -------------------------------------------------------------------------------------
     def repo_url(self, full_name: str, *, token: str | None = None, repo_type: str = "model",

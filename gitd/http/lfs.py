@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
@@ -298,20 +298,24 @@ class LfsHTTP:
         if local is not None:  # local storage: sendfile(2)
             f, size = local
             with contextlib.closing(f):
-                answer = object_response(request, oid, size)
-                if isinstance(answer, web.Response):
-                    return answer
-                response, (start, end) = answer
-                sent = await send_open_file(request, response, f, start, end)
-                self.metrics.lfs_bytes_sent.inc(sent, transport="http")
-                return response
+                return await self._send(request, repo, oid, size, f)
         size = self.lfs.size(repo.id, oid)
-        if size is None:  # a race with the check above
+        if size is None:  # gone since the access check
             raise NotFound("object not found")
+        return await self._send(request, repo, oid, size, None)
+
+    async def _send(self, request: web.Request, repo: Repo, oid: str, size: int,
+                    f: BinaryIO | None) -> web.StreamResponse:
+        """The object's bytes (all, or a ``Range``): from the open local file ``f``, else
+        streamed from storage."""
         answer = object_response(request, oid, size)
         if isinstance(answer, web.Response):
             return answer
         response, (start, end) = answer
+        if f is not None:
+            sent = await send_open_file(request, response, f, start, end)
+            self.metrics.lfs_bytes_sent.inc(sent, transport="http")
+            return response
         if request.method == "HEAD" or end == start:
             await response.prepare(request)
             await response.write_eof()

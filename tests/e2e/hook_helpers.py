@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gitd.jobs import Job, JobQueue
-from gitd.names import split_full_name
-from gitd.paths import DataDir
-from gitd.store import Repos, Store
+from gitd.store import Store
 from tests.support import Daemon, new_daemon
 
 T = TypeVar("T")
@@ -53,13 +51,7 @@ class PluginDaemon:
         return out
 
     def repo_path(self, full_name: str, repo_type: str = "model") -> Path:
-        store = Store(self.daemon.data / "gitd.db")
-        try:
-            ns, name = split_full_name(full_name)
-            repo = Repos(store).get(repo_type, ns, name)
-        finally:
-            store.close()
-        return DataDir(self.daemon.data).repo_path(repo.id)
+        return self.daemon.repo_path(full_name, repo_type)
 
     def jobs(self, plugin: str | None = None, hook: str | None = None, repo: str | None = None) -> list[Job]:
         """Jobs, oldest first, filtered by plugin, hook and repository full name."""

@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import shlex
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -199,11 +198,7 @@ def test_disconnect_in_the_middle_of_a_push_changes_nothing(daemon, git, ssh_use
     assert push.returncode != 0
 
     assert git("ls-remote", client.url(repo), "main", env=client.env()).stdout.decode().split()[0] == before
-    db = sqlite3.connect(daemon.data / "gitd.db")
-    (repo_id,) = db.execute("SELECT r.id FROM repos r JOIN accounts a ON a.id = r.owner_id "
-                            "WHERE a.name = ? AND r.name = ?", repo.split("/")).fetchone()
-    db.close()
-    objects = DataDir(daemon.data).repo_path(repo_id) / "objects"
+    objects = daemon.repo_path(repo) / "objects"
     for _ in range(50):  # git notices the EOF and cleans its quarantine up
         if not list(objects.glob("tmp_objdir-incoming-*")):
             break
@@ -354,9 +349,7 @@ def test_client_environment_is_ignored(daemon, git, ssh_user, tmp_path, have_too
     git("push", client.url(repo), "main", cwd=work, env=client.env())
     git("push", client.url(other), "main", cwd=git.init_work(tmp_path / "o", {"which": "other\n"}),
         env=client.env())
-    db = sqlite3.connect(daemon.data / "gitd.db")
-    (other_id,) = db.execute("SELECT id FROM repos WHERE name = ?", [other.split("/")[1]]).fetchone()
-    db.close()
+    other_id = daemon.repo_id(other)
 
     preload_marker, hook_marker = tmp_path / "preloaded", tmp_path / "hooked"
     evil = tmp_path / "evil.so"

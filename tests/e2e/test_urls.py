@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from tests.support import unique
 
 TYPES = ("model", "dataset", "space", "code")
-
-
-def _repo_id(daemon, full_name: str, repo_type: str) -> int:
-    ns, name = full_name.split("/")
-    db = sqlite3.connect(daemon.data / "gitd.db")
-    try:
-        row = db.execute("SELECT r.id FROM repos r JOIN accounts a ON a.id = r.owner_id "
-                         "WHERE a.name = ? AND r.name = ? AND r.type = ?", [ns, name, repo_type]).fetchone()
-    finally:
-        db.close()
-    assert row is not None
-    return row[0]
 
 
 def test_same_name_under_each_type_is_a_separate_repo_at_every_url_form(daemon, git, tmp_path):
@@ -49,7 +35,7 @@ def test_the_on_disk_path_comes_from_the_id_not_the_name(daemon, git, tmp_path):
     daemon.repo(user, name, repo_type="space")
     work = git.init_work(tmp_path / "w")
     git("push", daemon.repo_url(f"{user}/{name}", token=token, repo_type="space"), "main", cwd=work)
-    repo_id = _repo_id(daemon, f"{user}/{name}", "space")
+    repo_id = daemon.repo_id(f"{user}/{name}", "space")
     path = daemon.data / "repos" / f"{repo_id % 256:02x}" / f"{repo_id}.git"
     assert (path / "HEAD").is_file()
     assert git.out("--git-dir", str(path), "rev-parse", "refs/heads/main") == git.out("rev-parse", "HEAD", cwd=work)
