@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -110,13 +111,48 @@ def parse_body(body: bytes) -> tuple[dict[str, str], list[str], list[RefUpdate]]
     return env, options, updates
 
 
+def _plain(path: str) -> str | None:
+    """An absolute path without its "." and empty components (which never change what it
+    resolves to); None for a relative path or one with "..", which only realpath can judge."""
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if not path.startswith("/") or ".." in parts:
+        return None
+    return "/" + "/".join(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _repo_dirs(repo_path: str) -> tuple[str | None, str, str]:
+    """(objects dir as git names it, without "." components; its real path; the repository's
+    real path). A repository's path is a function of its id, so this is asked once per repository."""
+    objects = os.path.join(repo_path, "objects")
+    return _plain(objects), os.path.realpath(objects), os.path.realpath(repo_path)
+
+
+def _realpath(path: str, objects: str | None, objects_real: str) -> str:
+    """``os.path.realpath(path)``, without walking every component of the repository's
+    path again for what git puts there: the objects dir itself, or an entry in it that is
+    not a symbolic link (its quarantine)."""
+    plain = _plain(path)
+    if plain is not None and objects is not None:
+        if plain == objects:
+            return objects_real
+        head, _, name = plain.rpartition("/")
+        if head == objects and not os.path.islink(plain):
+            return f"{objects_real}/{name}"
+    return os.path.realpath(path)
+
+
+def _inside(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
 def check_quarantine_env(env: dict[str, str], repo_path: Path) -> dict[str, str]:
     """Only paths inside this repository's object store (quarantine path: the repository)."""
-    objects = (repo_path / "objects").resolve()
+    objects, objects_real, repo_real = _repo_dirs(str(repo_path))
     for key, value in env.items():
         paths = value.split(os.pathsep) if key == "GIT_ALTERNATE_OBJECT_DIRECTORIES" else [value]
-        base = repo_path.resolve() if key == "GIT_QUARANTINE_PATH" else objects
-        if not all(p and os.path.isabs(p) and Path(p).resolve().is_relative_to(base) for p in paths):
+        base = repo_real if key == "GIT_QUARANTINE_PATH" else objects_real
+        if not all(p and os.path.isabs(p) and _inside(_realpath(p, objects, objects_real), base) for p in paths):
             raise MalformedHookCall(f"{key} points outside the repository")
     return env
 

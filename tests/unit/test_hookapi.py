@@ -67,6 +67,31 @@ def test_quarantine_paths_must_be_inside_the_repository(tmp_path: Path):
             check_quarantine_env({**good, key: value}, repo)
 
 
+def test_quarantine_paths_as_git_spells_them_are_accepted(tmp_path: Path):
+    # git names the object store "<repo>/./objects" in the hooks' environment.
+    repo = tmp_path / "repos" / "01" / "1.git"
+    (repo / "objects" / "tmp_objdir-incoming-abc").mkdir(parents=True)
+    env = {
+        "GIT_OBJECT_DIRECTORY": f"{repo}/./objects/tmp_objdir-incoming-abc",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES": f"{repo}/./objects",
+        "GIT_QUARANTINE_PATH": f"{repo}/./objects/tmp_objdir-incoming-abc",
+    }
+    assert check_quarantine_env(dict(env), repo) == env
+
+
+def test_regression_a_symlink_in_the_object_store_cannot_lead_outside(tmp_path: Path):
+    repo = tmp_path / "repos" / "01" / "1.git"
+    (repo / "objects").mkdir(parents=True)
+    other = tmp_path / "repos" / "02" / "2.git" / "objects"
+    other.mkdir(parents=True)
+    (repo / "objects" / "tmp_objdir-incoming-evil").symlink_to(other)
+    (tmp_path / "repos" / "01" / "1.git-evil" / "objects").mkdir(parents=True)
+    for value in (f"{repo}/./objects/tmp_objdir-incoming-evil", f"{repo}-evil/objects",
+                  f"{repo}/objects/../../1.git-evil/objects"):
+        with pytest.raises(MalformedHookCall, match="GIT_OBJECT_DIRECTORY"):
+            check_quarantine_env({"GIT_OBJECT_DIRECTORY": value}, repo)
+
+
 def test_regression_relative_quarantine_paths_are_refused(tmp_path: Path):
     # A relative path would be resolved against the daemon's working directory, not the
     # repository's; it is refused instead of being interpreted.
