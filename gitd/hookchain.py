@@ -216,13 +216,8 @@ class HookChain:
                                  dedup_key=f"{hook}:{repo.id}:{ALL_PLUGINS}")
 
     def _enqueue_each(self, hook: str, repo: RepoInfo, payload: dict[str, Any], *, key: str) -> list[int]:
-        ids = []
-        for plugin, _ in self.plugins.implementations(hook):
-            job_id = self.jobs.enqueue(hook, plugin, payload, repo_id=repo.id,
-                                       dedup_key=f"{hook}:{repo.id}:{plugin}:{key}")
-            if job_id is not None:
-                ids.append(job_id)
-        return ids
+        jobs = [(plugin, f"{hook}:{repo.id}:{plugin}:{key}") for plugin, _ in self.plugins.implementations(hook)]
+        return self.jobs.enqueue_many(hook, jobs, payload, repo_id=repo.id)
 
     # -- running jobs --------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,18 +77,32 @@ class JobQueue:
                 repo_id: int | None = None, delay: float = 0.0) -> int | None:
         """Record a job (committed when this returns, or with the caller's open transaction);
         returns its id, or None if a job with this key already exists."""
-        now = utcnow()
-        cur = self.store.db.execute(
-            "INSERT OR IGNORE INTO jobs (hook, plugin, repo_id, payload, dedup_key, state, attempts, "
-            "max_attempts, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
-            [hook, plugin, repo_id, json.dumps(payload), dedup_key, self.max_attempts, time.time() + delay,
-             now, now],
-        )
-        if cur.rowcount == 0:
-            return None
-        if self.on_enqueue is not None and delay <= 0:
+        ids = self.enqueue_many(hook, [(plugin, dedup_key)], payload, repo_id=repo_id, delay=delay)
+        return ids[0] if ids else None
+
+    def enqueue_many(self, hook: str, jobs: Sequence[tuple[str, str]], payload: dict[str, Any], *,
+                     repo_id: int | None = None, delay: float = 0.0) -> list[int]:
+        """Record one job per (plugin, dedup key), all with the same payload, in one statement
+        (atomic; committed when this returns, or with the caller's open transaction). Returns
+        the ids of the jobs recorded; a key that already has a job is skipped."""
+        if not jobs:
+            return []
+        now, data, run_after = utcnow(), json.dumps(payload), time.time() + delay
+        rows = ", ".join(["(?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)"] * len(jobs))
+        args: list[Any] = []
+        for plugin, dedup_key in jobs:
+            args += [hook, plugin, repo_id, data, dedup_key, self.max_attempts, run_after, now, now]
+        sql = ("INSERT OR IGNORE INTO jobs (hook, plugin, repo_id, payload, dedup_key, state, attempts, "
+               f"max_attempts, run_after, created_at, updated_at) VALUES {rows}")
+        conn = self.store.db.conn
+        if len(jobs) == 1:
+            cur = conn.execute(sql, args)
+            ids = [cur.lastrowid] if cur.rowcount and cur.lastrowid is not None else []
+        else:
+            ids = sorted(row[0] for row in conn.execute(sql + " RETURNING id", args).fetchall())
+        if ids and self.on_enqueue is not None and delay <= 0:
             self.on_enqueue()
-        return cur.lastrowid
+        return ids
 
     def discard(self, job_id: int) -> bool:
         """Delete a job that is still waiting in the queue; False if it is running or gone."""

@@ -46,6 +46,29 @@ def test_enqueue_is_idempotent_per_key(store):
     assert q.enqueue("gitd_post_receive", "p", {"n": 1}, dedup_key="k1") is None
 
 
+def test_enqueue_many_records_one_job_per_new_key_in_order_and_wakes_the_workers_once(store):
+    q = queue(store)
+    wakes = []
+    q.on_enqueue = lambda: wakes.append(1)
+    existing = q.enqueue("gitd_post_receive", "b", {"n": 0}, dedup_key="kb", repo_id=7)
+    ids = q.enqueue_many("gitd_post_receive", [("a", "ka"), ("b", "kb"), ("c", "kc")], {"n": 1}, repo_id=7)
+    assert len(ids) == 2 and existing not in ids and len(wakes) == 2
+    jobs = [q.get(i) for i in ids]
+    assert [(j.plugin, j.dedup_key, j.payload, j.repo_id, j.state) for j in jobs] == [
+        ("a", "ka", {"n": 1}, 7, "queued"), ("c", "kc", {"n": 1}, 7, "queued")]
+    assert [q.claim().id for _ in range(3)] == [existing, *ids]  # plugin order
+    assert q.enqueue_many("gitd_post_receive", [("a", "ka"), ("c", "kc")], {}) == []
+    assert q.enqueue_many("gitd_post_receive", [], {}) == [] and len(wakes) == 2
+
+
+def test_enqueue_many_in_a_failed_transaction_records_nothing(store):
+    q = queue(store)
+    with pytest.raises(RuntimeError), store.transaction():
+        q.enqueue_many("h", [("a", "ka"), ("b", "kb")], {})
+        raise RuntimeError("boom")
+    assert q.list() == []
+
+
 def test_claim_takes_due_jobs_in_order_and_each_only_once(store):
     q = queue(store)
     later = q.enqueue("h", "p", {}, dedup_key="later", delay=60)
