@@ -27,12 +27,11 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from aiohttp import web
-
 from gitd.config import ConfigError
 from gitd.errors import PushRejected
 from gitd.events import PushEvent, RefUpdate
 from gitd.hookchain import HookChain, PushSession, PushSessions
+from gitd.hookserver import INTERNAL, HookServer
 from gitd.repos import RepoService
 
 log = logging.getLogger("gitd.hookapi")
@@ -43,7 +42,7 @@ TOKEN_HEADER = "X-Gitd-Push-Token"
 
 BAD_TOKEN = "gitd: this push did not come through the gitd daemon (no valid push token); refused."
 MALFORMED = "gitd: malformed hook call; push refused."
-INTERNAL = "gitd: internal error in the push hook; push refused. The server log has the details."
+Reply = tuple[int, str]  # (HTTP status, text for the pusher)
 
 
 # The longest path a Unix socket can be bound to on Linux (sun_path is 108 bytes).
@@ -52,6 +51,14 @@ MAX_SOCKET_PATH = 107
 
 class MalformedHookCall(ValueError):
     pass
+
+
+class Refused(Exception):
+    """A hook call answered without running anything: bad token, malformed body."""
+
+    def __init__(self, status: int, text: str):
+        super().__init__(text)
+        self.reply: Reply = (status, text)
 
 
 def prepare_hook_endpoint(socket_path: Path) -> None:
@@ -64,12 +71,6 @@ def prepare_hook_endpoint(socket_path: Path) -> None:
     socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         socket_path.unlink()
-
-
-def _reply(status: int, message: str = "") -> web.Response:
-    if message and not message.endswith("\n"):
-        message += "\n"
-    return web.Response(status=status, text=message, content_type="text/plain")
 
 
 def parse_body(body: bytes) -> tuple[dict[str, str], list[str], list[RefUpdate]]:
@@ -165,11 +166,9 @@ class HookAPI:
         self.repos = repos
         self.lfs_missing = lfs_missing
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/hook/pre-receive", self.pre_receive)
-        app.router.add_post("/hook/post-receive", self.post_receive)
-        return app
+    def server(self) -> HookServer:
+        return HookServer({"/hook/pre-receive": self.pre_receive, "/hook/post-receive": self.post_receive},
+                          token_header=TOKEN_HEADER)
 
     def _event(self, session: PushSession, body: bytes) -> PushEvent:
         raw_env, options, updates = parse_body(body)
@@ -186,49 +185,49 @@ class HookAPI:
         return PushEvent(repo=info, pusher=session.principal.name, updates=updates, via=session.via,
                          push_options=options, git_env=env, lfs_missing=lfs_missing)
 
-    async def _call(self, request: web.Request, *, post: bool = False) -> tuple[PushSession, PushEvent] | web.Response:
-        session = self.sessions.get(request.headers.get(TOKEN_HEADER))
+    def _call(self, hook: str, token: str | None, body: bytes) -> tuple[PushSession, PushEvent]:
+        """The push session and event of a hook call, or ``Refused``."""
+        session = self.sessions.get(token)
         # Each token gets one pre-receive, then (only after it) one post-receive.
+        post = hook == "post-receive"
         used = session is not None and (
             session.post_receive_done or (not session.pre_receive_done if post else session.pre_receive_done))
         if session is None or used:
-            log.warning("hook call %s refused: no valid push token", request.path)
-            return _reply(403, BAD_TOKEN)
+            log.warning("%s hook call refused: no valid push token", hook)
+            raise Refused(403, BAD_TOKEN)
         try:
-            return session, self._event(session, await request.read())
+            return session, self._event(session, body)
         except MalformedHookCall as exc:
-            log.warning("malformed %s call for %s: %s", request.path, session.repo.full_name, exc)
-            return _reply(400, MALFORMED)
+            log.warning("malformed %s call for %s: %s", hook, session.repo.full_name, exc)
+            raise Refused(400, MALFORMED) from None
 
-    async def pre_receive(self, request: web.Request) -> web.Response:
+    async def pre_receive(self, token: str | None, body: bytes) -> Reply:
         try:
-            called = await self._call(request)
-            if isinstance(called, web.Response):
-                return called
-            session, event = called
+            session, event = self._call("pre-receive", token, body)
             session.pre_receive_done = True  # one pre-receive per push token
             try:
                 await self.chain.run_pre_receive(event)
             except PushRejected as exc:
-                return _reply(403, str(exc.message))
+                return 403, str(exc.message)
             # What post-receive may record: the approved updates, without the quarantine.
             session.approved = dataclasses.replace(event, git_env={}, lfs_missing=None)
             session.intent = self.chain.record_intent(session.approved)
-            return _reply(200)
+            return 200, ""
+        except Refused as exc:
+            return exc.reply
         except Exception:
             log.exception("pre-receive hook call failed")
-            return _reply(500, INTERNAL)
+            return 500, INTERNAL
 
-    async def post_receive(self, request: web.Request) -> web.Response:
+    async def post_receive(self, token: str | None, body: bytes) -> Reply:
         """Refs moved: record the post-receive jobs before git finishes the push."""
         try:
-            called = await self._call(request, post=True)
-            if isinstance(called, web.Response):
-                return called
-            session, event = called
+            session, event = self._call("post-receive", token, body)
             session.post_receive_done = True
             self.chain.finish_push(session, event.updates)
-            return _reply(200)
+            return 200, ""
+        except Refused as exc:
+            return exc.reply
         except Exception:
             log.exception("post-receive hook call failed")
-            return _reply(500, INTERNAL)
+            return 500, INTERNAL

@@ -39,18 +39,17 @@ async def hook_socket_ctx(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     path = services.data.hook_socket
     api = HookAPI(services.sessions, services.chain, services.repos, lfs_missing=services.lfs.missing)
-    runner = web.AppRunner(api.app(), access_log=None)
-    await runner.setup()
+    server = api.server()
     prepare_hook_endpoint(path)
     old_umask = os.umask(0o177)
     try:
-        await web.UnixSite(runner, str(path)).start()
+        await server.start(str(path))
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
     app[LISTENERS]["hooks"] = str(path)
     yield
-    await runner.cleanup()
+    await server.stop()
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
 
