@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -72,16 +73,24 @@ static void add_line(struct buf *b, const char *kind, const char *key, const cha
     buf_str(b, "\n");
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
+/* The request in one go (one writev for head and body), so the daemon reads it in one wake-up. */
+static int writev_all(int fd, struct iovec *iov, int count) {
+    while (count > 0) {
+        ssize_t w = writev(fd, iov, count);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             return -1;
         }
-        p += w;
-        n -= (size_t)w;
+        while (count > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            count--;
+        }
+        if (count > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
     }
     return 0;
 }
@@ -175,7 +184,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     struct buf reply = {0};
-    if (write_all(fd, head, (size_t)n) < 0 || write_all(fd, body.data, body.len) < 0 || read_all(fd, &reply) < 0) {
+    struct iovec request[2] = {{head, (size_t)n}, {body.data, body.len}};
+    if (writev_all(fd, request, 2) < 0 || read_all(fd, &reply) < 0) {
         fprintf(stderr, "gitd: lost the gitd daemon during the %s hook (%s); push refused.\n", hook,
                 strerror(errno));
         return 1;
