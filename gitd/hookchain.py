@@ -126,8 +126,12 @@ class HookChain:
             if intent is not None:
                 self.jobs.discard(intent)
             return []
-        event = self._after_refs_moved(event)
+        if intent is None and not (self.enabled and self.plugins.implementations(POST_RECEIVE)):
+            self._after_refs_moved(event)  # no job to record: just the bookkeeping
+            return []
+        # Bookkeeping, jobs and the intent's removal in one commit.
         with self.jobs.store.transaction():
+            event = self._after_refs_moved(event)
             ids = self._record_post_receive(event) if self.enabled else []
             if intent is not None:
                 self.jobs.discard(intent)
