@@ -166,14 +166,16 @@ class HookChain:
         first pushed branch (which becomes the default branch). Returns the repository as
         it is now. Never raises: bookkeeping must never cost a push its jobs."""
         try:
-            row = self.repo_rows.by_id(repo.id)
-            if row is None:
-                return repo
-            self.repo_rows.touch(row)
+            if not self.repo_rows.touch_id(repo.id):
+                return repo  # deleted meanwhile
             created = [u.ref for u in updates if u.ref.startswith("refs/heads/") and not u.is_delete]
-            branch = point_unborn_head(repo.path, created, row.default_branch)
-            if branch is not None and branch != row.default_branch:
+            branch = point_unborn_head(repo.path, created, repo.default_branch)
+            if branch is None:
+                return repo  # the common case: HEAD names an existing branch
+            row = self.repo_rows.by_id(repo.id)
+            if row is not None and branch != row.default_branch:
                 self.repo_rows.update(row, default_branch=branch)
+            if branch != repo.default_branch:
                 return dataclasses.replace(repo, default_branch=branch)
         except Exception:
             log.exception("bookkeeping after a push to %s failed", repo.full_name)

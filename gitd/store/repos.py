@@ -103,7 +103,12 @@ class Repos:
         return updated
 
     def touch(self, repo: Repo) -> None:
-        self.store.db.execute("UPDATE repos SET updated_at = ? WHERE id = ?", [utcnow(), repo.id])
+        self.touch_id(repo.id)
+
+    def touch_id(self, repo_id: int) -> bool:
+        """Mark the repository as just updated; False if there is no such repository."""
+        return self.store.db.conn.execute("UPDATE repos SET updated_at = ? WHERE id = ?",
+                                          [utcnow(), repo_id]).rowcount > 0
 
     def delete(self, repo: Repo) -> None:
         self.store.db.execute("DELETE FROM repos WHERE id = ?", [repo.id])

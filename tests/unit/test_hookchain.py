@@ -250,3 +250,21 @@ def test_a_pre_receive_check_that_hangs_refuses_the_push_in_time(world):
     assert time.monotonic() - started < 5
     assert head(info) == ZERO_OID
     release.set()
+
+
+def test_bookkeeping_after_refs_moved_touches_the_repo_and_gives_an_unborn_head_the_pushed_branch(world):
+    services, info, _ = world
+    chain: HookChain = services.chain
+    services.store.db.execute("UPDATE repos SET updated_at = '2000-01-01T00:00:00.000Z' WHERE id = ?", [info.id])
+    dev = commit(info, "dev", None)
+    update_refs(info.path, [RefUpdate("refs/heads/dev", ZERO_OID, dev)])
+    moved = chain.refs_moved(info, [RefUpdate("refs/heads/dev", ZERO_OID, dev)])
+    row = services.repo_rows.by_id(info.id)
+    assert moved.default_branch == "dev" and row.default_branch == "dev"
+    assert row.updated_at > "2000-01-01T00:00:00.000Z"
+    assert pygit2.Repository(str(info.path)).head.name == "refs/heads/dev"
+    # HEAD names a branch that exists now: nothing more to do.
+    assert chain.refs_moved(moved, [RefUpdate("refs/heads/dev", dev, commit(info, "more", dev))]) is moved
+    # A repository deleted meanwhile: nothing to keep, and no error.
+    services.store.db.execute("DELETE FROM repos WHERE id = ?", [info.id])
+    assert chain.refs_moved(moved, [RefUpdate("refs/heads/x", ZERO_OID, dev)]) is moved
