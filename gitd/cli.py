@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from gitd import __version__
+from gitd import __version__, eventloop
 from gitd.config import Config, ConfigError, split_hostport
 from gitd.errors import GitdError, NotFound
 from gitd.jobs import ALL_PLUGINS
@@ -100,7 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
     logging.getLogger("gitd").info("data directory %s; SSH host key %s", data.root, host_key_fingerprint(data))
     services = Services.build(data, config)
-    asyncio.run(serve(services, http=config.get_str("server.http")))
+    eventloop.run(serve(services, http=config.get_str("server.http")), config.get_str("server.event_loop"))
 
 
 def cmd_user_add(args: argparse.Namespace) -> None:

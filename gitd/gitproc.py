@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 # Kernel buffer of git's stdout pipe (Linux caps unprivileged pipes at 1 MiB by default):
 # a pack streams in fewer, larger reads, and git blocks less often on a full pipe.
@@ -66,8 +67,8 @@ class GitProcess(asyncio.SubprocessProtocol):
 
     # -- protocol callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self.transport = transport
+        # uvloop's process transport has the SubprocessTransport methods but not the class.
+        self.transport = cast(asyncio.SubprocessTransport, transport)
 
     def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
         if fd == 1:
@@ -116,6 +117,8 @@ class GitProcess(asyncio.SubprocessProtocol):
         return self.transport.get_pipe_transport(fd) if self.transport is not None else None
 
     def _widen_stdout(self) -> None:
+        """A 1 MiB stdout pipe: fewer, larger reads. (uvloop connects a child's stdio through
+        socketpairs, whose buffers are larger than a pipe's by default: nothing to do there.)"""
         pipe = self._pipe(1)
         if pipe is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
             return
