@@ -34,7 +34,8 @@ def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(main: Coroutine[Any, Any, T], kind: str) -> T:
-    """``asyncio.run(main)`` on the loop ``kind`` names."""
-    with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
-        return runner.run(main)
+def run(main: Callable[[], Coroutine[Any, Any, T]], kind: str) -> T:
+    """``asyncio.run(main())`` on the loop ``kind`` names (checked before ``main`` is called)."""
+    factory = loop_factory(kind)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())
