@@ -132,14 +132,19 @@ async def handle(request):
 
 app = web.Application()
 app.router.add_route("*", "/{tail:.*}", handle)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+try:  # the loop gitd runs on by default (server.event_loop = "auto")
+    import uvloop
+    loop = uvloop.new_event_loop()
+except ImportError:
+    loop = None
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, loop=loop)
 """
 
 
 @contextlib.contextmanager
 def bare_aiohttp_peer(tmp: Path):
     """The floor for any aiohttp server here: one handler that answers at once (no routing, no
-    lookups), on the same event loop setup as gitd (one process)."""
+    lookups), on the same event loop as gitd's default (uvloop when installed; one process)."""
     import socket
 
     with socket.socket() as s:

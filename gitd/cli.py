@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from gitd import __version__
+from gitd import __version__, eventloop
 from gitd.config import Config, ConfigError, split_hostport
 from gitd.errors import GitdError, NotFound
 from gitd.jobs import ALL_PLUGINS
@@ -93,6 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.ssh is not None:
         config.set("server.ssh", args.ssh)
     split_hostport(config.get_str("server.http"), 8080)  # a bad address fails here, as one line
+    eventloop.loop_factory(config.get_str("server.event_loop"))  # and so does an unknown loop
     logging.basicConfig(
         level=getattr(logging, config.get_str("server.log_level").upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -100,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
     logging.getLogger("gitd").info("data directory %s; SSH host key %s", data.root, host_key_fingerprint(data))
     services = Services.build(data, config)
-    asyncio.run(serve(services, http=config.get_str("server.http")))
+    eventloop.run(lambda: serve(services, http=config.get_str("server.http")), config.get_str("server.event_loop"))
 
 
 def cmd_user_add(args: argparse.Namespace) -> None:

@@ -16,6 +16,9 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
+
+from gitd import childproc
 
 # Kernel buffer of git's stdout pipe (Linux caps unprivileged pipes at 1 MiB by default):
 # a pack streams in fewer, larger reads, and git blocks less often on a full pipe.
@@ -47,6 +50,10 @@ class GitProcess(asyncio.SubprocessProtocol):
                     on_stderr: Callable[[bytes], None] | None = None) -> GitProcess:
         """Start git. ``on_stderr`` is handed git's stderr as it arrives (SSH forwards it)."""
         loop = asyncio.get_running_loop()
+        if childproc.available(loop):  # uvloop: start git the cheap way (see gitd.childproc)
+            proc = cls(loop, limit, on_stderr)
+            await childproc.PopenTransport.start(loop, proc, argv, env, stdin=stdin, stdout_pipe_size=PIPE_SIZE)
+            return proc
         _, proc = await loop.subprocess_exec(
             lambda: cls(loop, limit, on_stderr), *argv,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -66,8 +73,8 @@ class GitProcess(asyncio.SubprocessProtocol):
 
     # -- protocol callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self.transport = transport
+        # uvloop's process transport has the SubprocessTransport methods but not the class.
+        self.transport = cast(asyncio.SubprocessTransport, transport)
 
     def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
         if fd == 1:
@@ -116,6 +123,7 @@ class GitProcess(asyncio.SubprocessProtocol):
         return self.transport.get_pipe_transport(fd) if self.transport is not None else None
 
     def _widen_stdout(self) -> None:
+        """A 1 MiB stdout pipe: fewer, larger reads."""
         pipe = self._pipe(1)
         if pipe is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
             return

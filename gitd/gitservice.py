@@ -230,6 +230,8 @@ def install_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
     """
     if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher") or not hasattr(os, "pidfd_open"):
         return
+    if not isinstance(loop, asyncio.BaseEventLoop):
+        return  # uvloop watches its children itself
     try:
         os.close(os.pidfd_open(os.getpid()))
     except OSError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import threading
 from collections import defaultdict
@@ -58,20 +60,22 @@ class Histogram:
 
     def observe(self, value: float, **labels: str) -> None:
         key = tuple(str(labels[n]) for n in self.label_names)
+        slot = bisect.bisect_left(self.buckets, value)  # the first bucket with value <= bound
         with self._lock:
-            counts = self._counts.setdefault(key, [0] * len(self.buckets))
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    counts[i] += 1
+            counts = self._counts.get(key)
+            if counts is None:
+                counts = self._counts[key] = [0] * len(self.buckets)
+            counts[slot] += 1  # per bucket here; cumulated when rendered
             self._sums[key] += value
 
     def count(self, **labels: str) -> int:
         counts = self._counts.get(tuple(str(labels[n]) for n in self.label_names))
-        return counts[-1] if counts else 0
+        return sum(counts) if counts else 0
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
-        for key, counts in sorted(self._counts.items()):
+        for key, own in sorted(self._counts.items()):
+            counts = list(itertools.accumulate(own))
             for bound, count in zip(self.buckets, counts, strict=True):
                 le = 'le="' + _num(bound) + '"'
                 lines.append(f"{self.name}_bucket{_labels(self.label_names, key, le)} {count}")

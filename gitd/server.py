@@ -145,7 +145,8 @@ async def serve(services: Services, *, http: str, stop: asyncio.Event | None = N
     bound = runner.addresses[0]
     listeners["http"] = f"http://{_fmt_host(bound[0])}:{bound[1]}"
     services.data.serve_info.write_text(json.dumps({"pid": os.getpid(), **listeners}))
-    log.info("gitd listening: %s", ", ".join(f"{k} {v}" for k, v in listeners.items()))
+    log.info("gitd listening: %s (event loop: %s)", ", ".join(f"{k} {v}" for k, v in listeners.items()),
+             type(loop).__module__.partition(".")[0])
     try:
         await stop.wait()
     finally:

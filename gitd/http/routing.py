@@ -57,6 +57,13 @@ class Route:
     parts: tuple[str, ...]
 
 
+# What Router.resolve remembers per (method, path): the route, its parameters, the repository
+# part and, when nothing matched, the methods the path allows.
+_Known = tuple[Route | None, tuple[tuple[str, str], ...], RepoRef | None, frozenset[str]]
+MEMO_ENTRIES = 4096
+MEMO_PATH_MAX = 512
+
+
 def split_raw_path(raw_path: str) -> list[str] | None:
     """'/a/b%2Fc/' -> ['a', 'b/c', '']; None for undecodable input."""
     path = raw_path.split("?", 1)[0].split("#", 1)[0]
@@ -119,6 +126,7 @@ class Router:
         self.routes: list[Route] = []
         self._by_first: dict[str, list[Route]] | None = None
         self._open: list[Route] = []  # routes whose first part is a placeholder
+        self._memo: dict[tuple[str, str], _Known] = {}
 
     def add(self, methods: str | tuple[str, ...], pattern: str, handler: Handler, *, style: str = "plain",
             name: str | None = None) -> None:
@@ -132,6 +140,7 @@ class Router:
         parts = tuple(p for p in pattern.strip("/").split("/"))
         self.routes.append(Route(frozenset(wanted), pattern, handler, style, name or pattern, parts))
         self._by_first = None
+        self._memo.clear()
 
     def _index(self) -> dict[str, list[Route]]:
         by_first: dict[str, list[Route]] = {}
@@ -142,10 +151,29 @@ class Router:
         return by_first
 
     def resolve(self, method: str, raw_path: str) -> tuple[Match | None, set[str]]:
-        """The matching route, or (None, methods the path would allow)."""
+        """The matching route, or (None, methods the path would allow).
+
+        Matching is a pure function of the method and the path, and clients repeat the same
+        few URLs (every download starts with HEAD /resolve of it), so answers for short paths
+        are remembered, a bounded number of them."""
+        path = raw_path.partition("?")[0].partition("#")[0]
+        key = (method, path)
+        known = self._memo.get(key)
+        if known is None:
+            known = self._resolve(method, path)
+            if len(path) <= MEMO_PATH_MAX:
+                if len(self._memo) >= MEMO_ENTRIES:
+                    self._memo.clear()
+                self._memo[key] = known
+        route, params, repo, allowed = known
+        if route is None:
+            return None, set(allowed)
+        return Match(route, dict(params), repo), set()
+
+    def _resolve(self, method: str, raw_path: str) -> _Known:
         segments = split_raw_path(raw_path)
         if segments is None:
-            return None, set()
+            return None, (), None, frozenset()
         by_first = self._by_first if self._by_first is not None else self._index()
         allowed: set[str] = set()
         for route in by_first.get(segments[0], self._open):
@@ -153,6 +181,6 @@ class Router:
             if m is None:
                 continue
             if method.upper() in route.methods:
-                return m, set()
+                return route, tuple(m.params.items()), m.repo, frozenset()
             allowed |= route.methods
-        return None, allowed
+        return None, (), None, frozenset(allowed)

@@ -1,4 +1,4 @@
-"""The hook socket's minimal HTTP server, over a real Unix socket."""
+"""The hook socket's minimal HTTP server, over a real Unix socket, on both event loops."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gitd import eventloop
 from gitd.hookserver import HookServer
 
 TOKEN = "X-Gitd-Push-Token"
@@ -36,7 +37,12 @@ async def exchange(path: Path, chunks: list[bytes], *, half_close: bool = False)
     return int(lines[0].split(b" ")[1]), head, body
 
 
-def serve(tmp_path: Path, test) -> None:
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request) -> str:
+    return request.param
+
+
+def serve(tmp_path: Path, test, loop_kind: str) -> None:
     calls: list[tuple[str | None, bytes]] = []
 
     async def handler(token: str | None, body: bytes) -> tuple[int, str]:
@@ -56,10 +62,10 @@ def serve(tmp_path: Path, test) -> None:
         finally:
             await server.stop()
 
-    asyncio.run(main())
+    eventloop.run(main, loop_kind)
 
 
-def test_a_hook_call_reaches_its_handler_with_token_and_body_and_gets_a_closing_answer(tmp_path: Path):
+def test_a_hook_call_reaches_its_handler_with_token_and_body_and_gets_a_closing_answer(tmp_path: Path, loop_kind):
     async def test(sock, calls, server):
         status, head, body = await exchange(sock, [request(body=b"a b c\n")])
         assert status == 200 and body == b"" and b"Content-Length: 0" in head and b"Connection: close" in head
@@ -68,17 +74,17 @@ def test_a_hook_call_reaches_its_handler_with_token_and_body_and_gets_a_closing_
         assert status == 403 and body == b"refused: see\nthe message\n"
         assert f"Content-Length: {len(body)}".encode() in head
 
-    serve(tmp_path, test)
+    serve(tmp_path, test, loop_kind)
 
 
-def test_a_request_in_pieces_and_a_client_that_half_closes_are_served(tmp_path: Path):
+def test_a_request_in_pieces_and_a_client_that_half_closes_are_served(tmp_path: Path, loop_kind):
     async def test(sock, calls, server):
         raw = request(body=b"x" * 300)
         pieces = [raw[:7], raw[7:40], raw[40:-100], raw[-100:]]
         assert (await exchange(sock, pieces, half_close=True))[0] == 200
         assert calls == [("tok-1", b"x" * 300)]
 
-    serve(tmp_path, test)
+    serve(tmp_path, test, loop_kind)
 
 
 @pytest.mark.parametrize(("raw", "status"), [
@@ -93,15 +99,15 @@ def test_a_request_in_pieces_and_a_client_that_half_closes_are_served(tmp_path: 
     (b"POST /hook/pre-receive\r\n\r\n", 400),                                   # no version
     (b"X" * 20000, 400),                                                        # endless header
 ])
-def test_requests_the_server_does_not_take_are_answered_without_calling_the_handler(tmp_path: Path, raw, status):
+def test_requests_the_server_does_not_take_are_answered_without_calling_the_handler(tmp_path, raw, status, loop_kind):
     async def test(sock, calls, server):
         assert (await exchange(sock, [raw]))[0] == status
         assert calls == []
 
-    serve(tmp_path, test)
+    serve(tmp_path, test, loop_kind)
 
 
-def test_a_request_cut_short_is_refused_and_a_handler_error_is_a_500_without_details(tmp_path: Path):
+def test_a_request_cut_short_is_refused_and_a_handler_error_is_a_500_without_details(tmp_path: Path, loop_kind):
     async def test(sock, calls, server):
         raw = request(body=b"0123456789")
         assert (await exchange(sock, [raw[:-3]], half_close=True))[0] == 400
@@ -109,10 +115,10 @@ def test_a_request_cut_short_is_refused_and_a_handler_error_is_a_500_without_det
         assert status == 500 and b"handler bug" not in body and b"internal error" in body
         assert calls == [("tok-1", b"boom")]
 
-    serve(tmp_path, test)
+    serve(tmp_path, test, loop_kind)
 
 
-def test_stop_lets_a_call_under_way_answer(tmp_path: Path):
+def test_stop_lets_a_call_under_way_answer(tmp_path: Path, loop_kind):
     async def test(sock, calls, server):
         pending = asyncio.create_task(exchange(sock, [request(body=b"slow")]))
         while not calls:
@@ -122,4 +128,4 @@ def test_stop_lets_a_call_under_way_answer(tmp_path: Path):
         with pytest.raises(OSError), socket.socket(socket.AF_UNIX) as s:
             s.connect(str(sock))
 
-    serve(tmp_path, test)
+    serve(tmp_path, test, loop_kind)

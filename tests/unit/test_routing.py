@@ -76,3 +76,19 @@ def test_first_segment_index_keeps_registration_order():
     assert match is None and allowed == {"GET", "HEAD"}
     router.add("GET", "/late/{x*}", handler("late"), name="late")  # added after the index was built
     assert router.resolve("GET", "/late/1/2")[0].route.name == "late"
+
+
+def test_remembered_answers_are_fresh_copies_and_forgotten_when_routes_change():
+    r = make_router()
+    first, _ = r.resolve("GET", "/alice/m/resolve/main/a/b.json")
+    assert first is not None and first.params == {"rev": "main", "path": "a/b.json"}
+    first.params["rev"] = "changed by a handler"
+    again, _ = r.resolve("GET", "/alice/m/resolve/main/a/b.json?download=true")
+    assert again is not None and again is not first and again.params == {"rev": "main", "path": "a/b.json"}
+    none, allowed = r.resolve("POST", "/alice/m/info/refs")
+    assert none is None and allowed == {"GET", "HEAD"}
+    allowed.clear()
+    assert r.resolve("POST", "/alice/m/info/refs")[1] == {"GET", "HEAD"}
+    r.add("POST", "/{repo}/info/refs", _h, name="post-refs")
+    posted, _ = r.resolve("POST", "/alice/m/info/refs")
+    assert posted is not None and posted.route.name == "post-refs"

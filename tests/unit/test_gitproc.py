@@ -1,0 +1,85 @@
+"""GitProcess on both event loops: on uvloop children start through gitd.childproc
+(Popen + pidfd), on the stdlib loop through loop.subprocess_exec."""
+
+import asyncio
+import hashlib
+import os
+import time
+
+import pytest
+
+from gitd import childproc
+from gitd.eventloop import loop_factory
+from gitd.gitproc import GitProcess
+
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+LOOPS = ["asyncio", "uvloop"]
+
+
+def on_loop(kind: str, main):
+    with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
+        return runner.run(main())
+
+
+async def drain(proc: GitProcess) -> bytes:
+    out = bytearray()
+    while chunks := await proc.read():
+        for chunk in chunks:
+            out += chunk
+    return bytes(out)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_stdin_to_stdout_with_flow_control_both_ways(kind):
+    data = os.urandom(8 * 1024 * 1024)  # far more than the pipes hold: both directions must wait
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        assert childproc.available(loop) == (kind == "uvloop")
+        proc = await GitProcess.spawn(["cat"], ENV, stdin=True, limit=256 * 1024)
+
+        async def feed():
+            for i in range(0, len(data), 1 << 20):
+                assert await proc.write(data[i:i + (1 << 20)])
+            proc.close_stdin()
+
+        feeding = asyncio.ensure_future(feed())
+        out = await drain(proc)
+        await feeding
+        code = await proc.wait()
+        proc.close()
+        return out, code
+
+    out, code = on_loop(kind, main)
+    assert code == 0 and hashlib.sha256(out).digest() == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_exit_status_and_stderr_are_reported(kind):
+    async def main():
+        proc = await GitProcess.spawn(["sh", "-c", "echo out; echo oops >&2; exit 3"], ENV, stdin=False, limit=1024)
+        out = await drain(proc)
+        await proc.stderr_closed()
+        code = await proc.wait()
+        proc.close()
+        return out, proc.stderr, code
+
+    assert on_loop(kind, main) == (b"out\n", b"oops\n", 3)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_terminate_kills_the_process_group_and_reaps_it(kind):
+    async def main():
+        proc = await GitProcess.spawn(["sh", "-c", "sleep 30 & sleep 30"], ENV, stdin=True, limit=1024)
+        pid = proc.pid
+        started = time.monotonic()
+        await proc.terminate(graceful=False)
+        code = await proc.wait()
+        proc.close()
+        await asyncio.sleep(0)
+        return pid, code, time.monotonic() - started
+
+    pid, code, took = on_loop(kind, main)
+    assert code == -9 and took < 5
+    with pytest.raises(ChildProcessError):  # already reaped: no zombie left behind
+        os.waitpid(pid, os.WNOHANG)
