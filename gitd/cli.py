@@ -93,7 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.ssh is not None:
         config.set("server.ssh", args.ssh)
     split_hostport(config.get_str("server.http"), 8080)  # a bad address fails here, as one line
-    eventloop.loop_factory(config.get_str("server.event_loop"))  # and so does an unknown loop
+    loop_factory = eventloop.loop_factory(config.get_str("server.event_loop"))  # and so does an unknown loop
     logging.basicConfig(
         level=getattr(logging, config.get_str("server.log_level").upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -101,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
     logging.getLogger("gitd").info("data directory %s; SSH host key %s", data.root, host_key_fingerprint(data))
     services = Services.build(data, config)
-    eventloop.run(lambda: serve(services, http=config.get_str("server.http")), config.get_str("server.event_loop"))
+    eventloop.run(serve(services, http=config.get_str("server.http")), loop_factory)
 
 
 def cmd_user_add(args: argparse.Namespace) -> None:

@@ -34,8 +34,7 @@ def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(main: Callable[[], Coroutine[Any, Any, T]], kind: str) -> T:
-    """``asyncio.run(main())`` on the loop ``kind`` names (checked before ``main`` is called)."""
-    factory = loop_factory(kind)
+def run(main: Coroutine[Any, Any, T], factory: Callable[[], asyncio.AbstractEventLoop] | None) -> T:
+    """``asyncio.run(main)`` on a loop from ``factory`` (see ``loop_factory``)."""
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main())
+        return runner.run(main)

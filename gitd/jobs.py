@@ -94,12 +94,7 @@ class JobQueue:
             args += [hook, plugin, repo_id, data, dedup_key, self.max_attempts, run_after, now, now]
         sql = ("INSERT OR IGNORE INTO jobs (hook, plugin, repo_id, payload, dedup_key, state, attempts, "
                f"max_attempts, run_after, created_at, updated_at) VALUES {rows}")
-        conn = self.store.db.conn
-        if len(jobs) == 1:
-            cur = conn.execute(sql, args)
-            ids = [cur.lastrowid] if cur.rowcount and cur.lastrowid is not None else []
-        else:
-            ids = sorted(row[0] for row in conn.execute(sql + " RETURNING id", args).fetchall())
+        ids = sorted(row[0] for row in self.store.db.conn.execute(sql + " RETURNING id", args).fetchall())
         if ids and self.on_enqueue is not None and delay <= 0:
             self.on_enqueue()
         return ids

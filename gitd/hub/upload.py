@@ -173,7 +173,7 @@ class HubUploads(HubBase):
                                            may_create=empty and ref.startswith("refs/heads/"))
             if empty:  # the first branch of an empty repository becomes its HEAD, as after a first push
                 self.repos.after_push(ctx.repo, [RefUpdate(ref, ZERO_OID, oid)])
-        self.repos.repos.touch(ctx.repo)
+        self.repos.repos.touch_id(ctx.repo.id)
         return json_response({"success": True, "commitOid": oid,
                               "commitUrl": f"{self.repo_url(request, ctx.repo)}/commit/{oid}",
                               "commitMessage": message.strip(), "hookOutput": "",

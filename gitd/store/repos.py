@@ -102,9 +102,6 @@ class Repos:
         assert updated is not None
         return updated
 
-    def touch(self, repo: Repo) -> None:
-        self.touch_id(repo.id)
-
     def touch_id(self, repo_id: int) -> bool:
         """Mark the repository as just updated; False if there is no such repository."""
         return self.store.db.conn.execute("UPDATE repos SET updated_at = ? WHERE id = ?",
