@@ -20,13 +20,14 @@ import functools
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def available(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether to start children through ``PopenTransport`` on ``loop``: not on the stdlib
-    loop, whose ``subprocess_exec`` already uses Popen; and only where pidfds exist."""
-    return not isinstance(loop, asyncio.BaseEventLoop) and _pidfds()
+    """Whether to start children through ``PopenTransport`` on ``loop``: on uvloop (the
+    stdlib loop's ``subprocess_exec`` already uses Popen, and the descriptor handling
+    below is uvloop's), and only where pidfds exist."""
+    return type(loop).__module__.startswith("uvloop") and _pidfds()
 
 
 @functools.cache
@@ -68,6 +69,11 @@ class _WriteSide(asyncio.BaseProtocol):
         self.protocol.pipe_connection_lost(0, exc)
 
 
+def _loop_owned(fd: int, mode: str) -> BinaryIO:
+    """A file object for a descriptor the loop's transport closes (through libuv) alone."""
+    return open(fd, mode, buffering=0, closefd=False)
+
+
 class PopenTransport(asyncio.SubprocessTransport):
     def __init__(self, loop: asyncio.AbstractEventLoop, protocol: asyncio.SubprocessProtocol,
                  popen: subprocess.Popen, pidfd: int):
@@ -84,26 +90,52 @@ class PopenTransport(asyncio.SubprocessTransport):
     async def start(cls, loop: asyncio.AbstractEventLoop, protocol: asyncio.SubprocessProtocol,
                     argv: Sequence[str], env: Mapping[str, str], *, stdin: bool,
                     stdout_pipe_size: int = 0) -> PopenTransport:
-        popen = subprocess.Popen(  # argv is built by GitRunner, never a shell
-            list(argv), stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=dict(env), start_new_session=True, close_fds=True, bufsize=0)
+        # The pipes are made here, not by Popen: each parent end goes to the loop in a file
+        # object that does not close it, because uvloop's pipe transports close the
+        # descriptor through libuv as well as through the file object, and between the two
+        # closes another thread may have been handed the same number (uvloop issue #763).
+        stdin_r, stdin_w = os.pipe() if stdin else (-1, -1)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        ours = [fd for fd in (stdin_w, out_r, err_r) if fd >= 0]
+        try:
+            if stdout_pipe_size and hasattr(fcntl, "F_SETPIPE_SZ"):
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(out_r, fcntl.F_SETPIPE_SZ, stdout_pipe_size)
+            popen = subprocess.Popen(  # argv is built by GitRunner, never a shell
+                list(argv), stdin=stdin_r if stdin else subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                env=dict(env), start_new_session=True, close_fds=True)
+        except BaseException:
+            for fd in ours:
+                os.close(fd)
+            raise
+        finally:
+            for fd in (stdin_r, out_w, err_w):
+                if fd >= 0:
+                    os.close(fd)
         try:
             pidfd = os.pidfd_open(popen.pid)
         except OSError:
+            for fd in ours:
+                os.close(fd)
             popen.kill()
             popen.wait()
             raise
-        assert popen.stdout is not None and popen.stderr is not None
-        if stdout_pipe_size and hasattr(fcntl, "F_SETPIPE_SZ"):
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(popen.stdout.fileno(), fcntl.F_SETPIPE_SZ, stdout_pipe_size)
         transport = cls(loop, protocol, popen, pidfd)
         try:
-            if popen.stdin is not None:
-                transport._pipes[0], _ = await loop.connect_write_pipe(lambda: _WriteSide(protocol), popen.stdin)
-            transport._pipes[1], _ = await loop.connect_read_pipe(lambda: _ReadSide(protocol, 1), popen.stdout)
-            transport._pipes[2], _ = await loop.connect_read_pipe(lambda: _ReadSide(protocol, 2), popen.stderr)
+            if stdin:
+                transport._pipes[0], _ = await loop.connect_write_pipe(
+                    lambda: _WriteSide(protocol), _loop_owned(stdin_w, "wb"))
+                ours.remove(stdin_w)
+            transport._pipes[1], _ = await loop.connect_read_pipe(lambda: _ReadSide(protocol, 1),
+                                                                  _loop_owned(out_r, "rb"))
+            ours.remove(out_r)
+            transport._pipes[2], _ = await loop.connect_read_pipe(lambda: _ReadSide(protocol, 2),
+                                                                  _loop_owned(err_r, "rb"))
+            ours.remove(err_r)
         except BaseException:
+            for fd in ours:
+                os.close(fd)
             transport.close()
             raise
         loop.add_reader(pidfd, transport._child_exited)

@@ -14,7 +14,7 @@ mode="${1:-serve}"
 [ $# -gt 0 ] && shift
 
 APT_RUNTIME="git git-lfs python3 python3-venv python3-dev"
-APT_TEST="openssh-client openssh-server nginx fcgiwrap curl procps"
+APT_TEST="openssh-client openssh-server nginx fcgiwrap curl procps strace"
 
 need_apt=""
 for pkg in $APT_RUNTIME $( [ "$mode" = test ] && echo $APT_TEST ); do

@@ -4,7 +4,11 @@
 import asyncio
 import hashlib
 import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +87,43 @@ def test_terminate_kills_the_process_group_and_reaps_it(kind):
     assert code == -9 and took < 5
     with pytest.raises(ChildProcessError):  # already reaped: no zombie left behind
         os.waitpid(pid, os.WNOHANG)
+
+
+
+
+
+
+CHILDREN = """
+import asyncio, sys
+from gitd.eventloop import loop_factory, run
+from gitd.gitproc import GitProcess
+
+async def main():
+    for _ in range(5):
+        proc = await GitProcess.spawn(["cat"], {"PATH": "/usr/bin:/bin"}, stdin=True, limit=1024)
+        assert await proc.write(b"x")
+        proc.close_stdin()
+        while await proc.read():
+            pass
+        await proc.wait()
+        proc.close()
+    for _ in range(3):
+        await asyncio.sleep(0.01)
+
+run(main(), loop_factory(sys.argv[1]))
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (scripts/bootstrap.sh installs it)")
+@pytest.mark.parametrize("kind", LOOPS)
+def test_regression_child_pipes_are_closed_exactly_once(tmp_path, kind):
+    # uvloop's pipe transports closed a pipe's descriptor twice (through the file object,
+    # then through libuv). Between the two, another thread could be handed the same number
+    # and lose it: a plugin's git subprocess failed with EBADF in the middle of a push.
+    script = tmp_path / "children.py"
+    script.write_text(CHILDREN)
+    traced = subprocess.run(["strace", "-f", "-qq", "-e", "trace=close", sys.executable, str(script), kind],
+                            capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert traced.returncode == 0, traced.stderr[-2000:]
+    assert "close(" in traced.stderr
+    assert [line for line in traced.stderr.splitlines() if "EBADF" in line] == []

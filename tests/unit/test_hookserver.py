@@ -62,7 +62,7 @@ def serve(tmp_path: Path, test, loop_kind: str) -> None:
         finally:
             await server.stop()
 
-    eventloop.run(main, loop_kind)
+    eventloop.run(main(), eventloop.loop_factory(loop_kind))
 
 
 def test_a_hook_call_reaches_its_handler_with_token_and_body_and_gets_a_closing_answer(tmp_path: Path, loop_kind):
