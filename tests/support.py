@@ -21,6 +21,11 @@ from gitd import cli
 _counter = itertools.count(1)
 
 
+def tampered(data: bytes) -> bytes:
+    """``data`` with its first byte changed, so it always differs (a fixed first byte matches 1 in 256 random ones)."""
+    return bytes([data[0] ^ 0xFF]) + data[1:]
+
+
 def unique(prefix: str = "t") -> str:
     """A name no other test in this session uses."""
     return f"{prefix}{os.getpid() % 1000}x{next(_counter)}"

@@ -17,7 +17,7 @@ from gitd.lfs.errors import ObjectMismatch
 from gitd.lfs.storage.base import ChunkedUploads, MultipartStore, ObjectStore, PresignedStore, UploadedPart
 from gitd.lfs.storage.local import LocalStorage
 from gitd.lfs.storage.s3 import S3Settings, S3Storage, part_size_for
-from tests.support import unique
+from tests.support import tampered, unique
 
 MIB = 1024 * 1024
 
@@ -129,7 +129,7 @@ def test_large_object_goes_in_parts_and_reads_back(backend):
 def test_mismatch_stores_nothing(backend, kind, size):
     data = os.urandom(size)
     oid = oid_of(data)
-    sent = {"wrong bytes": b"x" + data[1:], "too short": data[:-1], "too long": data + b"!"}[kind]
+    sent = {"wrong bytes": tampered(data), "too short": data[:-1], "too long": data + b"!"}[kind]
 
     async def scenario():
         with pytest.raises(ObjectMismatch):
@@ -244,7 +244,7 @@ def test_presigned_upload_of_wrong_bytes_is_refused_and_discarded(capable):
     store = presigned(backend)
     data = os.urandom(5000)
     oid = oid_of(data)
-    for sent in (b"y" + data[1:], data[:-1]):
+    for sent in (tampered(data), data[:-1]):
         upload = store.presign_put(oid, 60)
         urllib.request.urlopen(urllib.request.Request(upload.url, data=sent, method="PUT")).close()
         with pytest.raises(ObjectMismatch):
@@ -334,7 +334,7 @@ def test_chunked_upload_that_does_not_hash_stores_nothing(backend, tamper):
         for n in range(1, upload.part_count + 1):
             part = data[(n - 1) * chunk:n * chunk]
             if n == 2 and tamper == "wrong bytes":
-                part = bytes([part[0] ^ 1]) + part[1:]
+                part = tampered(part)
             if n == 2 and tamper == "missing part":
                 continue
             if n == 2 and tamper == "short part":
