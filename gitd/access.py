@@ -39,6 +39,7 @@ class Principal:
     cap: AccessLevel = AccessLevel.ADMIN
     repo_id: int | None = None
     method: str = "anonymous"  # anonymous | token | signed | ssh | internal
+    token_id: int | None = None  # the API token it came with (method "token")
 
     @property
     def is_anonymous(self) -> bool:

@@ -13,6 +13,7 @@ import time
 from gitd.access import ANONYMOUS, AccessLevel, Principal
 from gitd.errors import Unauthorized
 from gitd.store import Account, Accounts
+from gitd.store.db import StampedCache
 
 TOKEN_PREFIX = "gitd_"
 SIGNED_PREFIX = "gitds."
@@ -39,6 +40,9 @@ class Authenticator:
         self.accounts = accounts
         self._key = secret_key
         self._touched: dict[int, float] = {}
+        # Authorization header -> (Principal, token id) for API tokens: the same few headers
+        # come on every request, and a revoked token or changed account drops the answers.
+        self._by_header = StampedCache(accounts.store)
 
     # -- API tokens -------------------------------------------------------------------------
     def create_token(self, account: Account, name: str, scope: str = "write") -> str:
@@ -88,12 +92,19 @@ class Authenticator:
         if found is None:
             return None
         tok, account = found
-        now = time.monotonic()
-        if now - self._touched.get(tok.id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
-            self._touched[tok.id] = now
-            self.accounts.touch_token(tok)
+        self._touch(tok.id)
         cap = AccessLevel.READ if tok.scope == "read" else AccessLevel.ADMIN
-        return Principal(account=account, cap=cap, method="token")
+        return Principal(account=account, cap=cap, method="token", token_id=tok.id)
+
+    def _touch(self, token_id: int | None) -> None:
+        """Record a token's use, at most once a minute per token (a write per request would
+        serialise every reader behind the database's write lock)."""
+        if token_id is None:
+            return
+        now = time.monotonic()
+        if now - self._touched.get(token_id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
+            self._touched[token_id] = now
+            self.accounts.touch_token_id(token_id)
 
     def principal_from_header(self, authorization: str | None) -> Principal:
         """Parse ``Authorization: Basic|Bearer``; anonymous when absent, 401 when invalid.
@@ -103,6 +114,17 @@ class Authenticator:
         """
         if not authorization:
             return ANONYMOUS
+        known = self._by_header.current()
+        cached = known.get(authorization)
+        if cached is not None:
+            self._touch(cached.token_id)
+            return cached
+        principal = self._parse_header(authorization)
+        if principal.method == "token":  # signed tokens expire: checked every time
+            self._by_header.remember(known, authorization, principal)
+        return principal
+
+    def _parse_header(self, authorization: str) -> Principal:
         scheme, _, value = authorization.strip().partition(" ")
         value = value.strip()
         token: str | None = None

@@ -16,6 +16,7 @@ from gitd.access import Access, AccessLevel, Principal
 from gitd.gitservice import GitResult, GitRunner
 from gitd.hookchain import PushSessions
 from gitd.metrics import Metrics
+from gitd.refs import RefChanges
 from gitd.repos import RepoService
 from gitd.store import Repo
 
@@ -31,8 +32,9 @@ NEEDED = {
 
 class GitServe:
     def __init__(self, repos: RepoService, access: Access, git: GitRunner, sessions: PushSessions,
-                 metrics: Metrics, *, hook_socket: Path, hooks_enabled: bool = True):
+                 metrics: Metrics, *, ref_changes: RefChanges, hook_socket: Path, hooks_enabled: bool = True):
         self.repos = repos
+        self.ref_changes = ref_changes
         self.access = access
         self.git = git
         self.sessions = sessions
@@ -56,9 +58,14 @@ class GitServe:
         if service == "receive-pack":
             with self.sessions.open(repo, principal, via) as session:
                 env = {"GITD_HOOK_SOCKET": str(self.hook_socket), "GITD_PUSH_TOKEN": session.token}
-                result = await self.git.run(service, path, args, stdin=stdin, sink=sink, protocol=protocol,
-                                            env=env, on_start=on_start, err_sink=err_sink,
-                                            hooks=self.hooks_enabled)
+                try:
+                    result = await self.git.run(service, path, args, stdin=stdin, sink=sink, protocol=protocol,
+                                                env=env, on_start=on_start, err_sink=err_sink,
+                                                hooks=self.hooks_enabled)
+                finally:
+                    # Refs may have moved even if post-receive never reached us (hooks off,
+                    # a killed hook): ref caches must look again before the pusher hears back.
+                    self.ref_changes.bump()
         else:
             result = await self.git.run(service, path, args, stdin=stdin, sink=sink, protocol=protocol,
                                         on_start=on_start, err_sink=err_sink)

@@ -35,7 +35,7 @@ from gitd.errors import PushRejected
 from gitd.events import VIA, PushEvent, RefUpdate, RepoInfo
 from gitd.jobs import ALL_PLUGINS, Job, JobQueue, PermanentJobError
 from gitd.plugins import PluginHost
-from gitd.refs import landed_updates, point_unborn_head, update_refs
+from gitd.refs import RefChanges, landed_updates, point_unborn_head, update_refs
 from gitd.store import Repo, Repos
 from gitd.threads import ThreadPool
 
@@ -68,9 +68,10 @@ def updates_key(updates: Iterable[RefUpdate]) -> str:
 
 
 class HookChain:
-    def __init__(self, plugins: PluginHost, jobs: JobQueue, repo_rows: Repos, *, enabled: bool = True,
-                 pre_receive_timeout: float = 120.0):
+    def __init__(self, plugins: PluginHost, jobs: JobQueue, repo_rows: Repos, *, ref_changes: RefChanges,
+                 enabled: bool = True, pre_receive_timeout: float = 120.0):
         self.plugins = plugins
+        self.ref_changes = ref_changes
         self.jobs = jobs
         self.repo_rows = repo_rows
         self.enabled = enabled
@@ -165,6 +166,7 @@ class HookChain:
         """Bookkeeping once refs moved: touch the repository, and give an unborn HEAD the
         first pushed branch (which becomes the default branch). Returns the repository as
         it is now. Never raises: bookkeeping must never cost a push its jobs."""
+        self.ref_changes.bump()
         try:
             if not self.repo_rows.touch_id(repo.id):
                 return repo  # deleted meanwhile
@@ -208,9 +210,11 @@ class HookChain:
     # -- repository lifecycle ------------------------------------------------------------------
     def repo_created(self, repo: RepoInfo) -> int | None:
         """Record that ``repo`` was created; the daemon runs every plugin's hook for it."""
+        self.ref_changes.bump()  # its path may have held a deleted repository's refs
         return self._enqueue_for_all(REPO_CREATED, repo)
 
     def repo_deleted(self, repo: RepoInfo) -> int | None:
+        self.ref_changes.bump()
         return self._enqueue_for_all(REPO_DELETED, repo)
 
     def _enqueue_for_all(self, hook: str, repo: RepoInfo) -> int | None:

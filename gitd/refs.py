@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -10,6 +11,19 @@ import pygit2
 
 from gitd.errors import Conflict
 from gitd.events import ZERO_OID, RefUpdate
+
+
+class RefChanges:
+    """A number that changes whenever the daemon moves refs (any push, API commit or mirror
+    update) or creates or deletes a repository. Ref read caches compare it instead of asking
+    the disk on every read (see ``gitd.hub.gitread.LooseRefs``)."""
+
+    def __init__(self) -> None:
+        self._next = itertools.count(1)
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value = next(self._next)  # one atomic step under the GIL: no two bumps collide
 
 
 class RefConflict(Conflict):

@@ -22,6 +22,7 @@ from gitd.lfs.storage.factory import build_storage
 from gitd.metrics import Metrics
 from gitd.paths import DataDir
 from gitd.plugins import PluginHost
+from gitd.refs import RefChanges
 from gitd.repos import RepoService
 from gitd.store import Accounts, Repos, Store
 
@@ -43,6 +44,7 @@ class Services:
     sessions: PushSessions
     metrics: Metrics
     lfs: LfsService
+    ref_changes: RefChanges  # bumped whenever the daemon moves refs; read caches compare it
     serve: GitServe  # the one git service runner SSH and Smart HTTP share
 
     @classmethod
@@ -59,7 +61,8 @@ class Services:
             backoff_base=config.get_float("jobs.backoff_base"),
             backoff_max=config.get_float("jobs.backoff_max"),
         )
-        chain = HookChain(plugins, jobs, repo_rows, enabled=config.get_bool("hooks.enabled"),
+        ref_changes = RefChanges()
+        chain = HookChain(plugins, jobs, repo_rows, ref_changes=ref_changes, enabled=config.get_bool("hooks.enabled"),
                           pre_receive_timeout=config.get_float("hooks.pre_receive_timeout"))
         metrics = Metrics()
         git = GitRunner(
@@ -89,7 +92,8 @@ class Services:
             lfs=LfsService(ObjectTable(store), build_storage(config, data), Locks(store),
                            max_object_size=config.get_size("lfs.max_object_size"),
                            direct_uploads=config.get_bool("lfs.s3.direct")),
-            serve=GitServe(repos, access, git, sessions, metrics, hook_socket=data.hook_socket,
+            ref_changes=ref_changes,
+            serve=GitServe(repos, access, git, sessions, metrics, ref_changes=ref_changes, hook_socket=data.hook_socket,
                            hooks_enabled=config.get_bool("hooks.enabled")),
         )
 

@@ -26,7 +26,7 @@ def add_hub_routes(router: Router, services: Services, lfs: LfsContent | None = 
     cfg = services.config
     public_url = cfg.get_str("server.public_url")
     email_domain = cfg.get_str("hub.commit_email_domain")
-    reader = RepoReader(cache_entries=cfg.get_int("hub.resolve_cache_entries"))
+    reader = RepoReader(services.ref_changes, cache_entries=cfg.get_int("hub.resolve_cache_entries"))
     # Without an LFS store no object is held and pointers are served as the files they are.
     content = lfs if lfs is not None else NoLfsContent()
     view = FileView(content)

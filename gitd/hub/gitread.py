@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import pygit2
 
 from gitd.errors import NotFound
 from gitd.lfs.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
-from gitd.refs import head_branch
+from gitd.refs import RefChanges, head_branch
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _OPEN_FLAGS = pygit2.enums.RepositoryOpenFlag.BARE | pygit2.enums.RepositoryOpenFlag.NO_SEARCH
@@ -64,14 +65,12 @@ def ref_for(revision: str) -> str:
 _SAFE_REF = re.compile(r"^refs/[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 
 
-def _loose_ref(path: Path, name: str) -> str | None:
+def _read_loose_ref(file: str) -> str | None:
     """The object sha a loose ref file holds, read straight from the file (git replaces the
     file atomically, so this is never half-written); None if there is no such file or it
-    holds anything else (symbolic ref, odd name): then pygit2 resolves it."""
-    if not _SAFE_REF.match(name) or ".." in name or name.endswith(".lock"):
-        return None
+    holds anything else (a symbolic ref): then pygit2 resolves it."""
     try:
-        fd = os.open(f"{path}/{name}", os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
@@ -82,6 +81,62 @@ def _loose_ref(path: Path, name: str) -> str | None:
         os.close(fd)
     text = data.decode("ascii", "replace")
     return text if SHA_RE.match(text) else None
+
+
+# A ref file whose timestamps are closer than this to the moment it was read is not cached:
+# file times come from a coarse clock (up to a scheduler tick behind), so a file replaced
+# within that window could look unchanged to stat. The same "racy timestamp" rule as git's index.
+RACY_NS = 50_000_000
+# How long a cached ref is trusted without looking at its file, if the daemon moved no ref
+# meanwhile: the bound on how late a change made behind the daemon's back is seen.
+RECHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownRef:
+    stat: tuple[int, int, int, int, int]
+    sha: str
+    changes: int  # RefChanges.value when the file was looked at
+    until: float  # monotonic time after which the file is looked at again
+
+
+class LooseRefs:
+    """Loose ref files, read without a system call while nothing may have changed.
+
+    A remembered ref is answered as is while the daemon's ``RefChanges`` counter has not
+    moved (every push, API commit, mirror update, repository creation and deletion bumps
+    it) and for at most ``RECHECK_SECONDS``. After that its file is looked at again with
+    one ``stat``, and read only if the stat differs: git replaces a ref file by renaming a
+    new one over it, so any update changes its inode number or its times. On this hot path
+    each system call costs more than the rest of the lookup (see docs/architecture.md).
+    """
+
+    def __init__(self, changes: RefChanges, *, size: int = 10_000, recheck: float = RECHECK_SECONDS):
+        self.changes = changes
+        self.size = size
+        self.recheck = recheck
+        self._known: dict[str, _KnownRef] = {}
+
+    def get(self, path: Path, name: str) -> str | None:
+        if not _SAFE_REF.match(name) or ".." in name or name.endswith(".lock"):
+            return None
+        file = f"{path}/{name}"
+        changes = self.changes.value  # read before the file, so a move after it is not missed
+        now = time.monotonic()
+        known = self._known.get(file)
+        if known is not None and known.changes == changes and now < known.until:
+            return known.sha
+        try:
+            st = os.stat(file, follow_symlinks=False)
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        sha = known.sha if known is not None and known.stat == key else _read_loose_ref(file)
+        if sha is not None and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
+            if len(self._known) >= self.size:
+                self._known.clear()
+            self._known[file] = _KnownRef(key, sha, changes, now + self.recheck)
+        return sha
 
 
 class _LRU(OrderedDict):
@@ -99,13 +154,14 @@ class _LRU(OrderedDict):
 class RepoReader:
     """Read access to bare repositories by path, with per-thread handles and caches."""
 
-    def __init__(self, *, cache_entries: int = 100_000):
+    def __init__(self, changes: RefChanges, *, cache_entries: int = 100_000):
         self._local = threading.local()
         self._lock = threading.Lock()
         # (path, commit sha, file path) -> Entry | None ; immutable facts, shared by threads.
         self._entries: _LRU = _LRU(cache_entries)
         # (path, object sha) -> the commit it peels to; objects never change.
         self._peeled: _LRU = _LRU(4096)
+        self._loose = LooseRefs(changes)
 
     # -- handles -------------------------------------------------------------------------------
     def open(self, path: Path) -> pygit2.Repository:
@@ -155,7 +211,7 @@ class RepoReader:
                 return peeled
         candidates = [revision] if revision.startswith("refs/") else [f"refs/heads/{revision}",
                                                                          f"refs/tags/{revision}"]
-        loose = _loose_ref(path, candidates[0])
+        loose = self._loose.get(path, candidates[0])
         if loose is not None:  # a loose ref file wins over packed-refs, as in git; sha -> commit is cached
             return self.try_resolve(path, loose)
         for name in candidates:

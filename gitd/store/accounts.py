@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 
 from gitd.errors import BadRequest, Conflict, NotFound
-from gitd.store.db import Store, utcnow
+from gitd.store.db import StampedCache, Store, utcnow
 from gitd.store.models import Account, SSHKey, Token
 
 ORG_ROLES = ("read", "write", "admin")
@@ -16,7 +15,8 @@ TOKEN_SCOPES = ("read", "write")
 class Accounts:
     def __init__(self, store: Store):
         self.store = store
-        self._local = threading.local()  # token_by_hash answers, per thread
+        self._tokens = StampedCache(store)  # token_by_hash answers
+        self._roles = StampedCache(store)  # role_in answers: asked for every request to an org's repository
 
     # -- accounts -------------------------------------------------------------------------
     def _create(self, name: str, kind: str, email: str | None, is_admin: bool) -> Account:
@@ -87,10 +87,16 @@ class Accounts:
             raise NotFound(f"{user.name!r} is not a member of {org.name!r}")
 
     def role_in(self, org_id: int, user_id: int) -> str | None:
+        known = self._roles.current()
+        key = (org_id, user_id)
+        if key in known:
+            return known[key]
         row = self.store.db.execute(
             "SELECT role FROM org_members WHERE org_id = ? AND user_id = ?", [org_id, user_id]
         ).fetchone()
-        return row[0] if row else None
+        role = row[0] if row else None
+        self._roles.remember(known, key, role)
+        return role
 
     def members(self, org: Account) -> list[tuple[Account, str]]:
         rows = self.store.db.query(
@@ -128,27 +134,22 @@ class Accounts:
         return [Token.from_row(r) for r in self.store.db["tokens"].rows_where(where, args, order_by="id")]
 
     def token_by_hash(self, token_hash: str) -> tuple[Token, Account] | None:
-        # Asked on every authenticated request: answers are kept per thread while Store.version()
-        # stays the same (a revoked token or a changed account is seen on the next request).
-        stamp = self.store.version()
-        local = self._local
-        if getattr(local, "stamp", None) != stamp:
-            local.stamp, local.tokens = stamp, {}
-        if token_hash in local.tokens:
-            return local.tokens[token_hash]
+        # Asked on every authenticated request; a revoked token or a changed account drops the
+        # cached answers (StampedCache), so it is seen on the next request.
+        known = self._tokens.current()
+        if token_hash in known:
+            return known[token_hash]
         cur = self.store.db.execute("SELECT * FROM tokens WHERE token_hash = ?", [token_hash])
         row = cur.fetchone()
         found = None
         if row is not None:
             token = Token.from_row(dict(zip([c[0] for c in cur.description], row, strict=True)))
             found = (token, self.by_id(token.account_id))
-        if len(local.tokens) >= 10_000:
-            local.tokens.clear()
-        local.tokens[token_hash] = found
+        self._tokens.remember(known, token_hash, found)
         return found
 
-    def touch_token(self, token: Token) -> None:
-        self.store.db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", [utcnow(), token.id])
+    def touch_token_id(self, token_id: int) -> None:
+        self.store.db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", [utcnow(), token_id])
 
     def revoke_token(self, account: Account, name: str) -> None:
         cur = self.store.db.execute("DELETE FROM tokens WHERE account_id = ? AND name = ?", [account.id, name])

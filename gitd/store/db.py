@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitd.store.migrations import MIGRATIONS
+from gitd.store.walstamp import WalStamp
 
 
 def _import_sqlite_utils() -> type:
@@ -60,6 +61,7 @@ class Store:
         self._local = threading.local()
         self._all: list[Database] = []
         self._lock = threading.Lock()
+        self._wal: WalStamp | bool | None = None  # None: not looked at yet; False: use the PRAGMA
 
     @property
     def db(self) -> Database:
@@ -106,19 +108,66 @@ class Store:
                 )
             return max([v for v, _, _ in MIGRATIONS] + list(done))
 
-    def version(self) -> tuple[int, int]:
+    def version(self) -> tuple[object, int]:
         """A stamp that changes whenever the database may have changed for this thread: any
-        commit by another connection or process (``PRAGMA data_version``) or any change made
-        through this thread's own connection (``total_changes``). For read caches."""
+        commit by any connection or process (the WAL-index header, see walstamp.py; else
+        ``PRAGMA data_version``) or any change made through this thread's own connection,
+        committed or not (``total_changes``). For read caches."""
         conn = self.db.conn
+        wal = self._wal
+        if wal is None:
+            wal = self._open_wal(conn)
+        if wal is not False:
+            return wal.stamp(), conn.total_changes
         return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
+
+    def _open_wal(self, conn: sqlite3.Connection) -> WalStamp | bool:
+        with self._lock:
+            if self._wal is None:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                self._wal = (WalStamp.open(self.path) if mode == "wal" else None) or False
+            return self._wal
 
     def close(self) -> None:
         with self._lock:
             for db in self._all:
                 db.conn.close()
             self._all.clear()
+            if self._wal:
+                self._wal.close()  # after the connections: see walstamp.py on POSIX locks
+            self._wal = None
         self._local = threading.local()
+
+
+class StampedCache:
+    """Answers derived from the database, kept per thread while ``Store.version()`` stays the
+    same: any commit anywhere, or any change through this thread's connection, drops them.
+    For lookups asked on every request (repositories, tokens, memberships)::
+
+        known = cache.current()
+        if key in known:
+            return known[key]
+        ...compute...
+        cache.remember(known, key, value)
+    """
+
+    def __init__(self, store: Store, *, size: int = 10_000):
+        self.store = store
+        self.size = size
+        self._local = threading.local()
+
+    def current(self) -> dict:
+        """This thread's answers, emptied first if the database may have changed."""
+        stamp = self.store.version()
+        local = self._local
+        if getattr(local, "stamp", None) != stamp:
+            local.stamp, local.known = stamp, {}
+        return local.known
+
+    def remember(self, known: dict, key: object, value: object) -> None:
+        if len(known) >= self.size:
+            known.clear()
+        known[key] = value
 
 
 def _statements(sql: str) -> list[str]:

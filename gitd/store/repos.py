@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from typing import Any
 
 from gitd.errors import Conflict, NotFound
-from gitd.store.db import Store, utcnow
+from gitd.store.db import StampedCache, Store, utcnow
 from gitd.store.models import Account, Repo
 
 _SELECT = (
@@ -18,9 +17,8 @@ _SELECT = (
 class Repos:
     def __init__(self, store: Store):
         self.store = store
-        # find() answers per thread, valid while Store.version() stays the same (the hot path of
-        # every request that names a repository; any write anywhere invalidates it).
-        self._local = threading.local()
+        # find() answers: the hot path of every request that names a repository.
+        self._found = StampedCache(store)
 
     def _one(self, where: str, args: list[Any]) -> Repo | None:
         rows = self._query(where, args)
@@ -51,20 +49,15 @@ class Repos:
         return self._one("r.id = ?", [repo_id])
 
     def find(self, repo_type: str, namespace: str, name: str) -> Repo | None:
-        stamp = self.store.version()
-        local = self._local
-        if getattr(local, "stamp", None) != stamp:
-            local.stamp, local.found = stamp, {}
+        known = self._found.current()
         key = (repo_type, namespace.lower(), name.lower())
-        if key in local.found:
-            return local.found[key]
+        if key in known:
+            return known[key]
         repo = self._one(
             "r.type = ? AND a.name = ? COLLATE NOCASE AND r.name = ? COLLATE NOCASE",
             [repo_type, namespace, name],
         )
-        if len(local.found) >= 10_000:
-            local.found.clear()
-        local.found[key] = repo
+        self._found.remember(known, key, repo)
         return repo
 
     def get(self, repo_type: str, namespace: str, name: str) -> Repo:

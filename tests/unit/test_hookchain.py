@@ -241,7 +241,8 @@ def test_a_pre_receive_check_that_hangs_refuses_the_push_in_time(world):
             release.wait(30)
 
     services.plugins.register("hangs", Hangs())
-    chain = HookChain(services.plugins, services.jobs, services.repo_rows, pre_receive_timeout=0.3)
+    chain = HookChain(services.plugins, services.jobs, services.repo_rows, ref_changes=services.ref_changes,
+                      pre_receive_timeout=0.3)
     first = commit(info, "first", None)
     started = time.monotonic()
     with pytest.raises(gitd.PushRejected, match="took too long"):
