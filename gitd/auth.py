@@ -40,8 +40,8 @@ class Authenticator:
         self.accounts = accounts
         self._key = secret_key
         self._touched: dict[int, float] = {}
-        # Authorization header -> (Principal, token id) for API tokens: the same few headers
-        # come on every request, and a revoked token or changed account drops the answers.
+        # Authorization header -> Principal for API tokens: the same few headers come on every
+        # request, and a revoked token or a changed account drops the answers (StampedCache).
         self._by_header = StampedCache(accounts.store)
 
     # -- API tokens -------------------------------------------------------------------------

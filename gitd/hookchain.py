@@ -210,11 +210,9 @@ class HookChain:
     # -- repository lifecycle ------------------------------------------------------------------
     def repo_created(self, repo: RepoInfo) -> int | None:
         """Record that ``repo`` was created; the daemon runs every plugin's hook for it."""
-        self.ref_changes.bump()  # its path may have held a deleted repository's refs
         return self._enqueue_for_all(REPO_CREATED, repo)
 
     def repo_deleted(self, repo: RepoInfo) -> int | None:
-        self.ref_changes.bump()
         return self._enqueue_for_all(REPO_DELETED, repo)
 
     def _enqueue_for_all(self, hook: str, repo: RepoInfo) -> int | None:

@@ -15,8 +15,9 @@ from gitd.events import ZERO_OID, RefUpdate
 
 class RefChanges:
     """A number that changes whenever the daemon moves refs (any push, API commit or mirror
-    update) or creates or deletes a repository. Ref read caches compare it instead of asking
-    the disk on every read (see ``gitd.hub.gitread.LooseRefs``)."""
+    update). Ref read caches compare it instead of asking the disk on every read (see
+    ``gitd.hub.gitread.LooseRefs``). Repository paths come from ids that are never reused,
+    so creating or deleting a repository needs no bump."""
 
     def __init__(self) -> None:
         self._next = itertools.count(1)

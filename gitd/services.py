@@ -62,7 +62,8 @@ class Services:
             backoff_max=config.get_float("jobs.backoff_max"),
         )
         ref_changes = RefChanges()
-        chain = HookChain(plugins, jobs, repo_rows, ref_changes=ref_changes, enabled=config.get_bool("hooks.enabled"),
+        chain = HookChain(plugins, jobs, repo_rows, ref_changes=ref_changes,
+                          enabled=config.get_bool("hooks.enabled"),
                           pre_receive_timeout=config.get_float("hooks.pre_receive_timeout"))
         metrics = Metrics()
         git = GitRunner(
@@ -93,8 +94,8 @@ class Services:
                            max_object_size=config.get_size("lfs.max_object_size"),
                            direct_uploads=config.get_bool("lfs.s3.direct")),
             ref_changes=ref_changes,
-            serve=GitServe(repos, access, git, sessions, metrics, ref_changes=ref_changes, hook_socket=data.hook_socket,
-                           hooks_enabled=config.get_bool("hooks.enabled")),
+            serve=GitServe(repos, access, git, sessions, metrics, ref_changes=ref_changes,
+                           hook_socket=data.hook_socket, hooks_enabled=config.get_bool("hooks.enabled")),
         )
 
     def close(self) -> None:

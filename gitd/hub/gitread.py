@@ -104,11 +104,11 @@ class LooseRefs:
     """Loose ref files, read without a system call while nothing may have changed.
 
     A remembered ref is answered as is while the daemon's ``RefChanges`` counter has not
-    moved (every push, API commit, mirror update, repository creation and deletion bumps
-    it) and for at most ``RECHECK_SECONDS``. After that its file is looked at again with
-    one ``stat``, and read only if the stat differs: git replaces a ref file by renaming a
-    new one over it, so any update changes its inode number or its times. On this hot path
-    each system call costs more than the rest of the lookup (see docs/architecture.md).
+    moved (every push, API commit and mirror update bumps it) and for at most
+    ``RECHECK_SECONDS``. After that its file is looked at again with one ``stat``, and
+    read only if the stat differs: git replaces a ref file by renaming a new one over it,
+    so any update changes its inode number or its times. On this hot path each system
+    call costs more than the rest of the lookup (see docs/architecture.md).
     """
 
     def __init__(self, changes: RefChanges, *, size: int = 10_000, recheck: float = RECHECK_SECONDS):

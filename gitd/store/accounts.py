@@ -15,7 +15,6 @@ TOKEN_SCOPES = ("read", "write")
 class Accounts:
     def __init__(self, store: Store):
         self.store = store
-        self._tokens = StampedCache(store)  # token_by_hash answers
         self._roles = StampedCache(store)  # role_in answers: asked for every request to an org's repository
 
     # -- accounts -------------------------------------------------------------------------
@@ -134,18 +133,13 @@ class Accounts:
         return [Token.from_row(r) for r in self.store.db["tokens"].rows_where(where, args, order_by="id")]
 
     def token_by_hash(self, token_hash: str) -> tuple[Token, Account] | None:
-        # Asked on every authenticated request; a revoked token or a changed account drops the
-        # cached answers (StampedCache), so it is seen on the next request.
-        known = self._tokens.current()
-        if token_hash in known:
-            return known[token_hash]
+        # Requests do not come here each time: Authenticator caches the answer per header.
         cur = self.store.db.execute("SELECT * FROM tokens WHERE token_hash = ?", [token_hash])
         row = cur.fetchone()
         found = None
         if row is not None:
             token = Token.from_row(dict(zip([c[0] for c in cur.description], row, strict=True)))
             found = (token, self.by_id(token.account_id))
-        self._tokens.remember(known, token_hash, found)
         return found
 
     def touch_token_id(self, token_id: int) -> None:
