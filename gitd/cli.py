@@ -19,7 +19,7 @@ from typing import NoReturn
 from gitd import __version__, eventloop
 from gitd.config import Config, ConfigError, split_hostport
 from gitd.errors import GitdError, NotFound
-from gitd.jobs import ALL_PLUGINS
+from gitd.jobs.queue import ALL_PLUGINS
 from gitd.names import REPO_TYPES, check_account_name, split_full_name
 from gitd.paths import DataDir, default_data_dir
 from gitd.services import Services

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from gitd.errors import BadRequest
 
@@ -70,3 +71,21 @@ def repo_url_path(repo_type: str, namespace: str, name: str) -> str:
     """The path of a repository's web URL, e.g. 'datasets/alice/corpus'."""
     prefix = TYPE_PREFIX[repo_type]
     return f"{prefix}/{namespace}/{name}" if prefix else f"{namespace}/{name}"
+
+
+@dataclass(frozen=True)
+class RepoName:
+    """A repository as a URL or an SSH command names it (type, namespace, name), not yet
+    looked up. Both transports parse their paths into this one type."""
+
+    type: str
+    namespace: str
+    name: str
+    git_suffix: bool = field(default=False, compare=False)  # named with a trailing ".git"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def __str__(self) -> str:
+        return repo_url_path(self.type, self.namespace, self.name)

@@ -13,21 +13,21 @@ from pathlib import Path
 
 import pygit2
 
-from gitd.events import RefUpdate, RepoInfo
-from gitd.hookchain import HookChain
+from gitd.hooks.chain import HookChain
 from gitd.names import check_name, check_repo_type
 from gitd.paths import DataDir
+from gitd.plugins.events import RepoInfo
 from gitd.store import Account, Accounts, Repo, Repos
 
 log = logging.getLogger("gitd.repos")
 
 
 class RepoService:
-    def __init__(self, data: DataDir, accounts: Accounts, repos: Repos, chain: HookChain, *,
+    def __init__(self, data: DataDir, accounts: Accounts, rows: Repos, chain: HookChain, *,
                  default_branch: str = "main"):
         self.data = data
         self.accounts = accounts
-        self.repos = repos
+        self.rows = rows
         self.chain = chain
         self.default_branch = default_branch
         self._paths: dict[int, Path] = {}
@@ -46,16 +46,16 @@ class RepoService:
                         private=repo.private, path=self.path(repo), default_branch=repo.default_branch)
 
     def find(self, repo_type: str, namespace: str, name: str) -> Repo | None:
-        return self.repos.find(repo_type, namespace, name)
+        return self.rows.find(repo_type, namespace, name)
 
     def create(self, owner: Account, name: str, repo_type: str = "model", *, private: bool = False) -> Repo:
         check_name(name, "repository name")
         check_repo_type(repo_type)
-        repo = self.repos.insert(owner, name, repo_type, private=private, default_branch=self.default_branch)
+        repo = self.rows.insert(owner, name, repo_type, private=private, default_branch=self.default_branch)
         try:
             self._init_on_disk(self.path(repo), repo.default_branch)
         except Exception:
-            self.repos.delete(repo)
+            self.rows.delete(repo)
             raise
         self.chain.repo_created(self.info(repo))
         log.info("created %s repository %s (id %d)", repo.type, repo.full_name, repo.id)
@@ -77,7 +77,7 @@ class RepoService:
 
     def delete(self, repo: Repo) -> None:
         info = self.info(repo)
-        self.repos.delete(repo)
+        self.rows.delete(repo)
         path = self.path(repo)
         if path.exists():
             trash = self.data.tmp / f"deleted-{repo.id}-{secrets.token_hex(4)}"
@@ -88,15 +88,9 @@ class RepoService:
         log.info("deleted %s repository %s (id %d)", repo.type, repo.full_name, repo.id)
 
     def set_private(self, repo: Repo, private: bool) -> Repo:
-        return self.repos.update(repo, private=private)
+        return self.rows.update(repo, private=private)
 
     def move(self, repo: Repo, owner: Account, name: str) -> Repo:
         """Rename or transfer; the path on disk depends only on the id, so nothing moves."""
         check_name(name, "repository name")
-        return self.repos.update(repo, owner_id=owner.id, name=name)
-
-    def after_push(self, repo: Repo, updates: list[RefUpdate]) -> None:
-        """Bookkeeping once refs moved (the repository touched, an unborn HEAD pointed at the
-        first pushed branch). Every ref update through the hook chain gets it already
-        (``HookChain.post_receive``); calling it again is harmless."""
-        self.chain.refs_moved(self.info(repo), updates)
+        return self.rows.update(repo, owner_id=owner.id, name=name)

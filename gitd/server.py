@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gitd.config import split_hostport
-from gitd.gitservice import install_child_watcher
-from gitd.hookapi import HookAPI, prepare_hook_endpoint
+from gitd.git.runner import install_child_watcher
+from gitd.hooks.api import HookAPI, prepare_hook_endpoint
 from gitd.http.app import SERVICES, build_app
-from gitd.jobs import JobWorkers
+from gitd.jobs.workers import JobWorkers
 from gitd.lfs.storage.s3 import S3Storage
 from gitd.services import Services
 from gitd.ssh.commands import SSHCommands, lfs_http_base

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gitd.access import Access
-from gitd.auth import Authenticator
+from gitd.access.auth import Authenticator
+from gitd.access.rules import Access
 from gitd.config import Config
-from gitd.gitserve import GitServe
-from gitd.gitservice import GitRunner
-from gitd.hookchain import HookChain, PushSessions
-from gitd.jobs import JobQueue
+from gitd.git.gateway import GitGateway
+from gitd.git.refs import RefChanges
+from gitd.git.runner import GitRunner
+from gitd.hooks.chain import HookChain
+from gitd.hooks.sessions import PushSessions
+from gitd.jobs.queue import JobQueue
 from gitd.lfs.locks import Locks
 from gitd.lfs.objects import ObjectTable
 from gitd.lfs.service import LfsService
 from gitd.lfs.storage.factory import build_storage
 from gitd.metrics import Metrics
 from gitd.paths import DataDir
-from gitd.plugins import PluginHost
-from gitd.refs import RefChanges
+from gitd.plugins.host import PluginHost
 from gitd.repos import RepoService
 from gitd.store import Accounts, Repos, Store
 
@@ -45,7 +46,7 @@ class Services:
     metrics: Metrics
     lfs: LfsService
     ref_changes: RefChanges  # bumped whenever the daemon moves refs; read caches compare it
-    serve: GitServe  # the one git service runner SSH and Smart HTTP share
+    serve: GitGateway  # the one git service runner SSH and Smart HTTP share
 
     @classmethod
     def build(cls, data: DataDir, config: Config, *, plugins: PluginHost | None = None) -> Services:
@@ -94,7 +95,7 @@ class Services:
                            max_object_size=config.get_size("lfs.max_object_size"),
                            direct_uploads=config.get_bool("lfs.s3.direct")),
             ref_changes=ref_changes,
-            serve=GitServe(repos, access, git, sessions, metrics, ref_changes=ref_changes,
+            serve=GitGateway(repos, access, git, sessions, metrics, ref_changes=ref_changes,
                            hook_socket=data.hook_socket, hooks_enabled=config.get_bool("hooks.enabled")),
         )
 

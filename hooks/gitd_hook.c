@@ -11,7 +11,7 @@
  * the quarantine environment and the push options to the daemon's internal hook API
  * on its Unix socket, authenticated by the token the daemon issued for this push
  * alone, prints the daemon's answer (the pusher sees it as "remote:" lines) and exits
- * non-zero unless the daemon answered 200. Request format: see gitd/hookapi.py.
+ * non-zero unless the daemon answered 200. Request format: see gitd/hooks/api.py.
  * All policy and every plugin run in the daemon, never here.
  */
 #include <errno.h>

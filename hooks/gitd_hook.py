@@ -6,7 +6,7 @@ through core.hooksPath) while it receives a push: as pre-receive once the pushed
 objects sit in git's quarantine and before any ref moves, as post-receive after the
 refs moved. Either way it sends git's ref lines, with the quarantine environment and
 the push options, to the daemon's internal hook API on its Unix socket (see
-gitd/hookapi.py for the format), authenticated by the token the daemon issued for
+gitd/hooks/api.py for the format), authenticated by the token the daemon issued for
 this push alone. It prints the message it gets back (the pusher sees it as "remote:"
 lines) and exits non-zero unless the daemon said yes: a pre-receive refusal fails the
 whole push, and no ref moves. All policy and every plugin run in the daemon.

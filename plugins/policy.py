@@ -17,9 +17,9 @@ import pygit2
 
 import gitd
 from gitd.config import ConfigError, parse_size
-from gitd.events import PushEvent
 from gitd.lfs.pointer import MAX_POINTER_SIZE, parse_pointer
-from gitd.plugins import setting_bool
+from gitd.plugins.events import PushEvent
+from gitd.plugins.host import setting_bool
 
 
 def _human(size: int) -> str:

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gitd.access import Principal
-from gitd.auth import Authenticator
+from gitd.access.auth import Authenticator
+from gitd.access.rules import Principal
 from gitd.errors import BadRequest
 
 PRINCIPAL = web.RequestKey("principal", Principal)

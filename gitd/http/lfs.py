@@ -22,8 +22,8 @@ from typing import Any, BinaryIO
 
 from aiohttp import web
 
-from gitd.access import ANONYMOUS, Access, AccessLevel, Principal
-from gitd.auth import Authenticator
+from gitd.access.auth import Authenticator
+from gitd.access.rules import ANONYMOUS, Access, AccessLevel, Principal
 from gitd.errors import GitdError, NotFound, Unauthorized, Unprocessable
 from gitd.http.context import base_url, principal, read_json
 from gitd.http.errors import LFS_MEDIA_TYPE

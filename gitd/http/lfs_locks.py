@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel, Principal
+from gitd.access.rules import Access, AccessLevel, Principal
 from gitd.http.context import principal
 from gitd.http.lfs import lfs_json, read_json
 from gitd.http.routing import Match, Router

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel, Principal
+from gitd.access.rules import Access, AccessLevel, Principal
 from gitd.errors import NotFound, Unauthorized, Unprocessable
 from gitd.http.context import read_json
 from gitd.http.routing import Match, Router

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from gitd.names import PREFIX_TYPE, is_valid_name
+from gitd.names import PREFIX_TYPE, RepoName, is_valid_name
 
 Handler = Callable[[web.Request, "Match"], Awaitable[web.StreamResponse]]
 
@@ -30,21 +30,11 @@ Handler = Callable[[web.Request, "Match"], Awaitable[web.StreamResponse]]
 STYLES = ("plain", "git", "lfs", "hub", "api")
 
 
-@dataclass(frozen=True)
-class RepoRef:
-    """The repository named by a URL (not yet looked up)."""
-
-    type: str
-    namespace: str
-    name: str
-    git_suffix: bool = False
-
-
 @dataclass
 class Match:
     route: Route
     params: dict[str, str] = field(default_factory=dict)
-    repo: RepoRef | None = None
+    repo: RepoName | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +49,7 @@ class Route:
 
 # What Router.resolve remembers per (method, path): the route, its parameters, the repository
 # part and, when nothing matched, the methods the path allows.
-_Known = tuple[Route | None, tuple[tuple[str, str], ...], RepoRef | None, frozenset[str]]
+_Known = tuple[Route | None, tuple[tuple[str, str], ...], RepoName | None, frozenset[str]]
 MEMO_ENTRIES = 4096
 MEMO_PATH_MAX = 512
 
@@ -78,7 +68,7 @@ def split_raw_path(raw_path: str) -> list[str] | None:
     return segments
 
 
-def _match_repo(segments: list[str], i: int) -> tuple[RepoRef, int] | None:
+def _match_repo(segments: list[str], i: int) -> tuple[RepoName, int] | None:
     repo_type = "model"
     if i < len(segments) and segments[i] in PREFIX_TYPE:
         repo_type = PREFIX_TYPE[segments[i]]
@@ -91,7 +81,7 @@ def _match_repo(segments: list[str], i: int) -> tuple[RepoRef, int] | None:
         name = name[:-4]
     if not (is_valid_name(namespace) and is_valid_name(name)):
         return None
-    return RepoRef(repo_type, namespace, name, suffix), i + 2
+    return RepoName(repo_type, namespace, name, suffix), i + 2
 
 
 def match(route: Route, segments: list[str]) -> Match | None:

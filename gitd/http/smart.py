@@ -19,8 +19,8 @@ from pathlib import Path
 from aiohttp import web
 
 from gitd.errors import BadRequest, Forbidden, GitdError, UnsupportedMediaType
-from gitd.gitserve import GitServe
-from gitd.gitservice import CHUNK, GitResult, printable, sanitize_protocol
+from gitd.git.gateway import GitGateway
+from gitd.git.runner import CHUNK, GitResult, printable, sanitize_protocol
 from gitd.http.capabilities import CapabilityCache
 from gitd.http.context import principal
 from gitd.http.routing import Match, Router
@@ -28,7 +28,7 @@ from gitd.store import Repo
 
 log = logging.getLogger("gitd.http.smart")
 
-SERVICES = {"git-upload-pack": "upload-pack", "git-receive-pack": "receive-pack"}
+SMART_SERVICES = {"git-upload-pack": "upload-pack", "git-receive-pack": "receive-pack"}
 NO_CACHE = {
     "Cache-Control": "no-cache, max-age=0, must-revalidate",
     "Expires": "Fri, 01 Jan 1980 00:00:00 GMT",
@@ -58,7 +58,7 @@ class SmartHTTP:
     """Git over HTTP: routing, request bodies and responses; ``serve`` (shared with SSH)
     decides access and runs git."""
 
-    def __init__(self, serve: GitServe, capabilities: CapabilityCache):
+    def __init__(self, serve: GitGateway, capabilities: CapabilityCache):
         self.serve = serve
         self.repos = serve.repos
         self.capabilities = capabilities
@@ -71,11 +71,11 @@ class SmartHTTP:
     def _authorize(self, request: web.Request, m: Match, service: str) -> Repo:
         assert m.repo is not None
         repo = self.repos.find(m.repo.type, m.repo.namespace, m.repo.name)
-        return self.serve.authorize(principal(request), repo, SERVICES[service])
+        return self.serve.authorize(principal(request), repo, SMART_SERVICES[service])
 
     async def info_refs(self, request: web.Request, m: Match) -> web.StreamResponse:
         service = request.query.get("service", "")
-        if service not in SERVICES:
+        if service not in SMART_SERVICES:
             raise Forbidden("dumb HTTP is not supported; use a git client that speaks smart HTTP")
         repo = self._authorize(request, m, service)
         protocol = sanitize_protocol(request.headers.get("Git-Protocol"))
@@ -139,7 +139,7 @@ class SmartHTTP:
 
         ``capture`` collects a copy of a small output (a v2 capability advertisement) when
         git succeeds; it is left empty otherwise."""
-        short = SERVICES[service]
+        short = SMART_SERVICES[service]
         path = self.repos.path(repo)
         response = web.StreamResponse(headers={"Content-Type": content_type, **NO_CACHE})
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pygit2
 
 from gitd.errors import BadRequest, Conflict, Forbidden, GitdError, PushRejected
-from gitd.events import ZERO_OID, RefUpdate, RepoInfo
-from gitd.hookchain import HookChain
+from gitd.git.refs import RefConflict
+from gitd.hooks.chain import HookChain
 from gitd.hub.gitread import EntryNotFound, RepoReader, RevisionNotFound
-from gitd.refs import RefConflict
+from gitd.plugins.events import ZERO_OID, RefUpdate, RepoInfo
 
 MODE_FILE = pygit2.GIT_FILEMODE_BLOB
 MODE_EXEC = pygit2.GIT_FILEMODE_BLOB_EXECUTABLE

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel, Principal
+from gitd.access.rules import Access, AccessLevel, Principal
 from gitd.errors import BadRequest, NotFound
 from gitd.http.context import base_url, principal
 from gitd.http.routing import Match
@@ -67,7 +67,7 @@ class HubBase:
         if self.redirects is None:
             return
         target_id = self.redirects.find(repo_type, namespace, name)
-        target = self.repos.repos.by_id(target_id) if target_id is not None else None
+        target = self.repos.rows.by_id(target_id) if target_id is not None else None
         if target is None or self.access.level(principal(request), target) < AccessLevel.READ:
             return
         old = re.compile(rf"/{re.escape(namespace)}/{re.escape(name)}(?=/|\.git|$)", re.IGNORECASE)

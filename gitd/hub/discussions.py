@@ -6,13 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel
+from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, NotFound
-from gitd.events import ZERO_OID, RefUpdate
-from gitd.hookchain import HookChain
+from gitd.hooks.chain import HookChain
 from gitd.http.routing import Match, Router
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, int_param, json_response
 from gitd.hub.gitread import RepoReader, ref_for
+from gitd.plugins.events import ZERO_OID, RefUpdate
 from gitd.repos import RepoService
 from gitd.store.discussions import Discussion, Discussions
 from gitd.store.redirects import Redirects

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel
+from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, GitdError
 from gitd.http.errors import error_response
 from gitd.http.routing import Match, Router

@@ -21,8 +21,8 @@ from pathlib import Path
 import pygit2
 
 from gitd.errors import NotFound
+from gitd.git.refs import RefChanges, head_branch
 from gitd.lfs.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
-from gitd.refs import RefChanges, head_branch
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _OPEN_FLAGS = pygit2.enums.RepositoryOpenFlag.BARE | pygit2.enums.RepositoryOpenFlag.NO_SEARCH

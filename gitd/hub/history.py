@@ -9,15 +9,15 @@ from typing import Any
 import pygit2
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel
+from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, Conflict, Forbidden, PushRejected
-from gitd.events import ZERO_OID, RefUpdate
-from gitd.hookchain import HookChain
+from gitd.git.refs import RefConflict
+from gitd.hooks.chain import HookChain
 from gitd.http.context import read_json
 from gitd.http.routing import Match, Router
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, int_param, json_response, next_link
 from gitd.hub.gitread import RepoReader, RevisionNotFound, iso
-from gitd.refs import RefConflict
+from gitd.plugins.events import ZERO_OID, RefUpdate
 from gitd.repos import RepoService
 from gitd.store.redirects import Redirects
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel
+from gitd.access.rules import Access, AccessLevel
 from gitd.errors import NotFound
 from gitd.http.context import principal
 from gitd.http.routing import Match, Router

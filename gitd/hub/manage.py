@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel
-from gitd.auth import hash_token
+from gitd.access.auth import hash_token
+from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, Conflict, GitdError, Unauthorized
 from gitd.http.context import principal, read_json
 from gitd.http.errors import error_response

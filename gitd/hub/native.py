@@ -13,9 +13,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from gitd.access import AccessLevel
+from gitd.access.rules import AccessLevel
 from gitd.errors import BadRequest, Conflict, NotFound
-from gitd.events import ZERO_OID, RefUpdate
 from gitd.http.context import principal, read_json
 from gitd.http.routing import Match, Router
 from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, Op, check_path
@@ -263,8 +262,6 @@ class NativeAPI(HubBase):
         ref = ref_for(rev)
         oid = await self.writer.commit(self.repos.info(ctx.repo), ref, ops, author=ctx.principal.name or "anonymous",
                                        message=message.rstrip() + "\n", may_create=empty)
-        if empty:
-            self.repos.after_push(ctx.repo, [RefUpdate(ref, ZERO_OID, oid)])
         return oid
 
     async def commit(self, request: web.Request, m: Match) -> web.StreamResponse:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gitd.access import AccessLevel, Principal
+from gitd.access.rules import AccessLevel, Principal
 from gitd.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from gitd.http.context import principal, read_json
 from gitd.http.routing import Match

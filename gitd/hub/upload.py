@@ -10,9 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gitd.access import Access, AccessLevel
+from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, GitdError
-from gitd.events import ZERO_OID, RefUpdate
 from gitd.http.routing import Match, Router
 from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, DeleteFolder, Op, check_path
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, json_response
@@ -171,9 +170,8 @@ class HubUploads(HubBase):
             empty = not self.reader.refs(ctx.path, "refs/heads/")
             oid = await self.writer.commit(info, ref, ops, author=author, message=message, parent_commit=parent,
                                            may_create=empty and ref.startswith("refs/heads/"))
-            if empty:  # the first branch of an empty repository becomes its HEAD, as after a first push
-                self.repos.after_push(ctx.repo, [RefUpdate(ref, ZERO_OID, oid)])
-        self.repos.repos.touch_id(ctx.repo.id)
+            # The hook chain's bookkeeping touched the repository and, if it was empty, made
+            # this first branch its HEAD, as after a first push.
         return json_response({"success": True, "commitOid": oid,
                               "commitUrl": f"{self.repo_url(request, ctx.repo)}/commit/{oid}",
                               "commitMessage": message.strip(), "hookOutput": "",

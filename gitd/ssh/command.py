@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from gitd.names import PREFIX_TYPE, is_valid_name
+from gitd.names import PREFIX_TYPE, RepoName, is_valid_name
 
 GIT_VERBS = {
     "git-upload-pack": "upload-pack",
@@ -33,20 +33,9 @@ class CommandError(Exception):
 
 
 @dataclass(frozen=True)
-class RepoPath:
-    type: str
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        prefix = {v: k for k, v in PREFIX_TYPE.items()}.get(self.type)
-        return f"{prefix}/{self.namespace}/{self.name}" if prefix else f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
 class Command:
     verb: str  # one of GIT_VERBS or LFS_VERBS
-    repo: RepoPath
+    repo: RepoName
     operation: str | None = None  # upload | download, for the LFS verbs
 
     @property
@@ -54,8 +43,8 @@ class Command:
         return GIT_VERBS.get(self.verb)
 
 
-def parse_repo_path(path: str) -> RepoPath:
-    """'/datasets/ns/name.git', 'ns/name', ... -> RepoPath; CommandError otherwise."""
+def parse_repo_path(path: str) -> RepoName:
+    """'/datasets/ns/name.git', 'ns/name', ... -> RepoName; CommandError otherwise."""
     if path.startswith("~"):
         raise CommandError("'~' paths are not supported; use ssh://git@HOST:PORT/NAMESPACE/NAME.git")
     trimmed = path.strip("/") if path != "/" else ""
@@ -71,7 +60,7 @@ def parse_repo_path(path: str) -> RepoPath:
         name = name[:-4]
     if not (is_valid_name(namespace) and is_valid_name(name)):
         raise CommandError(f"not a repository path: {path!r}")
-    return RepoPath(repo_type, namespace, name)
+    return RepoName(repo_type, namespace, name)
 
 
 def parse_command(text: str) -> Command:

@@ -1,7 +1,7 @@
 """What an authenticated SSH session may run, and how.
 
 * ``git-upload-pack`` / ``git-receive-pack`` / ``git-upload-archive``: the access
-  function and the git runner that Smart HTTP uses (``GitServe``), pushes through the
+  function and the git runner that Smart HTTP uses (``GitGateway``), pushes through the
   same hook chain with ``via="ssh"``; only a validated ``GIT_PROTOCOL`` is taken from
   the client's environment;
 * ``git-lfs-authenticate PATH upload|download``: JSON with the LFS HTTP endpoint and a
@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gitd.access import AccessLevel, Principal
-from gitd.auth import Authenticator
+from gitd.access.auth import Authenticator
+from gitd.access.rules import AccessLevel, Principal
 from gitd.errors import GitdError
-from gitd.gitserve import GitServe
-from gitd.gitservice import sanitize_protocol
+from gitd.git.gateway import GitGateway
+from gitd.git.runner import sanitize_protocol
 from gitd.repos import RepoService
 from gitd.ssh.channel import ChannelClosed, ChannelIO
 from gitd.ssh.command import Command, CommandError, parse_command
@@ -67,7 +67,7 @@ def lfs_http_base(public_url: str, http_listener: str, local_host: str | None) -
 
 
 class SSHCommands:
-    def __init__(self, repos: RepoService, serve: GitServe, auth: Authenticator, keys: SSHKeys, *,
+    def __init__(self, repos: RepoService, serve: GitGateway, auth: Authenticator, keys: SSHKeys, *,
                  http_base: Callable[[str | None], str], token_ttl: int,
                  lfs_backend: BackendFactory | None = None):
         self.repos = repos

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from gitd.access import AccessLevel
+from gitd.access.rules import AccessLevel
 from gitd.errors import Conflict
 from gitd.store import Account
 

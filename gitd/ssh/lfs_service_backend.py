@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from gitd.access import AccessLevel
+from gitd.access.rules import AccessLevel
 from gitd.errors import Forbidden
 from gitd.lfs import locks as lfs_locks
 from gitd.lfs.service import LfsService

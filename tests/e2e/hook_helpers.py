@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gitd.jobs import Job, JobQueue
+from gitd.jobs.queue import Job, JobQueue
 from gitd.store import Store
 from tests.support import Daemon, new_daemon
 

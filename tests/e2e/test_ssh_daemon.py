@@ -18,7 +18,7 @@ import gitd
 from gitd.config import Config
 from gitd.datainit import init_data_dir
 from gitd.paths import DataDir
-from gitd.plugins import PluginHost
+from gitd.plugins.host import PluginHost
 from gitd.server import serve
 from gitd.services import Services
 from tests.e2e.sshclient import SSHClient, SSHUsers, keygen, known_hosts_for

@@ -11,8 +11,8 @@ from gitd_plugins.policy import PolicyPlugin
 
 import gitd
 from gitd.config import ConfigError
-from gitd.events import ZERO_OID, PushEvent, RefUpdate, RepoInfo
 from gitd.lfs.pointer import format_pointer
+from gitd.plugins.events import ZERO_OID, PushEvent, RefUpdate, RepoInfo
 
 SIG = pygit2.Signature("T", "t@example.com", 1700000000, 0)
 LFS_OID = "4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393"

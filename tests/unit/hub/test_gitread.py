@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gitd.git.refs import RefChanges
 from gitd.hub.gitread import RACY_NS, LooseRefs
-from gitd.refs import RefChanges
 
 A, B = "a" * 40, "b" * 40
 

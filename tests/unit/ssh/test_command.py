@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gitd.ssh.command import Command, CommandError, RepoPath, parse_command, parse_repo_path
+from gitd.names import RepoName
+from gitd.ssh.command import Command, CommandError, parse_command, parse_repo_path
 
-MODEL = RepoPath("model", "alice", "tiny")
+MODEL = RepoName("model", "alice", "tiny")
 
 
 @pytest.mark.parametrize(
@@ -28,10 +29,10 @@ def test_every_git_path_form_names_the_same_repository(text):
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("/datasets/alice/corpus.git", RepoPath("dataset", "alice", "corpus")),
-        ("datasets/alice/corpus", RepoPath("dataset", "alice", "corpus")),
-        ("/spaces/org-1/demo.app", RepoPath("space", "org-1", "demo.app")),
-        ("codes/alice/tool_x.git", RepoPath("code", "alice", "tool_x")),
+        ("/datasets/alice/corpus.git", RepoName("dataset", "alice", "corpus")),
+        ("datasets/alice/corpus", RepoName("dataset", "alice", "corpus")),
+        ("/spaces/org-1/demo.app", RepoName("space", "org-1", "demo.app")),
+        ("codes/alice/tool_x.git", RepoName("code", "alice", "tool_x")),
     ],
 )
 def test_type_prefixes(path, expected):

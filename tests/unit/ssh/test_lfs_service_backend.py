@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitd.access import AccessLevel
+from gitd.access.rules import AccessLevel
 from gitd.lfs.locks import Locks
 from gitd.lfs.objects import LOST, ObjectTable
 from gitd.lfs.service import LfsService

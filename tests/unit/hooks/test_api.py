@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gitd.config import ConfigError
-from gitd.events import RefUpdate
-from gitd.hookapi import MalformedHookCall, check_quarantine_env, parse_body, prepare_hook_endpoint
+from gitd.hooks.api import MalformedHookCall, check_quarantine_env, parse_body, prepare_hook_endpoint
+from gitd.plugins.events import RefUpdate
 
 OLD, NEW = "0" * 40, "a" * 40
 

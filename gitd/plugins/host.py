@@ -16,8 +16,8 @@ from typing import Any
 
 import pluggy
 
-from gitd import hookspecs
 from gitd.config import Config, ConfigError
+from gitd.plugins import hookspecs
 
 log = logging.getLogger("gitd.plugins")
 
@@ -77,7 +77,7 @@ class PluginHost:
     def register(self, name: str, obj: Any) -> None:
         """Register ``obj`` as plugin ``name``; a class is instantiated with its settings.
 
-        Every marked method must name a hook of gitd.hookspecs (a misspelt hook would
+        Every marked method must name a hook of gitd.plugins.hookspecs (a misspelt hook would
         otherwise never run), and hook wrappers are refused: gitd calls each plugin on
         its own, so that one plugin's error is reported with its name.
         """
@@ -88,7 +88,7 @@ class PluginHost:
             for caller in self.pm.get_hookcallers(obj) or []:
                 if caller.spec is None:
                     raise pluggy.PluginValidationError(
-                        obj, f"plugin {name}: {caller.name} is not a gitd hook (see gitd.hookspecs)")
+                        obj, f"plugin {name}: {caller.name} is not a gitd hook (see gitd.plugins.hookspecs)")
                 for impl in caller.get_hookimpls():
                     if impl.plugin is obj and (impl.hookwrapper or impl.wrapper):
                         raise pluggy.PluginValidationError(

@@ -29,9 +29,10 @@ from pathlib import Path
 
 from gitd.config import ConfigError
 from gitd.errors import PushRejected
-from gitd.events import PushEvent, RefUpdate
-from gitd.hookchain import HookChain, PushSession, PushSessions
-from gitd.hookserver import INTERNAL, HookServer
+from gitd.hooks.chain import HookChain
+from gitd.hooks.server import INTERNAL, HookServer
+from gitd.hooks.sessions import PushSession, PushSessions
+from gitd.plugins.events import PushEvent, RefUpdate
 from gitd.repos import RepoService
 
 log = logging.getLogger("gitd.hookapi")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gitd.errors import Conflict, NotFound
-from gitd.jobs import ALL_PLUGINS, Job, JobQueue, JobWorkers, PermanentJobError, backoff_delay
+from gitd.jobs.queue import ALL_PLUGINS, Job, JobQueue, PermanentJobError, backoff_delay
+from gitd.jobs.workers import JobWorkers
 from gitd.store import Store
 
 
@@ -208,7 +209,7 @@ def test_workers_run_jobs_on_their_own_threads_and_retry_failures(store):
     assert q.get(flaky).attempts == 3 and q.get(flaky).last_error is None
     exited = q.get(exits)  # retried like any failure, and the workers lived on
     assert (exited.state, exited.attempts) == ("failed", 3)
-    assert exited.last_error.splitlines()[-1] == "gitd.threads.PluginCrashed: SystemExit: 1"
+    assert exited.last_error.splitlines()[-1] == "gitd.jobs.threads.PluginCrashed: SystemExit: 1"
     assert q.get(gone).state == "failed" and q.get(gone).attempts == 1
     assert q.get(gone).last_error == "PermanentJobError: no such plugin"
     assert all(name.startswith("gitd-job-") for _, name in seen)

@@ -7,7 +7,7 @@ import pytest
 
 import gitd
 from gitd.config import Config, ConfigError
-from gitd.plugins import PluginHost, setting_bool
+from gitd.plugins.host import PluginHost, setting_bool
 
 
 def host(**env: str) -> PluginHost:

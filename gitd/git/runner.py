@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitd.gitproc import GitProcess
+from gitd.git.process import GitProcess
 
 log = logging.getLogger("gitd.git")
 
-SERVICES = ("upload-pack", "receive-pack", "upload-archive")
+GIT_SERVICES = ("upload-pack", "receive-pack", "upload-archive")
 CHUNK = 256 * 1024
 # Output of git the daemon holds before it stops reading more (the client is slower).
 PIPE_LIMIT = 4 * CHUNK
@@ -129,7 +129,7 @@ class GitRunner:
         return env
 
     def argv(self, service: str, repo_path: Path, args: list[str], *, hooks: bool = True) -> list[str]:
-        if service not in SERVICES:
+        if service not in GIT_SERVICES:
             raise ValueError(f"not a git service: {service!r}")
         return [self.git, *self.hardened_config(hooks=hooks), service, *args, str(repo_path)]
 

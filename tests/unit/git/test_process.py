@@ -1,4 +1,4 @@
-"""GitProcess on both event loops: on uvloop children start through gitd.childproc
+"""GitProcess on both event loops: on uvloop children start through gitd.git.popen
 (Popen + pidfd), on the stdlib loop through loop.subprocess_exec."""
 
 import asyncio
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gitd import childproc
 from gitd.eventloop import loop_factory
-from gitd.gitproc import GitProcess
+from gitd.git import popen
+from gitd.git.process import GitProcess
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 LOOPS = ["asyncio", "uvloop"]
@@ -39,7 +39,7 @@ def test_stdin_to_stdout_with_flow_control_both_ways(kind):
 
     async def main():
         loop = asyncio.get_running_loop()
-        assert childproc.available(loop) == (kind == "uvloop")
+        assert popen.available(loop) == (kind == "uvloop")
         proc = await GitProcess.spawn(["cat"], ENV, stdin=True, limit=256 * 1024)
 
         async def feed():
@@ -96,7 +96,7 @@ def test_terminate_kills_the_process_group_and_reaps_it(kind):
 CHILDREN = """
 import asyncio, sys
 from gitd.eventloop import loop_factory, run
-from gitd.gitproc import GitProcess
+from gitd.git.process import GitProcess
 
 async def main():
     for _ in range(5):
@@ -123,7 +123,7 @@ def test_regression_child_pipes_are_closed_exactly_once(tmp_path, kind):
     script = tmp_path / "children.py"
     script.write_text(CHILDREN)
     traced = subprocess.run(["strace", "-f", "-qq", "-e", "trace=close", sys.executable, str(script), kind],
-                            capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+                            capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[3])
     assert traced.returncode == 0, traced.stderr[-2000:]
     assert "close(" in traced.stderr
     assert [line for line in traced.stderr.splitlines() if "EBADF" in line] == []

@@ -24,20 +24,17 @@ import hashlib
 import json
 import logging
 import secrets
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
-from gitd.access import Principal
 from gitd.errors import PushRejected
-from gitd.events import VIA, PushEvent, RefUpdate, RepoInfo
-from gitd.jobs import ALL_PLUGINS, Job, JobQueue, PermanentJobError
-from gitd.plugins import PluginHost
-from gitd.refs import RefChanges, landed_updates, point_unborn_head, update_refs
-from gitd.store import Repo, Repos
-from gitd.threads import ThreadPool
+from gitd.git.refs import RefChanges, landed_updates, point_unborn_head, update_refs
+from gitd.hooks.sessions import PushSession
+from gitd.jobs.queue import ALL_PLUGINS, Job, JobQueue, PermanentJobError
+from gitd.jobs.threads import ThreadPool
+from gitd.plugins.events import VIA, PushEvent, RefUpdate, RepoInfo
+from gitd.plugins.host import PluginHost
+from gitd.store import Repos
 
 log = logging.getLogger("gitd.hooks")
 
@@ -258,48 +255,3 @@ class HookChain:
             self._enqueue_each(job.hook, repo, job.payload, key="")
         else:
             raise PermanentJobError(f"unknown job hook {job.hook!r}")
-
-
-@dataclass
-class PushSession:
-    """One git receive-pack run that the daemon started and its hooks may call back for.
-
-    ``approved`` is the event pre-receive let through (without its quarantine);
-    post-receive work is only recorded for its updates.
-    """
-
-    token: str
-    repo: Repo
-    principal: Principal
-    via: str
-    started: float
-    approved: PushEvent | None = None
-    intent: int | None = None
-    pre_receive_done: bool = field(default=False)
-    post_receive_done: bool = field(default=False)
-
-
-class PushSessions:
-    """Short-lived tokens, one per push, that authenticate hook callbacks."""
-
-    def __init__(self, ttl: float = 7200.0):
-        self.ttl = ttl
-        self._by_token: dict[str, PushSession] = {}
-
-    @contextmanager
-    def open(self, repo: Repo, principal: Principal, via: str) -> Iterator[PushSession]:
-        """A token valid while the block runs (the receive-pack), and never again."""
-        session = PushSession(secrets.token_urlsafe(32), repo, principal, via, time.monotonic())
-        self._by_token[session.token] = session
-        try:
-            yield session
-        finally:
-            self._by_token.pop(session.token, None)
-
-    def get(self, token: str | None) -> PushSession | None:
-        if not token:
-            return None
-        session = self._by_token.get(token)
-        if session is None or time.monotonic() - session.started > self.ttl:
-            return None
-        return session

@@ -10,7 +10,7 @@ from pathlib import Path
 import pygit2
 
 from gitd.errors import Conflict
-from gitd.events import ZERO_OID, RefUpdate
+from gitd.plugins.events import ZERO_OID, RefUpdate
 
 
 class RefChanges:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gitd.threads import PluginCrashed, ThreadPool
+from gitd.jobs.threads import PluginCrashed, ThreadPool
 
 
 def test_threads_are_reused_and_added_only_when_all_are_busy():

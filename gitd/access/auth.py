@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 
-from gitd.access import ANONYMOUS, AccessLevel, Principal
+from gitd.access.rules import ANONYMOUS, AccessLevel, Principal
 from gitd.errors import Unauthorized
 from gitd.store import Account, Accounts
 from gitd.store.db import StampedCache

@@ -1,6 +1,6 @@
 import pytest
 
-from gitd.access import ANONYMOUS, Access, AccessLevel, Principal
+from gitd.access.rules import ANONYMOUS, Access, AccessLevel, Principal
 from gitd.errors import Forbidden, NotFound, Unauthorized
 from gitd.store import Accounts, Repos, Store
 

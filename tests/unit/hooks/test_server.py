@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gitd import eventloop
-from gitd.hookserver import HookServer
+from gitd.hooks.server import HookServer
 
 TOKEN = "X-Gitd-Push-Token"
 

@@ -14,12 +14,13 @@ import pytest
 import gitd
 from gitd.config import Config
 from gitd.datainit import init_data_dir
-from gitd.events import ZERO_OID, PushEvent, RefUpdate, RepoInfo
-from gitd.hookchain import POST_RECEIVE, HookChain, PushSessions
-from gitd.jobs import ALL_PLUGINS, PermanentJobError
+from gitd.git.refs import RefConflict, update_refs
+from gitd.hooks.chain import POST_RECEIVE, HookChain
+from gitd.hooks.sessions import PushSessions
+from gitd.jobs.queue import ALL_PLUGINS, PermanentJobError
 from gitd.paths import DataDir
-from gitd.plugins import PluginHost
-from gitd.refs import RefConflict, update_refs
+from gitd.plugins.events import ZERO_OID, PushEvent, RefUpdate, RepoInfo
+from gitd.plugins.host import PluginHost
 from gitd.services import Services
 
 AUTHOR = pygit2.Signature("API", "api@example.com", 1700000000, 0)

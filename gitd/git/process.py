@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
-from gitd import childproc
+from gitd.git import popen
 
 # Kernel buffer of git's stdout pipe (Linux caps unprivileged pipes at 1 MiB by default):
 # a pack streams in fewer, larger reads, and git blocks less often on a full pipe.
@@ -50,9 +50,9 @@ class GitProcess(asyncio.SubprocessProtocol):
                     on_stderr: Callable[[bytes], None] | None = None) -> GitProcess:
         """Start git. ``on_stderr`` is handed git's stderr as it arrives (SSH forwards it)."""
         loop = asyncio.get_running_loop()
-        if childproc.available(loop):  # uvloop: start git the cheap way (see gitd.childproc)
+        if popen.available(loop):  # uvloop: start git the cheap way (see gitd.git.popen)
             proc = cls(loop, limit, on_stderr)
-            await childproc.PopenTransport.start(loop, proc, argv, env, stdin=stdin, stdout_pipe_size=PIPE_SIZE)
+            await popen.PopenTransport.start(loop, proc, argv, env, stdin=stdin, stdout_pipe_size=PIPE_SIZE)
             return proc
         _, proc = await loop.subprocess_exec(
             lambda: cls(loop, limit, on_stderr), *argv,

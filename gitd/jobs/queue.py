@@ -1,4 +1,4 @@
-"""A durable job queue in SQLite, and the worker pool that drains it.
+"""A durable job queue in SQLite (``gitd.jobs.workers`` drains it).
 
 A job is recorded before the action that caused it returns (a push, a repository
 created by the CLI), so it survives a crash: on start the daemon puts jobs that
@@ -14,19 +14,15 @@ the daemon's plugins (the CLI) record those.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gitd.errors import Conflict, NotFound
 from gitd.store import Store, utcnow
-from gitd.threads import ThreadPool
 
 log = logging.getLogger("gitd.jobs")
 
@@ -177,116 +173,3 @@ class JobQueue:
     def next_due(self) -> float | None:
         row = self.store.db.execute("SELECT MIN(run_after) FROM jobs WHERE state = 'queued'").fetchone()
         return row[0] if row and row[0] is not None else None
-
-
-class JobWorkers:
-    """``workers`` asyncio tasks that claim jobs and run each on its own thread.
-
-    A job whose runner raises, or runs longer than ``timeout`` seconds (0: no limit),
-    is retried with backoff (``PermanentJobError``: kept as failed at once); a job that
-    timed out is abandoned on its thread. Nothing a job does can stop a worker: even
-    database errors are logged and the worker carries on after a pause.
-    """
-
-    def __init__(self, queue: JobQueue, run: Callable[[Job], None], *, workers: int = 2,
-                 poll_interval: float = 1.0, timeout: float = 0.0, start_delay: float = 0.0):
-        self.queue = queue
-        self.run = run
-        self.workers = workers
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.start_delay = start_delay
-        self._wake_timer: asyncio.TimerHandle | None = None
-        self.threads = ThreadPool("gitd-job")
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def start(self) -> None:
-        recovered = self.queue.recover()
-        if recovered:
-            log.info("requeued %d job(s) interrupted by a previous shutdown", recovered)
-        loop = asyncio.get_running_loop()
-        self.queue.on_enqueue = lambda: loop.call_soon_threadsafe(self._wake_soon)
-        self._tasks = [asyncio.create_task(self._worker(i), name=f"gitd-job-worker-{i}")
-                       for i in range(self.workers)]
-
-    def _wake_soon(self) -> None:
-        """A job was queued: wake a worker after ``start_delay`` (a push that queued
-        post-receive work is still finishing then; its jobs should not compete with it)."""
-        if self.start_delay <= 0:
-            self._wake.set()
-        elif self._wake_timer is None:
-            self._wake_timer = asyncio.get_running_loop().call_later(self.start_delay, self._timer_fired)
-
-    def _timer_fired(self) -> None:
-        self._wake_timer = None
-        self._wake.set()
-
-    async def stop(self) -> None:
-        """Stop claiming jobs. A job still running is abandoned: it stays 'running' in the
-        database and is queued again when the daemon next starts."""
-        self._stopping = True
-        self.queue.on_enqueue = None
-        if self._wake_timer is not None:
-            self._wake_timer.cancel()
-            self._wake_timer = None
-        self._wake.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-
-    async def _worker(self, index: int) -> None:
-        while not self._stopping:
-            try:
-                job = self.queue.claim()
-                if job is None:
-                    await self._idle()
-                    continue
-                self._wake.set()  # there may be more: let another worker look
-                await self._execute(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("job worker %d: unexpected error; pausing", index)
-                await asyncio.sleep(self.poll_interval)
-
-    async def _idle(self) -> None:
-        self._wake.clear()
-        due = self.queue.next_due()
-        timeout = self.poll_interval
-        if due is not None:
-            timeout = max(0.0, min(timeout, due - time.time()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-
-    async def _execute(self, job: Job) -> None:
-        try:
-            if self.timeout > 0:
-                try:
-                    async with asyncio.timeout(self.timeout):
-                        await self.threads.run(self.run, job)
-                except TimeoutError:
-                    raise TimeoutError(f"the job ran longer than {self.timeout:g}s and was abandoned") from None
-            else:
-                await self.threads.run(self.run, job)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            permanent = isinstance(exc, PermanentJobError)
-            error = f"{type(exc).__name__}: {exc}"
-            if not permanent:  # keep the traceback for the administrator; its last line is the error
-                error = "".join(traceback.format_exception(exc)).rstrip()
-            state = self.queue.fail(job, error, permanent=permanent)
-            log.warning("job %d (%s, plugin %s) attempt %d/%d failed: %s: %s; %s", job.id, job.hook, job.plugin,
-                        job.attempts, job.max_attempts, type(exc).__name__, exc,
-                        "giving up" if state == "failed" else "will retry")
-        else:
-            self.queue.complete(job)
-            log.debug("job %d (%s, plugin %s) done", job.id, job.hook, job.plugin)

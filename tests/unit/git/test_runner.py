@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from gitd.gitservice import GitRunner, sanitize_protocol
+from gitd.git.runner import GitRunner, sanitize_protocol
 
 
 @pytest.mark.parametrize("value", ["version=2", "version=1", "version=2:foo=bar", "a=b:c=d"])

@@ -1,6 +1,6 @@
 """Serving a git service to a client: what every git transport (Smart HTTP, SSH) shares.
 
-A transport parses its own request, then asks ``GitServe`` to authorise the service
+A transport parses its own request, then asks ``GitGateway`` to authorise the service
 on the repository (the one access function) and to run it (the one git runner). A
 ``receive-pack`` runs inside a push session whose token, with the hook socket, goes
 into git's environment, so the receive hooks call back into the daemon and the push
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from gitd.access import Access, AccessLevel, Principal
-from gitd.gitservice import GitResult, GitRunner
-from gitd.hookchain import PushSessions
+from gitd.access.rules import Access, AccessLevel, Principal
+from gitd.git.refs import RefChanges
+from gitd.git.runner import GitResult, GitRunner
+from gitd.hooks.sessions import PushSessions
 from gitd.metrics import Metrics
-from gitd.refs import RefChanges
 from gitd.repos import RepoService
 from gitd.store import Repo
 
@@ -30,7 +30,7 @@ NEEDED = {
 }
 
 
-class GitServe:
+class GitGateway:
     def __init__(self, repos: RepoService, access: Access, git: GitRunner, sessions: PushSessions,
                  metrics: Metrics, *, ref_changes: RefChanges, hook_socket: Path, hooks_enabled: bool = True):
         self.repos = repos

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from gitd.events import PushEvent, RepoInfo
+    from gitd.plugins.events import PushEvent, RepoInfo
 
 PROJECT = "gitd"
 

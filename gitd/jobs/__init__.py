@@ -1,0 +1,1 @@
+"""Durable background work: the SQLite job queue, its workers, and the plugin thread pools."""
