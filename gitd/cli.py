@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from gitd import __version__, eventloop
+from gitd.compose import Parts
 from gitd.config import Config, ConfigError, split_hostport
 from gitd.errors import GitdError, NotFound
 from gitd.jobs.queue import ALL_PLUGINS
 from gitd.names import REPO_TYPES, check_account_name, split_full_name
 from gitd.paths import DataDir, default_data_dir
-from gitd.services import Services
 
 
 class CLIError(Exception):
@@ -39,11 +39,12 @@ def _data_dir(args: argparse.Namespace) -> DataDir:
     return DataDir(Path(args.data) if getattr(args, "data", None) else default_data_dir())
 
 
-def _services(args: argparse.Namespace) -> Services:
+def _parts(args: argparse.Namespace) -> Parts:
+    """The collaborators a command may use, each built on first use only."""
     data = _data_dir(args)
     if not data.is_initialised():
         raise CLIError(f"{data.root} is not a gitd data directory; run 'gitd init {data.root}' first")
-    return Services.build(data, Config.load(data.config_file))
+    return Parts(data, Config.load(data.config_file))
 
 
 def _table(rows: Sequence[Sequence[object]]) -> None:
@@ -54,7 +55,7 @@ def _table(rows: Sequence[Sequence[object]]) -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _repo(s: Services, full_name: str, repo_type: str | None):
+def _repo(s: Parts, full_name: str, repo_type: str | None):
     ns, name = split_full_name(full_name)
     if repo_type is not None:
         return s.repo_rows.get(repo_type, ns, name)
@@ -100,24 +101,24 @@ def cmd_serve(args: argparse.Namespace) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("gitd").info("data directory %s; SSH host key %s", data.root, host_key_fingerprint(data))
-    services = Services.build(data, config)
-    eventloop.run(serve(services, http=config.get_str("server.http")), loop_factory)
+    parts = Parts(data, config)
+    eventloop.run(serve(parts, http=config.get_str("server.http")), loop_factory)
 
 
 def cmd_user_add(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     user = s.accounts.create_user(check_account_name(args.name), email=args.email, is_admin=args.admin)
     print(f"created user {user.name}{' (site admin)' if user.is_admin else ''}")
 
 
 def cmd_user_list(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     _table([("NAME", "EMAIL", "ADMIN")] + [(u.name, u.email or "-", "yes" if u.is_admin else "no")
                                            for u in s.accounts.list("user")])
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     user = s.accounts.get(args.user, "user")
     name = args.name
     if not name:
@@ -127,14 +128,14 @@ def cmd_token_create(args: argparse.Namespace) -> None:
 
 
 def cmd_token_list(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     user = s.accounts.get(args.user, "user")
     _table([("NAME", "SCOPE", "CREATED", "LAST USED")]
            + [(t.name, t.scope, t.created_at, t.last_used_at or "never") for t in s.accounts.tokens(user)])
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     s.accounts.revoke_token(s.accounts.get(args.user, "user"), args.name)
     print(f"revoked token {args.name} of {args.user}")
 
@@ -142,7 +143,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> None:
 def cmd_sshkey_add(args: argparse.Namespace) -> None:
     from gitd.ssh.keys import SSHKeys
 
-    s = _services(args)
+    s = _parts(args)
     user = s.accounts.get(args.user, "user")
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8", errors="replace")
     key = SSHKeys(s.accounts).add(user, text, args.title)
@@ -152,7 +153,7 @@ def cmd_sshkey_add(args: argparse.Namespace) -> None:
 def cmd_sshkey_list(args: argparse.Namespace) -> None:
     from gitd.ssh.keys import SSHKeys
 
-    s = _services(args)
+    s = _parts(args)
     keys = SSHKeys(s.accounts).list(s.accounts.get(args.user, "user"))
     _table([("FINGERPRINT", "TYPE", "TITLE", "ADDED")]
            + [(k.fingerprint, k.public_key.split()[0], k.title or "-", k.created_at) for k in keys])
@@ -161,32 +162,32 @@ def cmd_sshkey_list(args: argparse.Namespace) -> None:
 def cmd_sshkey_remove(args: argparse.Namespace) -> None:
     from gitd.ssh.keys import SSHKeys
 
-    s = _services(args)
+    s = _parts(args)
     SSHKeys(s.accounts).remove(s.accounts.get(args.user, "user"), args.fingerprint)
     print(f"removed SSH key {args.fingerprint} of {args.user}")
 
 
 def cmd_org_create(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     org = s.accounts.create_org(check_account_name(args.org), s.accounts.get(args.owner, "user"))
     print(f"created organisation {org.name} (admin: {args.owner})")
 
 
 def cmd_org_add_member(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     org = s.accounts.get(args.org, "org")
     s.accounts.set_member(org, s.accounts.get(args.user, "user"), args.role)
     print(f"{args.user} is now a {args.role} member of {org.name}")
 
 
 def cmd_org_remove_member(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     s.accounts.remove_member(s.accounts.get(args.org, "org"), s.accounts.get(args.user, "user"))
     print(f"removed {args.user} from {args.org}")
 
 
 def cmd_org_list(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     rows: list[tuple[str, str, str]] = [("ORG", "MEMBER", "ROLE")]
     for org in s.accounts.list("org"):
         rows += [(org.name, user.name, role) for user, role in s.accounts.members(org)]
@@ -194,35 +195,35 @@ def cmd_org_list(args: argparse.Namespace) -> None:
 
 
 def cmd_repo_create(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     ns, name = split_full_name(args.repo)
     repo = s.repos.create(s.accounts.get(ns), name, args.type, private=args.private)
     print(f"created {repo.type} {repo.full_name} ({'private' if repo.private else 'public'})")
 
 
 def cmd_repo_list(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     _table([("TYPE", "REPOSITORY", "VISIBILITY", "DEFAULT BRANCH")]
            + [(r.type, r.full_name, "private" if r.private else "public", r.default_branch)
               for r in s.repo_rows.list(repo_type=args.type, order="r.type, a.name, r.name")])
 
 
 def cmd_repo_delete(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     repo = _repo(s, args.repo, args.type)
     s.repos.delete(repo)
     print(f"deleted {repo.type} {repo.full_name}")
 
 
 def cmd_repo_set(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     repo = _repo(s, args.repo, args.type)
     repo = s.repos.set_private(repo, args.private)
     print(f"{repo.type} {repo.full_name} is now {'private' if repo.private else 'public'}")
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     jobs = s.jobs.list(state="failed" if args.failed else None, limit=args.limit)
     _table([("ID", "STATE", "HOOK", "PLUGIN", "REPO", "ATTEMPTS", "UPDATED", "ERROR")]
            + [(j.id, j.state, j.hook.removeprefix("gitd_"), "(all)" if j.plugin == ALL_PLUGINS else j.plugin,
@@ -232,7 +233,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> None:
 
 
 def cmd_jobs_retry(args: argparse.Namespace) -> None:
-    s = _services(args)
+    s = _parts(args)
     job = s.jobs.retry(args.id)
     print(f"job {job.id} queued again")
 
@@ -244,7 +245,7 @@ def cmd_lfs_gc(args: argparse.Namespace) -> None:
         grace = parse_duration(args.grace)
     except ValueError as exc:
         raise CLIError(str(exc))
-    s = _services(args)
+    s = _parts(args)
     report = asyncio.run(_closing(s, gc(s.lfs.objects, s.lfs.storage, grace, dry_run=args.dry_run)))
     verb = "would delete" if args.dry_run else "deleted"
     for oid in report.deleted:
@@ -258,7 +259,7 @@ def cmd_lfs_gc(args: argparse.Namespace) -> None:
 def cmd_lfs_fsck(args: argparse.Namespace) -> None:
     from gitd.lfs.maintenance import fsck
 
-    s = _services(args)
+    s = _parts(args)
 
     def progress(oid: str, verdict: str) -> None:
         if verdict != "ok":
@@ -273,7 +274,7 @@ def cmd_lfs_fsck(args: argparse.Namespace) -> None:
                        "they answer 410 until someone pushes them again")
 
 
-async def _closing(s: Services, work):
+async def _closing(s: Parts, work):
     try:
         return await work
     finally:

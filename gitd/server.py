@@ -1,7 +1,8 @@
 """``gitd serve``: the daemon. One event loop runs every listener and the job workers.
 
 Resources are set up in the HTTP app's ``cleanup_ctx`` (hook socket, job workers,
-and the other transports) and torn down in reverse order on SIGTERM/SIGINT.
+and the other transports) and torn down in reverse order on SIGTERM/SIGINT. What each
+resource runs is built by the composition root (``gitd.compose.Parts``).
 """
 
 from __future__ import annotations
@@ -13,127 +14,113 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from gitd.compose import Parts
 from gitd.config import split_hostport
 from gitd.git.runner import install_child_watcher
-from gitd.hooks.api import HookAPI, prepare_hook_endpoint
-from gitd.http.app import SERVICES, build_app
-from gitd.jobs.workers import JobWorkers
+from gitd.hooks.api import prepare_hook_endpoint
 from gitd.lfs.storage.s3 import S3Storage
-from gitd.services import Services
-from gitd.ssh.commands import SSHCommands, lfs_http_base
-from gitd.ssh.keys import SSHKeys
-from gitd.ssh.lfs_service_backend import lfs_service_backends
-from gitd.ssh.server import SSHTransport
 
 log = logging.getLogger("gitd.server")
+
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 LISTENERS = web.AppKey("listeners", dict)
 
 
-async def hook_socket_ctx(app: web.Application) -> AsyncIterator[None]:
+def hook_socket_ctx(parts: Parts) -> CleanupCtx:
     """The internal hook API on a Unix socket only the daemon's user can use."""
-    services = app[SERVICES]
-    path = services.data.hook_socket
-    api = HookAPI(services.sessions, services.chain, services.repos, lfs_missing=services.lfs.missing)
-    server = api.server()
-    prepare_hook_endpoint(path)
-    old_umask = os.umask(0o177)
-    try:
-        await server.start(str(path))
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, 0o600)
-    app[LISTENERS]["hooks"] = str(path)
-    yield
-    await server.stop()
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
 
-
-async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
-    services = app[SERVICES]
-    workers = JobWorkers(services.jobs, services.chain.run_job,
-                         workers=services.config.get_int("jobs.workers"),
-                         poll_interval=services.config.get_float("jobs.poll_interval"),
-                         timeout=services.config.get_float("jobs.timeout"),
-                         start_delay=services.config.get_float("jobs.start_delay"))
-    await workers.start()
-    yield
-    await workers.stop()
-
-
-def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport:
-    config = services.config
-    public_url = config.get_str("server.public_url")
-
-    def http_base(local_host: str | None) -> str:
-        # The HTTP listener is bound after this resource starts: read it when needed.
-        return lfs_http_base(public_url, listeners.get("http", ""), local_host)
-
-    keys = SSHKeys(services.accounts)
-    lfs_backend = lfs_service_backends(services.lfs, services.metrics) if config.get_bool("ssh.lfs_transfer") else None
-    commands = SSHCommands(services.repos, services.serve, services.auth, keys, http_base=http_base,
-                           token_ttl=config.get_int("auth.signed_token_ttl"), lfs_backend=lfs_backend)
-    return SSHTransport(commands, keys, services.data.ssh_host_key,
-                        login_timeout=config.get_float("ssh.login_timeout"),
-                        ciphers=[str(c) for c in config.get_list("ssh.ciphers")],
-                        macs=[str(m) for m in config.get_list("ssh.macs")])
-
-
-async def ssh_server_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The SSH transport, unless ``server.ssh`` is empty."""
-    services = app[SERVICES]
-    address = services.config.get_str("server.ssh").strip()
-    if not address:
-        yield
-        return
-    transport = ssh_transport(services, app[LISTENERS])
-    host, port = split_hostport(address, 2222)
-    bound_host, bound_port = await transport.start(host, port)
-    app[LISTENERS]["ssh"] = f"{_fmt_host(bound_host)}:{bound_port}"
-    try:
-        yield
-    finally:
-        await transport.stop()
-
-
-async def lfs_storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Make sure the LFS bucket exists (S3); release the storage's clients and threads at the end."""
-    storage = app[SERVICES].lfs.storage
-    if isinstance(storage, S3Storage):
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        path = parts.data.hook_socket
+        server = parts.hook_api().server()
+        prepare_hook_endpoint(path)
+        old_umask = os.umask(0o177)
         try:
-            await storage.ensure_bucket()
-        except Exception as exc:  # serve git anyway; LFS requests will report the storage error
-            log.error("LFS storage: cannot reach bucket %s: %s", storage.bucket, exc)
-    yield
-    await app[SERVICES].lfs.close()
+            await server.start(str(path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        app[LISTENERS]["hooks"] = str(path)
+        yield
+        await server.stop()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    return ctx
 
 
-def make_app(services: Services) -> web.Application:
-    app = build_app(services)
+def job_workers_ctx(parts: Parts) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        workers = parts.job_workers()
+        await workers.start()
+        yield
+        await workers.stop()
+
+    return ctx
+
+
+def ssh_server_ctx(parts: Parts) -> CleanupCtx:
+    """The SSH transport, unless ``server.ssh`` is empty."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        address = parts.config.get_str("server.ssh").strip()
+        if not address:
+            yield
+            return
+        listeners = app[LISTENERS]
+        # The HTTP listener is bound after this resource starts: read it when needed.
+        transport = parts.ssh_transport(lambda: listeners.get("http", ""))
+        host, port = split_hostport(address, 2222)
+        bound_host, bound_port = await transport.start(host, port)
+        listeners["ssh"] = f"{_fmt_host(bound_host)}:{bound_port}"
+        try:
+            yield
+        finally:
+            await transport.stop()
+
+    return ctx
+
+
+def lfs_storage_ctx(parts: Parts) -> CleanupCtx:
+    """Make sure the LFS bucket exists (S3); release the storage's clients and threads at the end."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        lfs = parts.lfs
+        storage = lfs.storage
+        if isinstance(storage, S3Storage):
+            try:
+                await storage.ensure_bucket()
+            except Exception as exc:  # serve git anyway; LFS requests will report the storage error
+                log.error("LFS storage: cannot reach bucket %s: %s", storage.bucket, exc)
+        yield
+        await lfs.close()
+
+    return ctx
+
+
+def make_app(parts: Parts) -> web.Application:
+    app = parts.http_app()
     app[LISTENERS] = {}
-    app.cleanup_ctx.append(lfs_storage_ctx)
-    app.cleanup_ctx.append(hook_socket_ctx)
-    app.cleanup_ctx.append(job_workers_ctx)
-    app.cleanup_ctx.append(ssh_server_ctx)
+    for resource in (lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, ssh_server_ctx):
+        app.cleanup_ctx.append(resource(parts))
     return app
 
 
-async def serve(services: Services, *, http: str, stop: asyncio.Event | None = None) -> None:
+async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     install_child_watcher(loop)
     if threading.current_thread() is threading.main_thread():  # tests may run it in a thread
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    app = make_app(services)
+    app = make_app(parts)
     runner = web.AppRunner(
         app,
-        access_log=logging.getLogger("gitd.access") if services.config.get_bool("server.access_log") else None,
+        access_log=logging.getLogger("gitd.access") if parts.config.get_bool("server.access_log") else None,
         handle_signals=False,
         shutdown_timeout=30.0,
     )
@@ -144,7 +131,7 @@ async def serve(services: Services, *, http: str, stop: asyncio.Event | None = N
     listeners = app[LISTENERS]
     bound = runner.addresses[0]
     listeners["http"] = f"http://{_fmt_host(bound[0])}:{bound[1]}"
-    services.data.serve_info.write_text(json.dumps({"pid": os.getpid(), **listeners}))
+    parts.data.serve_info.write_text(json.dumps({"pid": os.getpid(), **listeners}))
     log.info("gitd listening: %s (event loop: %s)", ", ".join(f"{k} {v}" for k, v in listeners.items()),
              type(loop).__module__.partition(".")[0])
     try:
@@ -152,9 +139,9 @@ async def serve(services: Services, *, http: str, stop: asyncio.Event | None = N
     finally:
         log.info("shutting down")
         with contextlib.suppress(FileNotFoundError):
-            services.data.serve_info.unlink()
+            parts.data.serve_info.unlink()
         await runner.cleanup()
-        services.close()
+        parts.close()
         log.info("stopped")
 
 

@@ -8,9 +8,9 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 
 from gitd.access.rules import ANONYMOUS, AccessLevel, Principal
+from gitd.clock import SYSTEM_CLOCK, Clock
 from gitd.errors import Unauthorized
 from gitd.store import Account, Accounts
 from gitd.store.db import StampedCache
@@ -36,8 +36,9 @@ def _unb64(text: str) -> bytes:
 class Authenticator:
     """Turns credentials into a Principal. Holds the internal signing key."""
 
-    def __init__(self, accounts: Accounts, secret_key: bytes):
+    def __init__(self, accounts: Accounts, secret_key: bytes, *, clock: Clock = SYSTEM_CLOCK):
         self.accounts = accounts
+        self.clock = clock
         self._key = secret_key
         self._touched: dict[int, float] = {}
         # Authorization header -> Principal for API tokens: the same few headers come on every
@@ -53,7 +54,7 @@ class Authenticator:
     # -- signed tokens ------------------------------------------------------------------------
     def sign(self, payload: dict, ttl: float) -> str:
         """A self-contained token: JSON claims plus an HMAC, valid for ``ttl`` seconds."""
-        claims = dict(payload, exp=int(time.time() + ttl))
+        claims = dict(payload, exp=int(self.clock.time() + ttl))
         body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
         mac = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
         return f"{SIGNED_PREFIX}{body}.{_b64(mac)}"
@@ -69,7 +70,7 @@ class Authenticator:
             claims = json.loads(_unb64(body))
         except (ValueError, binascii.Error, json.JSONDecodeError):
             return None
-        if not isinstance(claims, dict) or claims.get("exp", 0) < time.time():
+        if not isinstance(claims, dict) or claims.get("exp", 0) < self.clock.time():
             return None
         return claims
 
@@ -101,7 +102,7 @@ class Authenticator:
         serialise every reader behind the database's write lock)."""
         if token_id is None:
             return
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._touched.get(token_id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
             self._touched[token_id] = now
             self.accounts.touch_token_id(token_id)

@@ -6,6 +6,7 @@ import itertools
 import os
 import subprocess
 from pathlib import Path
+from typing import Protocol
 
 import pygit2
 
@@ -13,11 +14,25 @@ from gitd.errors import Conflict
 from gitd.plugins.events import ZERO_OID, RefUpdate
 
 
-class RefChanges:
+class RefChanges(Protocol):
     """A number that changes whenever the daemon moves refs (any push, API commit or mirror
     update). Ref read caches compare it instead of asking the disk on every read (see
     ``gitd.hub.gitread.LooseRefs``). Repository paths come from ids that are never reused,
-    so creating or deleting a repository needs no bump."""
+    so creating or deleting a repository needs no bump.
+
+    The interface of state that several daemon processes would have to share:
+    ``InProcessRefChanges`` serves one process; callers only see this protocol."""
+
+    @property
+    def value(self) -> int:
+        """The current number: equal numbers mean no ref moved in between."""
+
+    def bump(self) -> None:
+        """Refs moved (or may have): every reader must look again."""
+
+
+class InProcessRefChanges:
+    """``RefChanges`` for one daemon process."""
 
     def __init__(self) -> None:
         self._next = itertools.count(1)

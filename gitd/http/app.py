@@ -1,4 +1,5 @@
-"""The public HTTP application: one raw-path router in front of thin handlers."""
+"""The public HTTP application: one raw-path router in front of thin handlers (the routes
+are built by the composition root, ``gitd.compose``)."""
 
 from __future__ import annotations
 
@@ -7,45 +8,22 @@ import time
 
 from aiohttp import web
 
+from gitd.access.auth import Authenticator
 from gitd.errors import GitdError, NotFound
-from gitd.http.capabilities import CapabilityCache
 from gitd.http.context import AUTHENTICATOR
 from gitd.http.errors import error_response
-from gitd.http.lfs import LfsHTTP
-from gitd.http.lfs_locks import LfsLocksHTTP
-from gitd.http.ops import Ops
 from gitd.http.routing import Router
-from gitd.http.smart import SmartHTTP
-from gitd.hub import add_hub_routes
-from gitd.lfs.content import ServiceContent
-from gitd.services import Services
+from gitd.metrics import Metrics
 
 log = logging.getLogger("gitd.http")
 
-SERVICES = web.AppKey("services", Services)
 ROUTER = web.AppKey("router", Router)
-
-
-def build_router(services: Services) -> Router:
-    router = Router()
-    Ops(services.store, services.metrics).add_routes(router)
-    # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
-    add_hub_routes(router, services,
-                   lfs=ServiceContent(services.lfs, url_ttl=services.config.get_int("lfs.href_ttl")))
-    SmartHTTP(services.serve, CapabilityCache()).add_routes(router)
-    LfsHTTP(services.repos, services.access, services.auth, services.lfs, services.metrics,
-            public_url=services.config.get_str("server.public_url"),
-            href_ttl=services.config.get_int("lfs.href_ttl"),
-            max_batch_objects=services.config.get_int("lfs.max_batch_objects"),
-            multipart_threshold=services.config.get_size("lfs.multipart_threshold"),
-            multipart_chunk_size=services.config.get_size("lfs.multipart_chunk_size")).add_routes(router)
-    LfsLocksHTTP(services.repos, services.access, services.lfs).add_routes(router)
-    return router
+METRICS = web.AppKey("metrics", Metrics)
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     router = request.app[ROUTER]
-    metrics = request.app[SERVICES].metrics
+    metrics = request.app[METRICS]
     started = time.monotonic()
     match, allowed = router.resolve(request.method, request.raw_path)
     route_name = match.route.name if match else "unmatched"
@@ -78,11 +56,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         metrics.http_duration.observe(time.monotonic() - started, route=route_name)
 
 
-def build_app(services: Services, router: Router | None = None) -> web.Application:
+def build_app(router: Router, auth: Authenticator, metrics: Metrics) -> web.Application:
     # client_max_size bounds only read()/json()/post(); streamed bodies are unaffected.
     app = web.Application(client_max_size=16 * 1024 * 1024)
-    app[SERVICES] = services
-    app[AUTHENTICATOR] = services.auth
-    app[ROUTER] = router if router is not None else build_router(services)
+    app[METRICS] = metrics
+    app[AUTHENTICATOR] = auth
+    app[ROUTER] = router
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

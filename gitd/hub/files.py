@@ -6,6 +6,8 @@ import asyncio
 import os
 import re
 import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +19,7 @@ from gitd.http.routing import Match, Router
 from gitd.http.sendfile import send_local
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, int_param, json_response, next_link
 from gitd.hub.gitread import Entry, EntryNotFound, RepoReader, iso
-from gitd.hub.lfscontent import LfsContent
+from gitd.lfs.service import LfsService
 from gitd.repos import RepoService
 from gitd.store.redirects import Redirects
 
@@ -57,15 +59,40 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 class FileView:
-    """How the Hub shows one tree entry: size, etag and lfs metadata (held LFS objects only)."""
+    """How the Hub shows one tree entry: size, etag and lfs metadata. A Git LFS pointer whose
+    object the repository holds is shown, sized and streamed as the file it stands for; any
+    other pointer is served as the small text file it is, consistently in info, tree and
+    resolve."""
 
-    def __init__(self, lfs: LfsContent):
+    def __init__(self, lfs: LfsService, *, url_ttl: int = 3600):
         self.lfs = lfs
+        self.url_ttl = url_ttl
+
+    def held_size(self, repo_id: int, oid: str) -> int | None:
+        """The size of LFS object ``oid`` if the repository holds it, else None."""
+        return self.lfs.size(repo_id, oid)
 
     def lfs_size(self, repo_id: int, entry: Entry) -> int | None:
         if entry.pointer is None:
             return None
-        return self.lfs.stored_size(repo_id, entry.pointer.oid)
+        return self.held_size(repo_id, entry.pointer.oid)
+
+    def download_url(self, repo_id: int, oid: str) -> str | None:
+        """A presigned URL on storage clients can reach (resolve redirects there), or None."""
+        return self.lfs.download_url(repo_id, oid, self.url_ttl)
+
+    def local_path(self, repo_id: int, oid: str) -> Path | None:
+        """The local file of a held object (resolve sends it with sendfile), or None."""
+        return self.lfs.local_path(repo_id, oid)
+
+    async def open(self, repo_id: int, oid: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``end`` (exclusive) of a held object, streamed."""
+        reader = await self.lfs.open(repo_id, oid, start, end)
+        try:
+            async for chunk in reader:
+                yield chunk
+        finally:
+            await reader.aclose()
 
     def tree_json(self, repo_id: int, entry: Entry) -> dict[str, Any]:
         if entry.kind == "directory":
@@ -136,7 +163,7 @@ class HubFiles(HubBase):
         if held is not None and entry.pointer is not None:
             headers["X-Linked-Size"] = str(held)
             headers["X-Linked-Etag"] = f'"{etag}"'
-            url = self.view.lfs.download_url(ctx.repo.id, entry.pointer.oid)
+            url = self.view.download_url(ctx.repo.id, entry.pointer.oid)
             if url is not None:
                 # Storage serves the bytes. The client stops at this cross-origin redirect and
                 # reads the file's metadata from it, then GETs the presigned URL without auth.
@@ -160,11 +187,11 @@ class HubFiles(HubBase):
             await response.write_eof()
             return response
         if held is not None and entry.pointer is not None:
-            path = self.view.lfs.local_path(ctx.repo.id, entry.pointer.oid)
+            path = self.view.local_path(ctx.repo.id, entry.pointer.oid)
             if path is not None and await send_local(request, response, path, start, end):
                 return response
             await response.prepare(request)
-            async for chunk in self.view.lfs.open(ctx.repo.id, entry.pointer.oid, start, end):
+            async for chunk in self.view.open(ctx.repo.id, entry.pointer.oid, start, end):
                 await response.write(chunk)
         elif entry.size <= IN_MEMORY_BLOB:
             data = self.reader.read_blob(ctx.path, entry.oid) if entry.size <= CHUNK else \

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pygit2
 
+from gitd.clock import SYSTEM_CLOCK, Clock
 from gitd.errors import NotFound
 from gitd.git.refs import RefChanges, head_branch
 from gitd.lfs.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
@@ -111,8 +111,10 @@ class LooseRefs:
     call costs more than the rest of the lookup (see docs/architecture.md).
     """
 
-    def __init__(self, changes: RefChanges, *, size: int = 10_000, recheck: float = RECHECK_SECONDS):
+    def __init__(self, changes: RefChanges, *, size: int = 10_000, recheck: float = RECHECK_SECONDS,
+                 clock: Clock = SYSTEM_CLOCK):
         self.changes = changes
+        self.clock = clock
         self.size = size
         self.recheck = recheck
         self._known: dict[str, _KnownRef] = {}
@@ -122,7 +124,7 @@ class LooseRefs:
             return None
         file = f"{path}/{name}"
         changes = self.changes.value  # read before the file, so a move after it is not missed
-        now = time.monotonic()
+        now = self.clock.monotonic()
         known = self._known.get(file)
         if known is not None and known.changes == changes and now < known.until:
             return known.sha
@@ -132,7 +134,7 @@ class LooseRefs:
             return None
         key = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         sha = known.sha if known is not None and known.stat == key else _read_loose_ref(file)
-        if sha is not None and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
+        if sha is not None and self.clock.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
             if len(self._known) >= self.size:
                 self._known.clear()
             self._known[file] = _KnownRef(key, sha, changes, now + self.recheck)

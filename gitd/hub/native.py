@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from gitd.access.rules import AccessLevel
+from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, Conflict, NotFound
 from gitd.http.context import principal, read_json
 from gitd.http.routing import Match, Router
@@ -24,8 +24,8 @@ from gitd.hub.gitread import SHA_RE, RepoReader, iso, ref_for
 from gitd.hub.native_accounts import NativeAccounts, envelope
 from gitd.hub.openapi import ApiRoute, openapi_document, register
 from gitd.names import check_name
-from gitd.services import Services
-from gitd.store import Repo
+from gitd.repos import RepoService
+from gitd.store import Accounts, Repo, Repos
 from gitd.store.redirects import Redirects
 
 V1 = "/api/v1"
@@ -47,15 +47,17 @@ UPLOAD_BODY = {"type": "object", "properties": {"file": {"type": "string", "form
 
 
 class NativeAPI(HubBase):
-    def __init__(self, services: Services, reader: RepoReader, writer: CommitWriter, view: FileView, *,
-                 public_url: str = "", redirects: Redirects | None = None):
-        super().__init__(services.repos, services.access, public_url=public_url, redirects=redirects)
-        self.services = services
+    def __init__(self, repos: RepoService, access: Access, accounts: Accounts, repo_rows: Repos,
+                 reader: RepoReader, writer: CommitWriter, view: FileView, accounts_api: NativeAccounts, *,
+                 max_inline_file: int, public_url: str = "", redirects: Redirects | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects)
+        self.accounts = accounts
+        self.repo_rows = repo_rows
         self.reader = reader
         self.writer = writer
         self.view = view
-        self.max_inline_file = services.config.get_size("hub.max_inline_file")
-        self.accounts_api = NativeAccounts(services)
+        self.max_inline_file = max_inline_file
+        self.accounts_api = accounts_api
 
     def routes(self) -> list[ApiRoute]:
         # Account routes first: /api/v1/user and /api/v1/orgs/... would match the {types} patterns.
@@ -115,10 +117,10 @@ class NativeAPI(HubBase):
         who = principal(request)
         owner = None
         if request.query.get("namespace"):
-            owner = self.services.accounts.find(request.query["namespace"])
+            owner = self.accounts.find(request.query["namespace"])
             if owner is None:
                 return envelope({"items": [], "total": 0})
-        repos = [r for r in self.services.repo_rows.list(repo_type=repo_type, owner=owner,
+        repos = [r for r in self.repo_rows.list(repo_type=repo_type, owner=owner,
                                                          search=request.query.get("search") or None)
                  if self.access.level(who, r) >= AccessLevel.READ]
         page = int_param(request, "page", 1, lo=1)
@@ -132,14 +134,14 @@ class NativeAPI(HubBase):
         who = principal(request)
         name = check_name(str(body.get("name", "")), "repository name")
         namespace = body.get("namespace") or (who.account.name if who.account else "")
-        owner = self.services.accounts.find(str(namespace)) if namespace else None
+        owner = self.accounts.find(str(namespace)) if namespace else None
         self.access.require_namespace(who, owner, AccessLevel.WRITE)
         assert owner is not None
         if self.repos.find(repo_type, owner.name, name) is not None:
             raise Conflict(f"{owner.name}/{name} already exists")
         repo = self.repos.create(owner, name, repo_type, private=bool(body.get("private", False)))
         if isinstance(body.get("description"), str):
-            repo = self.services.repo_rows.update(repo, description=body["description"])
+            repo = self.repo_rows.update(repo, description=body["description"])
         return envelope(self._repo_json(request, repo), status=201)
 
     def _ctx(self, request: web.Request, m: Match, needed: AccessLevel = AccessLevel.READ) -> RepoCtx:
@@ -169,7 +171,7 @@ class NativeAPI(HubBase):
                 raise BadRequest("default_branch must name an existing branch")
             self.reader.open(ctx.path).references.create("HEAD", f"refs/heads/{branch}", force=True)
             fields["default_branch"] = branch
-        repo = self.services.repo_rows.update(ctx.repo, **fields) if fields else ctx.repo
+        repo = self.repo_rows.update(ctx.repo, **fields) if fields else ctx.repo
         return envelope(self._repo_json(request, repo))
 
     async def delete_repo(self, request: web.Request, m: Match) -> web.StreamResponse:

@@ -6,15 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
-from gitd.access.rules import AccessLevel, Principal
+from gitd.access.auth import Authenticator
+from gitd.access.rules import Access, AccessLevel, Principal
 from gitd.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from gitd.http.context import principal, read_json
 from gitd.http.routing import Match
 from gitd.hub.openapi import ApiRoute
 from gitd.names import check_name
-from gitd.services import Services
 from gitd.ssh.keys import parse_public_key
-from gitd.store import Account
+from gitd.store import Account, Accounts
 
 V1 = "/api/v1"
 _STR = {"type": "string"}
@@ -32,11 +32,10 @@ def ssh_fingerprint(public_key: str) -> tuple[str, str]:
 
 
 class NativeAccounts:
-    def __init__(self, services: Services):
-        self.services = services
-        self.accounts = services.accounts
-        self.auth = services.auth
-        self.access = services.access
+    def __init__(self, accounts: Accounts, auth: Authenticator, access: Access):
+        self.accounts = accounts
+        self.auth = auth
+        self.access = access
 
     def routes(self) -> list[ApiRoute]:
         return [

@@ -16,9 +16,9 @@ from gitd.http.routing import Match, Router
 from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, DeleteFolder, Op, check_path
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, json_response
 from gitd.hub.discussions import PullRequests
+from gitd.hub.files import FileView
 from gitd.hub.gitread import SHA_RE, RepoReader, ref_for
 from gitd.hub.ignore import GitIgnore
-from gitd.hub.lfscontent import LfsContent
 from gitd.lfs.pointer import OID_RE, format_pointer
 from gitd.repos import RepoService
 from gitd.store.redirects import Redirects
@@ -58,17 +58,16 @@ async def ndjson_lines(content: Any, max_line: int) -> AsyncIterator[bytes]:
 
 class HubUploads(HubBase):
     def __init__(self, repos: RepoService, access: Access, reader: RepoReader, writer: CommitWriter,
-                 prs: PullRequests, lfs: LfsContent, *, regular_upload_max: int, max_inline_file: int,
-                 lfs_uploads: bool = False, public_url: str = "",
+                 prs: PullRequests, view: FileView, *, regular_upload_max: int, max_inline_file: int,
+                 public_url: str = "",
                  redirects: Redirects | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects)
         self.reader = reader
         self.writer = writer
         self.prs = prs
-        self.lfs = lfs
+        self.view = view
         self.regular_upload_max = regular_upload_max
         self.max_inline_file = max_inline_file
-        self.lfs_uploads = lfs_uploads
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", api_patterns("/preupload/{rev}"), self.preupload, style="hub", name="hub-preupload")
@@ -79,7 +78,7 @@ class HubUploads(HubBase):
         """'regular' (inline in the commit) up to ``hub.regular_upload_max``, 'lfs' above it (the
         client then uploads through the LFS batch API and commits an ``lfsFile`` line). Empty files
         are always regular. huggingface_hub 2.4 sends 'lfs' files to Xet unless HF_HUB_DISABLE_XET=1."""
-        if self.lfs_uploads and size > 0 and size > self.regular_upload_max:
+        if size > 0 and size > self.regular_upload_max:
             return "lfs"
         return "regular"
 
@@ -111,7 +110,7 @@ class HubUploads(HubBase):
             if commit is not None:
                 entry = self.reader.entry(ctx.path, commit, path.strip("/"))
                 if entry is not None and entry.kind == "file":
-                    held = entry.pointer is not None and self.lfs.stored_size(ctx.repo.id, entry.pointer.oid)
+                    held = entry.pointer is not None and self.view.held_size(ctx.repo.id, entry.pointer.oid)
                     item["oid"] = entry.pointer.oid if held and entry.pointer else entry.oid
             out.append(item)
         return json_response({"files": out, "commitOid": commit})
@@ -201,7 +200,7 @@ class HubUploads(HubBase):
             oid = value.get("oid")
             if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str) or not OID_RE.match(oid):
                 raise BadRequest(f"lfsFile {path}: expected a sha256 oid")
-            held = self.lfs.stored_size(ctx.repo.id, oid)
+            held = self.view.held_size(ctx.repo.id, oid)
             if held is None:
                 raise BadRequest(f"lfsFile {path}: this repository holds no LFS object {oid}; upload it first "
                                  "through the repository's Git LFS batch API (huggingface_hub does so with "

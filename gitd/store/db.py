@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from gitd.store.migrations import MIGRATIONS
 from gitd.store.walstamp import WalStamp
@@ -139,6 +139,14 @@ class Store:
         self._local = threading.local()
 
 
+class ChangeStamp(Protocol):
+    """Something whose ``version()`` changes whenever the data behind it may have changed
+    (``Store``: any commit). Caches compare stamps; a multi-process deployment would swap
+    what backs the stamp, not the caches."""
+
+    def version(self) -> object: ...
+
+
 class StampedCache:
     """Answers derived from the database, kept per thread while ``Store.version()`` stays the
     same: any commit anywhere, or any change through this thread's connection, drops them.
@@ -151,14 +159,14 @@ class StampedCache:
         cache.remember(known, key, value)
     """
 
-    def __init__(self, store: Store, *, size: int = 10_000):
-        self.store = store
+    def __init__(self, stamp: ChangeStamp, *, size: int = 10_000):
+        self.stamp = stamp
         self.size = size
         self._local = threading.local()
 
     def current(self) -> dict:
         """This thread's answers, emptied first if the database may have changed."""
-        stamp = self.store.version()
+        stamp = self.stamp.version()
         local = self._local
         if getattr(local, "stamp", None) != stamp:
             local.stamp, local.known = stamp, {}

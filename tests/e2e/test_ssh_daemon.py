@@ -15,12 +15,12 @@ import threading
 import pytest
 
 import gitd
+from gitd.compose import Parts
 from gitd.config import Config
 from gitd.datainit import init_data_dir
 from gitd.paths import DataDir
 from gitd.plugins.host import PluginHost
 from gitd.server import serve
-from gitd.services import Services
 from tests.e2e.sshclient import SSHClient, SSHUsers, keygen, known_hosts_for
 from tests.support import Daemon
 
@@ -124,7 +124,7 @@ def test_pushes_over_ssh_reach_plugins_with_via_ssh(git, tmp_path):
     recorder = Recorder()
     plugins = PluginHost(config)
     plugins.register("recorder", recorder)
-    services = Services.build(data, config, plugins=plugins)
+    services = Parts(data, config, plugins=plugins)
     ready, loop_box = threading.Event(), {}
 
     def run() -> None:

@@ -12,16 +12,16 @@ import pygit2
 import pytest
 
 import gitd
+from gitd.compose import Parts
 from gitd.config import Config
 from gitd.datainit import init_data_dir
 from gitd.git.refs import RefConflict, update_refs
 from gitd.hooks.chain import POST_RECEIVE, HookChain
-from gitd.hooks.sessions import PushSessions
+from gitd.hooks.sessions import InProcessPushSessions
 from gitd.jobs.queue import ALL_PLUGINS, PermanentJobError
 from gitd.paths import DataDir
 from gitd.plugins.events import ZERO_OID, PushEvent, RefUpdate, RepoInfo
 from gitd.plugins.host import PluginHost
-from gitd.services import Services
 
 AUTHOR = pygit2.Signature("API", "api@example.com", 1700000000, 0)
 
@@ -56,7 +56,7 @@ def world(tmp_path: Path):
     config = Config.load(data.config_file, environ={"GITD_PLUGINS__POLICY__MAX_BLOB_SIZE": "1KiB"})
     plugins = PluginHost(config).load_entry_points()
     plugins.register("api", ApiPlugins)
-    services = Services.build(data, config, plugins=plugins)
+    services = Parts(data, config, plugins=plugins)
     owner = services.accounts.create_user("alice")
     row = services.repos.create(owner, "model")
     yield services, services.repos.info(row), plugins.pm.get_plugin("api")
@@ -78,7 +78,7 @@ def head(info: RepoInfo, ref: str = "refs/heads/main") -> str:
     return str(repo.references[ref].target) if ref in repo.references else ZERO_OID
 
 
-def post_jobs(services: Services, plugin: str = "api") -> list:
+def post_jobs(services: Parts, plugin: str = "api") -> list:
     return [j for j in services.jobs.list(limit=1000) if j.hook == POST_RECEIVE and j.plugin == plugin]
 
 
@@ -199,7 +199,7 @@ def test_a_job_for_a_plugin_that_is_gone_fails_for_good(world):
 def test_a_push_token_lives_only_as_long_as_its_push(world):
     services, _, _ = world
     row = services.repo_rows.list()[0]
-    sessions = PushSessions(ttl=0.2)
+    sessions = InProcessPushSessions(ttl=0.2)
     with sessions.open(row, principal=None, via="http") as session:  # type: ignore[arg-type]
         assert sessions.get(session.token) is session
         assert sessions.get("x" + session.token) is None and sessions.get("") is None
@@ -215,7 +215,7 @@ def test_regression_post_receive_records_only_updates_pre_receive_approved(world
     row = services.repo_rows.list()[0]
     first = commit(info, "first", None)
     other = commit(info, "other", None)
-    sessions = PushSessions()
+    sessions = InProcessPushSessions()
     approved = RefUpdate("refs/heads/main", ZERO_OID, first)
     with sessions.open(row, principal=None, via="http") as session:  # type: ignore[arg-type]
         session.approved = PushEvent(repo=info, pusher="alice", updates=[approved], via="http")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitd.git.refs import RefChanges
+from gitd.git.refs import InProcessRefChanges
 from gitd.hub.gitread import RACY_NS, LooseRefs
 
 A, B = "a" * 40, "b" * 40
@@ -49,7 +49,7 @@ def settle() -> None:
 
 def test_a_ref_moved_behind_the_daemons_back_is_seen_after_the_recheck_period(repo):
     one, two, _ = commits(repo)
-    refs = LooseRefs(RefChanges(), recheck=2.0)  # wide enough that a busy machine still reads twice inside it
+    refs = LooseRefs(InProcessRefChanges(), recheck=2.0)  # wide enough that a busy machine still reads twice inside it
     git(repo, "update-ref", "refs/heads/main", one)
     settle()
     assert refs.get(repo, "refs/heads/main") == one
@@ -61,7 +61,7 @@ def test_a_ref_moved_behind_the_daemons_back_is_seen_after_the_recheck_period(re
 
 def test_a_bump_makes_the_very_next_read_look_at_the_file(repo):
     one, two, _ = commits(repo)
-    changes = RefChanges()
+    changes = InProcessRefChanges()
     refs = LooseRefs(changes, recheck=60)
     git(repo, "update-ref", "refs/heads/main", one)
     settle()
@@ -79,7 +79,7 @@ def test_a_bump_makes_the_very_next_read_look_at_the_file(repo):
 def test_a_file_younger_than_the_racy_window_is_never_kept(repo):
     """A file rewritten within the same clock tick can keep its size, inode and times: only a file
     older than the racy window may be trusted on its stat alone."""
-    refs = LooseRefs(RefChanges(), recheck=60)
+    refs = LooseRefs(InProcessRefChanges(), recheck=60)
     file = repo / "refs/heads/main"
     file.write_text(A + "\n")
     st = os.stat(file)
@@ -102,7 +102,7 @@ def test_odd_names_are_left_to_pygit2(repo, name):
     if name == "HEAD":
         file.write_text(one + "\n")  # a detached HEAD
     settle()
-    assert LooseRefs(RefChanges()).get(repo, name) is None
+    assert LooseRefs(InProcessRefChanges()).get(repo, name) is None
 
 
 def test_symbolic_and_symlinked_refs_are_left_to_pygit2(repo, tmp_path):
@@ -113,7 +113,7 @@ def test_symbolic_and_symlinked_refs_are_left_to_pygit2(repo, tmp_path):
     outside.write_text(one + "\n")
     (repo / "refs/heads/link").symlink_to(outside)
     settle()
-    refs = LooseRefs(RefChanges())
+    refs = LooseRefs(InProcessRefChanges())
     assert refs.get(repo, "refs/heads/alias") is None
     assert refs.get(repo, "refs/heads/link") is None
     assert refs.get(repo, "refs/heads/missing") is None

@@ -1,0 +1,253 @@
+"""The composition root: the one place that builds gitd's collaborators from the config.
+
+``Parts(data, config)`` builds each collaborator the first time it is asked for and keeps
+it, so a CLI command builds only what it uses (``gitd user add`` opens the store and
+nothing else) and the daemon builds everything once. Nothing receives ``Parts`` itself:
+each collaborator gets exactly what it uses through its constructor. Only the entry
+points (``gitd.cli`` and ``gitd.server``) hold a ``Parts``.
+
+State that several daemon processes would have to share is built here behind one
+interface each (``PushSessions``, ``RefChanges``, the store's change stamp behind the
+caches), so a multi-process deployment would change the lines below, not the callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from gitd.access.auth import Authenticator
+from gitd.access.rules import Access
+from gitd.clock import SYSTEM_CLOCK, Clock
+from gitd.config import Config
+from gitd.git.gateway import GitGateway
+from gitd.git.refs import InProcessRefChanges, RefChanges
+from gitd.git.runner import GitRunner
+from gitd.hooks.chain import HookChain
+from gitd.hooks.sessions import InProcessPushSessions, PushSessions
+from gitd.jobs.queue import JobQueue
+from gitd.metrics import Metrics
+from gitd.paths import DataDir
+from gitd.plugins.host import PluginHost
+from gitd.repos import RepoService
+from gitd.store import Accounts, Repos, Store
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from gitd.hooks.api import HookAPI
+    from gitd.http.routing import Router
+    from gitd.hub.commits import CommitWriter
+    from gitd.hub.gitread import RepoReader
+    from gitd.jobs.workers import JobWorkers
+    from gitd.lfs.service import LfsService
+    from gitd.ssh.server import SSHTransport
+
+
+class Parts:
+    def __init__(self, data: DataDir, config: Config, *, plugins: PluginHost | None = None,
+                 clock: Clock = SYSTEM_CLOCK):
+        self.data = data
+        self.config = config
+        self.clock = clock
+        if plugins is not None:
+            self.__dict__["plugins"] = plugins
+
+    # -- the store and accounts ------------------------------------------------------------------
+    @cached_property
+    def store(self) -> Store:
+        store = Store(self.data.db_file)
+        store.migrate()
+        return store
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        return Accounts(self.store)
+
+    @cached_property
+    def repo_rows(self) -> Repos:
+        return Repos(self.store)
+
+    @cached_property
+    def auth(self) -> Authenticator:
+        return Authenticator(self.accounts, self.data.secret_key_file.read_bytes(), clock=self.clock)
+
+    @cached_property
+    def access(self) -> Access:
+        return Access(self.accounts, anonymous_read=self.config.get_bool("auth.anonymous_read"))
+
+    # -- plugins, jobs and the hook chain ---------------------------------------------------------
+    @cached_property
+    def plugins(self) -> PluginHost:
+        return PluginHost(self.config).load_entry_points()
+
+    @cached_property
+    def jobs(self) -> JobQueue:
+        cfg = self.config
+        return JobQueue(self.store, max_attempts=cfg.get_int("jobs.max_attempts"),
+                        backoff_base=cfg.get_float("jobs.backoff_base"), backoff_max=cfg.get_float("jobs.backoff_max"))
+
+    @cached_property
+    def ref_changes(self) -> RefChanges:
+        return InProcessRefChanges()
+
+    @cached_property
+    def chain(self) -> HookChain:
+        return HookChain(self.plugins, self.jobs, self.repo_rows, ref_changes=self.ref_changes,
+                         enabled=self.config.get_bool("hooks.enabled"),
+                         pre_receive_timeout=self.config.get_float("hooks.pre_receive_timeout"))
+
+    @cached_property
+    def repos(self) -> RepoService:
+        return RepoService(self.data, self.accounts, self.repo_rows, self.chain,
+                           default_branch=self.config.get_str("git.default_branch"))
+
+    # -- git -------------------------------------------------------------------------------------
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics()
+
+    @cached_property
+    def git(self) -> GitRunner:
+        cfg = self.config
+        return GitRunner(hooks_dir=self.data.hooks, max_processes=cfg.get_int("git.max_processes"),
+                         timeout=float(cfg.get_int("git.timeout")), fsck_objects=cfg.get_bool("git.fsck_objects"))
+
+    @cached_property
+    def sessions(self) -> PushSessions:
+        return InProcessPushSessions(ttl=max(3600.0, float(self.config.get_int("git.timeout"))), clock=self.clock)
+
+    @cached_property
+    def gateway(self) -> GitGateway:
+        """The one git service gateway Smart HTTP and SSH share."""
+        return GitGateway(self.repos, self.access, self.git, self.sessions, self.metrics,
+                          ref_changes=self.ref_changes, hook_socket=self.data.hook_socket,
+                          hooks_enabled=self.config.get_bool("hooks.enabled"))
+
+    # -- LFS -------------------------------------------------------------------------------------
+    @cached_property
+    def lfs(self) -> LfsService:
+        from gitd.lfs.locks import Locks
+        from gitd.lfs.objects import ObjectTable
+        from gitd.lfs.service import LfsService
+        from gitd.lfs.storage.factory import build_storage
+
+        cfg = self.config
+        return LfsService(ObjectTable(self.store), build_storage(cfg, self.data), Locks(self.store),
+                          max_object_size=cfg.get_size("lfs.max_object_size"),
+                          direct_uploads=cfg.get_bool("lfs.s3.direct"))
+
+    # -- reading and writing repositories ------------------------------------------------------
+    @cached_property
+    def reader(self) -> RepoReader:
+        from gitd.hub.gitread import RepoReader
+
+        return RepoReader(self.ref_changes, cache_entries=self.config.get_int("hub.resolve_cache_entries"))
+
+    @cached_property
+    def commit_writer(self) -> CommitWriter:
+        from gitd.hub.commits import CommitWriter
+
+        return CommitWriter(self.chain, self.reader, email_domain=self.config.get_str("hub.commit_email_domain"))
+
+    # -- the daemon's front doors ---------------------------------------------------------------
+    def router(self) -> Router:
+        """Every HTTP route: operations, the Hub and native APIs, Smart HTTP, LFS."""
+        from gitd.http.capabilities import CapabilityCache
+        from gitd.http.lfs import LfsHTTP
+        from gitd.http.lfs_locks import LfsLocksHTTP
+        from gitd.http.ops import Ops
+        from gitd.http.routing import Router
+        from gitd.http.smart import SmartHTTP
+
+        cfg = self.config
+        router = Router()
+        Ops(self.store, self.metrics).add_routes(router)
+        # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
+        self._add_hub_routes(router)
+        SmartHTTP(self.gateway, CapabilityCache()).add_routes(router)
+        LfsHTTP(self.repos, self.access, self.auth, self.lfs, self.metrics,
+                public_url=cfg.get_str("server.public_url"), href_ttl=cfg.get_int("lfs.href_ttl"),
+                max_batch_objects=cfg.get_int("lfs.max_batch_objects"),
+                multipart_threshold=cfg.get_size("lfs.multipart_threshold"),
+                multipart_chunk_size=cfg.get_size("lfs.multipart_chunk_size")).add_routes(router)
+        LfsLocksHTTP(self.repos, self.access, self.lfs).add_routes(router)
+        return router
+
+    def _add_hub_routes(self, router: Router) -> None:
+        from gitd.hub.discussions import PullRequests
+        from gitd.hub.files import FileView, HubFiles
+        from gitd.hub.history import HubHistory
+        from gitd.hub.info import HubInfo
+        from gitd.hub.manage import HubManage
+        from gitd.hub.native import NativeAPI
+        from gitd.hub.native_accounts import NativeAccounts
+        from gitd.hub.upload import HubUploads
+        from gitd.store.discussions import Discussions
+        from gitd.store.redirects import Redirects
+
+        cfg = self.config
+        repos, access, reader = self.repos, self.access, self.reader
+        view = FileView(self.lfs, url_ttl=cfg.get_int("lfs.href_ttl"))
+        common = {"public_url": cfg.get_str("server.public_url"), "redirects": Redirects(self.store)}
+        prs = PullRequests(repos, access, Discussions(self.store), reader, self.chain, **common)
+        files = HubFiles(repos, access, reader, view, **common)
+        files.add_resolve_route(router)
+        # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
+        accounts_api = NativeAccounts(self.accounts, self.auth, self.access)
+        NativeAPI(repos, access, self.accounts, self.repo_rows, reader, self.commit_writer, view, accounts_api,
+                  max_inline_file=cfg.get_size("hub.max_inline_file"), **common).add_routes(router)
+        HubManage(repos, access, self.accounts, **common).add_routes(router)
+        HubInfo(repos, access, self.repo_rows, reader, view, **common).add_routes(router)
+        files.add_routes(router)
+        HubHistory(repos, access, reader, self.chain, email_domain=cfg.get_str("hub.commit_email_domain"),
+                   **common).add_routes(router)
+        HubUploads(repos, access, reader, self.commit_writer, prs, view,
+                   regular_upload_max=cfg.get_size("hub.regular_upload_max"),
+                   max_inline_file=cfg.get_size("hub.max_inline_file"), **common).add_routes(router)
+        prs.add_routes(router)
+
+    def http_app(self) -> web.Application:
+        from gitd.http.app import build_app
+
+        return build_app(self.router(), self.auth, self.metrics)
+
+    def hook_api(self) -> HookAPI:
+        from gitd.hooks.api import HookAPI
+
+        return HookAPI(self.sessions, self.chain, self.repos, lfs_missing=self.lfs.missing)
+
+    def job_workers(self) -> JobWorkers:
+        from gitd.jobs.workers import JobWorkers
+
+        cfg = self.config
+        return JobWorkers(self.jobs, self.chain.run_job, workers=cfg.get_int("jobs.workers"),
+                          poll_interval=cfg.get_float("jobs.poll_interval"), timeout=cfg.get_float("jobs.timeout"),
+                          start_delay=cfg.get_float("jobs.start_delay"))
+
+    def ssh_transport(self, http_listener: Callable[[], str]) -> SSHTransport:
+        """The SSH transport; ``http_listener()`` tells the bound HTTP address once it is known
+        (LFS over SSH hands out HTTP links when no public URL is configured)."""
+        from gitd.ssh.commands import SSHCommands, lfs_http_base
+        from gitd.ssh.keys import SSHKeys
+        from gitd.ssh.lfs_service_backend import lfs_service_backends
+        from gitd.ssh.server import SSHTransport
+
+        cfg = self.config
+        public_url = cfg.get_str("server.public_url")
+
+        def http_base(local_host: str | None) -> str:
+            return lfs_http_base(public_url, http_listener(), local_host)
+
+        keys = SSHKeys(self.accounts)
+        lfs_backend = lfs_service_backends(self.lfs, self.metrics) if cfg.get_bool("ssh.lfs_transfer") else None
+        commands = SSHCommands(self.repos, self.gateway, self.auth, keys, http_base=http_base,
+                               token_ttl=cfg.get_int("auth.signed_token_ttl"), lfs_backend=lfs_backend)
+        return SSHTransport(commands, keys, self.data.ssh_host_key, login_timeout=cfg.get_float("ssh.login_timeout"),
+                            ciphers=[str(c) for c in cfg.get_list("ssh.ciphers")],
+                            macs=[str(m) for m in cfg.get_list("ssh.macs")])
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
