@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
 from pathlib import Path
 from typing import Protocol
@@ -11,6 +10,7 @@ from typing import Protocol
 import pygit2
 
 from gitd.errors import Conflict
+from gitd.git.env import git_env
 from gitd.plugins.events import ZERO_OID, RefUpdate
 
 
@@ -61,14 +61,8 @@ def update_refs(repo_path: Path, updates: list[RefUpdate]) -> None:
         else:
             lines.append(f"update {ref} {new} {old}")
     lines += ["prepare", "commit"]
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "GIT_DIR": str(repo_path),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
     proc = subprocess.run(["git", "update-ref", "--stdin"], input="\n".join(lines).encode() + b"\n",
-                          capture_output=True, env=env)
+                          capture_output=True, env=git_env(git_dir=repo_path))
     if proc.returncode != 0:
         raise RefConflict("the branch moved while this change was being made; retry on top of the new head",
                           detail=proc.stderr.decode("utf-8", "replace"))

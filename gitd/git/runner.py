@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitd.git.env import git_env
 from gitd.git.process import GitProcess
 
 log = logging.getLogger("gitd.git")
@@ -30,9 +31,6 @@ PIPE_LIMIT = 4 * CHUNK
 
 # GIT_PROTOCOL is a colon-separated list of key=value pairs; anything else is dropped.
 _PROTOCOL_RE = re.compile(r"^[0-9A-Za-z]+=[0-9A-Za-z]+(?::[0-9A-Za-z]+=[0-9A-Za-z]+)*$")
-
-# The only variables a git child inherits from the daemon's own environment.
-_INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 
 def sanitize_protocol(value: str | None) -> str | None:
@@ -111,16 +109,7 @@ class GitRunner:
 
     def environment(self, *, protocol: str | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """An allow-listed environment: nothing from the client gets through unchecked."""
-        env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
-        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        env.update(
-            {
-                "HOME": str(self.hooks_dir.parent),
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": os.devnull,
-                "GIT_TERMINAL_PROMPT": "0",
-            }
-        )
+        env = git_env(home=self.hooks_dir.parent)
         proto = sanitize_protocol(protocol)
         if proto:
             env["GIT_PROTOCOL"] = proto

@@ -14,6 +14,8 @@ from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, GitdError
+from gitd.git.env import git_env
+from gitd.git.process import GitProcess
 from gitd.http.errors import error_response
 from gitd.http.routing import Match, Router
 from gitd.http.sendfile import send_local
@@ -210,27 +212,21 @@ class HubFiles(HubBase):
     async def _stream_blob(self, ctx: RepoCtx, oid: str, start: int, end: int,
                            response: web.StreamResponse) -> None:
         """Stream a big blob through ``git cat-file`` so it is never held in memory."""
-        proc = await asyncio.create_subprocess_exec(
-            "git", "--git-dir", str(ctx.path), "cat-file", "blob", oid,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1",
-                 "GIT_CONFIG_GLOBAL": os.devnull},
-        )
-        assert proc.stdout is not None
+        proc = await GitProcess.spawn(["git", "cat-file", "blob", oid], git_env(git_dir=ctx.path),
+                                      stdin=False, limit=4 * CHUNK)
         pos = 0
         try:
-            while pos < end:
-                chunk = await proc.stdout.read(CHUNK)
-                if not chunk:
-                    break
-                lo, hi = max(start - pos, 0), min(len(chunk), end - pos)
-                if lo < hi:
-                    await response.write(chunk[lo:hi])
-                pos += len(chunk)
+            while pos < end and (chunks := await proc.read()):
+                for chunk in chunks:
+                    lo, hi = max(start - pos, 0), min(len(chunk), end - pos)
+                    if lo < hi:
+                        await response.write(chunk[lo:hi])
+                    pos += len(chunk)
+                    if pos >= end:
+                        break
         finally:
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
+            await proc.terminate(graceful=False)
+            proc.close()
 
     # -- tree --------------------------------------------------------------------------------------
     def _listing(self, ctx: RepoCtx, commit: str, under: str, recursive: bool) -> list[Entry]:

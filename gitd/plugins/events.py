@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -11,6 +10,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pygit2
+
+from gitd.git.env import git_env
 
 ZERO_OID = "0" * 40
 VIA = ("http", "ssh", "api", "mirror")
@@ -89,13 +90,7 @@ class PushEvent:
         return self._repository
 
     def _env(self) -> dict[str, str]:
-        return {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "GIT_DIR": str(self.repo.path),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            **self.git_env,
-        }
+        return git_env(git_dir=self.repo.path, extra=self.git_env)
 
     def git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """Run ``git <args>`` in the repository with the quarantine environment (output captured)."""
