@@ -23,6 +23,8 @@ from gitd.errors import GitdError, NotFound
 from gitd.jobs.queue import ALL_PLUGINS
 from gitd.names import REPO_TYPES, check_account_name, split_full_name
 from gitd.paths import DataDir, default_data_dir
+from gitd.plugins.context import PluginError
+from gitd.plugins.host import PluginHost
 
 
 class CLIError(Exception):
@@ -382,13 +384,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_plugin_commands(parser: argparse.ArgumentParser, argv: Sequence[str],
+                        plugins: PluginHost | None = None) -> None:
+    """Add the plugins' subcommands (``gitd_cli_commands``) when the command line names one
+    that is not gitd's own: plugins are loaded only then, from the data directory's config."""
+    words = [a for a in argv if not a.startswith("-")]
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if words and words[0] in sub.choices:
+        return
+    data_arg = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--data"), None)
+    data = DataDir(Path(data_arg)) if data_arg else DataDir(default_data_dir())
+    if not data.is_initialised():
+        return
+    from gitd.plugins.contrib import CliCommand
+
+    if plugins is None:
+        plugins = Parts(data, Config.load(data.config_file)).plugins
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for plugin, commands in plugins.collect("gitd_cli_commands"):
+        for command in commands:
+            if not isinstance(command, CliCommand):
+                continue
+            if command.group in sub.choices and command.group not in groups:
+                logging.getLogger("gitd").warning("plugin %s: 'gitd %s' is gitd's own command; not added",
+                                                  plugin, command.group)
+                continue
+            if command.group not in groups:
+                p = sub.add_parser(command.group, help=f"(plugin {plugin})", description=f"commands of plugin {plugin}")
+                groups[command.group] = p.add_subparsers(dest=f"{command.group}_command", required=True,
+                                                         parser_class=_Parser)
+            leaf = groups[command.group].add_parser(command.name, help=command.help, description=command.help)
+            leaf.add_argument("--data", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            if command.arguments is not None:
+                command.arguments(leaf)
+            leaf.set_defaults(func=_plugin_runner(command))
+
+
+def _plugin_runner(command) -> Callable[[argparse.Namespace], None]:
+    def run(args: argparse.Namespace) -> None:
+        status = command.run(args)
+        if status:
+            raise SystemExit(int(status))
+
+    return run
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split()) or "failed"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, plugins: PluginHost | None = None) -> int:
     """Run one command; errors are one line on stderr and a non-zero exit status."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        add_plugin_commands(parser, argv, plugins)
+    except Exception as exc:  # a broken plugin must not take gitd's own commands down
+        print(f"gitd: warning: plugin commands unavailable: {_one_line(str(exc))}", file=sys.stderr)
     args = parser.parse_args(argv)  # usage errors exit 2 with one line (see _Parser.error)
     try:
         args.func(args)
@@ -397,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if isinstance(exc, GitdError):
             message = exc.message
-        elif isinstance(exc, CLIError | ConfigError | OSError):
+        elif isinstance(exc, CLIError | ConfigError | OSError | PluginError):
             message = str(exc)
         else:
             message = f"{type(exc).__name__}: {exc}"

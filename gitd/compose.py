@@ -28,8 +28,12 @@ from gitd.hooks.chain import HookChain
 from gitd.hooks.sessions import InProcessPushSessions, PushSessions
 from gitd.jobs.queue import JobQueue
 from gitd.metrics import Metrics
+from gitd.names import REPO_TYPES
 from gitd.paths import DataDir
+from gitd.plugins.context import PluginServices
+from gitd.plugins.events import RepoInfo
 from gitd.plugins.host import PluginHost
+from gitd.portal import Portal
 from gitd.repos import RepoService
 from gitd.store import Accounts, Repos, Store
 
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from gitd.hub.gitread import RepoReader
     from gitd.jobs.workers import JobWorkers
     from gitd.lfs.service import LfsService
+    from gitd.plugins.view import RepoViews
     from gitd.ssh.server import SSHTransport
 
 
@@ -80,7 +85,43 @@ class Parts:
     # -- plugins, jobs and the hook chain ---------------------------------------------------------
     @cached_property
     def plugins(self) -> PluginHost:
-        return PluginHost(self.config).load_entry_points()
+        return PluginHost(self.config, self.plugin_services()).load_entry_points()
+
+    def plugin_services(self) -> PluginServices:
+        """What every plugin's context offers, each part made on first use."""
+        from gitd.plugins.storage import PluginStorage
+
+        def storage(name: str) -> PluginStorage:
+            _ = self.store  # the database exists and is migrated
+            return PluginStorage(self.data.db_file, name)
+
+        def submit(plugin: str, repo: RepoInfo | None, task: str, payload: dict, key: str | None,
+                   delay: float) -> int | None:
+            return self.chain.submit_task(plugin, repo, task, payload, key, delay)
+
+        def find_repo(full_name: str, repo_type: str | None) -> RepoInfo | None:
+            ns, _, name = full_name.partition("/")
+            types = [repo_type] if repo_type else list(REPO_TYPES)
+            found = [r for t in types if (r := self.repos.find(t, ns, name)) is not None]
+            return self.repos.info(found[0]) if found else None
+
+        def list_repos(repo_type: str | None) -> list[RepoInfo]:
+            return [self.repos.info(r) for r in self.repo_rows.list(repo_type=repo_type)]
+
+        return PluginServices(storage=storage, views=lambda: self.views, submit=submit, find_repo=find_repo,
+                              list_repos=list_repos)
+
+    @cached_property
+    def portal(self) -> Portal:
+        """Runs the daemon's coroutines for code on worker threads (plugins)."""
+        return Portal()
+
+    @cached_property
+    def views(self) -> RepoViews:
+        """Read-only repository views for plugins, with LFS content read through the LFS store."""
+        from gitd.plugins.view import RepoViews, ServiceLfsReader
+
+        return RepoViews(ServiceLfsReader(self.lfs, self.portal))
 
     @cached_property
     def jobs(self) -> JobQueue:
@@ -96,7 +137,8 @@ class Parts:
     def chain(self) -> HookChain:
         return HookChain(self.plugins, self.jobs, self.repo_rows, ref_changes=self.ref_changes,
                          enabled=self.config.get_bool("hooks.enabled"),
-                         pre_receive_timeout=self.config.get_float("hooks.pre_receive_timeout"))
+                         pre_receive_timeout=self.config.get_float("hooks.pre_receive_timeout"),
+                         views=self.views)
 
     @cached_property
     def repos(self) -> RepoService:
@@ -158,6 +200,7 @@ class Parts:
         from gitd.http.lfs import LfsHTTP
         from gitd.http.lfs_locks import LfsLocksHTTP
         from gitd.http.ops import Ops
+        from gitd.http.plugin_routes import PluginRoutes
         from gitd.http.routing import Router
         from gitd.http.smart import SmartHTTP
 
@@ -173,6 +216,9 @@ class Parts:
                 multipart_threshold=cfg.get_size("lfs.multipart_threshold"),
                 multipart_chunk_size=cfg.get_size("lfs.multipart_chunk_size")).add_routes(router)
         LfsLocksHTTP(self.repos, self.access, self.lfs).add_routes(router)
+        # Plugins' routes last: the daemon's own routes win over anything a plugin declares.
+        PluginRoutes(self.plugins, self.repos, self.access, self.views,
+                     timeout=cfg.get_float("plugins.http_timeout")).add_routes(router)
         return router
 
     def _add_hub_routes(self, router: Router) -> None:
@@ -184,6 +230,7 @@ class Parts:
         from gitd.hub.native import NativeAPI
         from gitd.hub.native_accounts import NativeAccounts
         from gitd.hub.upload import HubUploads
+        from gitd.plugins.fields import InfoFields
         from gitd.store.discussions import Discussions
         from gitd.store.redirects import Redirects
 
@@ -197,9 +244,11 @@ class Parts:
         # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
         accounts_api = NativeAccounts(self.accounts, self.auth, self.access)
         NativeAPI(repos, access, self.accounts, self.repo_rows, reader, self.commit_writer, view, accounts_api,
-                  max_inline_file=cfg.get_size("hub.max_inline_file"), **common).add_routes(router)
+                  max_inline_file=cfg.get_size("hub.max_inline_file"), fields=InfoFields(self.plugins),
+                  **common).add_routes(router)
         HubManage(repos, access, self.accounts, **common).add_routes(router)
-        HubInfo(repos, access, self.repo_rows, reader, view, **common).add_routes(router)
+        fields = InfoFields(self.plugins)
+        HubInfo(repos, access, self.repo_rows, reader, view, fields=fields, **common).add_routes(router)
         files.add_routes(router)
         HubHistory(repos, access, reader, self.chain, email_domain=cfg.get_str("hub.commit_email_domain"),
                    **common).add_routes(router)
@@ -216,7 +265,7 @@ class Parts:
     def hook_api(self) -> HookAPI:
         from gitd.hooks.api import HookAPI
 
-        return HookAPI(self.sessions, self.chain, self.repos, lfs_missing=self.lfs.missing)
+        return HookAPI(self.sessions, self.chain, self.repos)
 
     def job_workers(self) -> JobWorkers:
         from gitd.jobs.workers import JobWorkers
@@ -249,5 +298,10 @@ class Parts:
                             macs=[str(m) for m in cfg.get_list("ssh.macs")])
 
     def close(self) -> None:
+        for context in (self.__dict__["plugins"].contexts.values() if "plugins" in self.__dict__ else ()):
+            if context._storage is not None:
+                context._storage.close()
+        if "portal" in self.__dict__:
+            self.portal.close()
         if "store" in self.__dict__:
             self.store.close()

@@ -88,9 +88,15 @@ class RepoService:
         log.info("deleted %s repository %s (id %d)", repo.type, repo.full_name, repo.id)
 
     def set_private(self, repo: Repo, private: bool) -> Repo:
-        return self.rows.update(repo, private=private)
+        changed = self.rows.update(repo, private=private)
+        if bool(repo.private) != bool(private):
+            self.chain.visibility_changed(self.info(changed))
+        return changed
 
     def move(self, repo: Repo, owner: Account, name: str) -> Repo:
         """Rename or transfer; the path on disk depends only on the id, so nothing moves."""
         check_name(name, "repository name")
-        return self.rows.update(repo, owner_id=owner.id, name=name)
+        moved = self.rows.update(repo, owner_id=owner.id, name=name)
+        if (moved.namespace, moved.name) != (repo.namespace, repo.name):
+            self.chain.repo_renamed(self.info(moved), repo.namespace, repo.name)
+        return moved

@@ -114,6 +114,7 @@ async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     install_child_watcher(loop)
+    parts.portal.attach(loop)  # plugins on worker threads reach the daemon's coroutines through it
     if threading.current_thread() is threading.main_thread():  # tests may run it in a thread
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)

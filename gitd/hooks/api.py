@@ -24,7 +24,6 @@ import dataclasses
 import functools
 import logging
 import os
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from gitd.config import ConfigError
@@ -160,12 +159,10 @@ def check_quarantine_env(env: dict[str, str], repo_path: Path) -> dict[str, str]
 
 
 class HookAPI:
-    def __init__(self, sessions: PushSessions, chain: HookChain, repos: RepoService,
-                 lfs_missing: Callable[[int, Iterable[str]], set[str]] | None = None):
+    def __init__(self, sessions: PushSessions, chain: HookChain, repos: RepoService):
         self.sessions = sessions
         self.chain = chain
         self.repos = repos
-        self.lfs_missing = lfs_missing
 
     def server(self) -> HookServer:
         return HookServer({"/hook/pre-receive": self.pre_receive, "/hook/post-receive": self.post_receive},
@@ -175,16 +172,8 @@ class HookAPI:
         raw_env, options, updates = parse_body(body)
         info = self.repos.info(session.repo)
         env = check_quarantine_env(raw_env, info.path)
-        lfs_missing = None
-        if self.lfs_missing is not None:
-            check = self.lfs_missing
-            repo_id = info.id
-
-            def lfs_missing(oids: Iterable[str]) -> set[str]:
-                return check(repo_id, oids)
-
         return PushEvent(repo=info, pusher=session.principal.name, updates=updates, via=session.via,
-                         push_options=options, git_env=env, lfs_missing=lfs_missing)
+                         push_options=options, git_env=env)
 
     def _call(self, hook: str, token: str | None, body: bytes) -> tuple[PushSession, PushEvent]:
         """The push session and event of a hook call, or ``Refused``."""
@@ -211,7 +200,7 @@ class HookAPI:
             except PushRejected as exc:
                 return 403, str(exc.message)
             # What post-receive may record: the approved updates, without the quarantine.
-            session.approved = dataclasses.replace(event, git_env={}, lfs_missing=None)
+            session.approved = dataclasses.replace(event, git_env={})
             session.intent = self.chain.record_intent(session.approved)
             return 200, ""
         except Refused as exc:

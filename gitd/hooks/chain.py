@@ -32,8 +32,19 @@ from gitd.git.refs import RefChanges, landed_updates, point_unborn_head, update_
 from gitd.hooks.sessions import PushSession
 from gitd.jobs.queue import ALL_PLUGINS, Job, JobQueue, PermanentJobError
 from gitd.jobs.threads import ThreadPool
-from gitd.plugins.events import VIA, PushEvent, RefUpdate, RepoInfo
+from gitd.plugins.events import (
+    VIA,
+    PushEvent,
+    RefUpdate,
+    RepoCreated,
+    RepoDeleted,
+    RepoInfo,
+    RepoRenamed,
+    TaskEvent,
+    VisibilityChanged,
+)
 from gitd.plugins.host import PluginHost
+from gitd.plugins.view import RepoViews
 from gitd.store import Repos
 
 log = logging.getLogger("gitd.hooks")
@@ -42,6 +53,15 @@ POST_RECEIVE = "gitd_post_receive"
 PRE_RECEIVE = "gitd_pre_receive"
 REPO_CREATED = "gitd_repo_created"
 REPO_DELETED = "gitd_repo_deleted"
+REPO_RENAMED = "gitd_repo_renamed"
+VISIBILITY_CHANGED = "gitd_repo_visibility_changed"
+TASK = "gitd_task"
+# Lifecycle hooks: recorded as one job for all plugins (the process recording it, such as
+# the CLI, may not know the daemon's plugins), with the event class each one carries.
+LIFECYCLE: dict[str, type[RepoCreated | RepoDeleted | RepoRenamed | VisibilityChanged]] = {
+    REPO_CREATED: RepoCreated, REPO_DELETED: RepoDeleted, REPO_RENAMED: RepoRenamed,
+    VISIBILITY_CHANGED: VisibilityChanged,
+}
 
 # How long an intent waits before it is acted on: longer than git takes between a
 # successful pre-receive and its post-receive hook (moving the quarantined objects in
@@ -66,14 +86,26 @@ def updates_key(updates: Iterable[RefUpdate]) -> str:
 
 class HookChain:
     def __init__(self, plugins: PluginHost, jobs: JobQueue, repo_rows: Repos, *, ref_changes: RefChanges,
-                 enabled: bool = True, pre_receive_timeout: float = 120.0):
+                 enabled: bool = True, pre_receive_timeout: float = 120.0, views: RepoViews | None = None):
         self.plugins = plugins
+        self.views = views
         self.ref_changes = ref_changes
         self.jobs = jobs
         self.repo_rows = repo_rows
         self.enabled = enabled
         self.pre_receive_timeout = pre_receive_timeout
         self.threads = ThreadPool("gitd-pre-receive")
+
+    def bind(self, event: PushEvent) -> PushEvent:
+        """The event with what plugins read through it: repository views and the LFS check."""
+        if self.views is None or event.views is not None:
+            return event
+        views, repo_id = self.views, event.repo.id
+
+        def lfs_missing(oids: Iterable[str]) -> set[str]:
+            return views.lfs_missing(repo_id, oids)
+
+        return dataclasses.replace(event, views=views, lfs_missing=event.lfs_missing or lfs_missing)
 
     # -- pre-receive ---------------------------------------------------------------------------
     def pre_receive(self, event: PushEvent) -> None:
@@ -101,7 +133,7 @@ class HookChain:
             return  # nothing to run: spare the push a trip through a thread
         try:
             async with asyncio.timeout(self.pre_receive_timeout):
-                await self.threads.run(self.pre_receive, event)
+                await self.threads.run(self.pre_receive, self.bind(event))
         except TimeoutError:
             log.error("pre-receive for %s took more than %.0fs; push refused", event.repo.full_name,
                       self.pre_receive_timeout)
@@ -207,18 +239,35 @@ class HookChain:
     # -- repository lifecycle ------------------------------------------------------------------
     def repo_created(self, repo: RepoInfo) -> int | None:
         """Record that ``repo`` was created; the daemon runs every plugin's hook for it."""
-        return self._enqueue_for_all(REPO_CREATED, repo)
+        return self._enqueue_for_all(REPO_CREATED, RepoCreated(repo).to_dict(), repo.id, key="")
 
     def repo_deleted(self, repo: RepoInfo) -> int | None:
-        return self._enqueue_for_all(REPO_DELETED, repo)
+        return self._enqueue_for_all(REPO_DELETED, RepoDeleted(repo).to_dict(), repo.id, key="")
 
-    def _enqueue_for_all(self, hook: str, repo: RepoInfo) -> int | None:
+    def repo_renamed(self, repo: RepoInfo, old_namespace: str, old_name: str) -> int | None:
+        event = RepoRenamed(repo, old_namespace, old_name)
+        return self._enqueue_for_all(REPO_RENAMED, event.to_dict(), repo.id,
+                                     key=f"{old_namespace}/{old_name}->{repo.full_name}:{secrets.token_hex(4)}")
+
+    def visibility_changed(self, repo: RepoInfo) -> int | None:
+        return self._enqueue_for_all(VISIBILITY_CHANGED, VisibilityChanged(repo).to_dict(), repo.id,
+                                     key=f"{repo.private}:{secrets.token_hex(4)}")
+
+    def _enqueue_for_all(self, hook: str, payload: dict[str, Any], repo_id: int, *, key: str) -> int | None:
         # One job for all plugins, expanded by the daemon: the process recording it (the
         # CLI) may not know which plugins the daemon runs.
         if not self.enabled:
             return None
-        return self.jobs.enqueue(hook, ALL_PLUGINS, {"repo": repo.to_dict()}, repo_id=repo.id,
-                                 dedup_key=f"{hook}:{repo.id}:{ALL_PLUGINS}")
+        return self.jobs.enqueue(hook, ALL_PLUGINS, payload, repo_id=repo_id,
+                                 dedup_key=f"{hook}:{repo_id}:{ALL_PLUGINS}" + (f":{key}" if key else ""))
+
+    def submit_task(self, plugin: str, repo: RepoInfo | None, task: str, payload: dict[str, Any],
+                    key: str | None = None, delay: float = 0.0) -> int | None:
+        """A plugin's own durable work (``PluginContext.submit``): its ``gitd_task`` hook runs it."""
+        event = TaskEvent(repo, task, payload)
+        unique = key if key is not None else secrets.token_hex(12)
+        return self.jobs.enqueue(TASK, plugin, event.to_dict(), repo_id=repo.id if repo else None, delay=delay,
+                                 dedup_key=f"{TASK}:{plugin}:{task}:{unique}")
 
     def _enqueue_each(self, hook: str, repo: RepoInfo, payload: dict[str, Any], *, key: str) -> list[int]:
         jobs = [(plugin, f"{hook}:{repo.id}:{plugin}:{key}") for plugin, _ in self.plugins.implementations(hook)]
@@ -232,12 +281,15 @@ class HookChain:
             return
         call = self.plugins.implementation(job.hook, job.plugin)
         if call is None:
-            raise PermanentJobError(f"plugin {job.plugin} is not loaded (disabled or not installed); "
-                                    f"enable it, then run 'gitd jobs retry {job.id}'")
+            raise PermanentJobError(f"plugin {job.plugin} is not loaded (disabled or not installed) or does not "
+                                    f"implement {job.hook}; enable it, then run 'gitd jobs retry {job.id}'")
         if job.hook == POST_RECEIVE:
-            call(event=PushEvent.from_dict(job.payload))
-        elif job.hook in (REPO_CREATED, REPO_DELETED):
-            call(repo=RepoInfo.from_dict(job.payload["repo"]))
+            call(event=self.bind(PushEvent.from_dict(job.payload)))
+        elif job.hook in LIFECYCLE:
+            event = LIFECYCLE[job.hook].from_dict(job.payload)
+            call(repo=event.repo, event=event)
+        elif job.hook == TASK:
+            call(event=TaskEvent.from_dict(job.payload))
         else:
             raise PermanentJobError(f"unknown job hook {job.hook!r}")
 
@@ -250,8 +302,7 @@ class HookChain:
                      event.repo.full_name, len(landed), len(event.updates))
             if landed:
                 self.post_receive(dataclasses.replace(event, updates=landed))
-        elif job.hook in (REPO_CREATED, REPO_DELETED):
-            repo = RepoInfo.from_dict(job.payload["repo"])
-            self._enqueue_each(job.hook, repo, job.payload, key="")
+        elif job.hook in LIFECYCLE:
+            self._enqueue_each(job.hook, RepoInfo.from_dict(job.payload["repo"]), job.payload, key=f"job{job.id}")
         else:
             raise PermanentJobError(f"unknown job hook {job.hook!r}")

@@ -17,6 +17,7 @@ from gitd.hub.card import CardError, card_tags, parse_card
 from gitd.hub.common import API_TYPES, HubBase, RepoCtx, api_patterns, bool_param, int_param, json_response, next_link
 from gitd.hub.files import FileView
 from gitd.hub.gitread import Entry, RepoReader, iso
+from gitd.plugins.fields import InfoFields
 from gitd.repos import RepoService
 from gitd.store import Repo, Repos
 from gitd.store.redirects import Redirects
@@ -61,9 +62,10 @@ class CardCache:
 
 class HubInfo(HubBase):
     def __init__(self, repos: RepoService, access: Access, repo_rows: Repos, reader: RepoReader, view: FileView,
-                 *, public_url: str = "",
+                 *, fields: InfoFields | None = None, public_url: str = "",
                  redirects: Redirects | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects)
+        self.fields = fields
         self.repo_rows = repo_rows
         self.reader = reader
         self.view = view
@@ -85,6 +87,8 @@ class HubInfo(HubBase):
         else:
             commit = self.reader.default_head(ctx.path, ctx.repo.default_branch)
         data = await asyncio.to_thread(self.describe, request, ctx, commit, True)
+        if self.fields is not None and self.fields.active():
+            data = await asyncio.to_thread(self.fields.add, self.repos.info(ctx.repo), commit, data)
         return json_response(data)
 
     def describe(self, request: web.Request, ctx: RepoCtx, commit: str | None, siblings: bool) -> dict[str, Any]:

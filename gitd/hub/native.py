@@ -24,6 +24,7 @@ from gitd.hub.gitread import SHA_RE, RepoReader, iso, ref_for
 from gitd.hub.native_accounts import NativeAccounts, envelope
 from gitd.hub.openapi import ApiRoute, openapi_document, register
 from gitd.names import check_name
+from gitd.plugins.fields import InfoFields
 from gitd.repos import RepoService
 from gitd.store import Accounts, Repo, Repos
 from gitd.store.redirects import Redirects
@@ -49,8 +50,10 @@ UPLOAD_BODY = {"type": "object", "properties": {"file": {"type": "string", "form
 class NativeAPI(HubBase):
     def __init__(self, repos: RepoService, access: Access, accounts: Accounts, repo_rows: Repos,
                  reader: RepoReader, writer: CommitWriter, view: FileView, accounts_api: NativeAccounts, *,
-                 max_inline_file: int, public_url: str = "", redirects: Redirects | None = None):
+                 max_inline_file: int, fields: InfoFields | None = None, public_url: str = "",
+                 redirects: Redirects | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects)
+        self.fields = fields
         self.accounts = accounts
         self.repo_rows = repo_rows
         self.reader = reader
@@ -151,6 +154,8 @@ class NativeAPI(HubBase):
         ctx = self._ctx(request, m)
         data = self._repo_json(request, ctx.repo)
         data["head"] = self.reader.default_head(ctx.path, ctx.repo.default_branch)
+        if self.fields is not None and self.fields.active():
+            data = await asyncio.to_thread(self.fields.add, self.repos.info(ctx.repo), data["head"], data)
         return envelope(data)
 
     async def update_repo(self, request: web.Request, m: Match) -> web.StreamResponse:
@@ -171,7 +176,10 @@ class NativeAPI(HubBase):
                 raise BadRequest("default_branch must name an existing branch")
             self.reader.open(ctx.path).references.create("HEAD", f"refs/heads/{branch}", force=True)
             fields["default_branch"] = branch
-        repo = self.repo_rows.update(ctx.repo, **fields) if fields else ctx.repo
+        repo = ctx.repo
+        if "private" in fields:  # through RepoService, so plugins hear of the change
+            repo = self.repos.set_private(repo, fields.pop("private"))
+        repo = self.repo_rows.update(repo, **fields) if fields else repo
         return envelope(self._repo_json(request, repo))
 
     async def delete_repo(self, request: web.Request, m: Match) -> web.StreamResponse:

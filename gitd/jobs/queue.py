@@ -100,14 +100,15 @@ class JobQueue:
         cur = self.store.db.execute("DELETE FROM jobs WHERE id = ? AND state = 'queued'", [job_id])
         return cur.rowcount > 0
 
-    def claim(self) -> Job | None:
-        """Take the next due job (atomically, so several workers never share one)."""
+    def claim(self, *, due_by: float | None = None) -> Job | None:
+        """Take the next job due by ``due_by`` (default: now), atomically, so several workers
+        never share one."""
         with self.store.transaction() as db:
             rows = list(db.query(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ? "
                 "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ? "
                 "ORDER BY run_after, id LIMIT 1) RETURNING *",
-                [utcnow(), time.time()],
+                [utcnow(), time.time() if due_by is None else due_by],
             ))
         return Job.from_row(rows[0]) if rows else None
 

@@ -1,20 +1,31 @@
-"""The plugin interface. Stable: plugin authors write against exactly this.
+"""The plugin interface (plugin API 1): the hooks a plugin may implement.
 
 A plugin is any object with methods named after these hooks and marked with
-``@gitd.hookimpl``. It is found through the ``gitd.plugins`` entry-point group. If
-the entry point names a class, gitd instantiates it with one argument, the plugin's
-settings (the ``[plugins.NAME]`` table of gitd.toml, as a dict); any other object (a
-module, an instance) is registered as it is. See docs/plugins.md.
+``@gitd.hookimpl``. It is found through the ``gitd.plugins`` entry-point group. If the
+entry point names a class, gitd instantiates it with one argument, its
+``gitd.PluginContext`` (which is also a read-only mapping of the plugin's raw settings,
+the ``[plugins.NAME]`` table of gitd.toml); any other object (a module, an instance) is
+registered as it is. A method may declare fewer arguments than its hook. See
+docs/plugins.md.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
-    from gitd.plugins.events import PushEvent, RepoInfo
+    from gitd.plugins.contrib import CliCommand, RepoRoute, Route
+    from gitd.plugins.events import (
+        PushEvent,
+        RepoCreated,
+        RepoDeleted,
+        RepoInfo,
+        RepoRenamed,
+        TaskEvent,
+        VisibilityChanged,
+    )
 
 PROJECT = "gitd"
 
@@ -22,16 +33,17 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+# -- ref updates ------------------------------------------------------------------------------
 @hookspec
 def gitd_pre_receive(event: PushEvent) -> None:
     """Inspect a push before any ref moves; raise ``gitd.PushRejected(msg)`` to refuse it.
 
     Runs in the daemon, on the push's critical path, for every way refs move (HTTP
-    and SSH pushes, API commits, mirror fetches: see ``event.via``). The pushed
-    objects are readable through ``event.repository`` and ``event.git()``. A
-    rejection is atomic: no ref moves and the message reaches the client. Any other
-    exception is logged with the plugin's name and refuses the push with a generic
-    message.
+    and SSH pushes, API commits, mirror fetches, plugin commits: see ``event.via``). The
+    pushed objects are readable through ``event.view``, ``event.repository`` and
+    ``event.git()``. A rejection is atomic: no ref moves and the message reaches the
+    client. Any other exception is logged with the plugin's name and refuses the push
+    with a generic message.
     """
 
 
@@ -47,11 +59,62 @@ def gitd_post_receive(event: PushEvent) -> None:
     """
 
 
+# -- repository lifecycle (durable jobs, retried on error) -------------------------------------
 @hookspec
-def gitd_repo_created(repo: RepoInfo) -> None:
-    """A repository was created (durable job, retried on error)."""
+def gitd_repo_created(repo: RepoInfo, event: RepoCreated) -> None:
+    """A repository was created."""
 
 
 @hookspec
-def gitd_repo_deleted(repo: RepoInfo) -> None:
-    """A repository was deleted; ``repo.path`` no longer exists (durable job)."""
+def gitd_repo_deleted(repo: RepoInfo, event: RepoDeleted) -> None:
+    """A repository was deleted; ``repo.path`` no longer exists."""
+
+
+@hookspec
+def gitd_repo_renamed(repo: RepoInfo, event: RepoRenamed) -> None:
+    """A repository was renamed or moved to another namespace (``repo`` has the new name)."""
+
+
+@hookspec
+def gitd_repo_visibility_changed(repo: RepoInfo, event: VisibilityChanged) -> None:
+    """A repository became private or public (``repo.private``)."""
+
+
+@hookspec
+def gitd_task(event: TaskEvent) -> None:
+    """Run work this plugin queued with ``PluginContext.submit`` (a durable job, retried on
+    error). Only the plugin that submitted a task receives it."""
+
+
+# -- contribution points ----------------------------------------------------------------------
+@hookspec
+def gitd_http_routes() -> list[Route | RepoRoute]:
+    """HTTP routes this plugin serves (asked once, when the daemon starts).
+
+    ``Route``s are mounted under ``/api/plugins/NAME/``; ``RepoRoute``s under a
+    repository's API path (``/api/{models,datasets,spaces,codes}/NS/REPO/...``), where the
+    daemon checks the caller's access to the repository before the handler runs. The
+    daemon's authentication applies to both; a route never bypasses it.
+    """
+
+
+@hookspec
+def gitd_repo_info(repo: RepoInfo, commit: str | None) -> dict[str, Any] | None:
+    """Fields to add to the repository's info answer (``model_info``, ``dataset_info``,
+    ``space_info``, the native API) at ``commit`` (None for an empty repository).
+
+    Asked on every info request, on a worker thread: answer from what the plugin stored,
+    never by reading the repository in full. New keys are added; a key the daemon already
+    answers is only filled in when the daemon's value is empty; list values (``tags``) are
+    merged.
+    """
+
+
+@hookspec
+def gitd_cli_commands() -> list[CliCommand]:
+    """Subcommands this plugin adds to the ``gitd`` command line."""
+
+
+# The hooks whose implementations run as durable jobs, and the hooks asked in-line.
+JOB_HOOKS = ("gitd_post_receive", "gitd_repo_created", "gitd_repo_deleted", "gitd_repo_renamed",
+             "gitd_repo_visibility_changed", "gitd_task")

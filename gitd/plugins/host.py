@@ -18,6 +18,7 @@ import pluggy
 
 from gitd.config import Config, ConfigError
 from gitd.plugins import hookspecs
+from gitd.plugins.context import NO_SERVICES, PluginContext, PluginServices
 
 log = logging.getLogger("gitd.plugins")
 
@@ -38,11 +39,13 @@ def setting_bool(settings: dict[str, Any], key: str, default: bool) -> bool:
 
 
 class PluginHost:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, services: PluginServices = NO_SERVICES):
         self.config = config
+        self.services = services
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.load_errors: dict[str, str] = {}
+        self.contexts: dict[str, PluginContext] = {}
 
     def enabled(self, name: str) -> bool:
         if name in self.config.get_list("plugins.disabled"):
@@ -74,15 +77,23 @@ class PluginHost:
                 self.load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
         return self
 
+    def context(self, name: str) -> PluginContext:
+        """The context plugin ``name`` gets (its settings, storage, views, ...)."""
+        found = self.contexts.get(name)
+        if found is None:
+            found = self.contexts[name] = PluginContext(name, self.settings(name), self.services)
+        return found
+
     def register(self, name: str, obj: Any) -> None:
-        """Register ``obj`` as plugin ``name``; a class is instantiated with its settings.
+        """Register ``obj`` as plugin ``name``; a class is instantiated with its context (a
+        mapping of its settings, see ``gitd.plugins.context``).
 
         Every marked method must name a hook of gitd.plugins.hookspecs (a misspelt hook would
         otherwise never run), and hook wrappers are refused: gitd calls each plugin on
         its own, so that one plugin's error is reported with its name.
         """
         if isinstance(obj, type):
-            obj = obj(self.settings(name))
+            obj = obj(self.context(name))
         self.pm.register(obj, name=name)
         try:
             for caller in self.pm.get_hookcallers(obj) or []:
@@ -118,6 +129,20 @@ class PluginHost:
             if name == plugin:
                 return call
         return None
+
+    def collect(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """(plugin name, answer) from every implementation of a contribution hook. A plugin
+        that raises is logged and left out: one broken contribution never breaks the rest."""
+        out = []
+        for name, call in self.implementations(hook):
+            try:
+                answer = call(**kwargs)
+            except Exception:
+                log.exception("plugin %s failed in %s", name, hook)
+                continue
+            if answer is not None:
+                out.append((name, answer))
+        return out
 
 
 def _bind(function: Callable[..., Any], argnames: tuple[str, ...]) -> Callable[..., Any]:

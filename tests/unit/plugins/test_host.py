@@ -125,6 +125,6 @@ def test_the_builtin_policy_plugin_comes_from_its_entry_point():
     assert "policy" not in host(GITD_PLUGINS__DISABLED="policy").load_entry_points().names()
     broken = host(GITD_PLUGINS__POLICY__MAX_BLOB_SIZE="lots").load_entry_points()
     assert "policy" not in broken.names()
-    assert "not a size" in broken.load_errors["policy"]
+    assert "plugins.policy.max_blob_size: expected a size" in broken.load_errors["policy"]
     typo = host(GITD_PLUGINS__POLICY__MAX_BLOB_SIZ="1MiB").load_entry_points()
-    assert "unknown setting(s) max_blob_siz" in typo.load_errors["policy"]
+    assert "plugins.policy.max_blob_siz: unknown setting" in typo.load_errors["policy"]

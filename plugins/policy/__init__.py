@@ -11,15 +11,19 @@ configured by the ``[plugins.policy]`` table of gitd.toml:
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import pygit2
 
-import gitd
-from gitd.config import ConfigError, parse_size
-from gitd.lfs.pointer import MAX_POINTER_SIZE, parse_pointer
-from gitd.plugins.events import PushEvent
-from gitd.plugins.host import setting_bool
+from gitd.plugin_api import (
+    MAX_LFS_POINTER_SIZE,
+    PluginContext,
+    PushEvent,
+    PushRejected,
+    Size,
+    hookimpl,
+    parse_lfs_pointer,
+)
 
 
 def _human(size: int) -> str:
@@ -31,23 +35,31 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-class PolicyPlugin:
-    def __init__(self, settings: dict[str, Any]):
-        unknown = set(settings) - {"max_blob_size", "protect_default_branch", "require_lfs_objects"}
-        if unknown:
-            raise ConfigError(f"plugins.policy: unknown setting(s) {', '.join(sorted(unknown))}")
-        self.max_blob_size = parse_size(settings.get("max_blob_size", "10MiB"))
-        self.protect_default_branch = setting_bool(settings, "protect_default_branch", True)
-        self.require_lfs_objects = setting_bool(settings, "require_lfs_objects", True)
+TEN_MIB = Size.parse("10MiB")
 
-    @gitd.hookimpl
+
+@dataclass(frozen=True)
+class PolicySettings:
+    max_blob_size: Size = TEN_MIB
+    protect_default_branch: bool = True
+    require_lfs_objects: bool = True
+
+
+class PolicyPlugin:
+    def __init__(self, context: PluginContext):
+        settings = context.settings(PolicySettings)  # names the key of any bad setting
+        self.max_blob_size = settings.max_blob_size
+        self.protect_default_branch = settings.protect_default_branch
+        self.require_lfs_objects = settings.require_lfs_objects
+
+    @hookimpl
     def gitd_pre_receive(self, event: PushEvent) -> None:
         if self.protect_default_branch:
             self._check_default_branch(event)
         tips = [u.new for u in event.updates if not u.is_delete]
         if not tips:
             return
-        # The LFS hook point: event.lfs_missing is set once the daemon has an LFS store.
+        # event.lfs_missing is set by the daemon whenever it has an LFS store.
         check_lfs = self.require_lfs_objects and event.lfs_missing is not None
         too_big, pointers = self._scan_new_blobs(event, tips, want_pointers=check_lfs)
         if too_big:
@@ -57,7 +69,7 @@ class PolicyPlugin:
             missing = event.lfs_missing({oid for _, oid in pointers})
             if missing:
                 paths = sorted({path for path, oid in pointers if oid in missing})
-                raise gitd.PushRejected(
+                raise PushRejected(
                     "push refused: these files are Git LFS pointers to objects the server does not have:\n"
                     + "".join(f"  {p}\n" for p in paths[:20])
                     + (f"  ... and {len(paths) - 20} more\n" if len(paths) > 20 else "")
@@ -70,12 +82,12 @@ class PolicyPlugin:
             if update.ref != protected or update.is_create:
                 continue
             if update.is_delete:
-                raise gitd.PushRejected(
+                raise PushRejected(
                     f"push refused: {event.repo.default_branch} is the default branch and cannot be deleted."
                 )
             ancestor = event.git("merge-base", "--is-ancestor", update.old, update.new, check=False)
             if ancestor.returncode == 1:
-                raise gitd.PushRejected(
+                raise PushRejected(
                     f"push refused: force-pushing to the default branch {event.repo.default_branch} is not "
                     "allowed.\nFetch, merge or rebase onto the remote branch, and push again."
                 )
@@ -100,8 +112,8 @@ class PolicyPlugin:
             path = raw_path.decode("utf-8", "replace")
             if size > self.max_blob_size:
                 too_big.append((path, size))
-            elif want_pointers and size <= MAX_POINTER_SIZE:
-                pointer = parse_pointer(odb.read(sha.decode())[1])
+            elif want_pointers and size <= MAX_LFS_POINTER_SIZE:
+                pointer = parse_lfs_pointer(odb.read(sha.decode())[1])
                 if pointer is not None:
                     pointers.append((path, pointer.oid))
         return too_big, pointers
@@ -121,4 +133,4 @@ class PolicyPlugin:
             f'  git lfs migrate import --include="{first}"   # rewrites the commits that added it',
             "and push again.",
         ]
-        raise gitd.PushRejected("\n".join(lines))
+        raise PushRejected("\n".join(lines))

@@ -1,0 +1,63 @@
+"""gitd's public plugin API, version 1. Plugins import from here (or from ``gitd``), and only here.
+
+What a plugin can do (docs/plugins.md has the guide and a worked example):
+
+* implement hooks (``gitd.plugins.hookspecs``): refuse pushes (``gitd_pre_receive``),
+  react to them and to repository lifecycle events as durable jobs, run its own queued
+  tasks (``gitd_task``);
+* read repositories through a ``RepoView`` (trees, files with their Git LFS content,
+  ranged reads, diffs): ``event.view`` or ``context.view(repo)``;
+* keep its data in its own tables of the daemon's database (``context.storage``);
+* serve HTTP routes (``Route``, ``RepoRoute``) behind the daemon's authentication and
+  access checks, add fields to repository info answers (``gitd_repo_info``), and add
+  ``gitd`` subcommands (``CliCommand``);
+* declare typed settings (a dataclass, ``context.settings(cls)``).
+
+The API follows semantic versioning: ``API_VERSION`` changes its major number only when
+something here is removed or changed incompatibly; additions raise the minor number.
+``gitd.testing`` runs a plugin in-process for its tests.
+"""
+
+from gitd.errors import PushRejected
+from gitd.lfs.pointer import MAX_POINTER_SIZE as MAX_LFS_POINTER_SIZE
+from gitd.lfs.pointer import Pointer as LfsPointer
+from gitd.lfs.pointer import parse_pointer as parse_lfs_pointer
+from gitd.plugins.context import PluginContext, PluginError
+from gitd.plugins.contrib import CliCommand, HTTPError, PluginRequest, RepoRoute, Response, Route
+from gitd.plugins.events import (
+    VIA,
+    ZERO_OID,
+    PushEvent,
+    RefUpdate,
+    RepoCreated,
+    RepoDeleted,
+    RepoInfo,
+    RepoRenamed,
+    TaskEvent,
+    VisibilityChanged,
+)
+from gitd.plugins.hookspecs import hookimpl, hookspec
+from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
+from gitd.plugins.storage import PluginStorage
+from gitd.plugins.view import (
+    CommitInfo,
+    FileChange,
+    LfsFile,
+    LfsObjectMissing,
+    LimitExceeded,
+    NotFoundInTree,
+    RepoView,
+    TreeEntry,
+    ViewError,
+)
+
+API_VERSION = "1.0"
+
+__all__ = [
+    "API_VERSION", "MAX_LFS_POINTER_SIZE", "VIA", "ZERO_OID", "CliCommand", "CommitInfo", "Duration", "FileChange",
+    "HTTPError", "LfsFile", "LfsObjectMissing", "LfsPointer", "LimitExceeded", "NotFoundInTree", "PluginContext",
+    "PluginError", "PluginRequest", "PluginStorage", "PushEvent", "PushRejected", "RefUpdate", "RepoCreated",
+    "RepoDeleted", "RepoInfo", "RepoRenamed", "RepoRoute", "RepoView", "Response", "Route", "SettingsError", "Size",
+    "TaskEvent", "TreeEntry", "ViewError", "VisibilityChanged", "hookimpl", "hookspec", "parse_lfs_pointer",
+    "parse_settings",
+]

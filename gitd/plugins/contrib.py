@@ -1,0 +1,153 @@
+"""What a plugin contributes besides hooks: HTTP routes and CLI subcommands.
+
+Routes are declared with ``Route`` (mounted under ``/api/plugins/NAME``) and
+``RepoRoute`` (mounted under a repository's API path, after the daemon's access check).
+A handler takes one ``PluginRequest`` and returns a JSON-able value (answered as JSON,
+status 200), a ``Response``, or, for ``async`` handlers only, an aiohttp
+``StreamResponse`` it prepared itself. Plain (non-async) handlers run on a worker thread
+with a time limit, so they may block (a database query, reading a file). Raise
+``HTTPError(status, message)`` to answer an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from gitd.plugins.events import RepoInfo
+    from gitd.plugins.view import RepoView
+
+Level = Literal["read", "write", "admin"]
+Handler = Callable[["PluginRequest"], Any]
+
+ROUTE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _check_route(method: str, path: str) -> None:
+    if method.upper() not in ROUTE_METHODS:
+        raise ValueError(f"unsupported HTTP method {method!r}")
+    if not path.startswith("/") or "//" in path or ".." in path:
+        raise ValueError(f"a route path starts with '/' and has no empty or '..' segments: {path!r}")
+
+
+@dataclass(frozen=True)
+class Route:
+    """``METHOD /api/plugins/NAME{path}``. ``path`` may hold ``{param}`` segments and end with
+    ``{param*}`` (the rest of the path). ``signed_in``: anonymous callers get 401."""
+
+    method: str
+    path: str
+    handler: Handler
+    signed_in: bool = False
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        _check_route(self.method, self.path)
+
+
+@dataclass(frozen=True)
+class RepoRoute:
+    """``METHOD /api/{types}/NS/REPO{path}`` for the repository types in ``types``. The daemon
+    looks the repository up and requires ``access`` (read, write or admin) of the caller
+    before the handler runs; a repository the caller may not read answers 404, as a
+    missing one does. The handler finds it as ``request.repo`` and ``request.view``."""
+
+    method: str
+    path: str
+    handler: Handler
+    access: Level = "read"
+    types: tuple[str, ...] = ("model", "dataset", "space", "code")
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        _check_route(self.method, self.path)
+        if self.access not in ("read", "write", "admin"):
+            raise ValueError(f"access must be read, write or admin, not {self.access!r}")
+
+
+@dataclass(frozen=True)
+class Response:
+    """An answer other than JSON with status 200."""
+
+    body: bytes | str | Any = b""
+    status: int = 200
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return json.dumps(self.body).encode()
+
+
+class HTTPError(Exception):
+    """Answer ``status`` with ``{"error": message}`` (as every gitd API error)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class PluginRequest:
+    """One request to a plugin route, as the daemon authenticated it."""
+
+    def __init__(self, *, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
+                 params: Mapping[str, str], user: str | None, body: bytes = b"",
+                 repo: RepoInfo | None = None, view_factory: Callable[[], RepoView] | None = None,
+                 find_repo: Callable[[str, str, Level], RepoInfo] | None = None, raw: Any = None):
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.params = params
+        self.user = user  # the signed-in user's name, or None
+        self.body = body
+        self.repo = repo
+        self._view_factory = view_factory
+        self._view: RepoView | None = None
+        self._find_repo = find_repo
+        self.raw = raw  # the aiohttp request, for async handlers that stream
+
+    @property
+    def view(self) -> RepoView:
+        """The repository's ``RepoView`` (``RepoRoute`` handlers)."""
+        if self._view is None:
+            if self._view_factory is None:
+                raise HTTPError(400, "this route names no repository")
+            self._view = self._view_factory()
+        return self._view
+
+    def json(self) -> Any:
+        """The body parsed as JSON; HTTPError 400 if it is not."""
+        try:
+            return json.loads(self.body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise HTTPError(400, "the request body is not valid JSON") from None
+
+    def repository(self, full_name: str, repo_type: str = "model", access: Level = "read") -> RepoInfo:
+        """Look a repository up by ``ns/name`` and require ``access`` to it, as the daemon does
+        for its own routes (for routes that take the repository as a parameter). Raises
+        HTTPError 404 for a repository the caller may not read, as for a missing one."""
+        if self._find_repo is None:
+            raise HTTPError(500, "repository lookup is not available here")
+        return self._find_repo(full_name, repo_type, access)
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    """``gitd GROUP NAME ...``: ``arguments(parser)`` declares its arguments (argparse),
+    ``run(args)`` runs it and returns an exit status (None: 0). Print results to stdout;
+    raise ``gitd.PluginError`` (or any exception) to fail with a one-line message."""
+
+    group: str
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int | None]
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
