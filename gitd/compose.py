@@ -207,6 +207,10 @@ class Parts:
         cfg = self.config
         router = Router()
         Ops(self.store, self.metrics).add_routes(router)
+        plugin_routes = PluginRoutes(self.plugins, self.repos, self.access, self.views,
+                                     timeout=cfg.get_float("plugins.http_timeout"))
+        # /api/plugins/NAME/... belongs to the plugins: before the Hub's /api/{types}/{ns}/{name}.
+        plugin_routes.add_plugin_routes(router)
         # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
         self._add_hub_routes(router)
         SmartHTTP(self.gateway, CapabilityCache()).add_routes(router)
@@ -216,9 +220,8 @@ class Parts:
                 multipart_threshold=cfg.get_size("lfs.multipart_threshold"),
                 multipart_chunk_size=cfg.get_size("lfs.multipart_chunk_size")).add_routes(router)
         LfsLocksHTTP(self.repos, self.access, self.lfs).add_routes(router)
-        # Plugins' routes last: the daemon's own routes win over anything a plugin declares.
-        PluginRoutes(self.plugins, self.repos, self.access, self.views,
-                     timeout=cfg.get_float("plugins.http_timeout")).add_routes(router)
+        # Plugins' repository routes last: the daemon's own routes win over them.
+        plugin_routes.add_repo_routes(router)
         return router
 
     def _add_hub_routes(self, router: Router) -> None:

@@ -51,20 +51,35 @@ class PluginRoutes:
         self.timeout = timeout
         self.max_body = max_body
         self.threads = ThreadPool("gitd-plugin-http")
+        self._routes: list[tuple[str, Route | RepoRoute]] | None = None
 
-    def add_routes(self, router: Router) -> None:
-        for name, routes in self.plugins.collect("gitd_http_routes"):
-            for route in routes:
-                if isinstance(route, Route):
-                    pattern = f"/api/plugins/{name}{route.path}"
-                elif isinstance(route, RepoRoute):
-                    pattern = api_patterns(route.path)
-                else:
-                    log.error("plugin %s: %r is neither a Route nor a RepoRoute; ignored", name, route)
-                    continue
-                router.add(route.method, pattern, self._handler(name, route), style="api",
-                           name=f"plugin:{name}:{route.method} {route.path}")
-                log.info("plugin %s serves %s %s", name, route.method, pattern)
+    def _declared(self) -> list[tuple[str, Route | RepoRoute]]:
+        if self._routes is None:
+            self._routes = []
+            for name, routes in self.plugins.collect("gitd_http_routes"):
+                for route in routes:
+                    if isinstance(route, Route | RepoRoute):
+                        self._routes.append((name, route))
+                    else:
+                        log.error("plugin %s: %r is neither a Route nor a RepoRoute; ignored", name, route)
+        return self._routes
+
+    def add_plugin_routes(self, router: Router) -> None:
+        """``Route``s, under ``/api/plugins/NAME`` (a prefix no other route uses)."""
+        for name, route in self._declared():
+            if isinstance(route, Route):
+                self._add(router, name, route, f"/api/plugins/{name}{route.path}")
+
+    def add_repo_routes(self, router: Router) -> None:
+        """``RepoRoute``s, under the repositories' API paths (after the daemon's own routes)."""
+        for name, route in self._declared():
+            if isinstance(route, RepoRoute):
+                self._add(router, name, route, api_patterns(route.path))
+
+    def _add(self, router: Router, name: str, route: Route | RepoRoute, pattern: str) -> None:
+        router.add(route.method, pattern, self._handler(name, route), style="api",
+                   name=f"plugin:{name}:{route.method} {route.path}")
+        log.info("plugin %s serves %s %s", name, route.method, pattern)
 
     def _handler(self, plugin: str, route: Route | RepoRoute):
         async def handle(request: web.Request, m: Match) -> web.StreamResponse:
@@ -92,7 +107,10 @@ class PluginRoutes:
                 except GitdError:
                     raise HTTPError(404, f"repository {full_name!r} not found") from None
                 found = self.repos.find(repo_type, ns, name)
-                self.access.require(who, found, LEVELS.get(level, AccessLevel.ADMIN))
+                try:
+                    self.access.require(who, found, LEVELS.get(level, AccessLevel.ADMIN))
+                except GitdError as exc:  # 401, 403, or 404 (a private repository looks missing)
+                    raise HTTPError(exc.status, exc.message) from None
                 assert found is not None
                 return self.repos.info(found)
 

@@ -134,7 +134,8 @@ class PluginRequest:
     def repository(self, full_name: str, repo_type: str = "model", access: Level = "read") -> RepoInfo:
         """Look a repository up by ``ns/name`` and require ``access`` to it, as the daemon does
         for its own routes (for routes that take the repository as a parameter). Raises
-        HTTPError 404 for a repository the caller may not read, as for a missing one."""
+        HTTPError: 404 for a repository the caller may not read, as for a missing one (401
+        for an anonymous caller), 403 when they may read but not write."""
         if self._find_repo is None:
             raise HTTPError(500, "repository lookup is not available here")
         return self._find_repo(full_name, repo_type, access)

@@ -35,7 +35,10 @@ _NAME_RE = re.compile(r"^[a-z0-9_]{1,48}$")
 # Tables SQLite keeps for itself: readable (schema introspection); sqlite_master is also
 # written by SQLite itself while it runs a plugin's CREATE/ALTER/DROP of its own tables.
 _SCHEMA_TABLES = {"sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"}
-_PRAGMAS = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
+# Pragmas a plugin may run: schema introspection, and two that only change how this
+# connection behaves (sqlite-utils sets recursive_triggers on every connection it wraps).
+_PRAGMAS = {"table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+            "foreign_key_list", "recursive_triggers", "foreign_keys"}
 
 _A = sqlite3
 # action -> which argument names the table (or object) it applies to
@@ -43,7 +46,7 @@ _TABLE_ARG = {
     _A.SQLITE_READ: 1, _A.SQLITE_INSERT: 1, _A.SQLITE_UPDATE: 1, _A.SQLITE_DELETE: 1,
     _A.SQLITE_CREATE_TABLE: 1, _A.SQLITE_DROP_TABLE: 1, _A.SQLITE_CREATE_INDEX: 2, _A.SQLITE_DROP_INDEX: 2,
     _A.SQLITE_CREATE_TRIGGER: 2, _A.SQLITE_DROP_TRIGGER: 2, _A.SQLITE_CREATE_VIEW: 1, _A.SQLITE_DROP_VIEW: 1,
-    _A.SQLITE_ALTER_TABLE: 2, _A.SQLITE_ANALYZE: 1,
+    _A.SQLITE_ALTER_TABLE: 2, _A.SQLITE_ANALYZE: 1, _A.SQLITE_REINDEX: 1,
 }
 _ALWAYS = {_A.SQLITE_SELECT, _A.SQLITE_TRANSACTION, _A.SQLITE_FUNCTION, _A.SQLITE_SAVEPOINT, _A.SQLITE_RECURSIVE}
 _WRITES = {_A.SQLITE_INSERT, _A.SQLITE_UPDATE, _A.SQLITE_DELETE}

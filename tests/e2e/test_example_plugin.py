@@ -1,32 +1,44 @@
 """The documented example plugin (examples/gitd-example-plugin), installed as a separate
-package the way a third party would, driven by real pushes."""
+package the way a third party would, driven by real pushes, real HTTP clients,
+huggingface_hub and the gitd command line."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 
 from tests.e2e.hook_helpers import plugin_daemon, wait_for
 from tests.plugin_packages import install_plugin_packages
 from tests.support import Git, unique
 
 
-def log_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def get(url: str, token: str | None = None) -> tuple[int, object]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
 
 
 def test_the_example_plugin_works_as_documented(tmp_path_factory, git: Git, tmp_path):
-    site = install_plugin_packages(tmp_path_factory)
-    push_log = tmp_path / "push-log.jsonl"
-    pd = plugin_daemon(tmp_path / "d", site, {"plugins.pushlog.log_file": str(push_log)})
-    try:
-        user, token = pd.daemon.user()
-        repo = f"{user}/{unique('ex')}"
-        pd.daemon.cli("repo", "create", repo)
-        wait_for(lambda: [r for r in log_lines(push_log) if r["event"] == "created"], what="created line")
-        url = pd.daemon.repo_url(repo, token=token)
+    from huggingface_hub import HfApi
 
-        work = git.init_work(tmp_path / "w", message="Initial import")
+    site = install_plugin_packages(tmp_path_factory)
+    pd = plugin_daemon(tmp_path / "d", site)
+    try:
+        d = pd.daemon
+        user, token = d.user()
+        other, other_token = d.user()
+        repo = f"{user}/{unique('ex')}"
+        d.cli("repo", "create", repo)
+        url = d.repo_url(repo, token=token)
+
+        work = git.init_work(tmp_path / "w", {"a.txt": "a\n", "b.txt": "b\n"}, message="Initial import")
         git("push", "-q", url, "main", cwd=work)
         git.commit(work, {"x.txt": "x\n"}, message="WIP: half done")
         proc = git("push", url, "main", cwd=work, check=False)
@@ -35,11 +47,31 @@ def test_the_example_plugin_works_as_documented(tmp_path_factory, git: Git, tmp_
         assert '"WIP: half done"' in proc.stderr.decode()
         git("push", "-q", url, "main:wip-branch", cwd=work)  # other branches may
 
-        lines = wait_for(lambda: [r for r in log_lines(push_log) if r["event"] == "push"] if len(
-            [r for r in log_lines(push_log) if r["event"] == "push"]) >= 2 else None, what="two push lines")
-        assert [r["repo"] for r in lines] == [repo, repo]
-        assert {r["updates"][0][0] for r in lines} == {"refs/heads/main", "refs/heads/wip-branch"}
-        assert all(r["pusher"] == user and r["via"] == "http" for r in lines)
-        assert len(log_lines(push_log)) == 3  # created + two pushes; the refused push left nothing
+        pushes_url = f"{d.url}/api/models/{repo}/pushes"
+        pushes = wait_for(lambda: (lambda s, b: b if s == 200 and len(b) >= 2 else None)(*get(pushes_url)),
+                          what="two recorded pushes")
+        assert [(p["pusher"], p["via"], p["refs"], p["files_changed"]) for p in pushes] == [
+            (user, "http", [["refs/heads/main", "create"]], 2),
+            (user, "http", [["refs/heads/wip-branch", "create"]], 0)]
+
+        # The info answer carries the plugin's field, as huggingface_hub sees it.
+        assert HfApi(endpoint=d.url, token=token).model_info(repo).pushes == 2
+        # The caller's own pushes; another user has none.
+        assert len(get(f"{d.url}/api/plugins/pushlog/mine", token)[1]) == 2
+        assert get(f"{d.url}/api/plugins/pushlog/mine", other_token) == (200, [])
+        assert get(f"{d.url}/api/plugins/pushlog/mine")[0] == 401
+
+        # Private: the plugin's routes answer as the daemon's do.
+        d.cli("repo", "set", repo, "--private")
+        assert get(pushes_url)[0] == 401
+        assert get(pushes_url, other_token)[0] == 404
+        assert get(pushes_url, token)[0] == 200
+
+        env = {**os.environ, "PYTHONPATH": str(site)}
+        shown = subprocess.run([sys.executable, "-m", "gitd.cli", "--data", str(d.data), "pushlog", "show", repo],
+                               capture_output=True, text=True, env=env, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.splitlines() == [f"{user} via http: create refs/heads/main (2 file(s) changed)",
+                                             f"{user} via http: create refs/heads/wip-branch (0 file(s) changed)"]
     finally:
         pd.daemon.stop()
