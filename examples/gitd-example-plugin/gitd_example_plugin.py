@@ -101,7 +101,8 @@ class PushLog:
                        [key, event.repo.id, event.repo.full_name, event.repo.type, event.pusher, event.via, refs,
                         changed, time.time()])
             db.execute("DELETE FROM {prefix}pushes WHERE repo_id = ? AND key NOT IN (SELECT key FROM {prefix}pushes "
-                       "WHERE repo_id = ? ORDER BY at DESC LIMIT ?)", [event.repo.id, event.repo.id, self.settings.keep])
+                       "WHERE repo_id = ? ORDER BY at DESC LIMIT ?)",
+                       [event.repo.id, event.repo.id, self.settings.keep])
 
     @hookimpl
     def gitd_repo_deleted(self, repo: RepoInfo) -> None:

@@ -33,7 +33,7 @@ def test_the_example_plugin_works_as_documented(tmp_path_factory, git: Git, tmp_
     try:
         d = pd.daemon
         user, token = d.user()
-        other, other_token = d.user()
+        _, other_token = d.user()
         repo = f"{user}/{unique('ex')}"
         d.cli("repo", "create", repo)
         url = d.repo_url(repo, token=token)
