@@ -27,11 +27,15 @@ from gitd.testing import LfsBytes
 WEIGHTS = bytes(range(256)) * 64  # 16 KiB
 
 
+ONE_MIB = Size(1 << 20)
+MINUTE = Duration(60)
+
+
 @dataclass(frozen=True)
 class Settings:
     label: str = "demo"
-    limit: Size = Size(1 << 20)
-    every: Duration = Duration(60)
+    limit: Size = ONE_MIB
+    every: Duration = MINUTE
     types: list[str] = field(default_factory=lambda: ["model", "dataset"])
     strict: bool = False
 
@@ -166,7 +170,8 @@ def test_post_receive_sees_ref_level_events_and_reads_lfs_files_through_the_view
     h.run_jobs()
     rows = h.storage.query("SELECT path, size, lfs FROM {prefix}files WHERE commit_sha = ? ORDER BY path",
                            [update.new])
-    assert rows == [{"path": "config.json", "size": 2, "lfs": 0}, {"path": "weights.bin", "size": len(WEIGHTS), "lfs": 1}]
+    assert rows == [{"path": "config.json", "size": 2, "lfs": 0},
+                    {"path": "weights.bin", "size": len(WEIGHTS), "lfs": 1}]
     view = h.view(repo)
     assert view.read(update.new, "weights.bin") == WEIGHTS
     assert view.read_range(update.new, "weights.bin", 300, 310) == WEIGHTS[300:310]
