@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from gitd.jobs.workers import JobWorkers
     from gitd.lfs.service import LfsService
     from gitd.plugins.view import RepoViews
+    from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
 
 
@@ -108,8 +109,14 @@ class Parts:
         def list_repos(repo_type: str | None) -> list[RepoInfo]:
             return [self.repos.info(r) for r in self.repo_rows.list(repo_type=repo_type)]
 
+        def writer(repo: RepoInfo, plugin: str) -> RepoWriter:
+            from gitd.plugins.writer import RepoWriter, apply_through
+
+            return RepoWriter(repo, apply=apply_through(self.portal, self.chain), lfs=self.lfs, portal=self.portal,
+                              author=plugin)
+
         return PluginServices(storage=storage, views=lambda: self.views, submit=submit, find_repo=find_repo,
-                              list_repos=list_repos)
+                              list_repos=list_repos, writer=writer)
 
     @cached_property
     def portal(self) -> Portal:

@@ -6,7 +6,9 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   react to them and to repository lifecycle events as durable jobs, run its own queued
   tasks (``gitd_task``);
 * read repositories through a ``RepoView`` (trees, files with their Git LFS content,
-  ranged reads, diffs): ``event.view`` or ``context.view(repo)``;
+  ranged reads, diffs): ``event.view`` or ``context.view(repo)``, and write to them
+  through a ``RepoWriter`` (``context.writer(repo)``: commits, LFS objects, ref moves,
+  all through the hook chain);
 * keep its data in its own tables of the daemon's database (``context.storage``);
 * serve HTTP routes (``Route``, ``RepoRoute``) behind the daemon's authentication and
   access checks, add fields to repository info answers (``gitd_repo_info``), and add
@@ -19,6 +21,7 @@ something here is removed or changed incompatibly; additions raise the minor num
 """
 
 from gitd.errors import PushRejected
+from gitd.git.refs import RefConflict
 from gitd.lfs.pointer import MAX_POINTER_SIZE as MAX_LFS_POINTER_SIZE
 from gitd.lfs.pointer import Pointer as LfsPointer
 from gitd.lfs.pointer import parse_pointer as parse_lfs_pointer
@@ -50,14 +53,51 @@ from gitd.plugins.view import (
     TreeEntry,
     ViewError,
 )
+from gitd.plugins.writer import LfsUpload, RepoWriter
 
 API_VERSION = "1.0"
 
 __all__ = [
-    "API_VERSION", "MAX_LFS_POINTER_SIZE", "VIA", "ZERO_OID", "CliCommand", "CommitInfo", "Duration", "FileChange",
-    "HTTPError", "LfsFile", "LfsObjectMissing", "LfsPointer", "LimitExceeded", "NotFoundInTree", "PluginContext",
-    "PluginError", "PluginRequest", "PluginStorage", "PushEvent", "PushRejected", "RefUpdate", "RepoCreated",
-    "RepoDeleted", "RepoInfo", "RepoRenamed", "RepoRoute", "RepoView", "Response", "Route", "SettingsError", "Size",
-    "TaskEvent", "TreeEntry", "ViewError", "VisibilityChanged", "hookimpl", "hookspec", "parse_lfs_pointer",
+    "API_VERSION",
+    "MAX_LFS_POINTER_SIZE",
+    "VIA",
+    "ZERO_OID",
+    "CliCommand",
+    "CommitInfo",
+    "Duration",
+    "FileChange",
+    "HTTPError",
+    "LfsFile",
+    "LfsObjectMissing",
+    "LfsPointer",
+    "LfsUpload",
+    "LimitExceeded",
+    "NotFoundInTree",
+    "PluginContext",
+    "PluginError",
+    "PluginRequest",
+    "PluginStorage",
+    "PushEvent",
+    "PushRejected",
+    "RefConflict",
+    "RefUpdate",
+    "RepoCreated",
+    "RepoDeleted",
+    "RepoInfo",
+    "RepoRenamed",
+    "RepoRoute",
+    "RepoView",
+    "RepoWriter",
+    "Response",
+    "Route",
+    "SettingsError",
+    "Size",
+    "TaskEvent",
+    "TreeEntry",
+    "ViewError",
+    "VisibilityChanged",
+    "hookimpl",
+    "hookspec",
+    "parse_lfs_pointer",
     "parse_settings",
 ]

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from gitd.plugins.events import RepoInfo
     from gitd.plugins.storage import PluginStorage
     from gitd.plugins.view import RepoView, RepoViews
+    from gitd.plugins.writer import RepoWriter
 
 T = TypeVar("T")
 
@@ -34,7 +35,9 @@ class PluginServices:
                  views: Callable[[], RepoViews] | None = None,
                  submit: Callable[..., int | None] | None = None,
                  find_repo: Callable[[str, str | None], RepoInfo | None] | None = None,
-                 list_repos: Callable[[str | None], list[RepoInfo]] | None = None):
+                 list_repos: Callable[[str | None], list[RepoInfo]] | None = None,
+                 writer: Callable[[RepoInfo, str], RepoWriter] | None = None):
+        self.writer = writer
         self.storage = storage
         self.views = views
         self.submit = submit
@@ -81,6 +84,11 @@ class PluginContext(dict[str, Any]):
     def view(self, repo: RepoInfo) -> RepoView:
         """A read-only view of ``repo`` as it is now (use one view per thread)."""
         return self._need(self._services.views, "repository views")().open(repo)
+
+    def writer(self, repo: RepoInfo) -> RepoWriter:
+        """Write to ``repo``: blobs, LFS objects, commits and ref moves, every ref move through
+        the hook chain with ``via`` "plugin" (or "mirror"). One writer per thread."""
+        return self._need(self._services.writer, "repository writes")(repo, self.name)
 
     def submit(self, repo: RepoInfo | None, task: str, payload: dict[str, Any] | None = None, *,
                key: str | None = None, delay: float = 0.0) -> int | None:

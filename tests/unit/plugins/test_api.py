@@ -304,3 +304,55 @@ def test_views_read_lfs_files_on_s3_with_ranged_reads(gitd_harness, seaweed):
         f.seek(-16, 2)
         assert f.read() == big[-16:]
     assert h.parts.lfs.local_path(repo.id, view.entry(commit, "model.safetensors").lfs.oid) is None  # really S3
+
+
+class Converter:
+    """Writes a generated branch (as a dataset viewer's Parquet conversion does)."""
+
+    def __init__(self, context: PluginContext):
+        self.ctx = context
+        self.seen: list[tuple[str, str]] = []
+
+    @hookimpl
+    def gitd_post_receive(self, event: gitd.PushEvent) -> None:
+        self.seen.extend((event.via, u.ref) for u in event.updates)
+        update = event.default_branch_update()
+        if update is None or event.via == "plugin":
+            return
+        data = event.view.read(update.new, "data.csv")
+        writer = self.ctx.writer(event.repo)
+        writer.commit("refs/convert/upper", {"data/upper.csv": data.upper(), "big.bin": gitd.LfsUpload(data * 1000)},
+                      message=f"convert {update.new[:7]}", replace=True)
+
+    @hookimpl
+    def gitd_pre_receive(self, event: gitd.PushEvent) -> None:
+        if event.via == "plugin" and "refs/convert/forbidden" in [u.ref for u in event.updates]:
+            raise gitd.PushRejected("not there")
+
+
+def test_plugins_write_commits_and_lfs_objects_through_the_hook_chain(gitd_harness, tmp_path):
+    h = gitd_harness(Converter, name="converter")
+    repo = h.repo("alice/table", type="dataset", files={"data.csv": "a,b\n1,2\n"})
+    h.run_jobs()
+    view = h.view(repo)
+    converted = view.resolve("refs/convert/upper")
+    assert converted is not None
+    assert [e.path for e in view.files(converted)] == ["big.bin", "data/upper.csv"]  # replaced, not merged
+    assert view.read(converted, "data/upper.csv") == b"A,B\n1,2\n"
+    big = view.entry(converted, "big.bin")
+    assert big is not None and big.lfs is not None and big.lfs.held
+    assert view.read(converted, "big.bin") == b"a,b\n1,2\n" * 1000
+    # The plugin's own commit went through the chain: its post-receive job saw it, via "plugin".
+    assert ("plugin", "refs/convert/upper") in h.plugin.seen
+    writer = h.context.writer(repo)
+    with pytest.raises(gitd.PushRejected, match="not there"):
+        writer.commit("refs/convert/forbidden", {"x": b"x"}, message="x")
+    assert view.resolve("refs/convert/forbidden") is None
+    with pytest.raises(gitd.RefConflict):  # compare-and-swap: the ref is not at this parent
+        writer.commit("refs/convert/upper", {"y": b"y"}, message="y", parent=view.head())
+    with pytest.raises(ValueError):
+        writer.update_refs([], via="http")
+    source = tmp_path / "src.bin"
+    source.write_bytes(b"streamed" * 10_000)
+    pointer = writer.lfs_object(gitd.LfsUpload(source))
+    assert b"size 80000" in pointer
