@@ -4,9 +4,9 @@ It holds the repositories, the LFS objects, ``gitd.db`` (token hashes) and ``git
 (the S3 secret), so every ``gitd`` command runs with the umask 077: whatever it creates,
 and whatever its git children and libgit2 create, comes out 0700 (directories) or 0600
 (files) whatever the user's umask. ``gitd init`` also takes group and other permissions
-off what is already there, and ``gitd serve`` refuses to start on a data directory that
-other users can enter, with the command that fixes it, unless ``[server]
-shared_data_dir`` allows it (then the umask is left alone too).
+off what is already there (when the top directory is open to others), and ``gitd
+serve`` refuses to start on a data directory that other users can enter, with the
+command that fixes it, unless ``[server] shared_data_dir`` allows it (then the umask is left alone too).
 
 Only the top directory is checked when the daemon starts: nobody else can reach anything
 below a directory of mode 0700, so the daemon's start does not walk the repositories.
@@ -50,7 +50,14 @@ def check_private(root: Path) -> None:
 
 def make_private(root: Path) -> int:
     """Take group and other permissions off ``root`` and everything under it (symbolic
-    links are not followed); returns how many entries changed."""
+    links are not followed); returns how many entries changed. A ``root`` already closed
+    to others is left as it is, unwalked: nothing below it can be reached (the systemd unit
+    runs ``gitd init`` before every start, on data directories of millions of files)."""
+    try:
+        if not os.stat(root).st_mode & OTHERS:
+            return 0
+    except FileNotFoundError:
+        return 0
     changed = 0
 
     def fix(path: str) -> None:
@@ -60,8 +67,6 @@ def make_private(root: Path) -> int:
             os.chmod(path, stat.S_IMODE(st.st_mode) & ~OTHERS)
             changed += 1
 
-    if not root.exists():
-        return 0
     fix(str(root))
     for top, dirs, files in os.walk(root):
         for name in (*dirs, *files):
