@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from gitd.access.auth import Authenticator
 from gitd.access.rules import Access
 from gitd.config import Config
+from gitd.git.fsck import fsck_settings
 from gitd.git.gateway import GitGateway
 from gitd.git.refs import RefChanges
 from gitd.git.runner import GitRunner
@@ -71,7 +72,7 @@ class Services:
             hooks_dir=data.hooks,
             max_processes=config.get_int("git.max_processes"),
             timeout=float(config.get_int("git.timeout")),
-            fsck_objects=config.get_bool("git.fsck_objects"),
+            fsck=fsck_settings(config),
         )
         repos = RepoService(data, accounts, repo_rows, chain, default_branch=config.get_str("git.default_branch"))
         access = Access(accounts, anonymous_read=config.get_bool("auth.anonymous_read"))
