@@ -70,7 +70,7 @@ class Authenticator:
         # Authorization header -> Principal for API tokens: the same few headers come on every
         # request, and a revoked token or a changed account drops the answers (StampedCache).
         self._by_header = StampedCache(accounts.store)
-        # (kind, parent id, account id) -> whether a signed token's parent is still there.
+        # (account id, Parent) -> whether a signed token's parent is still there.
         self._parents = StampedCache(accounts.store)
 
     # -- API tokens -------------------------------------------------------------------------
