@@ -21,6 +21,7 @@ from gitd.access.auth import Authenticator
 from gitd.access.rules import Access
 from gitd.clock import SYSTEM_CLOCK, Clock
 from gitd.config import Config
+from gitd.git.fsck import fsck_settings
 from gitd.git.gateway import GitGateway
 from gitd.git.refs import InProcessRefChanges, RefChanges
 from gitd.git.runner import GitRunner
@@ -161,7 +162,7 @@ class Parts:
     def git(self) -> GitRunner:
         cfg = self.config
         return GitRunner(hooks_dir=self.data.hooks, max_processes=cfg.get_int("git.max_processes"),
-                         timeout=float(cfg.get_int("git.timeout")), fsck_objects=cfg.get_bool("git.fsck_objects"))
+                         timeout=float(cfg.get_int("git.timeout")), fsck=fsck_settings(cfg))
 
     @cached_property
     def sessions(self) -> PushSessions:

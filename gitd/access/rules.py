@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from gitd.errors import Forbidden, NotFound, Unauthorized
 from gitd.store import Account, Accounts, Repo
@@ -27,6 +28,16 @@ class AccessLevel(IntEnum):
 ROLE_LEVEL = {"read": AccessLevel.READ, "write": AccessLevel.WRITE, "admin": AccessLevel.ADMIN}
 
 
+class Parent(NamedTuple):
+    """A credential that signed tokens are minted from: ("tok", API token id, the first 16 hex
+    digits of its hash) or ("key", SSH key id, when it was registered). Row ids can be used
+    again after a delete; the third part tells a new row from the one a token was bound to."""
+
+    kind: str
+    id: int
+    version: str
+
+
 @dataclass(frozen=True)
 class Principal:
     """The caller of a request, as established by a transport.
@@ -40,6 +51,10 @@ class Principal:
     repo_id: int | None = None
     method: str = "anonymous"  # anonymous | token | signed | ssh | internal
     token_id: int | None = None  # the API token it came with (method "token")
+    # The credential behind it, which signed tokens minted for it are bound to: its API
+    # token or SSH key (for method "signed": the one its signed token was minted from).
+    parent: Parent | None = None
+    expires: int | None = None  # method "signed": when its token expires (Unix time)
 
     @property
     def is_anonymous(self) -> bool:

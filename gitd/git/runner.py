@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gitd.git.env import git_env
+from gitd.git.fsck import FsckSettings
 from gitd.git.process import GitProcess
 
 log = logging.getLogger("gitd.git")
@@ -61,7 +62,7 @@ class GitRunner:
     hooks_dir: Path
     max_processes: int = 64
     timeout: float = 0.0
-    fsck_objects: bool = True
+    fsck: FsckSettings = field(default_factory=FsckSettings)
     git: str = "git"
     observe: Callable[[str, GitResult], None] | None = None
     _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
@@ -89,7 +90,8 @@ class GitRunner:
             # (plugins.policy.protect_default_branch), not git's.
             "receive.denyNonFastForwards=false",
             "receive.denyDeleteCurrent=ignore",
-            f"receive.fsckObjects={'true' if self.fsck_objects else 'false'}",
+            # Object checks, with the historical oddities of [git] fsck_ignore let through.
+            *self.fsck.git_config(("receive",)),
             # Keep every pushed pack as it came instead of exploding small ones into loose
             # objects: model weights do not compress, and recompressing them loose (then again
             # for every clone) costs minutes per GB. git gc --auto still folds many packs into one.

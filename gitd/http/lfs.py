@@ -125,11 +125,18 @@ class LfsHTTP:
     # -- credentials in hrefs -------------------------------------------------------------------
     def object_token(self, p: Principal, repo: Repo, op: str, oid: str, level: AccessLevel,
                      staging: str | None = None, *, extra: dict[str, Any] | None = None) -> str:
-        claims: dict[str, Any] = {"k": OBJECT_TOKEN, "sub": p.account.id if p.account else None, "rid": repo.id,
-                                  "lvl": int(level), "oid": oid, "op": op, **(extra or {})}
+        """A link's own credential, bound like every signed token to the caller's parent
+        credential and never outliving the caller's own signed token."""
+        claims: dict[str, Any] = {"k": OBJECT_TOKEN, "rid": repo.id, "lvl": int(min(level, p.cap)), "oid": oid,
+                                  "op": op, **(extra or {})}
         if staging is not None:
             claims["stg"] = staging
-        return self.auth.sign(claims, self.href_ttl)
+        return self.auth.sign_for(p, claims, self.href_ttl)
+
+    def ttl(self, p: Principal) -> int:
+        """How long links handed to ``p`` live: href_ttl, or less when ``p`` came with a
+        signed token (links never outlive the credential they were asked with)."""
+        return self.auth.lifetime(p, self.href_ttl)
 
     def object_principal(self, request: web.Request, repo: Repo | None, op: str,
                           oid: str | None) -> tuple[Principal, dict[str, Any] | None]:
@@ -148,14 +155,10 @@ class LfsHTTP:
             if token:
                 raise Unauthorized("this link is invalid or has expired; run the git lfs command again")
             return ANONYMOUS, None
-        account = None
-        if claims.get("sub") is not None:
-            try:
-                account = self.auth.accounts.by_id(claims["sub"])
-            except NotFound:
-                raise Unauthorized("this link is invalid or has expired") from None
-        return Principal(account=account, cap=AccessLevel(claims["lvl"]), repo_id=claims["rid"],
-                         method="signed"), claims
+        caller = self.auth.principal_for_claims(claims)
+        if caller is None:  # its parent credential was revoked, or the account deleted
+            raise Unauthorized("this link is invalid or has expired", code="InvalidCredentials")
+        return caller, claims
 
     def base(self, request: web.Request) -> str:
         return base_url(request, self.public_url)
@@ -166,11 +169,11 @@ class LfsHTTP:
     def _daemon_action(self, request: web.Request, p: Principal, repo: Repo, tail: str, op: str, oid: str,
                        level: AccessLevel, *, staging: str | None = None,
                        headers: dict[str, str] | None = None) -> dict[str, Any]:
-        bearer = self.auth.sign_access(p.account, repo.id, level, self.href_ttl)
+        bearer = self.auth.sign_access(p, repo.id, level, self.href_ttl)
         return {
             "href": self.href(request, repo, tail, self.object_token(p, repo, op, oid, level, staging)),
             "header": {"Authorization": f"Bearer {bearer}", **(headers or {})},
-            "expires_in": self.href_ttl,
+            "expires_in": self.ttl(p),
         }
 
     # -- batch ----------------------------------------------------------------------------------
@@ -243,9 +246,10 @@ class LfsHTTP:
             return object_error(oid, size, 410, "object is no longer available on this server; push it again")
         if held.size != size:
             return object_error(oid, size, 422, f"object {oid} is {held.size} bytes, not {size}")
-        url = self.lfs.download_url(repo.id, oid, self.href_ttl)
+        ttl = self.ttl(p)
+        url = self.lfs.download_url(repo.id, oid, ttl) if ttl > 0 else None
         if url is not None:
-            action: dict[str, Any] = {"href": url, "expires_in": self.href_ttl}
+            action: dict[str, Any] = {"href": url, "expires_in": ttl}
         else:
             action = self._daemon_action(request, p, repo, f"objects/{oid}", "download", oid, AccessLevel.READ)
         return {"oid": oid, "size": size, "authenticated": True, "actions": {"download": action}}
@@ -256,10 +260,11 @@ class LfsHTTP:
             if held.size == size:
                 return {"oid": oid, "size": size}
             return object_error(oid, size, 422, f"object {oid} is {held.size} bytes, not {size}")
-        direct = self.lfs.upload_url(repo.id, oid, size, self.href_ttl)
+        ttl = self.ttl(p)
+        direct = self.lfs.upload_url(repo.id, oid, size, ttl) if ttl > 0 else None
         staging = None
         if direct is not None:
-            upload: dict[str, Any] = {"href": direct.url, "header": direct.headers, "expires_in": self.href_ttl}
+            upload: dict[str, Any] = {"href": direct.url, "header": direct.headers, "expires_in": ttl}
             staging = direct.staging
         else:
             upload = self._daemon_action(request, p, repo, f"objects/{oid}/{size}", "upload", oid,

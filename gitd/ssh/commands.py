@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gitd.access.auth import Authenticator
+from gitd.access.auth import Authenticator, ssh_key_parent
 from gitd.access.rules import AccessLevel, Principal
 from gitd.errors import GitdError
 from gitd.git.gateway import GitGateway
@@ -104,7 +104,7 @@ class SSHCommands:
         account = self.keys.still_owned(identity.key, identity.account)
         if account is None:
             raise CommandError("this SSH key is no longer registered")
-        return Principal(account=account, method="ssh")
+        return Principal(account=account, method="ssh", parent=ssh_key_parent(identity.key))
 
     def _repo(self, principal: Principal, parsed: Command, service: str) -> Repo:
         repo = self.repos.find(parsed.repo.type, parsed.repo.namespace, parsed.repo.name)
@@ -148,7 +148,7 @@ class SSHCommands:
         repo = self.repos.find(parsed.repo.type, parsed.repo.namespace, parsed.repo.name)
         self.serve.access.require(principal, repo, needed)
         assert repo is not None
-        token = self.auth.sign_access(principal.account, repo.id, needed, self.token_ttl)
+        token = self.auth.sign_access(principal, repo.id, needed, self.token_ttl)  # bound to the key
         body = {
             "href": f"{self.http_base(local_host)}/{repo.url_path}.git/info/lfs",
             "header": {"Authorization": f"Bearer {token}"},

@@ -25,6 +25,16 @@ def test_a_hook_call_body_carries_env_options_and_ref_lines():
     assert updates == [RefUpdate("refs/heads/main", OLD, NEW), RefUpdate("refs/tags/v 1", NEW, OLD)]
 
 
+def test_header_values_are_unquoted():
+    env, options, updates = parse_body(
+        b"env GIT_QUARANTINE_PATH=/d/100%25/objects/q%0Ax\n"
+        b"option a%0A%0A" + f"{OLD} {NEW} refs/heads/forged".encode() + b"\n"
+        b"option %25%0D%09%7F%c3%a9 \xff\n\n" + f"{OLD} {NEW} refs/heads/main\n".encode())
+    assert env == {"GIT_QUARANTINE_PATH": "/d/100%/objects/q\nx"}
+    assert options == [f"a\n\n{OLD} {NEW} refs/heads/forged", "%\r\t\x7f\u00e9 \udcff"]
+    assert updates == [RefUpdate("refs/heads/main", OLD, NEW)]
+
+
 def test_a_body_without_header_lines_starts_with_the_blank_line():
     assert parse_body(f"\n{OLD} {NEW} refs/heads/main\n".encode()) == (
         {}, [], [RefUpdate("refs/heads/main", OLD, NEW)])
@@ -41,6 +51,12 @@ def test_a_body_without_header_lines_starts_with_the_blank_line():
     f"\n{OLD} {'A' * 40} refs/heads/x\n".encode(),
     f"\n{OLD} {NEW[:39]} refs/heads/x\n".encode(),
     f"\n{OLD} {NEW} refs/heads/x\0y\n".encode(),
+    b"option a\rb\n\n",                          # header values come quoted: no raw control character
+    b"option a\tb\n\n",
+    b"option 100%\n\n",                           # nor a "%" that starts no escape
+    b"option %4\n\n",
+    b"option %zz\n\n",
+    b"env GIT_QUARANTINE_PATH=/q%0\n\n",
 ])
 def test_malformed_calls_are_refused(body):
     with pytest.raises(MalformedHookCall):
