@@ -46,6 +46,11 @@ class Conflict(GitdError):
     code = "Conflict"
 
 
+class PayloadTooLarge(GitdError):
+    status = 413
+    code = "PayloadTooLarge"
+
+
 class UnsupportedMediaType(GitdError):
     status = 415
     code = "UnsupportedMediaType"

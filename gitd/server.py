@@ -20,6 +20,7 @@ from aiohttp import web
 from gitd.config import split_hostport
 from gitd.git.runner import install_child_watcher
 from gitd.hooks.api import HookAPI, prepare_hook_endpoint
+from gitd.http.accesslog import RedactingAccessLogger
 from gitd.http.app import SERVICES, build_app
 from gitd.jobs.workers import JobWorkers
 from gitd.lfs.storage.s3 import S3Storage
@@ -134,6 +135,7 @@ async def serve(services: Services, *, http: str, stop: asyncio.Event | None = N
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("gitd.access") if services.config.get_bool("server.access_log") else None,
+        access_log_class=RedactingAccessLogger,
         handle_signals=False,
         shutdown_timeout=30.0,
     )

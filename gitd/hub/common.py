@@ -14,6 +14,7 @@ from aiohttp import web
 from gitd.access.rules import Access, AccessLevel, Principal
 from gitd.errors import BadRequest, NotFound
 from gitd.http.context import base_url, principal
+from gitd.http.offload import Offload
 from gitd.http.routing import Match
 from gitd.names import is_valid_name
 from gitd.repos import RepoService
@@ -37,11 +38,13 @@ class HubBase:
     """Base of the Hub handler classes: looks repositories up and asks ``Access``."""
 
     def __init__(self, repos: RepoService, access: Access, *, public_url: str = "",
-                 redirects: Redirects | None = None):
+                 redirects: Redirects | None = None, offload: Offload | None = None):
         self.repos = repos
         self.access = access
         self.public_url = public_url
         self.redirects = redirects
+        # Where client-controlled data is parsed: off the loop, with a time limit.
+        self.offload = offload if offload is not None else Offload()
 
     def base(self, request: web.Request) -> str:
         return base_url(request, self.public_url)

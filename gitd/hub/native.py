@@ -15,10 +15,13 @@ from aiohttp import BodyPartReader, web
 
 from gitd.access.rules import AccessLevel
 from gitd.errors import BadRequest, Conflict, NotFound
+from gitd.git.quarantine import ObjectQuarantine
+from gitd.git.refname import check_branch_name, check_revision
 from gitd.http.context import principal, read_json
+from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
 from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, Op, check_path
-from gitd.hub.common import API_TYPES, HubBase, RepoCtx, int_param
+from gitd.hub.common import API_TYPES, HubBase, RepoCtx, dumps, int_param
 from gitd.hub.files import FileView
 from gitd.hub.gitread import SHA_RE, RepoReader, iso, ref_for
 from gitd.hub.native_accounts import NativeAccounts, envelope
@@ -48,13 +51,16 @@ UPLOAD_BODY = {"type": "object", "properties": {"file": {"type": "string", "form
 
 class NativeAPI(HubBase):
     def __init__(self, services: Services, reader: RepoReader, writer: CommitWriter, view: FileView, *,
-                 public_url: str = "", redirects: Redirects | None = None):
-        super().__init__(services.repos, services.access, public_url=public_url, redirects=redirects)
+                 public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None):
+        super().__init__(services.repos, services.access, public_url=public_url, redirects=redirects,
+                         offload=offload)
         self.services = services
         self.reader = reader
         self.writer = writer
         self.view = view
         self.max_inline_file = services.config.get_size("hub.max_inline_file")
+        self.max_listed_files = services.config.get_int("hub.max_listed_files")
+        self.max_paths = services.config.get_int("hub.max_paths_info")
         self.accounts_api = NativeAccounts(services)
 
     def routes(self) -> list[ApiRoute]:
@@ -128,7 +134,7 @@ class NativeAPI(HubBase):
 
     async def create_repo(self, request: web.Request, m: Match) -> web.StreamResponse:
         repo_type = self._type(m)
-        body = await read_json(request, allow_empty=False)
+        body = await read_json(request, allow_empty=False, offload=self.offload)
         who = principal(request)
         name = check_name(str(body.get("name", "")), "repository name")
         namespace = body.get("namespace") or (who.account.name if who.account else "")
@@ -153,7 +159,7 @@ class NativeAPI(HubBase):
 
     async def update_repo(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.ADMIN)
-        body = await read_json(request, allow_empty=False)
+        body = await read_json(request, allow_empty=False, offload=self.offload)
         fields: dict[str, Any] = {}
         if "private" in body:
             if not isinstance(body["private"], bool):
@@ -187,15 +193,23 @@ class NativeAPI(HubBase):
             if entry is None or entry.kind != "directory":
                 raise NotFound(f"no folder {under!r} at {m.params['rev']!r}", code="EntryNotFound")
         recursive = request.query.get("recursive") in ("1", "true")
-        entries = await asyncio.to_thread(
-            lambda: list(self.reader.walk(ctx.path, commit, under, recursive=recursive)))
-        items = []
-        for e in entries:
-            j = self.view.tree_json(ctx.repo.id, e)
-            items.append({"name": e.path.rsplit("/", 1)[-1], "path": e.path,
-                          "type": "dir" if e.kind == "directory" else "file", "size": j["size"], "sha": e.oid,
-                          "lfs": "lfs" in j, **({"lfs_oid": j["lfs"]["oid"]} if "lfs" in j else {})})
-        return envelope({"commit": commit, "items": items})
+
+        def listing() -> str:
+            # Trees are client data: the walk is bounded (hub.max_listed_files) and off the loop.
+            walk = self.reader.walk(ctx.path, commit, under, recursive=recursive, limit=self.max_listed_files)
+            items = []
+            for e in walk.entries:
+                j = self.view.tree_json(ctx.repo.id, e)
+                items.append({"name": e.path.rsplit("/", 1)[-1], "path": e.path,
+                              "type": "dir" if e.kind == "directory" else "file", "size": j["size"], "sha": e.oid,
+                              "lfs": "lfs" in j, **({"lfs_oid": j["lfs"]["oid"]} if "lfs" in j else {})})
+            data: dict[str, Any] = {"commit": commit, "items": items}
+            if walk.truncated:
+                data["truncated"] = True
+            return dumps({"msg": "OK", "data": data})
+
+        text = await self.offload.run(listing, what="the tree listing")
+        return web.Response(text=text, content_type="application/json")
 
     def _file(self, ctx: RepoCtx, rev: str, file_path: str) -> tuple[str, Any]:
         commit = self.reader.resolve(ctx.path, rev)
@@ -255,58 +269,69 @@ class NativeAPI(HubBase):
         return envelope(await asyncio.to_thread(collect))
 
     # -- writes (csghub-sdk's native upload path) --------------------------------------------------------
-    async def _commit(self, request: web.Request, ctx: RepoCtx, rev: str, ops: list[Op], message: str) -> str:
+    async def _commit(self, q: ObjectQuarantine, ctx: RepoCtx, rev: str, ops: list[Op], message: str) -> str:
+        check_revision(rev)
         if SHA_RE.match(rev):
             raise BadRequest("commits go to a branch, not to a commit sha")
         empty = not self.reader.refs(ctx.path, "refs/heads/")
         ref = ref_for(rev)
-        oid = await self.writer.commit(self.repos.info(ctx.repo), ref, ops, author=ctx.principal.name or "anonymous",
+        if empty and ref.startswith("refs/heads/"):
+            check_branch_name(ref.removeprefix("refs/heads/"))
+        oid = await self.writer.commit(q, self.repos.info(ctx.repo), ref, ops,
+                                       author=ctx.principal.name or "anonymous",
                                        message=message.rstrip() + "\n", may_create=empty)
         return oid
 
     async def commit(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)
-        body = await read_json(request, allow_empty=False)
+        body = await read_json(request, allow_empty=False, offload=self.offload)
         message = body.get("message") or "Upload files"
         files = body.get("files")
         if not isinstance(files, list) or not isinstance(message, str):
             raise BadRequest('expected JSON {"message", "files": [{"path", "action", "content"}]}')
-        ops: list[Op] = []
-        for f in files:
-            if not isinstance(f, dict):
-                raise BadRequest("every file must be an object")
-            path = check_path(f.get("path"))
-            action = f.get("action", "create")
-            if action == "delete":
-                ops.append(DeleteFile(path))
-                continue
-            if action not in ("create", "update"):
-                raise BadRequest(f"unknown action {action!r}")
-            try:
-                data = base64.b64decode(str(f.get("content", "")), validate=True)
-            except (binascii.Error, ValueError):
-                raise BadRequest(f"{path}: content is not base64")
-            if len(data) > self.max_inline_file:
-                raise BadRequest(f"{path} is too large to send inline; push it with Git LFS")
-            ops.append(AddFile(path, await self.writer.write_blob(ctx.path, data)))
-        oid = await self._commit(request, ctx, m.params["rev"], ops, message)
+        async with self.writer.quarantine(ctx.path) as q:
+            ops: list[Op] = []
+            for f in files:
+                if not isinstance(f, dict):
+                    raise BadRequest("every file must be an object")
+                path = check_path(f.get("path"))
+                action = f.get("action", "create")
+                if action == "delete":
+                    ops.append(DeleteFile(path))
+                    continue
+                if action not in ("create", "update"):
+                    raise BadRequest(f"unknown action {str(action)[:40]!r}")
+                try:
+                    data = base64.b64decode(str(f.get("content", "")), validate=True)
+                except (binascii.Error, ValueError):
+                    raise BadRequest(f"{path}: content is not base64")
+                if len(data) > self.max_inline_file:
+                    raise BadRequest(f"{path} is too large to send inline; push it with Git LFS")
+                ops.append(AddFile(path, await self.writer.write_blob(q, data)))
+            oid = await self._commit(q, ctx, m.params["rev"], ops, message)
         return envelope({"commit": oid})
 
     async def preupload(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)
-        body = await read_json(request, allow_empty=False)
+        body = await read_json(request, allow_empty=False, offload=self.offload)
         files = body.get("files")
         if not isinstance(files, list):
             raise BadRequest('expected JSON {"files": [{"path", "size"}]}')
+        if len(files) > self.max_paths:
+            raise BadRequest(f"preupload takes at most {self.max_paths} files at a time")
         commit = self.reader.try_resolve(ctx.path, m.params["rev"])
-        out = []
-        for f in files:
-            path = str(f.get("path", "")) if isinstance(f, dict) else ""
-            entry = self.reader.entry(ctx.path, commit, path.strip("/")) if commit and path else None
-            out.append({"path": path, "uploadMode": "regular", "shouldIgnore": False,
-                        "oid": entry.oid if entry is not None and entry.kind == "file" else "",
-                        "isDir": entry is not None and entry.kind == "directory"})
-        return envelope({"files": out})
+
+        def modes() -> list[dict[str, Any]]:
+            out = []
+            for f in files:
+                path = str(f.get("path", "")) if isinstance(f, dict) else ""
+                entry = self.reader.entry(ctx.path, commit, path.strip("/")) if commit and path else None
+                out.append({"path": path, "uploadMode": "regular", "shouldIgnore": False,
+                            "oid": entry.oid if entry is not None and entry.kind == "file" else "",
+                            "isDir": entry is not None and entry.kind == "directory"})
+            return out
+
+        return envelope({"files": await self.offload.run(modes, what="preupload")})
 
     async def upload_file(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)
@@ -335,6 +360,7 @@ class NativeAPI(HubBase):
             raise BadRequest("expected multipart fields file and file_path")
         path = check_path(fields["file_path"])
         branch = fields.get("branch") or ctx.repo.default_branch
-        oid = await self._commit(request, ctx, branch, [AddFile(path, await self.writer.write_blob(ctx.path, data))],
-                                 fields.get("message") or f"Upload {path}")
+        async with self.writer.quarantine(ctx.path) as q:
+            blob = await self.writer.write_blob(q, data)
+            oid = await self._commit(q, ctx, branch, [AddFile(path, blob)], fields.get("message") or f"Upload {path}")
         return envelope({"commit": oid, "path": path})
