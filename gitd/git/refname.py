@@ -8,13 +8,17 @@ so that no branch is created that git itself would refuse (``refs/heads/HEAD`` m
 
 from __future__ import annotations
 
+import re
+
 from gitd.errors import BadRequest
 
-# Longest revision looked up: ref names this long do not occur, and file systems refuse
-# longer file names anyway (255 bytes per component).
-MAX_REVISION = 255
+# Longest revision looked up (libgit2's limit on ref names), and longest component of a new
+# ref name (file systems refuse longer file names).
+MAX_REVISION = 1024
+MAX_COMPONENT = 255
 
 _FORBIDDEN = set(" ~^:?*[\\\x7f")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_revision(revision: str) -> str:
@@ -22,7 +26,7 @@ def check_revision(revision: str) -> str:
     holds characters no ref name may hold."""
     if not revision or len(revision) > MAX_REVISION:
         raise BadRequest(f"invalid revision: at most {MAX_REVISION} characters")
-    if any(ord(c) < 32 for c in revision) or "\x7f" in revision:
+    if _CONTROL.search(revision):
         raise BadRequest("invalid revision: control characters")
     return revision
 
@@ -33,7 +37,8 @@ def check_ref_component_rules(name: str) -> bool:
         return False
     if ".." in name or "//" in name or "@{" in name or any(c in _FORBIDDEN or ord(c) < 32 for c in name):
         return False
-    return all(part and not part.startswith(".") and not part.endswith(".lock") for part in name.split("/"))
+    return all(part and len(part) <= MAX_COMPONENT and not part.startswith(".") and not part.endswith(".lock")
+               for part in name.split("/"))
 
 
 def check_branch_name(name: str, what: str = "branch") -> str:

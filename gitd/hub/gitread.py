@@ -32,6 +32,8 @@ _OPEN_FLAGS = pygit2.enums.RepositoryOpenFlag.BARE | pygit2.enums.RepositoryOpen
 FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE, pygit2.GIT_FILEMODE_LINK)
 
 
+# Longest path whose lookup the entry cache keeps (paths-info asks about any path a client names).
+CACHED_PATH = 512
 # Entries a walk visits unless told otherwise (hub.max_listed_files); see RepoReader.walk.
 DEFAULT_WALK = 100_000
 
@@ -340,8 +342,9 @@ class RepoReader:
             except (KeyError, ValueError):
                 obj = None
             found = self._make_entry(repo, file_path, obj) if obj is not None else None
-        with self._lock:
-            self._entries.put(key, found)
+        if len(file_path) <= CACHED_PATH:  # client paths: keep what the cache holds small
+            with self._lock:
+                self._entries.put(key, found)
         return found
 
     def _make_entry(self, repo: pygit2.Repository, file_path: str, obj) -> Entry | None:
