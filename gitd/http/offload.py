@@ -84,6 +84,8 @@ class Offload:
         except TimeoutError:
             raise Overrun(f"the server is busy: {what} waited more than {limit:g} s for a worker; try again later")
         future: asyncio.Future[T] = loop.create_future()
+        too_long = (f"{what} took more than {limit:g} s and was stopped; the input is too large or too complex "
+                    "for this server (or the server is very busy: try again later)")
 
         def settle(result: Any, error: BaseException | None) -> None:
             slots.release()
@@ -100,8 +102,10 @@ class Offload:
             token = _DEADLINE.set(deadline)
             try:
                 if time.monotonic() > deadline:
-                    raise Overrun(f"{what} ran out of time before it started")
+                    raise Overrun(too_long)
                 result = function(*args)
+            except Overrun:  # check_deadline(): the same answer as the wait's own time-out
+                error = Overrun(too_long)
             except Exception as exc:
                 error = exc
             except BaseException as exc:  # never let it end the thread
@@ -118,5 +122,4 @@ class Offload:
         try:
             return await asyncio.wait_for(future, timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
-            raise Overrun(f"{what} took more than {limit:g} s and was stopped; the input is too large or "
-                          "too complex for this server (or the server is very busy: try again later)")
+            raise Overrun(too_long)

@@ -99,6 +99,23 @@ def dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+PIECE = 500
+
+
+def dumps_in_pieces(data: Any) -> str:
+    """``dumps(data)``, built from pieces of at most PIECE list items: one json.dumps call holds the GIL
+    for as long as it runs, which for a big answer (100,000 siblings) would pause the event loop even
+    from another thread. Long lists at the top level or one level down are split."""
+    def value(v: Any) -> str:
+        if isinstance(v, list) and len(v) > PIECE:
+            return "[" + ",".join(dumps(v[i:i + PIECE])[1:-1] for i in range(0, len(v), PIECE)) + "]"
+        return dumps(v)
+
+    if isinstance(data, dict):
+        return "{" + ",".join(f"{dumps(str(k))}:{value(v)}" for k, v in data.items()) + "}"
+    return value(data)
+
+
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(text=dumps(data), status=status, content_type="application/json", headers=headers)
 

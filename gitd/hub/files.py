@@ -12,13 +12,13 @@ from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, GitdError
-from gitd.http.context import read_json, read_limited
+from gitd.http.context import JSON_MAX, read_json, read_limited
 from gitd.http.errors import error_response
 from gitd.http.offload import Offload, check_deadline
 from gitd.http.routing import Match, Router
 from gitd.http.sendfile import send_local
 from gitd.hub.commits import MAX_PATH
-from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, dumps, json_response, next_link
+from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, dumps, dumps_in_pieces, json_response, next_link
 from gitd.hub.gitread import Entry, EntryNotFound, RepoReader, iso
 from gitd.hub.lfscontent import LfsContent
 from gitd.repos import RepoService
@@ -264,7 +264,7 @@ class HubFiles(HubBase):
     async def paths_info(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m, AccessLevel.READ)
         if request.content_type == "application/json":
-            body = await read_json(request, offload=self.offload)
+            body = await read_json(request, offload=self.offload, max_size=2 * JSON_MAX)
             raw_paths, expand = body.get("paths", []), bool(body.get("expand", False))
             if not isinstance(raw_paths, list):
                 raise BadRequest("expected a JSON object with a list of paths")
@@ -297,7 +297,7 @@ class HubFiles(HubBase):
                     out.append(self.view.tree_json(ctx.repo.id, entry))
             if expand and out:
                 self._expand(ctx, commit, out)
-            return dumps(out)
+            return dumps_in_pieces(out)
 
         text = await self.offload.run(info, what="paths-info")
         return web.Response(text=text, content_type="application/json")

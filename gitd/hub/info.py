@@ -15,7 +15,17 @@ from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
 from gitd.hub.bounded_cache import BoundedCache
 from gitd.hub.card import CARD_YAML_MAX, README_MAX, CardError, card_tags, parse_card
-from gitd.hub.common import API_TYPES, HubBase, RepoCtx, api_patterns, bool_param, dumps, int_param, next_link
+from gitd.hub.common import (
+    API_TYPES,
+    HubBase,
+    RepoCtx,
+    api_patterns,
+    bool_param,
+    dumps,
+    dumps_in_pieces,
+    int_param,
+    next_link,
+)
 from gitd.hub.files import FileView
 from gitd.hub.gitread import DEFAULT_WALK, RepoReader, Walk, iso
 from gitd.repos import RepoService
@@ -93,7 +103,7 @@ class HubInfo(HubBase):
         else:
             commit = self.reader.default_head(ctx.path, ctx.repo.default_branch)
         # The card, the file list and the answer's JSON all come from client data: off the loop.
-        text = await self.offload.run(lambda: dumps(self.describe(ctx, commit, self.max_listed_files)),
+        text = await self.offload.run(lambda: dumps_in_pieces(self.describe(ctx, commit, self.max_listed_files)),
                                       what="the repository info")
         return web.Response(text=text, content_type="application/json")
 

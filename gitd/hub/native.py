@@ -21,7 +21,7 @@ from gitd.http.context import principal, read_json
 from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
 from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, Op, check_path
-from gitd.hub.common import API_TYPES, HubBase, RepoCtx, dumps, int_param
+from gitd.hub.common import API_TYPES, HubBase, RepoCtx, dumps_in_pieces, int_param
 from gitd.hub.files import FileView
 from gitd.hub.gitread import SHA_RE, RepoReader, iso, ref_for
 from gitd.hub.native_accounts import NativeAccounts, envelope
@@ -32,6 +32,8 @@ from gitd.store import Repo
 from gitd.store.redirects import Redirects
 
 V1 = "/api/v1"
+# The native commit carries its files inline, base64: a few JSON values, however big.
+COMMIT_JSON_MAX = 16 * 1024 * 1024
 R = V1 + "/{types}/{ns}/{name}"
 _STR = {"type": "string"}
 _BOOL = {"type": "boolean"}
@@ -206,7 +208,7 @@ class NativeAPI(HubBase):
             data: dict[str, Any] = {"commit": commit, "items": items}
             if walk.truncated:
                 data["truncated"] = True
-            return dumps({"msg": "OK", "data": data})
+            return '{"msg":"OK","data":' + dumps_in_pieces(data) + "}"
 
         text = await self.offload.run(listing, what="the tree listing")
         return web.Response(text=text, content_type="application/json")
@@ -284,7 +286,7 @@ class NativeAPI(HubBase):
 
     async def commit(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)
-        body = await read_json(request, allow_empty=False, offload=self.offload)
+        body = await read_json(request, allow_empty=False, offload=self.offload, max_size=COMMIT_JSON_MAX)
         message = body.get("message") or "Upload files"
         files = body.get("files")
         if not isinstance(files, list) or not isinstance(message, str):

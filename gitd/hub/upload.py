@@ -8,7 +8,8 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -17,11 +18,11 @@ from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, PayloadTooLarge
 from gitd.git.quarantine import ObjectQuarantine
 from gitd.git.refname import check_branch_name, check_revision
-from gitd.http.context import INLINE_JSON, read_json
+from gitd.http.context import INLINE_JSON, JSON_MAX, read_json
 from gitd.http.offload import Offload, Overrun, check_deadline
 from gitd.http.routing import Match, Router
 from gitd.hub.commits import MAX_PATH, AddFile, CommitWriter, DeleteFile, DeleteFolder, Op, check_path
-from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, dumps, json_response
+from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, dumps_in_pieces, json_response
 from gitd.hub.discussions import PullRequests
 from gitd.hub.gitread import SHA_RE, RepoReader, ref_for
 from gitd.hub.ignore import GitIgnore
@@ -103,6 +104,45 @@ def decode_line(box: list[bytearray]) -> tuple[str, dict[str, Any]]:
     return key, value
 
 
+_CONTENT_KEY = re.compile(rb'"content"\s*:\s*"')
+B64_CHUNK = 4 * 1024 * 1024  # base64 characters decoded at a time (a multiple of 4)
+
+
+def split_content(line: bytearray) -> tuple[bytes, memoryview] | None:
+    """A big ``file`` line as (the line with an empty content string, a view of the content), found
+    without parsing the whole line (json.loads would hold the GIL for as long as it takes, and
+    make three copies of it); None when the content holds escapes: then it is parsed in full."""
+    found = _CONTENT_KEY.search(line)
+    if found is None:
+        return None
+    start = found.end()
+    end = line.find(b'"', start)
+    if end < 0 or line.find(b"\\", start, end) >= 0:
+        return None
+    return bytes(line[:start]) + bytes(line[end:]), memoryview(line)[start:end]
+
+
+def base64_chunks(path: str, content: memoryview) -> tuple[int, Iterator[bytes]]:
+    """The decoded size of base64 ``content`` and its bytes, decoded a few MiB at a time."""
+    if len(content) % 4:
+        raise BadRequest(f"file {path}: content is not valid base64")
+    tail = bytes(content[-2:]) if len(content) >= 2 else b""
+    size = len(content) // 4 * 3 - tail.count(b"=")
+
+    def chunks() -> Iterator[bytes]:
+        for pos in range(0, len(content), B64_CHUNK):
+            piece = content[pos:pos + B64_CHUNK]
+            last = pos + B64_CHUNK >= len(content)
+            try:
+                if not last and bytes(piece[-4:]).find(b"=") >= 0:
+                    raise ValueError
+                yield base64.b64decode(piece, validate=True)
+            except (binascii.Error, ValueError):
+                raise BadRequest(f"file {path}: content is not valid base64")
+
+    return size, chunks()
+
+
 def decode_content(path: str, value: dict[str, Any], max_size: int) -> bytes:
     """A ``file`` operation's bytes (its content is taken out of ``value``)."""
     content = value.pop("content", "")
@@ -164,7 +204,7 @@ class HubUploads(HubBase):
 
     async def preupload(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m, AccessLevel.WRITE)
-        body = await read_json(request, allow_empty=False, offload=self.offload)
+        body = await read_json(request, allow_empty=False, offload=self.offload, max_size=2 * JSON_MAX)
         files = body.get("files")
         if not isinstance(files, list):
             raise BadRequest('expected a JSON body {"files": [{"path", "size", "sample"}, ...]}')
@@ -205,7 +245,7 @@ class HubUploads(HubBase):
                     held = entry.pointer is not None and self.lfs.stored_size(ctx.repo.id, entry.pointer.oid)
                     item["oid"] = entry.pointer.oid if held and entry.pointer else entry.oid
             out.append(item)
-        return dumps({"files": out, "commitOid": commit})
+        return dumps_in_pieces({"files": out, "commitOid": commit})
 
     # -- commit ------------------------------------------------------------------------------------
     async def commit(self, request: web.Request, m: Match) -> web.StreamResponse:
@@ -288,7 +328,22 @@ class HubUploads(HubBase):
         return header, ops
 
     def _big_op(self, q: ObjectQuarantine, box: list[bytearray]) -> Op:
-        """A big commit line (on a thread): only ``file`` lines carry data worth its size."""
+        """A big commit line (on a thread): only ``file`` lines carry data worth its size. Its base64
+        content is decoded a few MiB at a time straight into a loose object in the quarantine."""
+        split = split_content(box[0])
+        if split is not None:
+            small, content = split
+            key, value = decode_line([bytearray(small)])
+            if key == "file" and value.get("content") == "" and value.get("encoding", "base64") == "base64":
+                path = check_path(value.get("path"))
+                size, chunks = base64_chunks(path, content)
+                if size > self.max_inline_file:
+                    raise PayloadTooLarge(f"file {path} is larger than {self.max_inline_file} bytes")
+                try:
+                    return AddFile(path, q.write_blob_chunks(size, chunks))
+                except ValueError:
+                    raise BadRequest(f"file {path}: content is not valid base64")
+            del content
         key, value = decode_line(box)
         if key != "file":
             raise BadRequest(f"a {str(key)[:40]!r} commit line is larger than {INLINE_JSON} bytes")

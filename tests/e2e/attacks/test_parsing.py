@@ -290,6 +290,9 @@ def test_regression_small_parsing_attacks_get_clean_400s(make_daemon, git, tmp_p
         paths = request(d.url, "POST", f"/api/models/{repo}/paths-info/main",
                         body=json.dumps({"paths": [f"p{i}" for i in range(700_000)]}).encode(),
                         headers={"Content-Type": "application/json"})
+        some = request(d.url, "POST", f"/api/models/{repo}/paths-info/main",
+                       body=json.dumps({"paths": [f"p{i}" for i in range(1001)]}).encode(),
+                       headers={"Content-Type": "application/json"})
         form = request(d.url, "POST", f"/api/models/{repo}/paths-info/main",  # as huggingface_hub sends it
                        body="&".join(f"paths=p{i}" for i in range(1001)).encode(),
                        headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -301,7 +304,8 @@ def test_regression_small_parsing_attacks_get_clean_400s(make_daemon, git, tmp_p
                        headers={**auth, "Content-Type": "application/json"})
         head = request(d.url, "POST", f"/api/models/{repo}/branch/HEAD", body=b"{}",
                        headers={**auth, "Content-Type": "application/json"})
-    assert paths.status == 400 and b"at most 1000 paths" in paths.body
+    assert paths.status == 413 and b"larger than" in paths.body
+    assert some.status == 400 and b"at most 1000 paths" in some.body
     assert form.status == 400 and b"at most 1000 paths" in form.body
     assert long_rev.status == 400 and len(long_rev.body) < 500
     assert dotgits == [400, 400, 400, 400]
