@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -140,6 +141,9 @@ async def serve(services: Services, *, http: str, stop: asyncio.Event | None = N
         shutdown_timeout=30.0,
     )
     await runner.setup()
+    # Everything built so far lives as long as the daemon: leave it out of the garbage collector's
+    # full collections, which hold the GIL (and so the event loop) for as long as they scan.
+    gc.freeze()
     host, port = split_hostport(http, 8080)
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pygit2
 
@@ -35,7 +36,7 @@ FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE, pyg
 # Longest path whose lookup the entry cache keeps (paths-info asks about any path a client names).
 CACHED_PATH = 512
 # Entries a walk visits unless told otherwise (hub.max_listed_files); see RepoReader.walk.
-DEFAULT_WALK = 100_000
+DEFAULT_WALK = 50_001
 
 
 # Folders nested deeper than this are listed but not walked into (git repositories never need it;
@@ -111,9 +112,10 @@ class EntryNotFound(NotFound):
         self.commit = commit
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A path in a commit's tree."""
+class Entry(NamedTuple):
+    """A path in a commit's tree. A tuple of plain values, so the garbage collector stops tracking it:
+    a walk makes up to hub.max_listed_files of them, and every tracked object lengthens each full
+    collection, which holds the GIL (and so the event loop) while it runs."""
 
     path: str
     oid: str
@@ -359,11 +361,12 @@ class RepoReader:
         return Entry(file_path, str(obj.id), "file", size, pointer)
 
     def walk(self, path: Path, commit: str, under: str = "", *, recursive: bool, limit: int = DEFAULT_WALK,
-             after: str | None = None, files_only: bool = False) -> Walk:
+             after: str | None = None, files_only: bool = False, max_entries: int | None = None) -> Walk:
         """Entries below directory ``under`` (depth-first, git order; directories included unless
         ``files_only``), visiting at most ``limit`` entries (a long path counts for more than one).
         ``after`` (a ``Walk.resume`` cursor) continues a walk after its last visited entry, without
-        visiting what came before. Trees are client data: a few objects can describe billions of
+        visiting what came before; ``max_entries`` also stops it once it found that many (then
+        ``resume`` is not set). Trees are client data: a few objects can describe billions of
         paths, so every walk is bounded, and checks the offload deadline as it goes."""
         repo = self.open(path)
         tree = repo[commit].peel(pygit2.Tree)
@@ -375,6 +378,9 @@ class RepoReader:
         try:
             for entry in self._walk(repo, tree, under, recursive, after_parts, after_dir, budget, walk, 0):
                 if entry is not None and not (files_only and entry.kind != "file"):
+                    if max_entries is not None and len(walk.entries) >= max_entries:
+                        walk.more = walk.truncated = True
+                        return walk
                     walk.entries.append(entry)
         except _BudgetSpent:
             walk.more = walk.truncated = True
@@ -407,7 +413,7 @@ class RepoReader:
             if budget[0] < 0:
                 raise _BudgetSpent
             walk.visited += 1
-            if walk.visited % 256 == 0:
+            if walk.visited % 64 == 0:
                 check_deadline()
             entry = self._make_entry(repo, full, obj)
             walk.last, walk.last_dir = full, obj.type == pygit2.GIT_OBJECT_TREE

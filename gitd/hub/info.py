@@ -146,12 +146,14 @@ class HubInfo(HubBase):
         return out
 
     def _files(self, path: Path, commit: str, limit: int) -> Walk:
-        """The files of a commit, as many as a walk of ``limit`` entries finds (cached by commit,
-        within a bound on the entries all cached lists hold together)."""
+        """Up to ``limit`` files of a commit (cached by commit, within a bound on the entries all
+        cached lists hold together)."""
         key = (str(path), commit, limit)
         found = self._file_lists.get(key)
         if found is None:
-            found = self.reader.walk(path, commit, recursive=True, limit=limit, files_only=True)
+            # Up to ``limit`` files; folders count towards the walk's budget too, within bounds.
+            found = self.reader.walk(path, commit, recursive=True, limit=4 * limit, max_entries=limit,
+                                     files_only=True)
             self._file_lists.put(key, found, len(found.entries))
         return found
 
