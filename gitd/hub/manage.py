@@ -26,8 +26,9 @@ XET_MESSAGE = (
 )
 
 
-# A README as JSON: escapes can make it several times its size.
-VALIDATE_BODY_MAX = 4 * README_MAX
+# A README as JSON (escapes make it bigger). Anyone may call validate-yaml, and json.loads holds the
+# GIL for the whole parse: the cap keeps that to a few tens of milliseconds whatever the JSON holds.
+VALIDATE_BODY_MAX = 2 * README_MAX
 
 
 class NotImplementedOnServer(GitdError):

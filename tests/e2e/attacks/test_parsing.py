@@ -7,6 +7,7 @@ import base64
 import http.client
 import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -251,6 +252,9 @@ def test_regression_ndjson_commit_is_capped_and_leaves_nothing_behind(make_daemo
                     body=_ndjson(_header("second"), _file("b.bin", blob)))
     assert again.status == 200
     assert len(_loose_objects(path) - objects) == 3  # blob, tree, commit
+    env = {"PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    checked = subprocess.run(["git", "--git-dir", str(path), "fsck", "--strict"], capture_output=True, env=env)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_regression_api_commits_get_the_object_checks_pushes_get(daemon, git, owner, tmp_path):
