@@ -152,7 +152,7 @@ def tree_bomb(server: GitdServer, root: Path, scale: str) -> dict:
 
 
 def redos(server: GitdServer, root: Path, scale: str) -> dict:
-    length = 24 if scale == "small" else 200
+    length = 80 if scale == "small" else 200
     _, token, repo = user_and_repo(server)
     body = json.dumps({"files": [{"path": "a" * length, "size": 1, "sample": ""}], "gitIgnore": "**a" * 6 + "b"})
     result = measure(server, lambda: status_of(call(server.url, "POST", f"/api/models/{repo}/preupload/main",
