@@ -449,6 +449,8 @@ class RepoReader:
         for n, c in enumerate(self.log(path, commit)):
             if not remaining or n >= max_walk:
                 break
+            if n % 64 == 63:
+                check_deadline()  # an expanded listing abandoned by its request stops here
             parent_tree = c.parents[0].tree if c.parents else None
             for p in list(remaining):
                 mine = oid_at(c.tree, p)
