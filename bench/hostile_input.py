@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import itertools
 import json
 import os
 import sys
@@ -80,7 +81,8 @@ def measure(server: GitdServer, attack: Callable[[], str]) -> dict:
         health.join()
     time.sleep(0.5)
     return {"answer": answer, "seconds": round(took, 3), "rss_before": mib(before), "rss_peak": mib(peak.peak),
-            "rss_after": mib(rss(pid)), "healthz_worst_ms": round(health.worst * 1000, 1), "healthz_probes": health.count}
+            "rss_after": mib(rss(pid)), "healthz_worst_ms": round(health.worst * 1000, 1),
+            "healthz_probes": health.count}
 
 
 def user_and_repo(server: GitdServer) -> tuple[str, str, str]:
@@ -118,7 +120,7 @@ def alias_bomb(server: GitdServer, root: Path, scale: str) -> dict:
     levels = 8 if scale == "small" else 9
     names = "abcdefghij"[:levels]
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [" + ", ".join([f"*{p}"] * 9) + "]\n" for p, c in zip(names, names[1:], strict=False))
+        f"{c}: &{c} [" + ", ".join([f"*{p}"] * 9) + "]\n" for p, c in itertools.pairwise(names))
     _, token, repo = user_and_repo(server)
 
     def build(bare: pygit2.Repository) -> pygit2.Oid:
