@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from gitd.hooks.api import HookAPI
+    from gitd.http.offload import Offload
     from gitd.http.routing import Router
     from gitd.hub.commits import CommitWriter
     from gitd.hub.gitread import RepoReader
@@ -199,7 +200,16 @@ class Parts:
     def commit_writer(self) -> CommitWriter:
         from gitd.hub.commits import CommitWriter
 
-        return CommitWriter(self.chain, self.reader, email_domain=self.config.get_str("hub.commit_email_domain"))
+        return CommitWriter(self.chain, self.reader, email_domain=self.config.get_str("hub.commit_email_domain"),
+                            git=self.git)
+
+    @cached_property
+    def offload(self) -> Offload:
+        """Runs work on client-controlled data (cards, trees, big JSON) off the loop, with a time limit."""
+        from gitd.http.offload import Offload
+
+        return Offload(workers=self.config.get_int("server.offload_threads"),
+                       limit=self.config.get_float("server.offload_timeout"))
 
     # -- the daemon's front doors ---------------------------------------------------------------
     def router(self) -> Router:
@@ -248,24 +258,30 @@ class Parts:
         cfg = self.config
         repos, access, reader = self.repos, self.access, self.reader
         view = FileView(self.lfs, url_ttl=cfg.get_int("lfs.href_ttl"))
-        common = {"public_url": cfg.get_str("server.public_url"), "redirects": Redirects(self.store)}
+        common = {"public_url": cfg.get_str("server.public_url"), "redirects": Redirects(self.store),
+                  "offload": self.offload}
+        max_card_size, max_paths = cfg.get_size("hub.max_card_size"), cfg.get_int("hub.max_paths_info")
         prs = PullRequests(repos, access, Discussions(self.store), reader, self.chain, **common)
-        files = HubFiles(repos, access, reader, view, **common)
+        files = HubFiles(repos, access, reader, view, max_paths=max_paths, **common)
         files.add_resolve_route(router)
         # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
         accounts_api = NativeAccounts(self.accounts, self.auth, self.access)
         NativeAPI(repos, access, self.accounts, self.repo_rows, reader, self.commit_writer, view, accounts_api,
-                  max_inline_file=cfg.get_size("hub.max_inline_file"), fields=InfoFields(self.plugins),
-                  **common).add_routes(router)
-        HubManage(repos, access, self.accounts, **common).add_routes(router)
-        fields = InfoFields(self.plugins)
-        HubInfo(repos, access, self.repo_rows, reader, view, fields=fields, **common).add_routes(router)
+                  max_inline_file=cfg.get_size("hub.max_inline_file"),
+                  max_listed_files=cfg.get_int("hub.max_listed_files"), max_paths=max_paths,
+                  fields=InfoFields(self.plugins), **common).add_routes(router)
+        HubManage(repos, access, self.accounts, max_card_size=max_card_size, **common).add_routes(router)
+        HubInfo(repos, access, self.repo_rows, reader, view, fields=InfoFields(self.plugins),
+                max_card_size=max_card_size, max_listed_files=cfg.get_int("hub.max_listed_files"),
+                listing_cache_entries=cfg.get_int("hub.listing_cache_entries"), **common).add_routes(router)
         files.add_routes(router)
         HubHistory(repos, access, reader, self.chain, email_domain=cfg.get_str("hub.commit_email_domain"),
                    **common).add_routes(router)
         HubUploads(repos, access, reader, self.commit_writer, prs, view,
                    regular_upload_max=cfg.get_size("hub.regular_upload_max"),
-                   max_inline_file=cfg.get_size("hub.max_inline_file"), **common).add_routes(router)
+                   max_inline_file=cfg.get_size("hub.max_inline_file"),
+                   max_commit_size=cfg.get_size("hub.max_commit_size"), inline_decodes=cfg.get_int("hub.inline_decodes"),
+                   max_paths=max_paths, **common).add_routes(router)
         prs.add_routes(router)
 
     def http_app(self) -> web.Application:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from gitd.compose import Parts
 from gitd.config import split_hostport
 from gitd.git.runner import install_child_watcher
 from gitd.hooks.api import prepare_hook_endpoint
+from gitd.http.accesslog import RedactingAccessLogger
 from gitd.lfs.storage.s3 import S3Storage
 
 log = logging.getLogger("gitd.server")
@@ -122,10 +124,14 @@ async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("gitd.access") if parts.config.get_bool("server.access_log") else None,
+        access_log_class=RedactingAccessLogger,
         handle_signals=False,
         shutdown_timeout=30.0,
     )
     await runner.setup()
+    # Everything built so far lives as long as the daemon: leave it out of the garbage collector's
+    # full collections, which hold the GIL (and so the event loop) for as long as they scan.
+    gc.freeze()
     host, port = split_hostport(http, 8080)
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()

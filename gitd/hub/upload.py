@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import json
-from collections.abc import AsyncIterator
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
-from gitd.errors import BadRequest, GitdError
+from gitd.errors import BadRequest, PayloadTooLarge
+from gitd.git.quarantine import ObjectQuarantine
+from gitd.git.refname import check_branch_name, check_revision
+from gitd.http.context import INLINE_JSON, JSON_MAX, read_json
+from gitd.http.offload import Offload, Overrun, check_deadline
 from gitd.http.routing import Match, Router
-from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, DeleteFolder, Op, check_path
-from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, json_response
+from gitd.hub.commits import MAX_PATH, AddFile, CommitWriter, DeleteFile, DeleteFolder, Op, check_path
+from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, dumps_in_pieces, json_response
 from gitd.hub.discussions import PullRequests
 from gitd.hub.files import FileView
 from gitd.hub.gitread import SHA_RE, RepoReader, ref_for
@@ -23,51 +31,161 @@ from gitd.lfs.pointer import OID_RE, format_pointer
 from gitd.repos import RepoService
 from gitd.store.redirects import Redirects
 
+log = logging.getLogger("gitd.hub")
+
 READ_CHUNK = 1 << 16
+# Largest .gitignore read from the repository for preupload's shouldIgnore.
+IGNORE_MAX = 64 * 1024
+# A commit line over this size waits for one of the ``hub.inline_decodes`` turns before more of
+# it is read, and is decoded on a thread.
+BIG_LINE = 1 << 20
+# How long a big line waits for its turn before the request is refused (503).
+TURN_WAIT = 60.0
 
 
-class PayloadTooLarge(GitdError):
-    status = 413
-    code = "PayloadTooLarge"
-
-
-async def ndjson_lines(content: Any, max_line: int) -> AsyncIterator[bytes]:
-    """The non-empty lines of a streamed body, each at most ``max_line`` bytes."""
+async def ndjson_lines(content: Any, max_line: int, max_total: int,
+                       turns: asyncio.Semaphore) -> AsyncIterator[list[bytearray]]:
+    """The non-empty lines of a streamed body, each at most ``max_line`` bytes and all together at most
+    ``max_total``. A line growing past BIG_LINE holds one of ``turns`` until it has been handled (the
+    caller asks for the next line); use with ``contextlib.aclosing``. Each line comes in a one-item
+    list the caller empties, so the only reference to it is the caller's."""
     buf = bytearray()
-    scanned = 0
-    async for chunk in content.iter_chunked(READ_CHUNK):
-        buf += chunk
-        while True:
-            i = buf.find(b"\n", scanned)
-            if i < 0:
-                scanned = len(buf)
-                break
-            line = bytes(buf[:i])
-            del buf[:i + 1]
-            scanned = 0
-            if line.strip():
-                yield line
-        if len(buf) > max_line:
-            raise PayloadTooLarge(
-                f"a commit line is larger than {max_line} bytes; upload files this large with Git LFS "
-                "(set HF_HUB_DISABLE_XET=1) or git push"
-            )
-    if bytes(buf).strip():
-        yield bytes(buf)
+    scanned = total = 0
+    held = False
+    try:
+        async for chunk in content.iter_chunked(READ_CHUNK):
+            total += len(chunk)
+            if total > max_total:
+                raise PayloadTooLarge(f"the commit request is larger than {max_total} bytes; split it into "
+                                      "several commits or upload large files with Git LFS")
+            buf += chunk
+            while (i := buf.find(b"\n", scanned)) >= 0:
+                rest = buf[i + 1:]
+                del buf[i:]
+                line, buf, scanned = buf, rest, 0
+                if line and not line.isspace():  # (strip() would copy a big line)
+                    box = [line]
+                    del line
+                    yield box
+                    del box
+                if held and len(buf) <= BIG_LINE:
+                    turns.release()
+                    held = False
+            scanned = len(buf)
+            if len(buf) > max_line:
+                raise PayloadTooLarge(
+                    f"a commit line is larger than {max_line} bytes; upload files this large with Git LFS "
+                    "(set HF_HUB_DISABLE_XET=1) or git push"
+                )
+            if len(buf) > BIG_LINE and not held:
+                try:
+                    await asyncio.wait_for(turns.acquire(), TURN_WAIT)
+                except TimeoutError:
+                    raise Overrun("the server is busy with other large commits; try again later")
+                held = True
+        if buf and not buf.isspace():
+            yield [buf]
+    finally:
+        if held:
+            turns.release()
+
+
+def decode_line(box: list[bytearray]) -> tuple[str, dict[str, Any]]:
+    """One commit line's key and value (the line is consumed: its memory goes as soon as it is parsed)."""
+    line = box.pop()
+    try:
+        item = json.loads(line)
+        del line
+        key, value = item["key"], item["value"]
+        if not isinstance(value, dict) or not isinstance(key, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise BadRequest('each commit line must be a JSON object {"key": ..., "value": {...}}')
+    return key, value
+
+
+_CONTENT_KEY = re.compile(rb'"content"\s*:\s*"')
+B64_CHUNK = 4 * 1024 * 1024  # base64 characters decoded at a time (a multiple of 4)
+
+
+def split_content(line: bytearray) -> tuple[bytes, memoryview] | None:
+    """A big ``file`` line as (the line with an empty content string, a view of the content), found
+    without parsing the whole line (json.loads would hold the GIL for as long as it takes, and
+    make three copies of it); None when the content holds escapes: then it is parsed in full."""
+    found = _CONTENT_KEY.search(line)
+    if found is None:
+        return None
+    start = found.end()
+    end = line.find(b'"', start)
+    if end < 0 or line.find(b"\\", start, end) >= 0:
+        return None
+    return bytes(line[:start]) + bytes(line[end:]), memoryview(line)[start:end]
+
+
+def base64_chunks(path: str, content: memoryview) -> tuple[int, Iterator[bytes]]:
+    """The decoded size of base64 ``content`` and its bytes, decoded a few MiB at a time."""
+    if len(content) % 4:
+        raise BadRequest(f"file {path}: content is not valid base64")
+    tail = bytes(content[-2:]) if len(content) >= 2 else b""
+    size = len(content) // 4 * 3 - tail.count(b"=")
+
+    def chunks() -> Iterator[bytes]:
+        for pos in range(0, len(content), B64_CHUNK):
+            piece = content[pos:pos + B64_CHUNK]
+            last = pos + B64_CHUNK >= len(content)
+            try:
+                if not last and bytes(piece[-4:]).find(b"=") >= 0:
+                    raise ValueError
+                yield base64.b64decode(piece, validate=True)
+            except (binascii.Error, ValueError):
+                raise BadRequest(f"file {path}: content is not valid base64")
+
+    return size, chunks()
+
+
+def decode_content(path: str, value: dict[str, Any], max_size: int) -> bytes:
+    """A ``file`` operation's bytes (its content is taken out of ``value``)."""
+    content = value.pop("content", "")
+    encoding = value.get("encoding", "base64")
+    if not isinstance(content, str):
+        raise BadRequest(f"file {path}: content must be a string")
+    if encoding == "base64":
+        try:
+            data = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest(f"file {path}: content is not valid base64")
+    elif encoding in ("utf-8", "utf8", None):
+        data = content.encode()
+    else:
+        raise BadRequest(f"file {path}: unknown encoding {str(encoding)[:40]!r}")
+    if len(data) > max_size:
+        raise PayloadTooLarge(f"file {path} is larger than {max_size} bytes")
+    return data
 
 
 class HubUploads(HubBase):
     def __init__(self, repos: RepoService, access: Access, reader: RepoReader, writer: CommitWriter,
                  prs: PullRequests, view: FileView, *, regular_upload_max: int, max_inline_file: int,
-                 public_url: str = "",
-                 redirects: Redirects | None = None):
-        super().__init__(repos, access, public_url=public_url, redirects=redirects)
+                 public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None,
+                 max_commit_size: int = 1 << 30, inline_decodes: int = 2, max_paths: int = 10_000):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects,
+                         offload=offload)
         self.reader = reader
         self.writer = writer
         self.prs = prs
         self.view = view
         self.regular_upload_max = regular_upload_max
         self.max_inline_file = max_inline_file
+        self.max_commit_size = max_commit_size
+        self.max_paths = max_paths
+        self.inline_decodes = max(1, inline_decodes)
+        self._turns: asyncio.Semaphore | None = None
+
+    @property
+    def turns(self) -> asyncio.Semaphore:
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(self.inline_decodes)
+        return self._turns
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", api_patterns("/preupload/{rev}"), self.preupload, style="hub", name="hub-preupload")
@@ -84,25 +202,37 @@ class HubUploads(HubBase):
 
     async def preupload(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m, AccessLevel.WRITE)
-        try:
-            body = await request.json()
-            files = body["files"]
-            if not isinstance(files, list):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
+        body = await read_json(request, allow_empty=False, offload=self.offload, max_size=2 * JSON_MAX)
+        files = body.get("files")
+        if not isinstance(files, list):
             raise BadRequest('expected a JSON body {"files": [{"path", "size", "sample"}, ...]}')
-        commit = self.reader.try_resolve(ctx.path, m.params["rev"])
-        ignore_text = body.get("gitIgnore")
-        if not isinstance(ignore_text, str) and commit is not None:
+        if len(files) > self.max_paths:
+            raise BadRequest(f"preupload takes at most {self.max_paths} files at a time")
+        commit = self.reader.try_resolve(ctx.path, check_revision(m.params["rev"]))
+        # The gitignore patterns are client data (the body's or the repository's): off the loop.
+        text = await self.offload.run(self._preupload, ctx, commit, files, body.get("gitIgnore"),
+                                      what="preupload")
+        return web.Response(text=text, content_type="application/json")
+
+    def _preupload(self, ctx: RepoCtx, commit: str | None, files: list[Any], ignore_text: Any) -> str:
+        ignore = GitIgnore(ignore_text) if isinstance(ignore_text, str) else None  # the client's: 400 if bad
+        if ignore is None and commit is not None:
             entry = self.reader.entry(ctx.path, commit, ".gitignore")
-            if entry is not None and entry.kind == "file" and entry.size < 1 << 20:
-                ignore_text = self.reader.read_blob(ctx.path, entry.oid).decode("utf-8", "replace")
-        ignore = GitIgnore(ignore_text) if isinstance(ignore_text, str) else None
+            if entry is not None and entry.kind == "file" and entry.size <= IGNORE_MAX:
+                try:
+                    ignore = GitIgnore(self.reader.read_blob(ctx.path, entry.oid).decode("utf-8", "replace"))
+                except BadRequest as exc:  # the repository's own: used when it can be, never an error
+                    log.warning("the .gitignore of %s at %s is not used: %s", ctx.repo.full_name, commit,
+                                exc.message)
         out = []
-        for f in files:
+        for n, f in enumerate(files):
             if not isinstance(f, dict) or not isinstance(f.get("path"), str):
                 raise BadRequest("every file needs a path")
             path = f["path"]
+            if len(path) > MAX_PATH:
+                raise BadRequest(f"path longer than {MAX_PATH} characters: {path[:64]}...")
+            if n % 256 == 0:
+                check_deadline()
             size = f.get("size", 0)
             size = size if isinstance(size, int) and size >= 0 else 0
             item: dict[str, Any] = {"path": path, "uploadMode": self.upload_mode(size),
@@ -113,88 +243,114 @@ class HubUploads(HubBase):
                     held = entry.pointer is not None and self.view.held_size(ctx.repo.id, entry.pointer.oid)
                     item["oid"] = entry.pointer.oid if held and entry.pointer else entry.oid
             out.append(item)
-        return json_response({"files": out, "commitOid": commit})
+        return dumps_in_pieces({"files": out, "commitOid": commit})
 
     # -- commit ------------------------------------------------------------------------------------
     async def commit(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m, AccessLevel.WRITE)
-        rev = m.params["rev"]
+        rev = check_revision(m.params["rev"])
         if SHA_RE.match(rev):
             raise BadRequest("commits go to a branch, not to a commit sha")
         create_pr = bool_param(request, "create_pr")
-        header: dict[str, Any] | None = None
-        ops: list[Op] = []
-        max_line = self.max_inline_file * 4 // 3 + 64 * 1024
-        async for line in ndjson_lines(request.content, max_line):
-            try:
-                item = json.loads(line)
-                key, value = item["key"], item["value"]
-                if not isinstance(value, dict):
-                    raise TypeError
-            except (ValueError, KeyError, TypeError):
-                raise BadRequest('each commit line must be a JSON object {"key": ..., "value": {...}}')
+        # The objects of the commit wait in a quarantine: a refused commit leaves nothing behind.
+        async with self.writer.quarantine(ctx.path) as q:
+            header, ops = await self._read_ops(request, ctx, q)
             if header is None:
-                if key != "header":
-                    raise BadRequest("the first commit line must be the header")
-                header = value
-                continue
-            ops.append(await self._op(ctx, key, value))
-        if header is None:
-            raise BadRequest("empty commit request")
-        summary = header.get("summary")
-        if not isinstance(summary, str) or not summary.strip():
-            raise BadRequest("the commit summary must be a non-empty string")
-        description = header.get("description") or ""
-        message = summary.strip() + ("\n\n" + str(description).strip() if str(description).strip() else "") + "\n"
-        parent = header.get("parentCommit")
-        if parent is not None and (not isinstance(parent, str) or not _is_hex(parent)):
-            raise BadRequest("parentCommit must be a commit sha")
-        author = ctx.principal.name or "anonymous"
-        info = self.repos.info(ctx.repo)
-        pr_url = None
-        if create_pr:
-            base = self.reader.resolve(ctx.path, rev)
-            pr = await self.prs.open(ctx, summary.strip(), str(description), base=rev, start_point=base,
-                                     create_ref=False)
-            ref = f"refs/pr/{pr.num}"
-            try:
-                oid = await self.writer.commit(info, ref, ops, author=author, message=message,
-                                               parent_commit=parent, may_create=True, start_point=base)
-            except BaseException:
-                self.prs.discussions.set_status(ctx.repo.id, pr.num, "closed")
-                raise
-            pr_url = f"{self.repo_url(request, ctx.repo)}/discussions/{pr.num}"
-        else:
-            ref = ref_for(rev)
-            empty = not self.reader.refs(ctx.path, "refs/heads/")
-            oid = await self.writer.commit(info, ref, ops, author=author, message=message, parent_commit=parent,
-                                           may_create=empty and ref.startswith("refs/heads/"))
-            # The hook chain's bookkeeping touched the repository and, if it was empty, made
-            # this first branch its HEAD, as after a first push.
+                raise BadRequest("empty commit request")
+            summary = header.get("summary")
+            if not isinstance(summary, str) or not summary.strip():
+                raise BadRequest("the commit summary must be a non-empty string")
+            description = header.get("description") or ""
+            message = summary.strip() + ("\n\n" + str(description).strip() if str(description).strip() else "") \
+                + "\n"
+            parent = header.get("parentCommit")
+            if parent is not None and (not isinstance(parent, str) or not _is_hex(parent)):
+                raise BadRequest("parentCommit must be a commit sha")
+            author = ctx.principal.name or "anonymous"
+            info = self.repos.info(ctx.repo)
+            pr_url = None
+            if create_pr:
+                base = self.reader.resolve(ctx.path, rev)
+                pr = await self.prs.open(ctx, summary.strip(), str(description), base=rev, start_point=base,
+                                         create_ref=False)
+                ref = f"refs/pr/{pr.num}"
+                try:
+                    oid = await self.writer.commit(q, info, ref, ops, author=author, message=message,
+                                                   parent_commit=parent, may_create=True, start_point=base)
+                except BaseException:
+                    self.prs.discussions.set_status(ctx.repo.id, pr.num, "closed")
+                    raise
+                pr_url = f"{self.repo_url(request, ctx.repo)}/discussions/{pr.num}"
+            else:
+                ref = ref_for(rev)
+                empty = not self.reader.refs(ctx.path, "refs/heads/")
+                if empty and ref.startswith("refs/heads/"):
+                    check_branch_name(ref.removeprefix("refs/heads/"))
+                oid = await self.writer.commit(q, info, ref, ops, author=author, message=message,
+                                               parent_commit=parent, may_create=empty and ref.startswith("refs/heads/"))
+                # The hook chain's bookkeeping touched the repository and, if it was empty, made
+                # this first branch its HEAD, as after a first push.
         return json_response({"success": True, "commitOid": oid,
                               "commitUrl": f"{self.repo_url(request, ctx.repo)}/commit/{oid}",
                               "commitMessage": message.strip(), "hookOutput": "",
                               "pullRequestUrl": pr_url})
 
-    async def _op(self, ctx: RepoCtx, key: str, value: dict[str, Any]) -> Op:
-        if key == "file":
-            path = check_path(value.get("path"))
-            content = value.get("content", "")
-            encoding = value.get("encoding", "base64")
-            if not isinstance(content, str):
-                raise BadRequest(f"file {path}: content must be a string")
-            if encoding == "base64":
+    async def _read_ops(self, request: web.Request, ctx: RepoCtx, q: ObjectQuarantine
+                        ) -> tuple[dict[str, Any] | None, list[Op]]:
+        """The header and the operations of an NDJSON commit body, streamed: big lines are decoded on a
+        thread, one of ``hub.inline_decodes`` at a time, and their blobs go into the quarantine."""
+        header: dict[str, Any] | None = None
+        ops: list[Op] = []
+        max_line = self.max_inline_file * 4 // 3 + 64 * 1024
+        async with contextlib.aclosing(ndjson_lines(request.content, max_line, self.max_commit_size,
+                                                    self.turns)) as lines:
+            async for box in lines:
+                if len(box[0]) <= INLINE_JSON:
+                    key, value = decode_line(box)
+                    if header is not None and key == "file":
+                        path = check_path(value.get("path"))
+                        data = decode_content(path, value, self.max_inline_file)
+                        ops.append(AddFile(path, await self.writer.write_blob(q, data)))
+                        continue
+                elif header is not None:
+                    ops.append(await asyncio.to_thread(self._big_op, q, box))
+                    continue
+                else:
+                    key, value = await asyncio.to_thread(decode_line, box)
+                if header is None:
+                    if key != "header":
+                        raise BadRequest("the first commit line must be the header")
+                    header = value
+                    continue
+                ops.append(await self._op(ctx, q, key, value))
+        return header, ops
+
+    def _big_op(self, q: ObjectQuarantine, box: list[bytearray]) -> Op:
+        """A big commit line (on a thread): only ``file`` lines carry data worth its size. Its base64
+        content is decoded a few MiB at a time straight into a loose object in the quarantine."""
+        split = split_content(box[0])
+        if split is not None:
+            small, content = split
+            key, value = decode_line([bytearray(small)])
+            if key == "file" and value.get("content") == "" and value.get("encoding", "base64") == "base64":
+                path = check_path(value.get("path"))
+                size, chunks = base64_chunks(path, content)
+                if size > self.max_inline_file:
+                    raise PayloadTooLarge(f"file {path} is larger than {self.max_inline_file} bytes")
                 try:
-                    data = base64.b64decode(content, validate=True)
-                except (binascii.Error, ValueError):
+                    return AddFile(path, q.write_blob_chunks(size, chunks))
+                except ValueError:
                     raise BadRequest(f"file {path}: content is not valid base64")
-            elif encoding in ("utf-8", "utf8", None):
-                data = content.encode()
-            else:
-                raise BadRequest(f"file {path}: unknown encoding {encoding!r}")
-            if len(data) > self.max_inline_file:
-                raise PayloadTooLarge(f"file {path} is larger than {self.max_inline_file} bytes")
-            return AddFile(path, await self.writer.write_blob(ctx.path, data))
+            del content
+        key, value = decode_line(box)
+        if key != "file":
+            raise BadRequest(f"a {str(key)[:40]!r} commit line is larger than {INLINE_JSON} bytes")
+        path = check_path(value.get("path"))
+        data = decode_content(path, value, self.max_inline_file)
+        del value
+        return AddFile(path, q.write_blob(data))
+
+    async def _op(self, ctx: RepoCtx, q: ObjectQuarantine, key: str, value: dict[str, Any]) -> Op:
         if key == "lfsFile":
             path = check_path(value.get("path"))
             oid = value.get("oid")
@@ -210,7 +366,7 @@ class HubUploads(HubBase):
             if size is not None and size != held:
                 raise BadRequest(f"lfsFile {path}: size {size} does not match the stored LFS object {oid} "
                                  f"({held} bytes)", code="LfsSizeMismatch")
-            return AddFile(path, await self.writer.write_blob(ctx.path, format_pointer(oid, held)))
+            return AddFile(path, await self.writer.write_blob(q, format_pointer(oid, held)))
         if key == "deletedFile":
             return DeleteFile(check_path(value.get("path")))
         if key == "deletedFolder":
@@ -218,7 +374,7 @@ class HubUploads(HubBase):
             if raw in ("/", ""):
                 return DeleteFolder("")
             return DeleteFolder(check_path(raw))
-        raise BadRequest(f"unknown commit operation {key!r}")
+        raise BadRequest(f"unknown commit operation {key[:40]!r}")
 
 
 def _is_hex(text: str) -> bool:
