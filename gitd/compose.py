@@ -280,8 +280,8 @@ class Parts:
         HubUploads(repos, access, reader, self.commit_writer, prs, view,
                    regular_upload_max=cfg.get_size("hub.regular_upload_max"),
                    max_inline_file=cfg.get_size("hub.max_inline_file"),
-                   max_commit_size=cfg.get_size("hub.max_commit_size"), inline_decodes=cfg.get_int("hub.inline_decodes"),
-                   max_paths=max_paths, **common).add_routes(router)
+                   max_commit_size=cfg.get_size("hub.max_commit_size"),
+                   inline_decodes=cfg.get_int("hub.inline_decodes"), max_paths=max_paths, **common).add_routes(router)
         prs.add_routes(router)
 
     def http_app(self) -> web.Application:

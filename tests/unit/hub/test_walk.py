@@ -9,7 +9,7 @@ import pygit2
 import pytest
 
 from gitd.errors import BadRequest
-from gitd.git.refs import RefChanges
+from gitd.git.refs import InProcessRefChanges
 from gitd.hub.gitread import RepoReader
 
 
@@ -37,7 +37,7 @@ def test_regression_a_tree_bomb_walk_stops_at_its_limit(bare):
     """GET /api/models/{repo} walked a whole tree: 10**10 paths from 10 objects grew RSS without bound."""
     path, repo = bare
     commit = tree_bomb(repo, 10, 10)
-    walk = RepoReader(RefChanges()).walk(path, commit, recursive=True, limit=500, files_only=True)
+    walk = RepoReader(InProcessRefChanges()).walk(path, commit, recursive=True, limit=500, files_only=True)
     assert walk.truncated and walk.more
     assert 0 < len(walk.entries) <= 500 and walk.visited <= 500
     assert all(e.kind == "file" for e in walk.entries)
@@ -46,7 +46,7 @@ def test_regression_a_tree_bomb_walk_stops_at_its_limit(bare):
 def test_a_walk_resumes_after_its_last_entry_and_pages_cover_the_tree_once(bare):
     path, repo = bare
     commit = tree_bomb(repo, 3, 4)  # 81 files, 39 folders
-    reader = RepoReader(RefChanges())
+    reader = RepoReader(InProcessRefChanges())
     whole = reader.walk(path, commit, recursive=True)
     assert not whole.truncated and len(whole.entries) == 81 + 39
     paged, cursor, pages = [], None, 0
@@ -73,7 +73,7 @@ def test_long_paths_cost_more_of_the_budget(bare):
         builder.insert(f"{i:03d}" + "n" * 1000, blob, pygit2.GIT_FILEMODE_BLOB)
     sig = pygit2.Signature("t", "t@example.com", 0, 0)
     commit = str(repo.create_commit(None, sig, sig, "m\n", builder.write(), []))
-    walk = RepoReader(RefChanges()).walk(path, commit, recursive=True, limit=100)
+    walk = RepoReader(InProcessRefChanges()).walk(path, commit, recursive=True, limit=100)
     assert walk.truncated and len(walk.entries) == 25  # 1003-character paths count 1 + 3 each
 
 
@@ -82,4 +82,4 @@ def test_a_bad_cursor_is_a_bad_request(bare, cursor):
     path, repo = bare
     commit = tree_bomb(repo, 2, 2)
     with pytest.raises(BadRequest):
-        RepoReader(RefChanges()).walk(path, commit, recursive=True, after=cursor)
+        RepoReader(InProcessRefChanges()).walk(path, commit, recursive=True, after=cursor)
