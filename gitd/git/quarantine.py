@@ -23,6 +23,7 @@ from pathlib import Path
 import pygit2
 
 from gitd.errors import Unprocessable
+from gitd.git.env import git_env
 from gitd.git.runner import GitRunner, printable
 
 PREFIX = "tmp_objdir-gitd-"
@@ -101,13 +102,12 @@ class ObjectQuarantine:
         """git's fsck checks over the new objects, as a push gets them (``git index-pack --strict``
         on a pack of them, the references they make checked against the repository); raises
         ObjectCheckFailed with git's first complaint."""
-        if not runner.fsck_objects:
+        if not runner.fsck.enabled:
             return
         ids = self.object_ids()
         if not ids:
             return
-        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "GIT_DIR": str(self.repo_path),
-               "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, **self.env}
+        env = git_env(git_dir=self.repo_path, extra=self.env)
         config = runner.hardened_config(hooks=False)
         with tempfile.TemporaryFile() as errors:
             pack = subprocess.Popen([runner.git, *config, "pack-objects", "--stdout", "-q"], stdin=subprocess.PIPE,
