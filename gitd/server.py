@@ -21,8 +21,11 @@ from gitd.config import split_hostport
 from gitd.git.runner import install_child_watcher
 from gitd.hooks.api import HookAPI, prepare_hook_endpoint
 from gitd.http.app import SERVICES, build_app
+from gitd.http.listener import GuardedSite
 from gitd.jobs.workers import JobWorkers
 from gitd.lfs.storage.s3 import S3Storage
+from gitd.limits.connections import ConnectionLimiter, automatic_cap, raise_descriptor_limit
+from gitd.looplag import LoopLagMonitor
 from gitd.services import Services
 from gitd.ssh.commands import SSHCommands, lfs_http_base
 from gitd.ssh.keys import SSHKeys
@@ -32,6 +35,26 @@ from gitd.ssh.server import SSHTransport
 log = logging.getLogger("gitd.server")
 
 LISTENERS = web.AppKey("listeners", dict)
+CONNECTIONS = web.AppKey("connections", ConnectionLimiter)
+
+
+def connection_limiter(services: Services) -> ConnectionLimiter:
+    """The connection limits every listener shares ([server] max_connections: 0 sizes it from
+    the descriptor limit, raised to its hard limit first)."""
+    config = services.config
+    total = config.get_int("server.max_connections")
+    descriptors = raise_descriptor_limit()
+    if total <= 0:
+        total = automatic_cap(descriptors, config.get_int("git.max_processes"))
+    return ConnectionLimiter(total, config.get_int("server.max_connections_per_address"),
+                             refused=services.metrics.connections_refused)
+
+
+async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    monitor = LoopLagMonitor(app[SERVICES].metrics)
+    monitor.start()
+    yield
+    await monitor.stop()
 
 
 async def hook_socket_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -66,7 +89,8 @@ async def job_workers_ctx(app: web.Application) -> AsyncIterator[None]:
     await workers.stop()
 
 
-def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport:
+def ssh_transport(services: Services, listeners: dict[str, str],
+                  connections: ConnectionLimiter | None = None) -> SSHTransport:
     config = services.config
     public_url = config.get_str("server.public_url")
 
@@ -81,7 +105,7 @@ def ssh_transport(services: Services, listeners: dict[str, str]) -> SSHTransport
     return SSHTransport(commands, keys, services.data.ssh_host_key,
                         login_timeout=config.get_float("ssh.login_timeout"),
                         ciphers=[str(c) for c in config.get_list("ssh.ciphers")],
-                        macs=[str(m) for m in config.get_list("ssh.macs")])
+                        macs=[str(m) for m in config.get_list("ssh.macs")], connections=connections)
 
 
 async def ssh_server_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -91,7 +115,7 @@ async def ssh_server_ctx(app: web.Application) -> AsyncIterator[None]:
     if not address:
         yield
         return
-    transport = ssh_transport(services, app[LISTENERS])
+    transport = ssh_transport(services, app[LISTENERS], app[CONNECTIONS])
     host, port = split_hostport(address, 2222)
     bound_host, bound_port = await transport.start(host, port)
     app[LISTENERS]["ssh"] = f"{_fmt_host(bound_host)}:{bound_port}"
@@ -116,6 +140,14 @@ async def lfs_storage_ctx(app: web.Application) -> AsyncIterator[None]:
 def make_app(services: Services) -> web.Application:
     app = build_app(services)
     app[LISTENERS] = {}
+    app[CONNECTIONS] = connections = connection_limiter(services)
+    slots = services.git.slots
+    services.metrics.add_gauge("gitd_git_slots_in_use", "git process slots in use.", lambda: slots.state().used)
+    services.metrics.add_gauge("gitd_git_slots_waiting", "git requests waiting for a slot.",
+                               lambda: slots.state().waiting)
+    services.metrics.add_gauge("gitd_connections_open", "Client connections open (HTTP and SSH).",
+                               lambda: connections.open)
+    app.cleanup_ctx.append(loop_lag_ctx)
     app.cleanup_ctx.append(lfs_storage_ctx)
     app.cleanup_ctx.append(hook_socket_ctx)
     app.cleanup_ctx.append(job_workers_ctx)
@@ -136,10 +168,14 @@ async def serve(services: Services, *, http: str, stop: asyncio.Event | None = N
         access_log=logging.getLogger("gitd.access") if services.config.get_bool("server.access_log") else None,
         handle_signals=False,
         shutdown_timeout=30.0,
+        # Seconds to send a request's headers, from connect or from the previous response.
+        keepalive_timeout=services.config.get_float("server.header_timeout"),
+        # Request bodies are inflated only where git sends them gzipped, with bounds (gitd.http.rpc_body).
+        auto_decompress=False,
     )
     await runner.setup()
     host, port = split_hostport(http, 8080)
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = GuardedSite(runner, host, port, reuse_address=True, limiter=app[CONNECTIONS])
     await site.start()
     listeners = app[LISTENERS]
     bound = runner.addresses[0]

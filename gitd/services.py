@@ -70,6 +70,9 @@ class Services:
         git = GitRunner(
             hooks_dir=data.hooks,
             max_processes=config.get_int("git.max_processes"),
+            max_per_client=config.get_int("git.max_processes_per_client"),
+            max_anonymous=config.get_int("git.max_processes_anonymous"),
+            queue_timeout=config.get_float("git.queue_timeout"),
             timeout=float(config.get_int("git.timeout")),
             fsck_objects=config.get_bool("git.fsck_objects"),
         )
