@@ -50,12 +50,12 @@ def test_regression_stalled_bodies_do_not_hold_git_slots(make_daemon, git, tmp_p
     try:
         with HealthProbe(d.url) as probe:
             time.sleep(0.3)
-            ready = request(d.url, "GET", "/readyz")
-            assert ready.status == 200 and json.loads(ready.body)["git"]["free"] == 4, ready
             # Before the fix each stalled request held a git process until [git] timeout (2 h):
             # these clones waited for a slot and hung.
             git("clone", "-q", d.repo_url(repo), str(tmp_path / "http"), timeout=20)
             git("clone", "-q", ssh.url(repo), str(tmp_path / "ssh"), env=ssh.env(), timeout=20)
+            ready = request(d.url, "GET", "/readyz")
+            assert ready.status == 200 and json.loads(ready.body)["git"]["free"] == 4, ready
             seen = closings.wait(len(socks), timeout=10)
     finally:
         closings.close()
@@ -70,32 +70,47 @@ def test_regression_stalled_bodies_do_not_hold_git_slots(make_daemon, git, tmp_p
 
 
 def test_regression_stalled_push_is_cut_off_and_frees_its_slot(make_daemon, git, tmp_path):
-    d = make_daemon(settings={"git.max_processes": 2, "server.body_timeout": 2})
+    d = make_daemon(settings={"git.max_processes": 1, "server.body_timeout": 2})
+    repo, token, head_sha = _pushed(d, git, tmp_path)
+    sock = _stalled_push(d, repo, token, head_sha)  # its commands are in: it holds the one slot
+    closings = Closings([sock])
+    try:
+        with HealthProbe(d.url) as probe:
+            seen = closings.wait(1, timeout=8)  # before the fix: held until [git] timeout (2 h)
+    finally:
+        closings.close()
+    assert len(seen) == 1, "the stalled push was never cut off"
+    reply, after = seen[0]
+    assert status(reply) == 408 and b"stalled" in reply, reply
+    assert 1.5 < after < 6
+    probe.check()
+    assert git.out("ls-remote", d.repo_url(repo), "refs/heads/main").split()[0] == head_sha  # nothing moved
+    work = tmp_path / "w"
+    git.commit(work, {"next.txt": "next\n"})
+    git("push", d.repo_url(repo, token=token), "main", cwd=work, timeout=20)  # the slot is free again
+
+
+def test_readyz_is_not_ready_while_every_git_slot_is_taken(make_daemon, git, tmp_path):
+    d = make_daemon(settings={"git.max_processes": 2, "server.body_timeout": 3})
     repo, token, head_sha = _pushed(d, git, tmp_path)
     socks = [_stalled_push(d, repo, token, head_sha) for _ in range(2)]
     closings = Closings(socks)
     try:
         with HealthProbe(d.url) as probe:
             time.sleep(0.5)
-            # A push's commands are in, so it holds a slot until its pack stalls too long;
-            # /readyz says so while /healthz stays ok.
             ready = request(d.url, "GET", "/readyz")
-            assert ready.status == 503, ready
-            body = json.loads(ready.body)
-            assert body["status"] == "not ready" and "git process slots" in body["reason"]
-            assert body["git"]["used"] == 2 and body["git"]["free"] == 0
             seen = closings.wait(len(socks), timeout=10)
     finally:
         closings.close()
+    assert ready.status == 503, ready
+    body = json.loads(ready.body)
+    assert body["status"] == "not ready" and body["reason"].startswith("all 2 git process slots are in use")
+    assert body["git"]["used"] == 2 and body["git"]["free"] == 0
     assert [status(reply) for reply, _ in seen.values()] == [408, 408], seen
-    probe.check()
+    probe.check()  # /healthz is liveness: ok all along
     ready = request(d.url, "GET", "/readyz")
-    assert ready.status == 200 and json.loads(ready.body)["git"] == {"slots": 2, "used": 0, "free": 2, "waiting": 0,
-                                                                    "anonymous": 0}
-    assert git.out("ls-remote", d.repo_url(repo), "refs/heads/main").split()[0] == head_sha  # nothing moved
-    work = tmp_path / "w"
-    git.commit(work, {"next.txt": "next\n"})
-    git("push", d.repo_url(repo, token=token), "main", cwd=work, timeout=20)  # the slots are free again
+    assert ready.status == 200 and json.loads(ready.body) == {
+        "status": "ready", "git": {"slots": 2, "used": 0, "free": 2, "waiting": 0, "anonymous": 0}}
 
 
 def test_one_address_holds_at_most_its_share_of_git_slots(make_daemon, git, tmp_path):
