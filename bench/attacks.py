@@ -4,10 +4,12 @@
     .venv/bin/python bench/attacks.py [--only stalled,idle,gzip] [--code DIR] [--defaults]
 
 Each attack runs against a fresh ``gitd serve`` on loopback while a prober asks /healthz
-every 50 ms (from 127.0.0.1; the attacker connects from 127.0.0.2, so per-address limits
+every 20 ms (from 127.0.0.1; the attacker connects from 127.0.0.2, so per-address limits
 do not hit the prober). Reported per attack: what the attacker did, when and how the
 daemon refused it, the daemon's RSS before and after (and its peak), and the worst and
-median /healthz latency while the attack ran (a failed probe counts as its timeout).
+median /healthz latency while the attack ran (a failed probe counts as its timeout), and
+the daemon's own event-loop lag meanwhile (from its /metrics, where it has them): on a
+busy machine /healthz latency also counts time the prober and the daemon wait for a CPU.
 
 * ``stalled``: ``--stalled`` anonymous POSTs to git-upload-pack that send their headers
   and 9 bytes of body, then stall; meanwhile a real ``git clone`` over HTTP (time to
@@ -74,7 +76,7 @@ class Daemon(GitdServer):
 
 
 class Prober:
-    """GET /healthz on a fresh connection every 50 ms; latencies in seconds."""
+    """GET /healthz on a fresh connection every 20 ms; latencies in seconds."""
 
     def __init__(self, url: str):
         host, port = url.removeprefix("http://").rsplit(":", 1)
@@ -97,7 +99,7 @@ class Prober:
             elapsed = time.perf_counter() - started
             self.latencies.append(elapsed if ok else max(elapsed, PROBE_TIMEOUT))
             self.failures += not ok
-            self._stop.wait(0.05)
+            self._stop.wait(0.02)
 
     def __enter__(self) -> Prober:
         self._thread.start()
@@ -111,6 +113,44 @@ class Prober:
         lat = self.latencies or [0.0]
         return {"probes": len(self.latencies), "failed": self.failures, "worst_ms": round(max(lat) * 1000, 1),
                 "median_ms": round(statistics.median(lat) * 1000, 1)}
+
+
+def lag_buckets(url: str) -> dict[float, float]:
+    """gitd_event_loop_lag_seconds bucket counts (empty where the daemon has no such metric)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("gitd_event_loop_lag_seconds_bucket"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            found[math.inf if bound == "+Inf" else float(bound)] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+class LoopLag:
+    """The daemon's own event-loop lag while the block runs: the bucket bound under which
+    every sample fell (what the machine's other load cannot inflate as much as /healthz)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.worst = "n/a"
+
+    def __enter__(self) -> LoopLag:
+        self.before = lag_buckets(self.url)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = lag_buckets(self.url)
+        if not after:
+            return
+        total = after[math.inf] - self.before.get(math.inf, 0)
+        for bound in sorted(after):
+            if after[bound] - self.before.get(bound, 0) >= total:
+                self.worst = f"<= {bound * 1000:g} ms ({int(total)} samples)"
+                return
 
 
 def attacker_socket(url: str) -> socket.socket:
@@ -196,7 +236,7 @@ def attack_stalled(args: argparse.Namespace, root: Path, settings: dict[str, str
         head = (f"POST {path}/git-upload-pack HTTP/1.1\r\nHost: x\r\n"
                 "Content-Type: application/x-git-upload-pack-request\r\n"
                 "Content-Length: 1000\r\n\r\n0032want ").encode()
-        with Prober(d.url) as probe, PeakRSS(d.proc.pid) as peak:
+        with Prober(d.url) as probe, PeakRSS(d.proc.pid) as peak, LoopLag(d.url) as lag:
             socks = []
             sent = time.monotonic()
             for _ in range(args.stalled):
@@ -219,7 +259,7 @@ def attack_stalled(args: argparse.Namespace, root: Path, settings: dict[str, str
         return {"attack": f"{args.stalled} stalled upload-pack POSTs from one address", "clone": clone,
                 "refusals": statuses, "refused_after_s": _span([a[1] for a in answers]),
                 "rss_before": mib(before), "rss_after": mib(rss(d.proc.pid)), "rss_peak": mib(peak.peak),
-                "healthz": probe.report()}
+                "healthz": probe.report(), "loop_lag": lag.worst}
     finally:
         d.stop()
 
@@ -229,7 +269,7 @@ def attack_idle(args: argparse.Namespace, root: Path, settings: dict[str, str]) 
     try:
         before = rss(d.proc.pid)
         socks: list[socket.socket] = []
-        with Prober(d.url) as probe, PeakRSS(d.proc.pid) as peak:
+        with Prober(d.url) as probe, PeakRSS(d.proc.pid) as peak, LoopLag(d.url) as lag:
             started = time.monotonic()
             for _ in range(args.idle):
                 with contextlib.suppress(OSError):
@@ -249,7 +289,7 @@ def attack_idle(args: argparse.Namespace, root: Path, settings: dict[str, str]) 
         return {"attack": f"{args.idle} idle connections from one address, daemon RLIMIT_NOFILE {args.nofile}",
                 "opened_in_s": round(opened, 2), "closed_by_daemon_within_2s": refused, "all_closed": all_closed,
                 "rss_before": mib(before), "rss_after": mib(rss(d.proc.pid)), "rss_peak": mib(peak.peak),
-                "healthz": probe.report()}
+                "healthz": probe.report(), "loop_lag": lag.worst}
     finally:
         d.stop()
 
@@ -286,7 +326,7 @@ def attack_gzip(args: argparse.Namespace, root: Path, settings: dict[str, str]) 
                 answers.append((line, time.monotonic() - started))
                 s.close()
 
-            with Prober(d.url) as probe, PeakRSS(d.proc.pid) as peak:
+            with Prober(d.url) as probe, PeakRSS(d.proc.pid) as peak, LoopLag(d.url) as lag:
                 threads = [threading.Thread(target=one) for _ in range(args.bombs)]
                 for t in threads:
                     t.start()
@@ -296,7 +336,7 @@ def attack_gzip(args: argparse.Namespace, root: Path, settings: dict[str, str]) 
                              "answers": sorted({a[0] for a in answers}),
                              "slowest_answer_s": round(max(a[1] for a in answers), 2),
                              "rss_before": mib(before), "rss_after": mib(rss(d.proc.pid)), "rss_peak": mib(peak.peak),
-                             "healthz": probe.report()}
+                             "healthz": probe.report(), "loop_lag": lag.worst}
         return results
     finally:
         d.stop()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gitd.limits.connections import ConnectionLimiter
+from gitd.limits.connections import LISTEN_BACKLOG, ConnectionLimiter
 
 _BODY = b"too many connections; try again later\n"
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n"
@@ -70,8 +70,8 @@ class GuardedSite(web.TCPSite):
     """``web.TCPSite`` whose connections pass through ``limiter`` first."""
 
     def __init__(self, runner: web.BaseRunner, host: str | None, port: int | None, *,
-                 limiter: ConnectionLimiter, **kwargs: object):
-        super().__init__(runner, host, port, **kwargs)  # type: ignore[arg-type]
+                 limiter: ConnectionLimiter, backlog: int = LISTEN_BACKLOG, **kwargs: object):
+        super().__init__(runner, host, port, backlog=backlog, **kwargs)  # type: ignore[arg-type]
         self._limiter = limiter
 
     async def start(self) -> None:

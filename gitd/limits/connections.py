@@ -22,6 +22,11 @@ RESERVED_FDS = 256
 FDS_PER_GIT_PROCESS = 6
 # At least this many connections, however low the descriptor limit.
 MIN_CONNECTIONS = 64
+# Connections the kernel queues for a listener until the daemon accepts them. A flood fills
+# a short queue faster than the daemon accepts (and refuses) them, and then the kernel drops
+# other clients' SYNs (they retry after a second); a long one makes the daemon accept (and
+# refuse) in long batches that hold up its event loop.
+LISTEN_BACKLOG = 512
 # Seconds between two warnings that a connection limit refused someone.
 WARN_EVERY = 60.0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import asyncssh
 
-from gitd.limits.connections import ConnectionLimiter
+from gitd.limits.connections import LISTEN_BACKLOG, ConnectionLimiter
 from gitd.ssh.channel import ChannelIO
 from gitd.ssh.commands import Identity, SSHCommands
 from gitd.ssh.cork import cork, skip_ignore_packets
@@ -257,7 +257,7 @@ class SSHTransport:
             window=WINDOW, max_pktsize=MAX_PACKET,
             encryption_algs=self.ciphers, mac_algs=self.macs,
             server_version="gitd",
-            reuse_address=True,
+            reuse_address=True, backlog=LISTEN_BACKLOG,
         )
         sockname = self._acceptor.sockets[0].getsockname()
         return sockname[0], sockname[1]
