@@ -17,7 +17,8 @@ busy machine /healthz latency also counts time the prober and the daemon wait fo
 * ``idle``: ``--idle`` TCP connections that never send a byte, against a daemon whose
   descriptor limit (RLIMIT_NOFILE) is ``--nofile``;
 * ``gzip``: ``--bombs`` concurrent POSTs of a 1 MiB gzip body that inflates to 1 GiB, to a
-  route that does not exist and to git-upload-pack.
+  route that does not exist (zeros) and to git-upload-pack (a want, then the same have
+  line over and over, which git reads to the end).
 
 ``--code DIR`` runs the daemon from another source tree (e.g. ``git archive`` of an older
 commit), to compare before and after a fix; ``--defaults`` passes none of the new limit
@@ -294,11 +295,16 @@ def attack_idle(args: argparse.Namespace, root: Path, settings: dict[str, str]) 
         d.stop()
 
 
-def gzip_bomb(unit: bytes, size: int) -> bytes:
+def gzip_bomb(unit: bytes, size: int, prefix: bytes = b"") -> bytes:
+    """gzip of ``prefix`` then ``unit`` repeated to ``size`` bytes: about 1000 to 1."""
     comp = zlib.compressobj(9, zlib.DEFLATED, 31)
     block = unit * (1024 * 1024 // len(unit))
-    out = [comp.compress(block) for _ in range(size // len(block))]
+    out = [comp.compress(prefix)] + [comp.compress(block) for _ in range(size // len(block))]
     return b"".join(out) + comp.flush()
+
+
+def pkt(text: str) -> bytes:
+    return b"%04x" % (len(text) + 4) + text.encode()
 
 
 def attack_gzip(args: argparse.Namespace, root: Path, settings: dict[str, str]) -> dict:
@@ -307,9 +313,11 @@ def attack_gzip(args: argparse.Namespace, root: Path, settings: dict[str, str]) 
     results: dict = {}
     try:
         path = setup_repo(d, git, root / "gzip")
+        want = git.out("rev-parse", "HEAD", cwd=root / "gzip" / "w")
+        # A fetch that wants the head and then has one commit over and over: git reads all of it.
+        fetch = gzip_bomb(pkt(f"have {'1' * 40}\n"), 2**30, prefix=pkt(f"want {want} side-band-64k\n") + b"0000")
         targets = {"404 route": ("/no/such/route", gzip_bomb(b"\0", 2**30), "application/octet-stream"),
-                   "git-upload-pack": (f"{path}/git-upload-pack", gzip_bomb(b"0000", 2**30),
-                                       "application/x-git-upload-pack-request")}
+                   "git-upload-pack": (f"{path}/git-upload-pack", fetch, "application/x-git-upload-pack-request")}
         for name, (target, bomb, ctype) in targets.items():
             before = rss(d.proc.pid)
             answers: list[tuple[str, float]] = []
@@ -320,7 +328,7 @@ def attack_gzip(args: argparse.Namespace, root: Path, settings: dict[str, str]) 
                 try:
                     s.sendall(f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Encoding: gzip"
                               f"\r\nContent-Length: {len(bomb)}\r\n\r\n".encode() + bomb)
-                    line, _ = status_of(s, 120)
+                    line, _ = status_of(s, 300)
                 except OSError as exc:
                     line = f"send failed ({exc.errno})"
                 answers.append((line, time.monotonic() - started))
