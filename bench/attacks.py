@@ -119,10 +119,13 @@ class Prober:
 def lag_buckets(url: str) -> dict[float, float]:
     """gitd_event_loop_lag_seconds bucket counts (empty where the daemon has no such metric)."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
-    conn.close()
+    try:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+    except OSError:
+        return {}
     found = {}
     for line in text.splitlines():
         if line.startswith("gitd_event_loop_lag_seconds_bucket"):

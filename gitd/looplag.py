@@ -4,13 +4,17 @@ A task asks to wake every ``interval`` seconds and records how much later than a
 woke (the time anything else waiting on the loop waits too) in
 ``gitd_event_loop_lag_seconds``. A lag over ``warn`` seconds means something blocked
 the loop (a blocking call, a long computation): it is counted in
-``gitd_event_loop_blocked_total`` and logged, at most once a second.
+``gitd_event_loop_blocked_total`` and logged, at most once a second. Every block of 150 ms
+or more is seen (it covers a whole interval past some due time); shorter ones may show as
+less lag than they were.
+
+Cost: 20 timer wake-ups a second, about 2.6 ms of CPU a second on an idle daemon on the
+2-core VM (0.55 without it); on a busy loop the ticks ride on wake-ups it makes anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from gitd.metrics import Metrics
@@ -28,34 +32,40 @@ class LoopLagMonitor:
         self.interval = interval
         self.warn = warn
         self.worst = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+        self._logged = 0.0
+        self._suppressed = 0
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="gitd-loop-lag")
+        # A timer callback, not a task: no future or task step per tick (it runs 20 times a second).
+        self._loop = asyncio.get_running_loop()
+        self._schedule()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        logged = suppressed = 0
-        while True:
-            due = loop.time() + self.interval
-            await asyncio.sleep(self.interval)
-            lag = max(0.0, loop.time() - due)
-            self.metrics.loop_lag.observe(lag)
-            if lag > self.worst:
-                self.worst = lag
-            if lag >= self.warn:
-                self.metrics.loop_blocked.inc()
-                now = loop.time()
-                if now - logged >= LOG_EVERY:
-                    more = f" ({suppressed} more since the last report)" if suppressed else ""
-                    log.warning("event loop blocked: a task due %.0f ms ago ran only now%s", lag * 1000, more)
-                    logged, suppressed = now, 0
-                else:
-                    suppressed += 1
+    def _schedule(self) -> None:
+        assert self._loop is not None
+        self._due = self._loop.time() + self.interval
+        self._handle = self._loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        lag = max(0.0, now - self._due)
+        self._schedule()
+        self.metrics.loop_lag.observe(lag)
+        if lag > self.worst:
+            self.worst = lag
+        if lag >= self.warn:
+            self.metrics.loop_blocked.inc()
+            if now - self._logged >= LOG_EVERY:
+                more = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
+                log.warning("event loop blocked: a task due %.0f ms ago ran only now%s", lag * 1000, more)
+                self._logged, self._suppressed = now, 0
+            else:
+                self._suppressed += 1

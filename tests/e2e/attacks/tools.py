@@ -166,6 +166,7 @@ class HealthProbe:
 
     def check(self) -> None:
         """/healthz answered every time, and fast (HEALTHZ_BOUND)."""
+        print(f"/healthz during the attack: {len(self.latencies)} probes, worst {self.worst * 1000:.1f} ms")
         assert len(self.latencies) >= 5, "the prober hardly ran"
         assert not self.failures, self.failures[:5]
         assert self.worst < HEALTHZ_BOUND, f"worst /healthz latency {self.worst * 1000:.0f} ms"
