@@ -44,10 +44,13 @@ if TYPE_CHECKING:
     from gitd.hooks.api import HookAPI
     from gitd.http.offload import Offload
     from gitd.http.routing import Router
+    from gitd.http.rpc_body import BodyLimits
     from gitd.hub.commits import CommitWriter
     from gitd.hub.gitread import RepoReader
     from gitd.jobs.workers import JobWorkers
     from gitd.lfs.service import LfsService
+    from gitd.limits.connections import ConnectionLimiter
+    from gitd.limits.rates import RateLimits
     from gitd.plugins.view import RepoViews
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
@@ -163,7 +166,10 @@ class Parts:
     def git(self) -> GitRunner:
         cfg = self.config
         return GitRunner(hooks_dir=self.data.hooks, max_processes=cfg.get_int("git.max_processes"),
-                         timeout=float(cfg.get_int("git.timeout")), fsck=fsck_settings(cfg))
+                         timeout=float(cfg.get_int("git.timeout")), fsck=fsck_settings(cfg),
+                         max_per_client=cfg.get_int("git.max_processes_per_client"),
+                         max_anonymous=cfg.get_int("git.max_processes_anonymous"),
+                         queue_timeout=cfg.get_float("git.queue_timeout"))
 
     @cached_property
     def sessions(self) -> PushSessions:
@@ -224,14 +230,14 @@ class Parts:
 
         cfg = self.config
         router = Router()
-        Ops(self.store, self.metrics).add_routes(router)
+        Ops(self.store, self.metrics, self.git.slots).add_routes(router)
         plugin_routes = PluginRoutes(self.plugins, self.repos, self.access, self.views,
                                      timeout=cfg.get_float("plugins.http_timeout"))
         # /api/plugins/NAME/... belongs to the plugins: before the Hub's /api/{types}/{ns}/{name}.
         plugin_routes.add_plugin_routes(router)
         # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
         self._add_hub_routes(router)
-        SmartHTTP(self.gateway, CapabilityCache()).add_routes(router)
+        SmartHTTP(self.gateway, CapabilityCache(), self.body_limits()).add_routes(router)
         LfsHTTP(self.repos, self.access, self.auth, self.lfs, self.metrics,
                 public_url=cfg.get_str("server.public_url"), href_ttl=cfg.get_int("lfs.href_ttl"),
                 max_batch_objects=cfg.get_int("lfs.max_batch_objects"),
@@ -284,10 +290,47 @@ class Parts:
                    inline_decodes=cfg.get_int("hub.inline_decodes"), max_paths=max_paths, **common).add_routes(router)
         prs.add_routes(router)
 
+    def body_limits(self) -> BodyLimits:
+        """How much of a git request the daemon reads ahead, and how far it inflates gzip."""
+        from gitd.http.rpc_body import BodyLimits
+
+        cfg = self.config
+        return BodyLimits(negotiation=cfg.get_size("git.negotiation_buffer"),
+                          inflate_ratio=cfg.get_int("limits.inflate_ratio"),
+                          inflate_max=cfg.get_size("limits.inflate_max"))
+
+    def rate_limits(self) -> RateLimits:
+        from gitd.limits.rates import RateLimits, TokenBuckets
+
+        cfg = self.config
+
+        def buckets(kind: str) -> TokenBuckets | None:
+            rate = cfg.get_float(f"limits.rate_per_{kind}")
+            if rate <= 0:
+                return None
+            return TokenBuckets(rate, cfg.get_float(f"limits.burst_per_{kind}"), cfg.get_int("limits.rate_keys"))
+
+        return RateLimits(per_address=buckets("address"), per_token=buckets("token"))
+
+    @cached_property
+    def connections(self) -> ConnectionLimiter:
+        """The connection limits every listener shares ([server] max_connections: 0 sizes it from
+        the descriptor limit, raised to its hard limit first)."""
+        from gitd.limits.connections import ConnectionLimiter, automatic_cap, raise_descriptor_limit
+
+        cfg = self.config
+        total = cfg.get_int("server.max_connections")
+        descriptors = raise_descriptor_limit()
+        if total <= 0:
+            total = automatic_cap(descriptors, cfg.get_int("git.max_processes"))
+        return ConnectionLimiter(total, cfg.get_int("server.max_connections_per_address"),
+                                 refused=self.metrics.connections_refused)
+
     def http_app(self) -> web.Application:
         from gitd.http.app import build_app
 
-        return build_app(self.router(), self.auth, self.metrics)
+        return build_app(self.router(), self.auth, self.metrics, rates=self.rate_limits(),
+                         body_timeout=self.config.get_float("server.body_timeout"))
 
     def hook_api(self) -> HookAPI:
         from gitd.hooks.api import HookAPI
@@ -322,7 +365,7 @@ class Parts:
                                token_ttl=cfg.get_int("auth.signed_token_ttl"), lfs_backend=lfs_backend)
         return SSHTransport(commands, keys, self.data.ssh_host_key, login_timeout=cfg.get_float("ssh.login_timeout"),
                             ciphers=[str(c) for c in cfg.get_list("ssh.ciphers")],
-                            macs=[str(m) for m in cfg.get_list("ssh.macs")])
+                            macs=[str(m) for m in cfg.get_list("ssh.macs")], connections=self.connections)
 
     def close(self) -> None:
         for context in (self.__dict__["plugins"].contexts.values() if "plugins" in self.__dict__ else ()):

@@ -79,8 +79,8 @@ class SSHCommands:
         self.lfs_backend = lfs_backend
 
     async def run(self, identity: Identity, io: ChannelIO, *, command: str | None, subsystem: str | None,
-                  env: Mapping[str, str], local_host: str | None = None) -> int:
-        """Run one session's request; returns the exit status to report."""
+                  env: Mapping[str, str], local_host: str | None = None, address: str | None = None) -> int:
+        """Run one session's request (from client ``address``); returns the exit status to report."""
         try:
             principal = self._principal(identity)
             if subsystem is not None:
@@ -92,7 +92,7 @@ class SSHCommands:
                 return REFUSED
             parsed = parse_command(command)
             if parsed.git_service is not None:
-                return await self._git(principal, parsed, io, env)
+                return await self._git(principal, parsed, io, env, address)
             if parsed.verb == "git-lfs-authenticate":
                 return await self._lfs_authenticate(principal, parsed, io, local_host)
             return await self._lfs_transfer(principal, parsed, io)
@@ -111,7 +111,8 @@ class SSHCommands:
         return self.serve.authorize(principal, repo, service)
 
     # -- git ------------------------------------------------------------------------------------
-    async def _git(self, principal: Principal, parsed: Command, io: ChannelIO, env: Mapping[str, str]) -> int:
+    async def _git(self, principal: Principal, parsed: Command, io: ChannelIO, env: Mapping[str, str],
+                   address: str | None = None) -> int:
         service = parsed.git_service
         assert service is not None
         repo = self._repo(principal, parsed, service)
@@ -138,7 +139,8 @@ class SSHCommands:
             io.write_stderr_nowait(data)  # a few lines at most; dropped once the client is gone
 
         result = await self.serve.run(repo, principal, service, [], via="ssh", stdin=stdin(), sink=sink,
-                                      err_sink=err_sink, protocol=sanitize_protocol(env.get("GIT_PROTOCOL")))
+                                      err_sink=err_sink, protocol=sanitize_protocol(env.get("GIT_PROTOCOL")),
+                                      address=address)
         return result.returncode
 
     # -- git-lfs ----------------------------------------------------------------------------------
