@@ -256,7 +256,7 @@ class Parts:
         from gitd.hub.manage import HubManage
         from gitd.hub.native import NativeAPI
         from gitd.hub.native_accounts import NativeAccounts
-        from gitd.hub.upload import HubUploads
+        from gitd.hub.upload import HubUploads, UploadPlanner
         from gitd.plugins.fields import InfoFields
         from gitd.store.discussions import Discussions
         from gitd.store.redirects import Redirects
@@ -272,10 +272,12 @@ class Parts:
         files.add_resolve_route(router)
         # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
         accounts_api = NativeAccounts(self.accounts, self.auth, self.access)
+        planner = UploadPlanner(reader, view, regular_upload_max=cfg.get_size("hub.regular_upload_max"),
+                                max_paths=max_paths)
         NativeAPI(repos, access, self.accounts, self.repo_rows, reader, self.commit_writer, view, accounts_api,
-                  max_inline_file=cfg.get_size("hub.max_inline_file"),
-                  max_listed_files=cfg.get_int("hub.max_listed_files"), max_paths=max_paths,
-                  fields=InfoFields(self.plugins), **common).add_routes(router)
+                  planner, max_inline_file=cfg.get_size("hub.max_inline_file"),
+                  max_listed_files=cfg.get_int("hub.max_listed_files"), fields=InfoFields(self.plugins),
+                  **common).add_routes(router)
         HubManage(repos, access, self.accounts, max_card_size=max_card_size, **common).add_routes(router)
         HubInfo(repos, access, self.repo_rows, reader, view, fields=InfoFields(self.plugins),
                 max_card_size=max_card_size, max_listed_files=cfg.get_int("hub.max_listed_files"),
@@ -283,11 +285,10 @@ class Parts:
         files.add_routes(router)
         HubHistory(repos, access, reader, self.chain, email_domain=cfg.get_str("hub.commit_email_domain"),
                    **common).add_routes(router)
-        HubUploads(repos, access, reader, self.commit_writer, prs, view,
-                   regular_upload_max=cfg.get_size("hub.regular_upload_max"),
+        HubUploads(repos, access, reader, self.commit_writer, prs, view, planner,
                    max_inline_file=cfg.get_size("hub.max_inline_file"),
                    max_commit_size=cfg.get_size("hub.max_commit_size"),
-                   inline_decodes=cfg.get_int("hub.inline_decodes"), max_paths=max_paths, **common).add_routes(router)
+                   inline_decodes=cfg.get_int("hub.inline_decodes"), **common).add_routes(router)
         prs.add_routes(router)
 
     def body_limits(self) -> BodyLimits:

@@ -21,10 +21,11 @@ import pygit2
 
 from gitd.errors import BadRequest, Conflict, Forbidden, GitdError, PushRejected
 from gitd.git.quarantine import ObjectQuarantine
+from gitd.git.refname import check_branch_name, check_revision
 from gitd.git.refs import RefConflict
 from gitd.git.runner import GitRunner
 from gitd.hooks.chain import HookChain
-from gitd.hub.gitread import EntryNotFound, RepoReader, RevisionNotFound
+from gitd.hub.gitread import SHA_RE, EntryNotFound, RepoReader, RevisionNotFound, ref_for
 from gitd.plugins.events import ZERO_OID, RefUpdate, RepoInfo
 
 MODE_FILE = pygit2.GIT_FILEMODE_BLOB
@@ -207,6 +208,21 @@ class CommitWriter:
         if self.git is not None:
             q.check(self.git)
         return new
+
+    async def commit_to_branch(self, q: ObjectQuarantine, info: RepoInfo, rev: str, ops: list[Op], *,
+                               author: str, message: str, parent_commit: str | None = None) -> str:
+        """The one API commit to a branch (the Hub's NDJSON commit, the native API's JSON commit
+        and upload): never onto a commit sha; in an empty repository the branch is created, and
+        the hook chain's bookkeeping makes it HEAD, as after a first push."""
+        check_revision(rev)
+        if SHA_RE.match(rev):
+            raise BadRequest("commits go to a branch, not to a commit sha")
+        ref = ref_for(rev)
+        creating = ref.startswith("refs/heads/") and not self.reader.refs(info.path, "refs/heads/")
+        if creating:
+            check_branch_name(ref.removeprefix("refs/heads/"))
+        return await self.commit(q, info, ref, ops, author=author, message=message, parent_commit=parent_commit,
+                                 may_create=creating)
 
     async def commit(self, q: ObjectQuarantine, info: RepoInfo, ref: str, ops: list[Op], *, author: str,
                      message: str, parent_commit: str | None = None, may_create: bool = False,

@@ -16,16 +16,17 @@ from aiohttp import BodyPartReader, web
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, Conflict, NotFound
 from gitd.git.quarantine import ObjectQuarantine
-from gitd.git.refname import check_branch_name, check_revision
+from gitd.git.refname import check_revision
 from gitd.http.context import principal, read_json
 from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
 from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, Op, check_path
 from gitd.hub.common import API_TYPES, HubBase, RepoCtx, dumps_in_pieces, int_param
 from gitd.hub.files import FileView
-from gitd.hub.gitread import SHA_RE, RepoReader, iso, ref_for
+from gitd.hub.gitread import RepoReader, iso
 from gitd.hub.native_accounts import NativeAccounts, envelope
 from gitd.hub.openapi import ApiRoute, openapi_document, register
+from gitd.hub.upload import UploadPlanner
 from gitd.names import check_name
 from gitd.plugins.fields import InfoFields
 from gitd.repos import RepoService
@@ -54,8 +55,9 @@ UPLOAD_BODY = {"type": "object", "properties": {"file": {"type": "string", "form
 
 class NativeAPI(HubBase):
     def __init__(self, repos: RepoService, access: Access, accounts: Accounts, repo_rows: Repos,
-                 reader: RepoReader, writer: CommitWriter, view: FileView, accounts_api: NativeAccounts, *,
-                 max_inline_file: int, max_listed_files: int, max_paths: int, fields: InfoFields | None = None,
+                 reader: RepoReader, writer: CommitWriter, view: FileView, accounts_api: NativeAccounts,
+                 planner: UploadPlanner, *, max_inline_file: int, max_listed_files: int,
+                 fields: InfoFields | None = None,
                  public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects, offload=offload)
         self.fields = fields
@@ -66,7 +68,7 @@ class NativeAPI(HubBase):
         self.view = view
         self.max_inline_file = max_inline_file
         self.max_listed_files = max_listed_files
-        self.max_paths = max_paths
+        self.planner = planner
         self.accounts_api = accounts_api
 
     def routes(self) -> list[ApiRoute]:
@@ -281,17 +283,9 @@ class NativeAPI(HubBase):
 
     # -- writes (csghub-sdk's native upload path) --------------------------------------------------------
     async def _commit(self, q: ObjectQuarantine, ctx: RepoCtx, rev: str, ops: list[Op], message: str) -> str:
-        check_revision(rev)
-        if SHA_RE.match(rev):
-            raise BadRequest("commits go to a branch, not to a commit sha")
-        empty = not self.reader.refs(ctx.path, "refs/heads/")
-        ref = ref_for(rev)
-        if empty and ref.startswith("refs/heads/"):
-            check_branch_name(ref.removeprefix("refs/heads/"))
-        oid = await self.writer.commit(q, self.repos.info(ctx.repo), ref, ops,
-                                       author=ctx.principal.name or "anonymous",
-                                       message=message.rstrip() + "\n", may_create=empty)
-        return oid
+        return await self.writer.commit_to_branch(q, self.repos.info(ctx.repo), rev, ops,
+                                                  author=ctx.principal.name or "anonymous",
+                                                  message=message.rstrip() + "\n")
 
     async def commit(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)
@@ -328,21 +322,10 @@ class NativeAPI(HubBase):
         files = body.get("files")
         if not isinstance(files, list):
             raise BadRequest('expected JSON {"files": [{"path", "size"}]}')
-        if len(files) > self.max_paths:
-            raise BadRequest(f"preupload takes at most {self.max_paths} files at a time")
-        commit = self.reader.try_resolve(ctx.path, m.params["rev"])
-
-        def modes() -> list[dict[str, Any]]:
-            out = []
-            for f in files:
-                path = str(f.get("path", "")) if isinstance(f, dict) else ""
-                entry = self.reader.entry(ctx.path, commit, path.strip("/")) if commit and path else None
-                out.append({"path": path, "uploadMode": "regular", "shouldIgnore": False,
-                            "oid": entry.oid if entry is not None and entry.kind == "file" else "",
-                            "isDir": entry is not None and entry.kind == "directory"})
-            return out
-
-        return envelope({"files": await self.offload.run(modes, what="preupload")})
+        commit = self.reader.try_resolve(ctx.path, check_revision(m.params["rev"]))
+        plans = await self.offload.run(self.planner.plan, ctx, commit, files, what="preupload")
+        # The native upload path sends every file inline (commit or upload_file), whatever its size.
+        return envelope({"files": [{**plan, "uploadMode": "regular"} for plan in plans]})
 
     async def upload_file(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)

@@ -17,7 +17,7 @@ from aiohttp import web
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, PayloadTooLarge
 from gitd.git.quarantine import ObjectQuarantine
-from gitd.git.refname import check_branch_name, check_revision
+from gitd.git.refname import check_revision
 from gitd.http.context import INLINE_JSON, JSON_MAX, read_json
 from gitd.http.offload import Offload, Overrun, check_deadline
 from gitd.http.routing import Match, Router
@@ -25,7 +25,7 @@ from gitd.hub.commits import MAX_PATH, AddFile, CommitWriter, DeleteFile, Delete
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, dumps_in_pieces, json_response
 from gitd.hub.discussions import PullRequests
 from gitd.hub.files import FileView
-from gitd.hub.gitread import SHA_RE, RepoReader, ref_for
+from gitd.hub.gitread import SHA_RE, RepoReader
 from gitd.hub.ignore import GitIgnore
 from gitd.lfs.pointer import OID_RE, format_pointer
 from gitd.repos import RepoService
@@ -163,58 +163,28 @@ def decode_content(path: str, value: dict[str, Any], max_size: int) -> bytes:
     return data
 
 
-class HubUploads(HubBase):
-    def __init__(self, repos: RepoService, access: Access, reader: RepoReader, writer: CommitWriter,
-                 prs: PullRequests, view: FileView, *, regular_upload_max: int, max_inline_file: int,
-                 public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None,
-                 max_commit_size: int = 1 << 30, inline_decodes: int = 2, max_paths: int = 10_000):
-        super().__init__(repos, access, public_url=public_url, redirects=redirects,
-                         offload=offload)
+class UploadPlanner:
+    """What preupload answers, for the Hub API and the native API alike: per file its upload
+    mode ('regular': inline in the commit, up to ``hub.regular_upload_max``; 'lfs': through
+    the LFS batch API, then an ``lfsFile`` commit line), whether the gitignore rules skip it,
+    and what the revision holds at its path (the object id, or a directory)."""
+
+    def __init__(self, reader: RepoReader, view: FileView, *, regular_upload_max: int, max_paths: int = 10_000):
         self.reader = reader
-        self.writer = writer
-        self.prs = prs
         self.view = view
         self.regular_upload_max = regular_upload_max
-        self.max_inline_file = max_inline_file
-        self.max_commit_size = max_commit_size
         self.max_paths = max_paths
-        self.inline_decodes = max(1, inline_decodes)
-        self._turns: asyncio.Semaphore | None = None
 
-    @property
-    def turns(self) -> asyncio.Semaphore:
-        if self._turns is None:
-            self._turns = asyncio.Semaphore(self.inline_decodes)
-        return self._turns
-
-    def add_routes(self, router: Router) -> None:
-        router.add("POST", api_patterns("/preupload/{rev}"), self.preupload, style="hub", name="hub-preupload")
-        router.add("POST", api_patterns("/commit/{rev}"), self.commit, style="hub", name="hub-commit")
-
-    # -- preupload -------------------------------------------------------------------------------
     def upload_mode(self, size: int) -> str:
-        """'regular' (inline in the commit) up to ``hub.regular_upload_max``, 'lfs' above it (the
-        client then uploads through the LFS batch API and commits an ``lfsFile`` line). Empty files
-        are always regular. huggingface_hub 2.4 sends 'lfs' files to Xet unless HF_HUB_DISABLE_XET=1."""
-        if size > 0 and size > self.regular_upload_max:
-            return "lfs"
-        return "regular"
+        """Empty files are always regular. huggingface_hub 2.4 sends 'lfs' files to Xet unless
+        HF_HUB_DISABLE_XET=1."""
+        return "lfs" if size > 0 and size > self.regular_upload_max else "regular"
 
-    async def preupload(self, request: web.Request, m: Match) -> web.StreamResponse:
-        ctx = self.api_repo(request, m, AccessLevel.WRITE)
-        body = await read_json(request, allow_empty=False, offload=self.offload, max_size=2 * JSON_MAX)
-        files = body.get("files")
-        if not isinstance(files, list):
-            raise BadRequest('expected a JSON body {"files": [{"path", "size", "sample"}, ...]}')
+    def plan(self, ctx: RepoCtx, commit: str | None, files: list[Any], ignore_text: Any = None) -> list[dict[str, Any]]:
+        """One dict per file: path, uploadMode, shouldIgnore, oid ("" for none), isDir (blocking,
+        bounded: run it through the offload budget)."""
         if len(files) > self.max_paths:
             raise BadRequest(f"preupload takes at most {self.max_paths} files at a time")
-        commit = self.reader.try_resolve(ctx.path, check_revision(m.params["rev"]))
-        # The gitignore patterns are client data (the body's or the repository's): off the loop.
-        text = await self.offload.run(self._preupload, ctx, commit, files, body.get("gitIgnore"),
-                                      what="preupload")
-        return web.Response(text=text, content_type="application/json")
-
-    def _preupload(self, ctx: RepoCtx, commit: str | None, files: list[Any], ignore_text: Any) -> str:
         ignore = GitIgnore(ignore_text) if isinstance(ignore_text, str) else None  # the client's: 400 if bad
         if ignore is None and commit is not None:
             entry = self.reader.entry(ctx.path, commit, ".gitignore")
@@ -236,14 +206,58 @@ class HubUploads(HubBase):
             size = f.get("size", 0)
             size = size if isinstance(size, int) and size >= 0 else 0
             item: dict[str, Any] = {"path": path, "uploadMode": self.upload_mode(size),
-                                    "shouldIgnore": bool(ignore and ignore.ignored(path.strip("/")))}
-            if commit is not None:
-                entry = self.reader.entry(ctx.path, commit, path.strip("/"))
-                if entry is not None and entry.kind == "file":
-                    held = entry.pointer is not None and self.view.held_size(ctx.repo.id, entry.pointer.oid)
-                    item["oid"] = entry.pointer.oid if held and entry.pointer else entry.oid
+                                    "shouldIgnore": bool(ignore and ignore.ignored(path.strip("/"))),
+                                    "oid": "", "isDir": False}
+            entry = self.reader.entry(ctx.path, commit, path.strip("/")) if commit is not None and path else None
+            if entry is not None and entry.kind == "file":
+                held = entry.pointer is not None and self.view.held_size(ctx.repo.id, entry.pointer.oid)
+                item["oid"] = entry.pointer.oid if held and entry.pointer else entry.oid
+            elif entry is not None and entry.kind == "directory":
+                item["isDir"] = True
             out.append(item)
-        return dumps_in_pieces({"files": out, "commitOid": commit})
+        return out
+
+
+class HubUploads(HubBase):
+    def __init__(self, repos: RepoService, access: Access, reader: RepoReader, writer: CommitWriter,
+                 prs: PullRequests, view: FileView, planner: UploadPlanner, *, max_inline_file: int,
+                 public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None,
+                 max_commit_size: int = 1 << 30, inline_decodes: int = 2):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects,
+                         offload=offload)
+        self.reader = reader
+        self.writer = writer
+        self.prs = prs
+        self.view = view
+        self.planner = planner
+        self.max_inline_file = max_inline_file
+        self.max_commit_size = max_commit_size
+        self.inline_decodes = max(1, inline_decodes)
+        self._turns: asyncio.Semaphore | None = None
+
+    @property
+    def turns(self) -> asyncio.Semaphore:
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(self.inline_decodes)
+        return self._turns
+
+    def add_routes(self, router: Router) -> None:
+        router.add("POST", api_patterns("/preupload/{rev}"), self.preupload, style="hub", name="hub-preupload")
+        router.add("POST", api_patterns("/commit/{rev}"), self.commit, style="hub", name="hub-commit")
+
+    # -- preupload -------------------------------------------------------------------------------
+    async def preupload(self, request: web.Request, m: Match) -> web.StreamResponse:
+        ctx = self.api_repo(request, m, AccessLevel.WRITE)
+        body = await read_json(request, allow_empty=False, offload=self.offload, max_size=2 * JSON_MAX)
+        files = body.get("files")
+        if not isinstance(files, list):
+            raise BadRequest('expected a JSON body {"files": [{"path", "size", "sample"}, ...]}')
+        commit = self.reader.try_resolve(ctx.path, check_revision(m.params["rev"]))
+        # The gitignore patterns are client data (the body's or the repository's): off the loop.
+        plans = await self.offload.run(self.planner.plan, ctx, commit, files, body.get("gitIgnore"),
+                                       what="preupload")
+        out = [{k: v for k, v in plan.items() if k != "isDir" and (k != "oid" or v)} for plan in plans]
+        return web.Response(text=dumps_in_pieces({"files": out, "commitOid": commit}), content_type="application/json")
 
     # -- commit ------------------------------------------------------------------------------------
     async def commit(self, request: web.Request, m: Match) -> web.StreamResponse:
@@ -282,14 +296,8 @@ class HubUploads(HubBase):
                     raise
                 pr_url = f"{self.repo_url(request, ctx.repo)}/discussions/{pr.num}"
             else:
-                ref = ref_for(rev)
-                empty = not self.reader.refs(ctx.path, "refs/heads/")
-                if empty and ref.startswith("refs/heads/"):
-                    check_branch_name(ref.removeprefix("refs/heads/"))
-                oid = await self.writer.commit(q, info, ref, ops, author=author, message=message,
-                                               parent_commit=parent, may_create=empty and ref.startswith("refs/heads/"))
-                # The hook chain's bookkeeping touched the repository and, if it was empty, made
-                # this first branch its HEAD, as after a first push.
+                oid = await self.writer.commit_to_branch(q, info, rev, ops, author=author, message=message,
+                                                         parent_commit=parent)
         return json_response({"success": True, "commitOid": oid,
                               "commitUrl": f"{self.repo_url(request, ctx.repo)}/commit/{oid}",
                               "commitMessage": message.strip(), "hookOutput": "",
