@@ -13,7 +13,11 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
 * serve HTTP routes (``Route``, ``RepoRoute``) behind the daemon's authentication and
   access checks, add fields to repository info answers (``gitd_repo_info``), and add
   ``gitd`` subcommands (``CliCommand``);
-* declare typed settings (a dataclass, ``context.settings(cls)``).
+* declare typed settings (a dataclass, ``context.settings(cls)``);
+* run git itself as the daemon does (``context.git_command``: a mirror's fetch), keep
+  secrets encrypted (``context.secrets``), store LFS objects it downloads
+  (``RepoWriter.lfs_receive``) and read held ones by id (``RepoView.lfs_open``), and
+  create repositories (``context.create_repo``) — added in API 1.1.
 
 The API follows semantic versioning: ``API_VERSION`` changes its major number only when
 something here is removed or changed incompatibly; additions raise the minor number.
@@ -39,7 +43,9 @@ from gitd.plugins.events import (
     TaskEvent,
     VisibilityChanged,
 )
+from gitd.plugins.gitcmd import GitCommand
 from gitd.plugins.hookspecs import hookimpl, hookspec
+from gitd.plugins.secrets import PluginSecrets, SecretError
 from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
 from gitd.plugins.storage import PluginStorage
 from gitd.plugins.view import (
@@ -53,9 +59,9 @@ from gitd.plugins.view import (
     TreeEntry,
     ViewError,
 )
-from gitd.plugins.writer import LfsUpload, RepoWriter
+from gitd.plugins.writer import LfsRejected, LfsUpload, RepoWriter
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 __all__ = [
     "API_VERSION",
@@ -66,16 +72,19 @@ __all__ = [
     "CommitInfo",
     "Duration",
     "FileChange",
+    "GitCommand",
     "HTTPError",
     "LfsFile",
     "LfsObjectMissing",
     "LfsPointer",
+    "LfsRejected",
     "LfsUpload",
     "LimitExceeded",
     "NotFoundInTree",
     "PluginContext",
     "PluginError",
     "PluginRequest",
+    "PluginSecrets",
     "PluginStorage",
     "PushEvent",
     "PushRejected",
@@ -90,6 +99,7 @@ __all__ = [
     "RepoWriter",
     "Response",
     "Route",
+    "SecretError",
     "SettingsError",
     "Size",
     "TaskEvent",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 DEFAULT_MAX_READ = 64 * 1024 * 1024
 DEFAULT_MAX_ENTRIES = 1_000_000
+LFS_READ_BLOCK = 4 * 1024 * 1024
 
 
 class ViewError(Exception):
@@ -315,6 +316,21 @@ class _RangedFile(io.RawIOBase):
         if want <= 0:
             return 0
         data = self.view.read_range(self.commit, self.path, self.pos, self.pos + want)
+        buffer[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+class _LfsObjectFile(_RangedFile):
+    def __init__(self, view: RepoView, oid: str, size: int):
+        super().__init__(view, "", oid, size)
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        want = min(len(buffer), self.size - self.pos, self.view.max_read)
+        if want <= 0:
+            return 0
+        assert self.view.lfs is not None
+        data = self.view.lfs.read(self.view.repo.id, self.path, self.pos, self.pos + want)
         buffer[:len(data)] = data
         self.pos += len(data)
         return len(data)
