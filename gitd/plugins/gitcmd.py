@@ -7,9 +7,10 @@ environment; the plugin starts the process (it may stream its output). What it g
 * the daemon's allow-listed environment (``gitd.git.env.git_env``): no system or global
   configuration, no prompts, nothing from the daemon's own environment but ``PATH``,
   the locale and ``TMPDIR``;
-* for ``fetch`` and ``clone``, git's object checks as pushes get them
-  (``fetch.fsckObjects`` with ``[git] fsck_ignore``): what a fetch brings into a server
-  repository is checked like a push;
+* git's object checks as pushes get them (``[git] fsck_objects``, ``fsck_ignore``): for
+  ``fetch`` and ``clone`` as ``fetch.fsckObjects`` (what a fetch brings into a server
+  repository is checked like a push), for ``fsck`` as ``fsck.*``, and for ``index-pack``
+  and ``unpack-objects`` a bare ``--strict`` becomes the ``--strict=...`` pushes get;
 * no hooks, no credential helpers, no ask-pass program, no automatic gc or maintenance,
   no submodules, no LFS filters;
 * only the transports in ``protocols`` (by default http, https and ssh; ``file`` only
@@ -78,6 +79,8 @@ class GitCommands:
         ]
         if command in ("fetch", "clone"):
             settings += self.fsck.git_config(("fetch",))
+        elif command == "fsck":
+            settings += self.fsck.git_config(("fsck",))
         out: list[str] = []
         for setting in settings:
             out += ["-c", setting]
@@ -91,6 +94,8 @@ class GitCommands:
         for name in extra:
             if name not in _ENV_NAMES and not name.startswith(_ENV_PREFIXES):
                 raise ValueError(f"{name} is not a variable a plugin may set for git")
+        if args[0] in ("index-pack", "unpack-objects"):
+            args = [self.fsck.strict_option() if a == "--strict" else a for a in args]
         self.no_hooks.mkdir(parents=True, exist_ok=True)
         return GitCommand([self.git, *self.config(args[0], protocols), *args],
                           git_env(git_dir=git_dir, home=self.no_hooks, extra=extra))

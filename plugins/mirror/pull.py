@@ -1,0 +1,330 @@
+"""One pull-mirror sync: fetch into a staging area, take in the LFS objects the new commits
+point to, then publish the changed refs at once through the hook chain.
+
+**Staging.** git fetches into a staging repository inside the mirrored repository
+(``REPO.git/mirror-staging``) whose *refs* are its own and whose *objects* are the
+repository's (``GIT_OBJECT_DIRECTORY``): the pack lands where it will be served from,
+never copied, while the repository's refs stay as they were. Objects fetched and not
+(yet) published are unreachable from every published ref, so clients never see them,
+and pre-receive checks that list "what is new" (``rev-list NEW --not --all``) see all of
+them, exactly as for a push. The staging refs remember what was fetched, so the next
+fetch negotiates from there (one round for one new commit), and a sync that failed
+after fetching resumes without fetching again.
+
+**Order.** LFS objects first, refs last: the policy plugin refuses refs whose LFS
+pointers name objects the repository does not hold, and a sync that fails half-way must
+leave nothing published that points at nothing. Objects already held are not fetched
+again, so a retried sync resumes where the last one stopped.
+
+**Publish.** ``RepoWriter.update_refs(..., via="mirror")``: pre-receive (policy and every
+other plugin), one atomic compare-and-swap of every changed ref, then post-receive jobs
+(metadata, dataset previews, push mirrors) as for a push; ref caches are invalidated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from gitd import LfsRejected, PluginContext, PushRejected, RefConflict, RefUpdate, RepoInfo
+
+from . import gitrepo, gitrun, hubsource
+from .gitrepo import ZERO
+from .lfs import LfsClient, LfsError, LfsObject, file_chunks, file_lfs_path, objects_of, ssh_authenticate
+from .records import PullMirror, Records
+from .remote import Credentials, GitAccess, Remote, git_access, lfs_endpoint, parse_remote, redact, ssh_target
+
+STAGING = "mirror-staging"
+PACK_REFS_OVER = 1000
+
+
+class SyncError(Exception):
+    """The sync failed; the message is the mirror's status (nothing was published)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncOptions:
+    timeout: float
+    stall: float
+    lfs_concurrency: int
+    proxy: str | None = None
+
+
+class PullSync:
+    def __init__(self, context: PluginContext, records: Records, mirror: PullMirror, repo: RepoInfo,
+                 options: SyncOptions):
+        self.context = context
+        self.records = records
+        self.mirror = mirror
+        self.repo = repo
+        self.options = options
+        self.started = time.monotonic()
+        self.result: dict[str, Any] = {}
+        self._last_progress = 0.0
+
+    # -- the whole sync ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        creds = Credentials.unseal(self.context.secrets, self.mirror.credentials)
+        mirror = self.mirror
+        if mirror.is_hub:
+            mode = mirror.hub_mode or self._detect(creds)
+            if mode == "api":
+                from .hubapi import HubApiSync
+
+                return HubApiSync(self.context, self.records, mirror, self.repo, creds, self.options,
+                                  self._progress).run()
+        remote, _ = parse_remote(mirror.url)
+        return self._git_sync(remote, creds)
+
+    def _detect(self, creds: Credentials) -> str:
+        assert self.mirror.hub_url and self.mirror.hub_repo_id
+        mode = hubsource.detect(self.mirror.hub_url, self.mirror.hub_repo_id, self.mirror.type, creds,
+                                stall=self.options.stall, proxy=self.options.proxy)
+        self.records.set_pull(self.repo.id, hub_mode=mode)
+        self.context.log.info("mirror %s: %s serves %s through its %s", self.repo.full_name,
+                              redact(self.mirror.hub_url), self.mirror.hub_repo_id,
+                              "git endpoint" if mode == "git" else "file API (no git)")
+        return mode
+
+    def _git_sync(self, remote: Remote, creds: Credentials) -> dict[str, Any]:
+        prefixes = self.mirror.refs
+        staging = self.staging()
+        published = gitrepo.list_refs(self.context, self.repo.path, prefixes)
+        with git_access(remote, creds, known_hosts=self.mirror.known_hosts, timeout=self.options.stall,
+                        proxy=self.options.proxy) as access:
+            try:
+                head = None
+                if not any(ref.startswith("refs/heads/") for ref in published):
+                    head = self._remote_head(remote, access)
+                self._fetch(remote, staging, access)
+            finally:
+                self._keep_known_hosts(access)
+            fetched = gitrepo.list_refs(self.context, staging, prefixes, env=self._objects_env())
+            updates = self._plan(published, fetched)
+            if not updates:
+                self.result["up_to_date"] = True
+                return self._done()
+            self._check_forced(updates)
+            if self.mirror.lfs:
+                self._fetch_lfs(remote, creds, access, [u.new for u in updates])
+        self._publish(updates, head)
+        return self._done()
+
+    def _done(self) -> dict[str, Any]:
+        self.result["seconds"] = round(time.monotonic() - self.started, 3)
+        return self.result
+
+    def _progress(self, phase: str, force: bool = False, **values: Any) -> None:
+        now = time.monotonic()
+        if force or now - self._last_progress >= 1.0:
+            self._last_progress = now
+            self.records.progress(self.repo.id, phase, values)
+
+    # -- staging -------------------------------------------------------------------------------
+    def _objects_env(self) -> dict[str, str]:
+        return {"GIT_OBJECT_DIRECTORY": str(self.repo.path / "objects")}
+
+    def staging(self) -> Path:
+        """The staging repository, ready: created (seeded with the published refs, so the
+        first fetch negotiates from them), a transfer a crashed daemon left running stopped,
+        its stale locks removed, and reset if its refs name objects the repository lost."""
+        staging = self.repo.path / STAGING
+        if (staging / "HEAD").exists():
+            gitrun.reap(staging / "fetch.pid")
+            for lock in [*staging.glob("*.lock"), *(staging / "refs").rglob("*.lock")]:
+                lock.unlink(missing_ok=True)
+            refs = gitrepo.list_refs(self.context, staging, ["refs/"], env=self._objects_env())
+            if not gitrepo.missing_objects(self.context, self.repo.path, refs.values()):
+                return staging
+            self.context.log.warning("mirror %s: staging refs name missing objects; starting staging afresh",
+                                     self.repo.full_name)
+            shutil.rmtree(staging)
+        temp = staging.with_name(f"{STAGING}.tmp")
+        shutil.rmtree(temp, ignore_errors=True)
+        cmd = self.context.git_command(["init", "--bare", "-q", str(temp)], git_dir=None)
+        subprocess.run(cmd.argv, env=cmd.env, check=True, capture_output=True)
+        seed = gitrepo.list_refs(self.context, self.repo.path, self.mirror.refs)
+        if seed:
+            lines = "".join(f"create {ref} {oid}\n" for ref, oid in seed.items())
+            cmd = self.context.git_command(["update-ref", "--stdin"], git_dir=temp, env=self._objects_env())
+            subprocess.run(cmd.argv, env=cmd.env, input=lines.encode(), check=True, capture_output=True)
+        temp.rename(staging)
+        return staging
+
+    # -- fetching ------------------------------------------------------------------------------
+    def _protocols(self, remote: Remote) -> tuple[str, ...]:
+        return (remote.scheme,)
+
+    def _remote_head(self, remote: Remote, access: GitAccess) -> str | None:
+        cmd = self.context.git_command(["ls-remote", "--symref", remote.url, "HEAD"], git_dir=None, env=access.env,
+                                       protocols=self._protocols(remote))
+        try:
+            out = gitrun.run(cmd, timeout=self.options.timeout, stall=self.options.stall, what="listing the remote")
+        except gitrun.TransferFailed as exc:
+            raise SyncError(str(exc)) from None
+        for line in out.stdout.decode("utf-8", "replace").splitlines():
+            if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
+                return line[len("ref: refs/heads/"):-len("\tHEAD")]
+        return None
+
+    def _fetch(self, remote: Remote, staging: Path, access: GitAccess) -> None:
+        refspecs = [f"+{p}*:{p}*" for p in (p if p.endswith("/") else p + "/" for p in self.mirror.refs)]
+        args = ["fetch", "--atomic", "--prune", "--no-tags", "--no-write-fetch-head", "--no-show-forced-updates",
+                "--no-auto-maintenance", "--progress", remote.url, *refspecs]
+        cmd = self.context.git_command(args, git_dir=staging, env={**access.env, **self._objects_env()},
+                                       protocols=self._protocols(remote))
+        self._progress("fetching", force=True)
+        remaining = max(1.0, self.options.timeout - (time.monotonic() - self.started))
+        try:
+            transfer = gitrun.run(cmd, timeout=remaining, stall=self.options.stall, what="fetching",
+                                  pid_file=staging / "fetch.pid",
+                                  on_progress=lambda t: self._progress("fetching", objects=t.objects, bytes=t.bytes))
+        except gitrun.TransferFailed as exc:
+            raise SyncError(str(exc)) from None
+        self.result.update(objects=transfer.objects, bytes=transfer.bytes)
+        if len(list((staging / "refs").rglob("*"))) > PACK_REFS_OVER:
+            self._pack_refs(staging, self._objects_env())
+
+    def _keep_known_hosts(self, access: GitAccess) -> None:
+        text = access.known_hosts_text()
+        if text is not None and text != (self.mirror.known_hosts or ""):
+            self.records.set_pull(self.repo.id, known_hosts=text)
+
+    # -- planning ------------------------------------------------------------------------------
+    def _plan(self, published: dict[str, str], fetched: dict[str, str]) -> list[RefUpdate]:
+        updates = [RefUpdate(ref, published.get(ref, ZERO), new) for ref, new in sorted(fetched.items())
+                   if published.get(ref) != new]
+        if self.mirror.prune:
+            updates += [RefUpdate(ref, old, ZERO) for ref, old in sorted(published.items()) if ref not in fetched]
+        return updates
+
+    def _check_forced(self, updates: list[RefUpdate]) -> None:
+        if self.mirror.follow_force:
+            return
+        forced = [u for u in updates if not u.is_create and not u.is_delete
+                  and not gitrepo.is_ancestor(self.context, self.repo.path, u.old, u.new)]
+        if forced:
+            named = ", ".join(f"{u.ref} ({u.old[:7]} -> {u.new[:7]})" for u in forced[:5])
+            more = f" and {len(forced) - 5} more" if len(forced) > 5 else ""
+            raise SyncError(f"the upstream rewrote history of {named}{more}; this mirror refuses forced updates, "
+                            "so nothing was published (gitd mirror set NS/NAME --follow-force to follow)")
+
+    # -- LFS -----------------------------------------------------------------------------------
+    def _fetch_lfs(self, remote: Remote, creds: Credentials, access: GitAccess, tips: list[str]) -> None:
+        self._progress("lfs", force=True)
+        pointers = gitrepo.new_lfs_pointers(self.context, self.repo.path, tips)
+        writer = self.context.writer(self.repo)
+        missing = writer.lfs_missing({oid for oid, _ in pointers})
+        wanted = objects_of((oid, size) for oid, size in pointers if oid in missing)
+        self.result.update(lfs_objects=0, lfs_bytes=0, lfs_held=len(pointers) - len(wanted))
+        if not wanted:
+            return
+        total = sum(o.size for o in wanted)
+        done = {"objects": 0, "bytes": 0}
+        lock = threading.Lock()
+
+        def stored(obj: LfsObject) -> None:
+            with lock:
+                done["objects"] += 1
+                done["bytes"] += obj.size
+                self._progress("lfs", objects=done["objects"], of=len(wanted), bytes=done["bytes"], total=total)
+
+        if remote.scheme == "file":
+            failures = self._each(wanted, lambda obj: self._from_file(remote, obj, stored))
+        else:
+            client = self._lfs_client(remote, creds, access)
+            failures = self._from_server(client, wanted, stored)
+        self.result.update(lfs_objects=done["objects"], lfs_bytes=done["bytes"])
+        if failures:
+            shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more" if len(failures) > 3 else "")
+            raise SyncError(f"{len(failures)} of {len(wanted)} LFS object(s) could not be fetched, so nothing was "
+                            f"published: {shown}")
+
+    def _lfs_client(self, remote: Remote, creds: Credentials, access: GitAccess) -> LfsClient:
+        headers: dict[str, str] = {}
+        endpoint = self.mirror.lfs_url or lfs_endpoint(remote)
+        if endpoint is None and remote.scheme == "ssh":
+            target, path = ssh_target(remote)
+            try:
+                endpoint, headers = ssh_authenticate(access.ssh, target, path, "download", timeout=self.options.stall)
+            except LfsError as exc:
+                raise SyncError(str(exc)) from None
+        elif creds.authorization() is not None:
+            headers["Authorization"] = creds.authorization() or ""
+        assert endpoint is not None
+        return LfsClient(endpoint, headers=headers, stall=self.options.stall, proxy=self.options.proxy)
+
+    def _each(self, objects: list[LfsObject], fetch: Callable[[LfsObject], str | None]) -> list[str]:
+        workers = max(1, min(self.options.lfs_concurrency, len(objects)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="gitd-mirror-lfs") as pool:
+            return [f for f in pool.map(fetch, objects) if f is not None]
+
+    def _from_file(self, remote: Remote, obj: LfsObject, stored: Callable[[LfsObject], None]) -> str | None:
+        path = file_lfs_path(remote.url[len("file://"):], obj.oid)
+        if not path.is_file():
+            return f"{obj.oid} is not in the upstream repository's LFS store"
+        try:
+            self.context.writer(self.repo).lfs_receive(obj.oid, obj.size, file_chunks(path))
+        except LfsRejected as exc:
+            return f"{obj.oid}: {exc}"
+        stored(obj)
+        return None
+
+    def _from_server(self, client: LfsClient, wanted: list[LfsObject], stored: Callable[[LfsObject], None]
+                     ) -> list[str]:
+        try:
+            answers = list(client.batch("download", wanted))
+        except LfsError as exc:
+            raise SyncError(str(exc)) from None
+
+        def fetch(pair: tuple[LfsObject, dict[str, Any]]) -> str | None:
+            obj, answer = pair
+            error = answer.get("error")
+            action = (answer.get("actions") or {}).get("download")
+            if error or action is None:
+                message = error.get("message") if isinstance(error, dict) else None
+                return f"{obj.oid}: the upstream LFS server has no copy ({redact(str(message or 'no download link'))})"
+            try:
+                with client.download(obj, action) as chunks:
+                    self.context.writer(self.repo).lfs_receive(obj.oid, obj.size, chunks)
+            except LfsRejected as exc:
+                return f"{obj.oid}: rejected ({exc})"
+            except LfsError as exc:
+                return str(exc)
+            stored(obj)
+            return None
+
+        workers = max(1, min(self.options.lfs_concurrency, len(answers)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="gitd-mirror-lfs") as pool:
+            return [f for f in pool.map(fetch, answers) if f is not None]
+
+    # -- publishing ----------------------------------------------------------------------------
+    def _publish(self, updates: list[RefUpdate], head: str | None) -> None:
+        self._progress("publishing", force=True, refs=len(updates))
+        repo = self.repo
+        if head is not None:
+            wanted = f"refs/heads/{head}"
+            updates = sorted(updates, key=lambda u: u.ref != wanted)  # the upstream's HEAD branch first
+            repo = dataclasses.replace(repo, default_branch=head)
+        try:
+            self.context.writer(repo).update_refs(updates, via="mirror")
+        except PushRejected as exc:
+            raise SyncError(f"a server check refused the update, so nothing was published: {exc.message}") from None
+        except RefConflict:
+            raise SyncError("a ref of the repository moved while the mirror synced; nothing was published "
+                            "(the next sync tries again)") from None
+        self.result.update(refs_changed=len(updates), created=sum(u.is_create for u in updates),
+                           deleted=sum(u.is_delete for u in updates))
+        if len(updates) > PACK_REFS_OVER:
+            self._pack_refs(self.repo.path)
+
+    def _pack_refs(self, git_dir: Path, env: dict[str, str] | None = None) -> None:
+        cmd = self.context.git_command(["pack-refs", "--all", "--prune"], git_dir=git_dir, env=env)
+        subprocess.run(cmd.argv, env=cmd.env, capture_output=True)
