@@ -248,6 +248,15 @@ class RepoView:
         entry = self._file(commit, path)
         return io.BufferedReader(_RangedFile(self, commit, path, entry.size), buffer_size=64 * 1024)
 
+    def lfs_open(self, oid: str) -> io.BufferedReader:
+        """A held LFS object by its id (sha256), as a seekable read-only file (for copying
+        objects elsewhere: a push mirror uploading them, say). LfsObjectMissing if the
+        repository does not hold it."""
+        size = self.lfs.held_size(self.repo.id, oid) if self.lfs is not None else None
+        if size is None:
+            raise LfsObjectMissing(f"the LFS object {oid} is not on this server")
+        return io.BufferedReader(_LfsObjectFile(self, oid, size), buffer_size=LFS_READ_BLOCK)
+
     # -- history -------------------------------------------------------------------------------
     def diff(self, old: str | None, new: str, *, limit: int | None = None) -> list[FileChange]:
         """Files added, modified or deleted from commit ``old`` (None: the empty tree) to ``new``.

@@ -10,6 +10,8 @@ mirrored prefix, and ``--prune`` to delete what was deleted here.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from gitd import LfsObjectMissing, PluginContext, RepoInfo
 
 from . import gitrepo, gitrun
-from .lfs import LfsClient, LfsError, LfsObject, objects_of, ssh_authenticate
+from .lfs import CHUNK, LfsClient, LfsError, LfsObject, file_lfs_path, objects_of, ssh_authenticate
 from .records import PushMirror, Records
 from .remote import Credentials, GitAccess, Remote, git_access, lfs_endpoint, parse_remote, redact, ssh_target
 
@@ -83,8 +85,11 @@ class PushSync:
         pointers = gitrepo.lfs_pointers(self.context, self.repo.path, tips, exclude=have)
         if not pointers:
             return
-        client = self._client(remote, creds, access)
         view = self.context.view(self.repo)
+        if remote.scheme == "file":
+            self.result["lfs_objects"] = self._to_file(remote, view, objects_of(pointers))
+            return
+        client = self._client(remote, creds, access)
         uploaded, failures = 0, []
         try:
             answers = list(client.batch("upload", objects_of(pointers)))
@@ -111,6 +116,26 @@ class PushSync:
         self.result["lfs_objects"] = uploaded
         if failures:
             raise PushError(f"{len(failures)} LFS object(s) could not be uploaded: {'; '.join(failures[:3])}")
+
+    def _to_file(self, remote: Remote, view: Any, objects: list[LfsObject]) -> int:
+        """Copy LFS objects into a local repository's LFS store, where git-lfs keeps them."""
+        copied = 0
+        for obj in objects:
+            target = file_lfs_path(remote.url[len("file://"):], obj.oid)
+            if target.is_file() and target.stat().st_size == obj.size:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(f".{obj.oid}.{os.getpid()}.tmp")
+            try:
+                with view.lfs_open(obj.oid) as source, open(temp, "wb") as out:
+                    shutil.copyfileobj(source, out, CHUNK)
+                os.replace(temp, target)
+            except LfsObjectMissing:
+                raise PushError(f"LFS object {obj.oid} is not held here") from None
+            finally:
+                temp.unlink(missing_ok=True)
+            copied += 1
+        return copied
 
     def _client(self, remote: Remote, creds: Credentials, access: GitAccess) -> LfsClient:
         headers: dict[str, str] = {}
