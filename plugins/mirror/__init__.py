@@ -40,7 +40,7 @@ from .hubapi import HubApiError
 from .hubsource import HubError
 from .lfs import LfsError
 from .manage import Manager, iso
-from .pull import PullSync, SyncError, SyncOptions
+from .pull import PullSync, SyncError, SyncOptions, pack_repository_refs
 from .push import PushError, PushSync
 from .records import PullMirror, Records
 from .remote import redact
@@ -113,6 +113,8 @@ class MirrorPlugin:
             self.scheduler.run(event, self._sync)
         elif event.task == "push":
             self._push(event)
+        elif event.task == "pack-refs" and event.repo is not None:
+            pack_repository_refs(self.context, event.repo)
 
     @hookimpl
     def gitd_repo_deleted(self, repo: RepoInfo, event: RepoDeleted) -> None:

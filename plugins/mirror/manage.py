@@ -37,7 +37,8 @@ class PullSpec:
 def iso(when: float | None) -> str | None:
     if when is None:
         return None
-    return datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = datetime.datetime.fromtimestamp(when, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def check_refs(refs: tuple[str, ...] | list[str] | None) -> tuple[str, ...]:

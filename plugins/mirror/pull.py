@@ -100,10 +100,10 @@ class PullSync:
         with git_access(remote, creds, known_hosts=self.mirror.known_hosts, timeout=self.options.stall,
                         proxy=self.options.proxy) as access:
             try:
-                head = None
-                if not any(ref.startswith("refs/heads/") for ref in published):
-                    head = self._remote_head(remote, access)
-                self._fetch(remote, staging, access)
+                if staging.exists():
+                    self._fetch(remote, staging, access)
+                else:
+                    self._clone(remote, staging, access)
             finally:
                 self._keep_known_hosts(access)
             fetched = gitrepo.list_refs(self.context, staging, prefixes, env=self._objects_env())
@@ -114,6 +114,7 @@ class PullSync:
             self._check_forced(updates)
             if self.mirror.lfs:
                 self._fetch_lfs(remote, creds, access, [u.new for u in updates])
+        head = None if any(ref.startswith("refs/heads/") for ref in published) else self._staged_head(staging)
         self._publish(updates, head)
         return self._done()
 
@@ -132,12 +133,14 @@ class PullSync:
         return {"GIT_OBJECT_DIRECTORY": str(self.repo.path / "objects")}
 
     def staging(self) -> Path:
-        """The staging repository, ready: created (seeded with the published refs, so the
-        first fetch negotiates from them), a transfer a crashed daemon left running stopped,
-        its stale locks removed, and reset if its refs name objects the repository lost."""
+        """The staging repository, ready to fetch into; or its path, not there yet, when the
+        first sync will clone it. A transfer a crashed daemon left running is stopped, stale
+        locks are removed, and a staging area whose refs name objects the repository lost
+        starts afresh (seeded with the published refs, so the fetch negotiates from them)."""
         staging = self.repo.path / STAGING
+        gitrun.reap(self._pid_file())
+        shutil.rmtree(staging.with_name(f"{STAGING}.tmp"), ignore_errors=True)
         if (staging / "HEAD").exists():
-            gitrun.reap(staging / "fetch.pid")
             for lock in [*staging.glob("*.lock"), *(staging / "refs").rglob("*.lock")]:
                 lock.unlink(missing_ok=True)
             refs = gitrepo.list_refs(self.context, staging, ["refs/"], env=self._objects_env())
@@ -146,33 +149,35 @@ class PullSync:
             self.context.log.warning("mirror %s: staging refs name missing objects; starting staging afresh",
                                      self.repo.full_name)
             shutil.rmtree(staging)
-        temp = staging.with_name(f"{STAGING}.tmp")
-        shutil.rmtree(temp, ignore_errors=True)
-        cmd = self.context.git_command(["init", "--bare", "-q", str(temp)], git_dir=None)
-        subprocess.run(cmd.argv, env=cmd.env, check=True, capture_output=True)
         seed = gitrepo.list_refs(self.context, self.repo.path, self.mirror.refs)
-        if seed:
-            lines = "".join(f"create {ref} {oid}\n" for ref, oid in seed.items())
-            cmd = self.context.git_command(["update-ref", "--stdin"], git_dir=temp, env=self._objects_env())
-            subprocess.run(cmd.argv, env=cmd.env, input=lines.encode(), check=True, capture_output=True)
+        if not seed:
+            return staging  # nothing to negotiate from: the first fetch is a clone
+        temp = staging.with_name(f"{STAGING}.tmp")
+        cmd = self.context.git_command(["init", "--bare", "-q", "--template=", str(temp)], git_dir=None)
+        subprocess.run(cmd.argv, env=cmd.env, check=True, capture_output=True)
+        lines = "".join(f"create {ref} {oid}\n" for ref, oid in seed.items())
+        cmd = self.context.git_command(["update-ref", "--stdin"], git_dir=temp, env=self._objects_env())
+        subprocess.run(cmd.argv, env=cmd.env, input=lines.encode(), check=True, capture_output=True)
+        self._pack_refs(temp, self._objects_env())
         temp.rename(staging)
         return staging
+
+    def _pid_file(self) -> Path:
+        """Names the transfer running for this mirror (``gitrun.reap``)."""
+        return self.repo.path / f"{STAGING}.pid"
+
+    def _staged_head(self, staging: Path) -> str | None:
+        """The branch the upstream's HEAD names (a clone records it), for a repository that
+        has no branch yet: it becomes the default branch."""
+        try:
+            head = (staging / "HEAD").read_text().strip()
+        except OSError:
+            return None
+        return head[len("ref: refs/heads/"):] if head.startswith("ref: refs/heads/") else None
 
     # -- fetching ------------------------------------------------------------------------------
     def _protocols(self, remote: Remote) -> tuple[str, ...]:
         return (remote.scheme,)
-
-    def _remote_head(self, remote: Remote, access: GitAccess) -> str | None:
-        cmd = self.context.git_command(["ls-remote", "--symref", remote.url, "HEAD"], git_dir=None, env=access.env,
-                                       protocols=self._protocols(remote))
-        try:
-            out = gitrun.run(cmd, timeout=self.options.timeout, stall=self.options.stall, what="listing the remote")
-        except gitrun.TransferFailed as exc:
-            raise SyncError(str(exc)) from None
-        for line in out.stdout.decode("utf-8", "replace").splitlines():
-            if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
-                return line[len("ref: refs/heads/"):-len("\tHEAD")]
-        return None
 
     def _fetch(self, remote: Remote, staging: Path, access: GitAccess) -> None:
         refspecs = [f"+{p}*:{p}*" for p in (p if p.endswith("/") else p + "/" for p in self.mirror.refs)]
@@ -184,13 +189,39 @@ class PullSync:
         remaining = max(1.0, self.options.timeout - (time.monotonic() - self.started))
         try:
             transfer = gitrun.run(cmd, timeout=remaining, stall=self.options.stall, what="fetching",
-                                  pid_file=staging / "fetch.pid",
+                                  pid_file=self._pid_file(),
                                   on_progress=lambda t: self._progress("fetching", objects=t.objects, bytes=t.bytes))
         except gitrun.TransferFailed as exc:
             raise SyncError(str(exc)) from None
         self.result.update(objects=transfer.objects, bytes=transfer.bytes)
-        if len(list((staging / "refs").rglob("*"))) > PACK_REFS_OVER:
-            self._pack_refs(staging, self._objects_env())
+
+    def _clone(self, remote: Remote, staging: Path, access: GitAccess) -> None:
+        """The first fetch: a bare clone into the staging area, objects into the repository's
+        object store. git writes a clone's refs into one packed-refs file (a fetch writes one
+        file per ref: seconds for thousands of refs), and records the upstream's HEAD."""
+        temp = staging.with_name(f"{STAGING}.tmp")
+        prefixes = [p if p.endswith("/") else p + "/" for p in self.mirror.refs]
+        if "refs/" in prefixes:
+            shape = ["--mirror"]
+        else:
+            shape = ["--bare", "--no-tags"]
+            for prefix in prefixes:
+                if prefix != "refs/heads/":  # a bare clone takes the branches anyway
+                    shape += ["-c", f"remote.origin.fetch=+{prefix}*:{prefix}*"]
+        args = ["clone", "--template=", "--progress", *shape, remote.url, str(temp)]
+        cmd = self.context.git_command(args, git_dir=None, env={**access.env, **self._objects_env()},
+                                       protocols=self._protocols(remote))
+        self._progress("fetching", force=True)
+        remaining = max(1.0, self.options.timeout - (time.monotonic() - self.started))
+        try:
+            transfer = gitrun.run(cmd, timeout=remaining, stall=self.options.stall, what="fetching",
+                                  pid_file=self._pid_file(),
+                                  on_progress=lambda t: self._progress("fetching", objects=t.objects, bytes=t.bytes))
+        except gitrun.TransferFailed as exc:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise SyncError(str(exc)) from None
+        self.result.update(objects=transfer.objects, bytes=transfer.bytes)
+        temp.rename(staging)
 
     def _keep_known_hosts(self, access: GitAccess) -> None:
         text = access.known_hosts_text()
@@ -236,7 +267,7 @@ class PullSync:
                 done["bytes"] += obj.size
                 self._progress("lfs", objects=done["objects"], of=len(wanted), bytes=done["bytes"], total=total)
 
-        if remote.scheme == "file":
+        if remote.scheme == "file" and not self.mirror.lfs_url:
             failures = self._each(wanted, lambda obj: self._from_file(remote, obj, stored))
         else:
             client = self._lfs_client(remote, creds, access)
@@ -323,8 +354,23 @@ class PullSync:
         self.result.update(refs_changed=len(updates), created=sum(u.is_create for u in updates),
                            deleted=sum(u.is_delete for u in updates))
         if len(updates) > PACK_REFS_OVER:
-            self._pack_refs(self.repo.path)
+            # git wrote one file per ref: fold them into packed-refs, later, off the sync's clock.
+            self.context.submit(self.repo, "pack-refs", {}, key=f"pack-refs:{self.repo.id}:{time.time_ns()}")
 
     def _pack_refs(self, git_dir: Path, env: dict[str, str] | None = None) -> None:
-        cmd = self.context.git_command(["pack-refs", "--all", "--prune"], git_dir=git_dir, env=env)
-        subprocess.run(cmd.argv, env=cmd.env, capture_output=True)
+        pack_refs(self.context, git_dir, env)
+
+
+def pack_refs(context: PluginContext, git_dir: Path, env: dict[str, str] | None = None) -> None:
+    cmd = context.git_command(["pack-refs", "--all", "--prune"], git_dir=git_dir, env=env)
+    subprocess.run(cmd.argv, env=cmd.env, capture_output=True)
+
+
+def pack_repository_refs(context: PluginContext, repo: RepoInfo) -> None:
+    """The "pack-refs" task: the repository's refs, and its staging area's."""
+    if not repo.path.exists():
+        return
+    pack_refs(context, repo.path)
+    staging = repo.path / STAGING
+    if (staging / "HEAD").exists():
+        pack_refs(context, staging, {"GIT_OBJECT_DIRECTORY": str(repo.path / "objects")})

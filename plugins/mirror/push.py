@@ -86,7 +86,7 @@ class PushSync:
         if not pointers:
             return
         view = self.context.view(self.repo)
-        if remote.scheme == "file":
+        if remote.scheme == "file" and not self.mirror.lfs_url:
             self.result["lfs_objects"] = self._to_file(remote, view, objects_of(pointers))
             return
         client = self._client(remote, creds, access)
