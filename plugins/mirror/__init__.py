@@ -27,6 +27,7 @@ from typing import Any
 from gitd import (
     Duration,
     PluginContext,
+    PluginError,
     PushEvent,
     PushRejected,
     RepoDeleted,
@@ -68,11 +69,38 @@ class MirrorSettings:
     allow_local_networks: bool = False
 
 
+class LazyRecords:
+    """The plugin's tables, opened (and migrated) on first use: the plugin loads in any
+    process, and only touches the database when it has work."""
+
+    def __init__(self, context: PluginContext):
+        self._context = context
+        self._records: Records | None = None
+
+    @property
+    def available(self) -> bool:
+        """False in a process without the daemon's storage (a bare plugin host): there are
+        no mirrors there."""
+        try:
+            self._open()
+        except PluginError:
+            return False
+        return True
+
+    def _open(self) -> Records:
+        if self._records is None:
+            self._records = Records(self._context.storage)
+        return self._records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._open(), name)
+
+
 class MirrorPlugin:
     def __init__(self, context: PluginContext):
         self.context = context
         self.settings = context.settings(MirrorSettings)
-        self.records = Records(context.storage)
+        self.records = LazyRecords(context)
         self.options = SyncOptions(timeout=float(self.settings.timeout), stall=float(self.settings.stall_timeout),
                                    lfs_concurrency=max(1, self.settings.lfs_concurrency),
                                    proxy=self.settings.proxy or None)
@@ -81,6 +109,8 @@ class MirrorPlugin:
         self.manager = Manager(context, self.records, self.scheduler, self.settings)
         try:
             self.scheduler.kick(self._repo_of)
+        except PluginError:
+            pass  # a process without the daemon's storage (a bare plugin host): nothing to schedule
         except Exception:  # the safety net must never keep the plugin from loading
             context.log.exception("mirror: could not check the schedule")
 
@@ -90,7 +120,7 @@ class MirrorPlugin:
     # -- hooks ---------------------------------------------------------------------------------
     @hookimpl
     def gitd_pre_receive(self, event: PushEvent) -> None:
-        if event.via not in REFUSED_VIA:
+        if event.via not in REFUSED_VIA or not self.records.available:
             return  # the mirror's own updates, and other plugins' (a dataset's Parquet branch)
         upstream = self.records.is_read_only(event.repo.id)
         if upstream is not None:
@@ -101,6 +131,8 @@ class MirrorPlugin:
 
     @hookimpl
     def gitd_post_receive(self, event: PushEvent) -> None:
+        if not self.records.available:
+            return
         for mirror in self.records.pushes(event.repo.id):
             generation = self.records.want_push(mirror.id)
             if generation is not None:
