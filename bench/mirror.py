@@ -167,6 +167,7 @@ def initial_and_incremental(args: argparse.Namespace, git: Git, tmp: Path) -> di
                         row = wait_success(gitd, last, started)
                     result = json.loads(row["last_result"])
                     assert result["refs_changed"] > 8000, result
+                    print(f"  gitd's phases: {result.get('phases')}", flush=True)
                 out["initial"][side].append(t[0])
             print(f"round {r + 1}/{args.rounds}: initial mirror {out['initial']['gitd'][-1]:.1f}s, "
                   f"git clone --mirror {out['initial']['peer'][-1]:.1f}s", flush=True)
@@ -174,7 +175,7 @@ def initial_and_incremental(args: argparse.Namespace, git: Git, tmp: Path) -> di
             (work / "bench-mirror.txt").write_text(f"change {n}\n")
             git("add", "bench-mirror.txt", cwd=work)
             git("commit", "-q", "-m", f"bench change {n}", cwd=work)
-            git("push", "-q", url, "unstable", cwd=work)
+            git("push", "-q", str(peer.repos / "redis.git"), "unstable", cwd=work)  # the upstream moves
             before = time.time()
             with timed() as t:
                 api_call("POST", f"{gitd.url}/api/models/{last}/mirror/sync", token)

@@ -103,6 +103,35 @@ def lfs_pointers(context: PluginContext, git_dir: Path, tips: Iterable[str], *,
         if checker.wait() != 0 or lister.wait() != 0:
             errors.seek(0)
             raise RepoReadError(f"listing new objects failed: {errors.read(2000).decode('utf-8', 'replace')}")
+    return _read_pointers(context, git_dir, candidates)
+
+
+def pack_lfs_pointers(context: PluginContext, git_dir: Path, indexes: Iterable[Path]) -> set[tuple[str, int]]:
+    """(oid, size) of the Git LFS pointers among the objects of these packs (their ``.idx``
+    files): for a first sync, whose clone brought every object the publish adds in one
+    pack, this is what ``new_lfs_pointers`` finds, without walking the history."""
+    limit = MAX_LFS_POINTER_SIZE + 1
+    oids: list[str] = []
+    for index in indexes:
+        show = context.git_command(["show-index"], git_dir=git_dir)
+        with open(index, "rb") as stdin:
+            out = subprocess.run(show.argv, env=show.env, stdin=stdin, capture_output=True, check=True).stdout
+        oids += [line.split()[1].decode() for line in out.splitlines() if line.strip()]
+    if not oids:
+        return set()
+    check = context.git_command(["cat-file", "--batch-check=%(objecttype) %(objectsize) %(objectname)"],
+                                git_dir=git_dir)
+    out = subprocess.run(check.argv, env=check.env, input=("\n".join(oids) + "\n").encode(), capture_output=True,
+                         check=True).stdout
+    candidates = []
+    for line in out.splitlines():
+        kind, size, oid = line.split()
+        if kind == b"blob" and 0 < int(size) < limit:
+            candidates.append(oid.decode())
+    return _read_pointers(context, git_dir, candidates)
+
+
+def _read_pointers(context: PluginContext, git_dir: Path, candidates: list[str]) -> set[tuple[str, int]]:
     if not candidates:
         return set()
     found: set[tuple[str, int]] = set()

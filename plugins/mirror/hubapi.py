@@ -35,9 +35,9 @@ from gitd import LfsRejected, PluginContext, PushRejected, RefConflict, RefUpdat
 
 from . import gitrepo, hubsource
 from .gitrepo import ZERO
-from .lfs import CHUNK, opener
+from .lfs import CHUNK, LfsError, opener
 from .records import PullMirror, Records
-from .remote import Credentials, redact
+from .remote import Credentials, check_public_host, redact
 
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -66,12 +66,14 @@ class HubApiSync:
         self.hub, self.repo_id, self.type = mirror.hub_url, mirror.hub_repo_id, mirror.type
         self.repository = pygit2.Repository(str(repo.path))
         self.result: dict[str, Any] = {"mode": "api", "files": 0, "bytes": 0, "lfs_objects": 0, "lfs_bytes": 0}
-        self._open = opener(options.proxy).open
+        self.guard = check_public_host if mirror.restricted else None
+        self._open = opener(options.proxy, self.guard).open
         self._built: dict[str, str] = {}
 
     def _json(self, url: str) -> tuple[Any, dict[str, str]]:
         try:
-            return hubsource.get_json(url, self.creds, stall=self.options.stall, proxy=self.options.proxy)
+            return hubsource.get_json(url, self.creds, stall=self.options.stall, proxy=self.options.proxy,
+                                      guard=self.guard)
         except hubsource.HubError as exc:
             raise HubApiError(str(exc)) from None
 
@@ -178,7 +180,7 @@ class HubApiSync:
             resp = self._open(request, timeout=self.options.stall)
         except urllib.error.HTTPError as exc:
             raise HubApiError(f"downloading {path} failed: HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, LfsError) as exc:
             raise HubApiError(f"downloading {path} failed: {redact(str(exc))}") from None
         with resp:
             try:

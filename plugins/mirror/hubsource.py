@@ -17,7 +17,7 @@ from typing import Any
 
 from gitd import PluginError
 
-from .lfs import opener
+from .lfs import Guard, LfsError, opener
 from .remote import Credentials, parse_remote, redact
 
 PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -53,8 +53,8 @@ def api_url(hub_url: str, repo_id: str, repo_type: str, tail: str = "") -> str:
     return f"{hub_base(hub_url)}/api/{API_TYPES[repo_type]}/{repo_id}{tail}"
 
 
-def get(url: str, creds: Credentials, *, stall: float, proxy: str | None, accept: str = "application/json"
-        ) -> tuple[int, dict[str, str], bytes]:
+def get(url: str, creds: Credentials, *, stall: float, proxy: str | None, accept: str = "application/json",
+        guard: Guard | None = None) -> tuple[int, dict[str, str], bytes]:
     """(status, headers, body up to 32 MiB) of a GET; status 0 when the host is unreachable."""
     headers = {"Accept": accept, "User-Agent": "gitd-mirror"}
     auth = creds.bearer()
@@ -62,16 +62,17 @@ def get(url: str, creds: Credentials, *, stall: float, proxy: str | None, accept
         headers["Authorization"] = auth
     request = urllib.request.Request(url, headers=headers)
     try:
-        with opener(proxy).open(request, timeout=stall) as resp:
+        with opener(proxy, guard).open(request, timeout=stall) as resp:
             return resp.status, dict(resp.headers), resp.read(32 << 20)
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers or {}), b""
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, LfsError) as exc:
         raise HubError(f"{redact(url)}: {redact(str(exc))}") from None
 
 
-def get_json(url: str, creds: Credentials, *, stall: float, proxy: str | None) -> tuple[Any, dict[str, str]]:
-    status, headers, body = get(url, creds, stall=stall, proxy=proxy)
+def get_json(url: str, creds: Credentials, *, stall: float, proxy: str | None,
+             guard: Guard | None = None) -> tuple[Any, dict[str, str]]:
+    status, headers, body = get(url, creds, stall=stall, proxy=proxy, guard=guard)
     if status != 200:
         raise HubError(f"{redact(url)} answered HTTP {status}")
     try:
@@ -81,15 +82,15 @@ def get_json(url: str, creds: Credentials, *, stall: float, proxy: str | None) -
 
 
 def detect(hub_url: str, repo_id: str, repo_type: str, creds: Credentials, *, stall: float,
-           proxy: str | None) -> str:
+           proxy: str | None, guard: Guard | None = None) -> str:
     """"git" when the hub serves the repository over git (Smart HTTP), "api" when only its
     file API answers; HubError (the sync fails, and asks again next time) otherwise."""
     try:
         status, headers, _ = get(git_url(hub_url, repo_id, repo_type) + "/info/refs?service=git-upload-pack",
-                                 creds, stall=stall, proxy=proxy, accept="*/*")
+                                 creds, stall=stall, proxy=proxy, accept="*/*", guard=guard)
         if status == 200 and headers.get("Content-Type", "").startswith("application/x-git-upload-pack"):
             return "git"
-        status, _, _ = get(api_url(hub_url, repo_id, repo_type), creds, stall=stall, proxy=proxy)
+        status, _, _ = get(api_url(hub_url, repo_id, repo_type), creds, stall=stall, proxy=proxy, guard=guard)
     except HubError as exc:
         raise HubError(f"the hub is unreachable: {exc}") from None
     if status == 200:

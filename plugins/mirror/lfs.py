@@ -15,7 +15,7 @@ import json
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -38,10 +38,23 @@ class LfsObject:
     size: int
 
 
+Guard = Callable[[str], None]
+
+
 class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, dropping credentials when the host changes."""
+    """Follow redirects, dropping credentials when the host changes; ``guard`` may refuse
+    where a redirect leads (raising)."""
+
+    def __init__(self, guard: Guard | None = None):
+        super().__init__()
+        self.guard = guard
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        if self.guard is not None:
+            try:
+                self.guard(newurl)
+            except Exception as exc:
+                raise LfsError(f"a redirect was refused: {exc}") from None
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and urlsplit(newurl).netloc != urlsplit(req.full_url).netloc:
             for name in list(new.headers):
@@ -51,20 +64,30 @@ class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
         return new
 
 
-def opener(proxy: str | None = None) -> urllib.request.OpenerDirector:
+def opener(proxy: str | None = None, guard: Guard | None = None) -> urllib.request.OpenerDirector:
     proxies = {"http": proxy, "https": proxy} if proxy else {}
-    return urllib.request.build_opener(urllib.request.ProxyHandler(proxies), _SameHostRedirects())
+    return urllib.request.build_opener(urllib.request.ProxyHandler(proxies), _SameHostRedirects(guard))
 
 
 class LfsClient:
     """The batch API at ``endpoint`` (``.../info/lfs``)."""
 
     def __init__(self, endpoint: str, *, headers: dict[str, str] | None = None, stall: float = 120.0,
-                 proxy: str | None = None):
+                 proxy: str | None = None, guard: Guard | None = None):
         self.endpoint = endpoint.rstrip("/")
         self.headers = dict(headers or {})
         self.stall = stall
-        self._open = opener(proxy).open
+        self.guard = guard
+        self._open = opener(proxy, guard).open
+
+    def _href(self, action: dict[str, Any]) -> str:
+        href = _href(action)
+        if self.guard is not None:
+            try:
+                self.guard(href)
+            except Exception as exc:
+                raise LfsError(f"the LFS server's link was refused: {exc}") from None
+        return href
 
     def batch(self, operation: str, objects: list[LfsObject]) -> Iterator[tuple[LfsObject, dict[str, Any]]]:
         """(object, the server's answer for it) for every object, asked in batches."""
@@ -97,7 +120,7 @@ class LfsClient:
     @contextlib.contextmanager
     def download(self, obj: LfsObject, action: dict[str, Any]) -> Iterator[Iterator[bytes]]:
         """The object's bytes, streamed (the caller hashes them)."""
-        request = urllib.request.Request(_href(action), headers=_headers(action))
+        request = urllib.request.Request(self._href(action), headers=_headers(action))
         try:
             resp = self._open(request, timeout=self.stall)
         except urllib.error.HTTPError as exc:
@@ -112,12 +135,12 @@ class LfsClient:
         if upload is None:
             return  # the server has it
         headers = {**_headers(upload), "Content-Type": "application/octet-stream", "Content-Length": str(obj.size)}
-        request = urllib.request.Request(_href(upload), data=source, headers=headers, method="PUT")
+        request = urllib.request.Request(self._href(upload), data=source, headers=headers, method="PUT")
         self._call(request, f"uploading LFS object {obj.oid}")
         verify = actions.get("verify")
         if verify is not None:
             body = json.dumps({"oid": obj.oid, "size": obj.size}).encode()
-            request = urllib.request.Request(_href(verify), data=body, method="POST",
+            request = urllib.request.Request(self._href(verify), data=body, method="POST",
                                              headers={**_headers(verify), "Content-Type": MEDIA_TYPE,
                                                       "Accept": MEDIA_TYPE})
             self._call(request, f"verifying LFS object {obj.oid}")

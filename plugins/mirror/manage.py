@@ -60,6 +60,11 @@ class Manager:
         self.scheduler = scheduler
         self.settings = settings
 
+    def _restricted(self, operator: bool) -> bool:
+        """Whether the mirror's transfers must keep off the server's own networks (checked
+        again at every sync, redirects not followed): configured through the API."""
+        return not operator and not self.settings.allow_local_networks
+
     def _check_url(self, url: str, operator: bool) -> None:
         if operator:
             return
@@ -110,7 +115,7 @@ class Manager:
             prune=spec.prune, read_only=self.settings.read_only if spec.read_only is None else spec.read_only,
             hub_url=hubsource.hub_base(spec.hub_url) if spec.hub_repo_id and spec.hub_url else None,
             hub_repo_id=spec.hub_repo_id, lfs_url=spec.lfs_url,
-            credentials=creds.seal(self.context.secrets))
+            credentials=creds.seal(self.context.secrets), restricted=self._restricted(operator))
         self.records.add_pull(mirror)
         mirror = self.records.pull(repo.id) or mirror
         if mirror.interval > 0:
@@ -170,7 +175,8 @@ class Manager:
                 raise PluginError("the LFS URL is an http(s) URL without credentials")
             self._check_url(lfs_remote.url, operator)
         mirror_id = self.records.add_push(repo.id, remote.url, lfs=lfs, lfs_url=lfs_url, refs=check_refs(refs),
-                                          prune=prune, credentials=creds.seal(self.context.secrets))
+                                          prune=prune, credentials=creds.seal(self.context.secrets),
+                                          restricted=self._restricted(operator))
         mirror = self.records.push(mirror_id)
         assert mirror is not None
         return mirror

@@ -33,13 +33,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gitd import LfsRejected, PluginContext, PushRejected, RefConflict, RefUpdate, RepoInfo
+from gitd import LfsRejected, PluginContext, PluginError, PushRejected, RefConflict, RefUpdate, RepoInfo
 
 from . import gitrepo, gitrun, hubsource
 from .gitrepo import ZERO
 from .lfs import LfsClient, LfsError, LfsObject, file_chunks, file_lfs_path, objects_of, ssh_authenticate
 from .records import PullMirror, Records
-from .remote import Credentials, GitAccess, Remote, git_access, lfs_endpoint, parse_remote, redact, ssh_target
+from .remote import (
+    Credentials,
+    GitAccess,
+    Remote,
+    check_public_host,
+    git_access,
+    lfs_endpoint,
+    parse_remote,
+    redact,
+    ssh_target,
+)
 
 STAGING = "mirror-staging"
 PACK_REFS_OVER = 1000
@@ -68,11 +78,18 @@ class PullSync:
         self.started = time.monotonic()
         self.result: dict[str, Any] = {}
         self._last_progress = 0.0
+        self._current: tuple[str, float] | None = None
 
     # -- the whole sync ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         creds = Credentials.unseal(self.context.secrets, self.mirror.credentials)
         mirror = self.mirror
+        if mirror.restricted:  # configured through the API: its hosts may have moved since
+            try:
+                for url in filter(None, (mirror.url, mirror.lfs_url)):
+                    check_public_host(url)
+            except PluginError as exc:
+                raise SyncError(str(exc)) from None
         if mirror.is_hub:
             mode = mirror.hub_mode or self._detect(creds)
             if mode == "api":
@@ -83,10 +100,13 @@ class PullSync:
         remote, _ = parse_remote(mirror.url)
         return self._git_sync(remote, creds)
 
+    def _guard(self) -> Callable[[str], None] | None:
+        return check_public_host if self.mirror.restricted else None
+
     def _detect(self, creds: Credentials) -> str:
         assert self.mirror.hub_url and self.mirror.hub_repo_id
         mode = hubsource.detect(self.mirror.hub_url, self.mirror.hub_repo_id, self.mirror.type, creds,
-                                stall=self.options.stall, proxy=self.options.proxy)
+                                stall=self.options.stall, proxy=self.options.proxy, guard=self._guard())
         self.records.set_pull(self.repo.id, hub_mode=mode)
         self.context.log.info("mirror %s: %s serves %s through its %s", self.repo.full_name,
                               redact(self.mirror.hub_url), self.mirror.hub_repo_id,
@@ -95,17 +115,22 @@ class PullSync:
 
     def _git_sync(self, remote: Remote, creds: Credentials) -> dict[str, Any]:
         prefixes = self.mirror.refs
+        self._phase("prepare")
         staging = self.staging()
         published = gitrepo.list_refs(self.context, self.repo.path, prefixes)
         with git_access(remote, creds, known_hosts=self.mirror.known_hosts, timeout=self.options.stall,
-                        proxy=self.options.proxy) as access:
+                        proxy=self.options.proxy, restricted=self.mirror.restricted) as access:
+            packs_before = set(self._packs())
+            cloned = not staging.exists()
             try:
-                if staging.exists():
-                    self._fetch(remote, staging, access)
-                else:
+                self._phase("fetch")
+                if cloned:
                     self._clone(remote, staging, access)
+                else:
+                    self._fetch(remote, staging, access)
             finally:
                 self._keep_known_hosts(access)
+            self._phase("plan")
             fetched = gitrepo.list_refs(self.context, staging, prefixes, env=self._objects_env())
             updates = self._plan(published, fetched)
             if not updates:
@@ -113,14 +138,28 @@ class PullSync:
                 return self._done()
             self._check_forced(updates)
             if self.mirror.lfs:
-                self._fetch_lfs(remote, creds, access, [u.new for u in updates])
+                self._phase("lfs")
+                # A first sync's clone brought everything it publishes in new packs: their
+                # objects are read for LFS pointers, rather than walking the whole history.
+                new_packs = sorted(set(self._packs()) - packs_before) if cloned and not published else None
+                self._fetch_lfs(remote, creds, access, [u.new for u in updates], new_packs or None)
+        self._phase("publish")
         head = None if any(ref.startswith("refs/heads/") for ref in published) else self._staged_head(staging)
         self._publish(updates, head)
         return self._done()
 
     def _done(self) -> dict[str, Any]:
+        self._phase("")
         self.result["seconds"] = round(time.monotonic() - self.started, 3)
         return self.result
+
+    def _phase(self, name: str) -> None:
+        """Seconds spent per phase, in the result (``phases``): where a slow sync's time went."""
+        now = time.monotonic()
+        phases = self.result.setdefault("phases", {})
+        if self._current is not None:
+            phases[self._current[0]] = round(phases.get(self._current[0], 0) + now - self._current[1], 2)
+        self._current = (name, now) if name else None
 
     def _progress(self, phase: str, force: bool = False, **values: Any) -> None:
         now = time.monotonic()
@@ -248,9 +287,16 @@ class PullSync:
                             "so nothing was published (gitd mirror set NS/NAME --follow-force to follow)")
 
     # -- LFS -----------------------------------------------------------------------------------
-    def _fetch_lfs(self, remote: Remote, creds: Credentials, access: GitAccess, tips: list[str]) -> None:
+    def _packs(self) -> list[Path]:
+        return list((self.repo.path / "objects" / "pack").glob("pack-*.idx"))
+
+    def _fetch_lfs(self, remote: Remote, creds: Credentials, access: GitAccess, tips: list[str],
+                   packs: list[Path] | None = None) -> None:
         self._progress("lfs", force=True)
-        pointers = gitrepo.new_lfs_pointers(self.context, self.repo.path, tips)
+        if packs:
+            pointers = gitrepo.pack_lfs_pointers(self.context, self.repo.path, packs)
+        else:
+            pointers = gitrepo.new_lfs_pointers(self.context, self.repo.path, tips)
         writer = self.context.writer(self.repo)
         missing = writer.lfs_missing({oid for oid, _ in pointers})
         wanted = objects_of((oid, size) for oid, size in pointers if oid in missing)
@@ -290,7 +336,8 @@ class PullSync:
         elif creds.authorization() is not None:
             headers["Authorization"] = creds.authorization() or ""
         assert endpoint is not None
-        return LfsClient(endpoint, headers=headers, stall=self.options.stall, proxy=self.options.proxy)
+        return LfsClient(endpoint, headers=headers, stall=self.options.stall, proxy=self.options.proxy,
+                         guard=check_public_host if self.mirror.restricted else None)
 
     def _each(self, objects: list[LfsObject], fetch: Callable[[LfsObject], str | None]) -> list[str]:
         workers = max(1, min(self.options.lfs_concurrency, len(objects)))

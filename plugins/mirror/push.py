@@ -16,12 +16,22 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from gitd import LfsObjectMissing, PluginContext, RepoInfo
+from gitd import LfsObjectMissing, PluginContext, PluginError, RepoInfo
 
 from . import gitrepo, gitrun
 from .lfs import CHUNK, LfsClient, LfsError, LfsObject, file_lfs_path, objects_of, ssh_authenticate
 from .records import PushMirror, Records
-from .remote import Credentials, GitAccess, Remote, git_access, lfs_endpoint, parse_remote, redact, ssh_target
+from .remote import (
+    Credentials,
+    GitAccess,
+    Remote,
+    check_public_host,
+    git_access,
+    lfs_endpoint,
+    parse_remote,
+    redact,
+    ssh_target,
+)
 
 
 class PushError(Exception):
@@ -39,11 +49,17 @@ class PushSync:
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
+        if self.mirror.restricted:
+            try:
+                for url in filter(None, (self.mirror.url, self.mirror.lfs_url)):
+                    check_public_host(url)
+            except PluginError as exc:
+                raise PushError(str(exc)) from None
         remote, _ = parse_remote(self.mirror.url)
         creds = Credentials.unseal(self.context.secrets, self.mirror.credentials)
         local = gitrepo.list_refs(self.context, self.repo.path, self.mirror.refs)
         with git_access(remote, creds, known_hosts=self.mirror.known_hosts, timeout=self.options.stall,
-                        proxy=self.options.proxy) as access:
+                        proxy=self.options.proxy, restricted=self.mirror.restricted) as access:
             try:
                 theirs = self._remote_refs(remote, access)
                 changed = {ref: oid for ref, oid in local.items() if theirs.get(ref) != oid}
@@ -150,7 +166,8 @@ class PushSync:
                 raise PushError(str(exc)) from None
         elif creds.authorization() is not None:
             headers["Authorization"] = creds.authorization() or ""
-        return LfsClient(endpoint, headers=headers, stall=self.options.stall, proxy=self.options.proxy)
+        return LfsClient(endpoint, headers=headers, stall=self.options.stall, proxy=self.options.proxy,
+                         guard=check_public_host if self.mirror.restricted else None)
 
     def _push(self, remote: Remote, access: GitAccess) -> None:
         refspecs = [f"+{p}*:{p}*" for p in (p if p.endswith("/") else p + "/" for p in self.mirror.refs)]

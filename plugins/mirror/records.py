@@ -44,6 +44,7 @@ MIGRATIONS = [
         last_error TEXT,
         last_result TEXT,
         failures INTEGER NOT NULL DEFAULT 0,
+        restricted INTEGER NOT NULL DEFAULT 0,
         created_at REAL NOT NULL
     )""",
     """CREATE TABLE {prefix}push (
@@ -63,6 +64,7 @@ MIGRATIONS = [
         last_success REAL,
         last_error TEXT,
         last_result TEXT,
+        restricted INTEGER NOT NULL DEFAULT 0,
         created_at REAL NOT NULL
     )""",
     "CREATE INDEX {prefix}push_by_repo ON {prefix}push (repo_id)",
@@ -106,12 +108,13 @@ class PullMirror:
     last_error: str | None = None
     last_result: dict[str, Any] = field(default_factory=dict)
     failures: int = 0
+    restricted: bool = False  # configured through the API: no local networks, no redirects
     created_at: float = 0.0
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> PullMirror:
         data = dict(row)
-        for key in ("lfs", "follow_force", "prune", "read_only"):
+        for key in ("lfs", "follow_force", "prune", "read_only", "restricted"):
             data[key] = bool(data[key])
         data["refs"] = tuple(json.loads(data["refs"]))
         data["progress"] = json.loads(data["progress"] or "{}")
@@ -141,12 +144,14 @@ class PushMirror:
     last_success: float | None = None
     last_error: str | None = None
     last_result: dict[str, Any] = field(default_factory=dict)
+    restricted: bool = False
     created_at: float = 0.0
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> PushMirror:
         data = dict(row)
-        data["lfs"], data["prune"] = bool(data["lfs"]), bool(data["prune"])
+        data["lfs"], data["prune"], data["restricted"] = bool(data["lfs"]), bool(data["prune"]), bool(
+            data["restricted"])
         data["refs"] = tuple(json.loads(data["refs"]))
         data["last_result"] = json.loads(data["last_result"] or "{}")
         return cls(**data)
@@ -174,12 +179,12 @@ class Records:
     def add_pull(self, mirror: PullMirror) -> None:
         self.storage.execute(
             "INSERT INTO {prefix}pull (repo_id, repo, type, url, hub_url, hub_repo_id, hub_mode, lfs, lfs_url, refs, "
-            "interval, follow_force, prune, read_only, credentials, known_hosts, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "interval, follow_force, prune, read_only, credentials, known_hosts, restricted, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [mirror.repo_id, mirror.repo, mirror.type, mirror.url, mirror.hub_url, mirror.hub_repo_id, mirror.hub_mode,
              int(mirror.lfs), mirror.lfs_url, json.dumps(list(mirror.refs)), mirror.interval,
              int(mirror.follow_force), int(mirror.prune), int(mirror.read_only), mirror.credentials,
-             mirror.known_hosts, time.time()])
+             mirror.known_hosts, int(mirror.restricted), time.time()])
 
     _PULL_SETTABLE = ("url", "lfs", "lfs_url", "refs", "interval", "follow_force", "prune", "read_only",
                       "credentials", "known_hosts", "hub_mode", "repo", "type")
@@ -243,13 +248,13 @@ class Records:
         return [PushMirror.from_row(r) for r in rows]
 
     def add_push(self, repo_id: int, url: str, *, lfs: bool, lfs_url: str | None, refs: tuple[str, ...], prune: bool,
-                 credentials: str | None, known_hosts: str | None = None) -> str:
+                 credentials: str | None, restricted: bool, known_hosts: str | None = None) -> str:
         mirror_id = secrets.token_hex(4)
         self.storage.execute(
             "INSERT INTO {prefix}push (id, repo_id, url, lfs, lfs_url, refs, prune, credentials, known_hosts, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "restricted, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [mirror_id, repo_id, url, int(lfs), lfs_url, json.dumps(list(refs)), int(prune), credentials,
-             known_hosts, time.time()])
+             known_hosts, int(restricted), time.time()])
         return mirror_id
 
     def set_push(self, mirror_id: str, **values: Any) -> None:

@@ -142,9 +142,9 @@ def lfs_endpoint(remote: Remote) -> str | None:
 
 def check_public_host(url: str) -> None:
     """PluginError if ``url``'s host is (or resolves to) a loopback, private, link-local or
-    otherwise non-public address: what a mirror created through the API may not reach
-    unless ``allow_local_networks`` is set (the address is checked when the mirror is
-    configured)."""
+    otherwise non-public address: what a mirror configured through the API may not reach
+    unless ``allow_local_networks`` is set. Checked when the mirror is configured, before
+    every sync, and for every LFS link and redirect it follows."""
     remote, _ = parse_remote(url)
     if remote.scheme == "file":
         raise PluginError("file URLs can only be mirrored by the server's operator (gitd mirror add)")
@@ -196,9 +196,11 @@ class GitAccess:
 
 @contextlib.contextmanager
 def git_access(remote: Remote, creds: Credentials, *, known_hosts: str | None, timeout: float,
-               proxy: str | None = None) -> Iterator[GitAccess]:
+               proxy: str | None = None, restricted: bool = False) -> Iterator[GitAccess]:
     """The environment a git command needs for ``remote`` with ``creds``; files it needs
-    (an ssh key) live in a private temporary folder removed when the block ends."""
+    (an ssh key) live in a private temporary folder removed when the block ends.
+    ``restricted`` (a mirror configured through the API): git follows no redirect, which
+    could lead it into the server's own networks."""
     env: dict[str, str] = {}
     config: list[tuple[str, str]] = []
     folder = Path(tempfile.mkdtemp(prefix="gitd-mirror-"))
@@ -212,6 +214,8 @@ def git_access(remote: Remote, creds: Credentials, *, known_hosts: str | None, t
                 config.append((f"http.{remote.url}.extraHeader", f"Authorization: {header}"))
             if proxy:
                 config.append(("http.proxy", proxy))
+            if restricted:
+                config.append(("http.followRedirects", "false"))
             env["GIT_HTTP_LOW_SPEED_LIMIT"] = "1"
             env["GIT_HTTP_LOW_SPEED_TIME"] = str(max(1, int(timeout)))
         elif remote.scheme == "ssh":
