@@ -153,9 +153,18 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def complaint(stderr: bytes) -> str:
     """git's most telling line (its last ``fatal:``/``error:``), cleaned for a status."""
+    stderr = re.sub(rb"\x1b\[[0-9;]*[A-Za-z]", b"", stderr)  # the remote's "clear line" escapes
     lines = [ln.strip() for ln in re.split(rb"[\r\n]", stderr) if ln.strip()]
     text = [ln.decode("utf-8", "replace") for ln in lines if not _PROGRESS.search(ln)]
-    wanted = [ln for ln in text if ln.startswith(("fatal:", "error:", "remote: fatal", "remote: error", "ERROR"))]
-    chosen = "; ".join(dict.fromkeys(wanted)) if wanted else (text or ["git gave no reason"])[-1]
+    errors = ("fatal:", "error:", "remote: fatal", "remote: error", "ERROR")
+    wanted = [ln for ln in text if ln.startswith(errors)]
+    if wanted:
+        # What ssh (or the remote) said just before git gave up: "Host key verification failed."
+        before = text[:text.index(wanted[0])]
+        said = [ln for ln in before if not ln.startswith(("remote: ", "warning:", "@", "hint:")) and ln[:1].isalpha()
+                and "Please make sure" not in ln and ln != "and the repository exists."]
+        chosen = "; ".join(dict.fromkeys([*said[-1:], *wanted]))
+    else:
+        chosen = (text or ["git gave no reason"])[-1]
     chosen = "".join(c if c.isprintable() else " " for c in chosen)
     return redact(chosen)[:500]

@@ -130,3 +130,15 @@ def test_a_mirror_configured_through_the_api_is_checked_again_at_every_sync(gitd
     h.run_jobs(due_only=True)
     pull = json.loads(h.cli("mirror", "status", "alice/up", "--json")[1])["pull"]
     assert "local or private address" in pull["last_error"]
+
+
+def test_git_complaints_become_one_clean_line():
+    from gitd_plugins.mirror.gitrun import complaint
+
+    ssh = (b"@@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nIT IS POSSIBLE THAT SOMEONE IS "
+           b"DOING SOMETHING NASTY!\nHost key verification failed.\nfatal: Could not read from remote repository.\n\n"
+           b"Please make sure you have the correct access rights\nand the repository exists.\n")
+    assert complaint(ssh) == "Host key verification failed.; fatal: Could not read from remote repository."
+    http = b"Receiving objects:  45% (1/2)\rfatal: unable to access 'https://u:p@h.example/x?sig=1': 403\n"
+    assert complaint(http) == "fatal: unable to access 'https://h.example/x': 403"
+    assert complaint(b"remote: Counting objects: 3\r\x1b[Kweird\x07 text\n") == "weird  text"

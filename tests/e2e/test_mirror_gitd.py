@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -249,3 +251,39 @@ def test_bad_api_bodies_are_refused_clearly(make_daemon):
         code, answer = api(d, "PUT", f"/api/models/{repo}/mirror", token, bad)
         assert code == 400 and answer["error"], (bad, code, answer)
     assert status(d, repo, token)["pull"] is None
+
+
+def test_an_ssh_remote_is_mirrored_with_a_key_its_lfs_objects_and_a_pinned_host_key(make_daemon, git, tmp_path):
+    from tests.e2e.sshclient import SSHUsers
+
+    src = make_daemon()
+    name, src_token, client = SSHUsers(src, tmp_path)()
+    source = src.repo(name, private=True)
+    weights = os.urandom(300_000)
+    push_lfs_repo(git, src, source, src_token, tmp_path / "w", {"w.bin": weights, "README.md": b"over ssh\n"})
+    d = mirror_daemon(make_daemon, **{"plugins.mirror.retry_min": "1h"})
+    user, token = d.user()
+    repo = f"{user}/{unique('ssh')}"
+    code, _, _ = d.cli("mirror", "add", repo, client.url(f"{source}.git"), "--ssh-key", str(client.key))
+    assert code == 0
+    pull = wait_sync(d, repo, token)
+    assert pull["last_error"] is None, pull
+    assert pull["last_result"]["lfs_objects"] == 1
+    assert fetch(f"{d.url}/{repo}/resolve/main/w.bin", token) == weights
+    private_key = client.key.read_text()
+    assert private_key.split("\n")[1] not in (d.data / "gitd.db").read_bytes().decode("latin-1")
+    # The host key seen first is kept; a server that shows another one is refused.
+    db = sqlite3.connect(d.data / "gitd.db")
+    try:
+        (hosts,) = db.execute("SELECT known_hosts FROM plugin_mirror_pull").fetchone()
+        assert f"[{src.ssh_host}]:{src.ssh_port} ssh-ed25519" in hosts
+        other = (tmp_path / "other_host_key")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+        forged = f"[{src.ssh_host}]:{src.ssh_port} " + " ".join(other.with_suffix(".pub").read_text().split()[:2])
+        with db:
+            db.execute("UPDATE plugin_mirror_pull SET known_hosts = ?", [forged + "\n"])
+    finally:
+        db.close()
+    d.cli("mirror", "sync", repo)
+    pull = wait_sync(d, repo, token, after=pull["last_attempt"])
+    assert "Host key verification failed" in pull["last_error"] or "REMOTE HOST IDENTIFICATION" in pull["last_error"]
