@@ -161,7 +161,8 @@ def complaint(stderr: bytes) -> str:
     if wanted:
         # What ssh (or the remote) said just before git gave up: "Host key verification failed."
         before = text[:text.index(wanted[0])]
-        said = [ln for ln in before if not ln.startswith(("remote: ", "warning:", "@", "hint:")) and ln[:1].isalpha()
+        chatter = ("remote: ", "warning:", "@", "hint:", "Cloning into", "From ", "To ", "Fetching")
+        said = [ln for ln in before if not ln.startswith(chatter) and ln[:1].isalpha()
                 and "Please make sure" not in ln and ln != "and the repository exists."]
         chosen = "; ".join(dict.fromkeys([*said[-1:], *wanted]))
     else:

@@ -26,30 +26,18 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gitd import LfsRejected, PluginContext, PluginError, PushRejected, RefConflict, RefUpdate, RepoInfo
+from gitd import PluginContext, PluginError, PushRejected, RefConflict, RefUpdate, RepoInfo
 
 from . import gitrepo, gitrun, hubsource
 from .gitrepo import ZERO
-from .lfs import LfsClient, LfsError, LfsObject, file_chunks, file_lfs_path, objects_of, ssh_authenticate
+from .lfsfetch import LfsFailed, LfsFetcher
 from .records import PullMirror, Records
-from .remote import (
-    Credentials,
-    GitAccess,
-    Remote,
-    check_public_host,
-    git_access,
-    lfs_endpoint,
-    parse_remote,
-    redact,
-    ssh_target,
-)
+from .remote import Credentials, GitAccess, Remote, check_public_host, git_access, parse_remote, redact
 
 STAGING = "mirror-staging"
 PACK_REFS_OVER = 1000
@@ -297,91 +285,12 @@ class PullSync:
             pointers = gitrepo.pack_lfs_pointers(self.context, self.repo.path, packs)
         else:
             pointers = gitrepo.new_lfs_pointers(self.context, self.repo.path, tips)
-        writer = self.context.writer(self.repo)
-        missing = writer.lfs_missing({oid for oid, _ in pointers})
-        wanted = objects_of((oid, size) for oid, size in pointers if oid in missing)
-        self.result.update(lfs_objects=0, lfs_bytes=0, lfs_held=len(pointers) - len(wanted))
-        if not wanted:
-            return
-        total = sum(o.size for o in wanted)
-        done = {"objects": 0, "bytes": 0}
-        lock = threading.Lock()
-
-        def stored(obj: LfsObject) -> None:
-            with lock:
-                done["objects"] += 1
-                done["bytes"] += obj.size
-                self._progress("lfs", objects=done["objects"], of=len(wanted), bytes=done["bytes"], total=total)
-
-        if remote.scheme == "file" and not self.mirror.lfs_url:
-            failures = self._each(wanted, lambda obj: self._from_file(remote, obj, stored))
-        else:
-            client = self._lfs_client(remote, creds, access)
-            failures = self._from_server(client, wanted, stored)
-        self.result.update(lfs_objects=done["objects"], lfs_bytes=done["bytes"])
-        if failures:
-            shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more" if len(failures) > 3 else "")
-            raise SyncError(f"{len(failures)} of {len(wanted)} LFS object(s) could not be fetched, so nothing was "
-                            f"published: {shown}")
-
-    def _lfs_client(self, remote: Remote, creds: Credentials, access: GitAccess) -> LfsClient:
-        headers: dict[str, str] = {}
-        endpoint = self.mirror.lfs_url or lfs_endpoint(remote)
-        if endpoint is None and remote.scheme == "ssh":
-            target, path = ssh_target(remote)
-            try:
-                endpoint, headers = ssh_authenticate(access.ssh, target, path, "download", timeout=self.options.stall)
-            except LfsError as exc:
-                raise SyncError(str(exc)) from None
-        elif creds.authorization() is not None:
-            headers["Authorization"] = creds.authorization() or ""
-        assert endpoint is not None
-        return LfsClient(endpoint, headers=headers, stall=self.options.stall, proxy=self.options.proxy,
-                         guard=check_public_host if self.mirror.restricted else None)
-
-    def _each(self, objects: list[LfsObject], fetch: Callable[[LfsObject], str | None]) -> list[str]:
-        workers = max(1, min(self.options.lfs_concurrency, len(objects)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="gitd-mirror-lfs") as pool:
-            return [f for f in pool.map(fetch, objects) if f is not None]
-
-    def _from_file(self, remote: Remote, obj: LfsObject, stored: Callable[[LfsObject], None]) -> str | None:
-        path = file_lfs_path(remote.url[len("file://"):], obj.oid)
-        if not path.is_file():
-            return f"{obj.oid} is not in the upstream repository's LFS store"
+        fetcher = LfsFetcher(self.context, self.mirror, self.repo, self.options, self._progress)
         try:
-            self.context.writer(self.repo).lfs_receive(obj.oid, obj.size, file_chunks(path))
-        except LfsRejected as exc:
-            return f"{obj.oid}: {exc}"
-        stored(obj)
-        return None
-
-    def _from_server(self, client: LfsClient, wanted: list[LfsObject], stored: Callable[[LfsObject], None]
-                     ) -> list[str]:
-        try:
-            answers = list(client.batch("download", wanted))
-        except LfsError as exc:
+            self.result.update(fetcher.fetch(remote, creds, access, pointers))
+        except LfsFailed as exc:
+            self.result.update(exc.result)
             raise SyncError(str(exc)) from None
-
-        def fetch(pair: tuple[LfsObject, dict[str, Any]]) -> str | None:
-            obj, answer = pair
-            error = answer.get("error")
-            action = (answer.get("actions") or {}).get("download")
-            if error or action is None:
-                message = error.get("message") if isinstance(error, dict) else None
-                return f"{obj.oid}: the upstream LFS server has no copy ({redact(str(message or 'no download link'))})"
-            try:
-                with client.download(obj, action) as chunks:
-                    self.context.writer(self.repo).lfs_receive(obj.oid, obj.size, chunks)
-            except LfsRejected as exc:
-                return f"{obj.oid}: rejected ({exc})"
-            except LfsError as exc:
-                return str(exc)
-            stored(obj)
-            return None
-
-        workers = max(1, min(self.options.lfs_concurrency, len(answers)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="gitd-mirror-lfs") as pool:
-            return [f for f in pool.map(fetch, answers) if f is not None]
 
     # -- publishing ----------------------------------------------------------------------------
     def _publish(self, updates: list[RefUpdate], head: str | None) -> None:
