@@ -4,13 +4,14 @@ killed mid-sync, a repository of 100,000 refs. The real daemon, the real git cli
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 import pytest
 
 from tests.e2e.mirror_helpers import api, mirror_daemon, refs, status, wait_sync
-from tests.http_peer import HttpBackendPeer, StallingRelay
+from tests.http_peer import HttpBackendPeer, StallingRelay, free_port
 from tests.mirror_support import Upstream
 from tests.support import Git, unique
 
@@ -53,9 +54,11 @@ def test_a_local_bare_repository_is_mirrored_and_read_only(make_daemon, git, tmp
     refused = git("push", "origin", "main", cwd=work, check=False)
     assert refused.returncode != 0
     assert f"remote: {repo} is a mirror of {up.url}" in refused.stderr.decode()
-    # The Hub API's answer carries the mirror's state.
+    # The Hub API's and the native API's answers carry the mirror's state.
     info = HfApi(endpoint=d.url, token=token).model_info(repo)
     assert info.mirror["upstream"] == up.url and info.mirror["error"] is None
+    code, native = api(d, "GET", f"/api/v1/models/{repo}", token)
+    assert code == 200 and json.dumps(native).count(up.url) == 1 and "last_success" in json.dumps(native)
     # An incremental sync, asked for on the command line.
     new = up.commit({"c.txt": "new\n"})
     before = pull["last_attempt"]
@@ -165,3 +168,35 @@ def test_a_repository_of_100000_refs_is_mirrored(make_daemon, git, tmp_path):
     d.cli("mirror", "sync", repo)
     pull = wait_sync(d, repo, token, after=pull["last_attempt"], timeout=300)
     assert pull["last_error"] is None and pull["last_result"]["refs_changed"] == 1
+
+
+def test_an_unreachable_remote_and_a_rewritten_history_are_reported_and_nothing_is_published(make_daemon, git, peer,
+                                                                                           tmp_path):
+    d = mirror_daemon(make_daemon, **{"plugins.mirror.retry_min": "1h"})
+    user, token = d.user()
+    gone = f"{user}/{unique('gone')}"
+    d.cli("mirror", "add", gone, f"http://127.0.0.1:{free_port()}/nothing.git")
+    pull = wait_sync(d, gone, token)
+    assert pull["last_error"].startswith("fetching failed: fatal: unable to access") and pull["failures"] == 1
+    assert pull["next_run"] is not None
+    # A forced update upstream, refused by the mirror's flag, then followed.
+    repo = f"{user}/{unique('m')}"
+    url, work = upstream_on_peer(git, peer, tmp_path, {"a.txt": "a\n"})
+    git.commit(work, {"b.txt": "b\n"})
+    git("push", "-q", url, "main", cwd=work)
+    d.cli("mirror", "add", repo, url, "--refuse-force")
+    pull = wait_sync(d, repo, token)
+    before = git.out("ls-remote", d.repo_url(repo, token=token), "refs/heads/main")
+    git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    git.commit(work, {"c.txt": "rewritten\n"})
+    git("push", "-q", "--force", url, "main", cwd=work)
+    d.cli("mirror", "sync", repo)
+    pull = wait_sync(d, repo, token, after=pull["last_attempt"])
+    assert "the upstream rewrote history of refs/heads/main" in pull["last_error"]
+    assert git.out("ls-remote", d.repo_url(repo, token=token), "refs/heads/main") == before
+    code, _ = api(d, "PATCH", f"/api/models/{repo}/mirror", token, {"follow_force": True})
+    assert code == 200
+    d.cli("mirror", "sync", repo)
+    pull = wait_sync(d, repo, token, after=pull["last_attempt"])
+    assert pull["last_error"] is None
+    assert git.out("rev-parse", "HEAD", cwd=work) in git.out("ls-remote", d.repo_url(repo, token=token))
