@@ -84,8 +84,11 @@ class Scheduler:
         payload = dict(event.payload)
         payload["wait"] = int(payload.get("wait", 0)) + 1
         base = f"gen{payload['gen']}" if "gen" in payload else f"manual:{payload.get('manual')}"
+        # A few seconds at first, then longer: a manual sync waiting for a long one does not
+        # fill the job table with retries.
+        delay = random.uniform(*WAIT_DELAY) * 2 ** min(payload["wait"] - 1, 3)
         self.context.submit(event.repo, "sync", payload, key=f"sync:{event.repo.id}:{base}:w{payload['wait']}",
-                            delay=random.uniform(*WAIT_DELAY))
+                            delay=delay)
         self.context.log.info("mirror %s: sync waits (%s)", event.repo.full_name, why)
 
     def run(self, event: TaskEvent, sync: Callable[[RepoInfo, PullMirror], tuple[str | None, dict[str, Any]]]
