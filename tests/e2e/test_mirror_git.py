@@ -149,6 +149,7 @@ def test_a_daemon_killed_mid_sync_resumes_on_restart_with_nothing_half_published
         relay.stop()
 
 
+@pytest.mark.slow
 def test_a_repository_of_100000_refs_is_mirrored(make_daemon, git, tmp_path):
     d = mirror_daemon(make_daemon)
     user, token = d.user()
