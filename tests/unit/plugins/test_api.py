@@ -208,6 +208,10 @@ def test_lifecycle_events_and_tasks_reach_the_plugin(h):
     assert h.context.submit(repo, "reindex", {"n": 2}, key="k") is None  # still queued: not queued twice
     h.run_jobs()
     assert h.storage.kv.get("task:alice/renamed") == {"task": "reindex", "n": 1}
+    # Once it ran, the same key queues again (it only blocks a task that is still waiting).
+    assert h.context.submit(repo, "reindex", {"n": 3}, key="k") is not None
+    h.run_jobs()
+    assert h.storage.kv.get("task:alice/renamed") == {"task": "reindex", "n": 3}
 
 
 def test_plugin_storage_cannot_touch_gitds_tables_or_other_plugins(h):
