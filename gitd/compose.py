@@ -241,6 +241,7 @@ class Parts:
         from gitd.hub.native_accounts import NativeAccounts
         from gitd.hub.upload import HubUploads
         from gitd.plugins.fields import InfoFields
+        from gitd.plugins.filters import RepoFilters
         from gitd.store.discussions import Discussions
         from gitd.store.redirects import Redirects
 
@@ -258,7 +259,8 @@ class Parts:
                   **common).add_routes(router)
         HubManage(repos, access, self.accounts, **common).add_routes(router)
         fields = InfoFields(self.plugins)
-        HubInfo(repos, access, self.repo_rows, reader, view, fields=fields, **common).add_routes(router)
+        HubInfo(repos, access, self.repo_rows, reader, view, fields=fields, filters=RepoFilters(self.plugins),
+                **common).add_routes(router)
         files.add_routes(router)
         HubHistory(repos, access, reader, self.chain, email_domain=cfg.get_str("hub.commit_email_domain"),
                    **common).add_routes(router)

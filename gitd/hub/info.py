@@ -17,17 +17,14 @@ from gitd.hub.card import CardError, card_tags, parse_card
 from gitd.hub.common import API_TYPES, HubBase, RepoCtx, api_patterns, bool_param, int_param, json_response, next_link
 from gitd.hub.files import FileView
 from gitd.hub.gitread import Entry, RepoReader, iso
+from gitd.hub.listing import SORTS, ListingQuery, RepoListing, tag_filters
 from gitd.plugins.fields import InfoFields
+from gitd.plugins.filters import RepoFilters
 from gitd.repos import RepoService
 from gitd.store import Repo, Repos
 from gitd.store.redirects import Redirects
 
 LIST_PAGE = 1000
-SORT_KEYS = {
-    "lastModified": lambda r: r.updated_at, "last_modified": lambda r: r.updated_at,
-    "createdAt": lambda r: r.created_at, "created_at": lambda r: r.created_at,
-    "id": lambda r: r.full_name.lower(),
-}
 
 
 class CardCache:
@@ -63,10 +60,11 @@ class CardCache:
 class HubInfo(HubBase):
     def __init__(self, repos: RepoService, access: Access, repo_rows: Repos, reader: RepoReader, view: FileView,
                  *, fields: InfoFields | None = None, public_url: str = "",
-                 redirects: Redirects | None = None):
+                 redirects: Redirects | None = None, filters: RepoFilters | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects)
         self.fields = fields
         self.repo_rows = repo_rows
+        self.listing_rows = RepoListing(repo_rows, filters)
         self.reader = reader
         self.view = view
         self.cards = CardCache(reader)
@@ -146,49 +144,40 @@ class HubInfo(HubBase):
         return json_response(data, headers=headers)
 
     def _listing(self, request: web.Request, repo_type: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        who = principal(request)
-        searches = [s.lower() for s in request.query.getall("search", []) if s]
-        author = request.query.get("author")
-        filters = [f for f in request.query.getall("filter", []) if f]
+        query = request.query
         owner = None
-        if author:
-            owner = self.repos.accounts.find(author)
+        if query.get("author"):
+            owner = self.repos.accounts.find(query["author"])
             if owner is None:
                 return [], {}
-        candidates = [r for r in self.repo_rows.list(repo_type=repo_type, owner=owner)
-                      if self.access.level(who, r) >= AccessLevel.READ]
-        candidates = [r for r in candidates if all(s in r.full_name.lower() for s in searches)]
-        sort = request.query.get("sort")
-        if sort in SORT_KEYS:
-            descending = request.query.get("direction", "-1") != "1"
-            candidates.sort(key=SORT_KEYS[sort], reverse=descending)
+        sort = query.get("sort")
+        q = ListingQuery(self.access.readable(principal(request)), repo_type, owner,
+                         searches=[s for s in query.getall("search", []) if s], filters=tag_filters(query),
+                         order=SORTS.get(sort or "", "id"), descending=sort in SORTS and query.get("direction") != "1",
+                         offset=int_param(request, "cursor", 0), limit=int_param(request, "limit", LIST_PAGE, lo=1,
+                                                                                  hi=LIST_PAGE))
         full = bool_param(request, "full") or bool_param(request, "cardData")
-        described: list[dict[str, Any]] = []
-        cursor = int_param(request, "cursor", 0)
-        page = int_param(request, "limit", LIST_PAGE, lo=1, hi=LIST_PAGE)
-        if filters:
-            for r in candidates:
-                d = self._brief(request, r, full)
-                if all(f in d["tags"] or f == r.full_name for f in filters):
-                    described.append(d)
-            total = len(described)
-            described = described[cursor:cursor + page]
-        else:
-            total = len(candidates)
-            described = [self._brief(request, r, full) for r in candidates[cursor:cursor + page]]
+        expand = [e for e in query.getall("expand", []) if e]
+        rows, more = self.listing_rows.page(q, lambda r: self._brief(request, r, False, []))
+        described = [self._brief(request, r, full, expand) for r in rows]
         headers = {}
-        if cursor + page < total:
-            headers["Link"] = next_link(self.base(request), request, cursor=cursor + page)
+        if more:
+            headers["Link"] = next_link(self.base(request), request, cursor=q.offset + q.limit)
         return described, headers
 
-    def _brief(self, request: web.Request, repo: Repo, full: bool) -> dict[str, Any]:
+    def _brief(self, request: web.Request, repo: Repo, full: bool, expand: list[str]) -> dict[str, Any]:
+        """A listing's entry: what ``list_models`` shows by default (plugins' values for those
+        keys merged in), everything with ``full``, or ``id`` and the ``expand``ed keys."""
         path = self.repos.path(repo)
         try:
             commit = self.reader.default_head(path, repo.default_branch)
         except NotFound:
             commit = None
         ctx = RepoCtx(repo, path, AccessLevel.READ, principal(request))
-        d = self.describe(request, ctx, commit, siblings=full)
-        if not full:
-            d.pop("cardData", None)
-        return d
+        d = self.describe(request, ctx, commit, siblings=full or "siblings" in expand)
+        shown = set(d) - {"cardData", "siblings", "usedStorage"}
+        if self.fields is not None and self.fields.active():
+            d = self.fields.add(self.repos.info(repo), commit, d)
+        if expand:
+            return {k: v for k, v in d.items() if k in expand or k in ("_id", "id")}
+        return d if full else {k: v for k, v in d.items() if k in shown}
