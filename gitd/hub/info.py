@@ -175,7 +175,7 @@ class HubInfo(HubBase):
             commit = None
         ctx = RepoCtx(repo, path, AccessLevel.READ, principal(request))
         d = self.describe(request, ctx, commit, siblings=full or "siblings" in expand)
-        shown = set(d) - {"cardData", "siblings", "usedStorage"}
+        shown = (set(d) | {"pipeline_tag", "library_name"}) - {"cardData", "siblings", "usedStorage"}
         if self.fields is not None and self.fields.active():
             d = self.fields.add(self.repos.info(repo), commit, d)
         if expand:

@@ -106,6 +106,8 @@ def derive(s: Stored, tagging: Tagging, *, check_licenses: bool = True,
     lineage = _lineage(s, card, has) if s.repo_type == "model" else []
     for base, relation in lineage:
         tag(f"base_model:{base}", f"base_model:{relation}:{base}")
+    if lineage:
+        info["baseModels"] = {"relation": lineage[0][1], "models": [{"id": base} for base, _ in lineage]}
     rule_tags = [r.tag for i, r in enumerate(tagging.file_rules) if s.counts.get(f"rule:{i}", 0) > 0]
     rule_tags += [r.tag for r in tagging.card_rules if r.card_match(card)]
     tag(*rule_tags)
