@@ -24,7 +24,7 @@ from gitd.store import Account, Repo, Repos
 
 # A plugin's matches up to this many are fetched whole and intersected in SQL; beyond,
 # the listing walks its own order and asks the plugin about each batch it might show.
-SMALL_MATCH = 5000
+SMALL_MATCH = RepoIds.MANY
 BATCH = 500
 # sort= values -> Repos.LIST_ORDERS keys. gitd counts no downloads or likes: those sort by id.
 SORTS = {"lastModified": "updated", "last_modified": "updated", "createdAt": "created", "created_at": "created",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from gitd.plugins.host import PluginHost
 
@@ -24,9 +25,13 @@ REPO_FILTER = "gitd_repo_filter"
 class RepoIds:
     """The repositories a filter matches, without listing them all.
 
-    ``count``: how many match (an upper bound will do); ``all()``: every matching id;
-    ``among(ids)``: which of ``ids`` match (the listing asks in batches of a few hundred).
+    ``count``: how many match (an upper bound will do, and counting may stop past
+    ``RepoIds.MANY``); ``all()``: every matching id, asked only when ``count`` is at most
+    ``MANY``; ``among(ids)``: which of ``ids`` match (the listing asks in batches of a few
+    hundred as it walks its order, when the matches are many).
     """
+
+    MANY: ClassVar[int] = 5000
 
     count: int
     all: Callable[[], Iterable[int]]

@@ -71,7 +71,7 @@ MIGRATIONS = [
 
 FILTER_KEYS = {"tags": "tag", "pipeline_tag": "pipeline_tag", "library": "library", "language": "language",
                "license": "license"}
-MANY = 10_000  # counts stop here: a listing only needs to know the matches are many
+MANY = RepoIds.MANY  # counts stop past this: a listing only needs to know the matches are many
 
 
 @dataclass(frozen=True)
@@ -163,12 +163,17 @@ class MetadataStore:
             return [r["repo_id"] for r in self.storage.query(where, args)]
 
         def among(ids: Sequence[int]) -> list[int]:
-            found: list[int] = []
-            for start in range(0, len(ids), 1000):  # json_each is not ours to use: placeholders
-                chunk = [int(i) for i in ids[start:start + 1000]]
-                found += [r["repo_id"] for r in self.storage.query(
-                    f"SELECT repo_id FROM ({where}) WHERE repo_id IN ({','.join('?' * len(chunk))})", [*args, *chunk])]
-            return found
+            # one index probe per (condition, id): never the whole of a common tag
+            keep = [int(i) for i in ids]
+            for key, value in conditions:
+                found: set[int] = set()
+                for start in range(0, len(keep), 1000):  # json_each is not ours to use: placeholders
+                    chunk = keep[start:start + 1000]
+                    found.update(r["repo_id"] for r in self.storage.query(
+                        "SELECT repo_id FROM {prefix}idx WHERE key = ? AND value = ? AND type = ? "
+                        f"AND repo_id IN ({','.join('?' * len(chunk))})", [key, value, repo_type, *chunk]))
+                keep = [i for i in keep if i in found]
+            return keep
 
         return RepoIds(count, every, among)
 
