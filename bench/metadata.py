@@ -210,16 +210,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repos", type=int, default=100_000)
     parser.add_argument("--no-s3", action="store_true")
+    parser.add_argument("--only-listing", action="store_true")
     args = parser.parse_args()
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-metadata-") as tmp:
         work = Path(tmp)
-        h = PluginHarness(MetadataPlugin, work / "local", name="metadata")
-        try:
-            results["big model, local disk"] = big_model(h, "local")
-        finally:
-            h.close()
-        if not args.no_s3:
+        if not args.only_listing:
+            h = PluginHarness(MetadataPlugin, work / "local", name="metadata")
+            try:
+                results["big model, local disk"] = big_model(h, "local")
+            finally:
+                h.close()
+        if not args.no_s3 and not args.only_listing:
             from tests.seaweed import start_seaweed
 
             seaweed = start_seaweed(work / "seaweed")

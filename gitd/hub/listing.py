@@ -23,7 +23,8 @@ from gitd.plugins.filters import RepoFilters, RepoIds
 from gitd.store import Account, Repo, Repos
 
 # A plugin's matches up to this many are fetched whole and intersected in SQL; beyond,
-# the listing walks its own order and asks the plugin about each batch it might show.
+# the listing walks its own order and asks the plugin about each batch it might show
+# (batches grow from about the page's size to BATCH * 4).
 SMALL_MATCH = RepoIds.MANY
 BATCH = 500
 # sort= values -> Repos.LIST_ORDERS keys. gitd counts no downloads or likes: those sort by id.
@@ -101,7 +102,9 @@ class RepoListing:
             return self.repo_rows.listing(q.readable, **q.where(), ids=ids, offset=q.offset, limit=q.limit + 1)
         wanted = q.offset + q.limit + 1
         found: list[int] = []
-        with closing(self.repo_rows.listing_ids(q.readable, **q.where(), batch=BATCH)) as batches:
+        # a first batch about the page's size (enough when most repositories match), then more
+        first = min(BATCH, max(64, 2 * wanted))
+        with closing(self.repo_rows.listing_ids(q.readable, **q.where(), batch=first, max_batch=BATCH * 4)) as batches:
             for batch in batches:
                 found.extend(_among(matches, batch))
                 if len(found) >= wanted:

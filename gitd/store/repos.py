@@ -141,17 +141,20 @@ class Repos:
 
     def listing_ids(self, readable: Readable, *, repo_type: str | None = None, owner: Account | None = None,
                     search: str | Sequence[str] | None = None, order: str = "id", descending: bool = False,
-                    batch: int = 500) -> Iterator[list[int]]:
-        """The ids ``listing`` would answer, all of them, in batches, read lazily from one cursor."""
+                    batch: int = 500, max_batch: int | None = None) -> Iterator[list[int]]:
+        """The ids ``listing`` would answer, all of them, in batches read lazily from one
+        cursor: ``batch`` first, each next one twice as many, up to ``max_batch``."""
         if readable.nothing:
             return
         where, args = self._listing_where(readable, repo_type, owner, search, None)
         sql = (f"SELECT r.id FROM repos r JOIN accounts a ON a.id = r.owner_id WHERE {where} "
                f"ORDER BY {self._order(order, descending)}")
         cursor = self.store.db.conn.execute(sql, args)
+        size, most = batch, max(batch, max_batch or batch)
         try:
-            while rows := cursor.fetchmany(batch):
+            while rows := cursor.fetchmany(size):
                 yield [row[0] for row in rows]
+                size = min(size * 2, most)
         finally:
             cursor.close()
 
