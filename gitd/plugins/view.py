@@ -272,22 +272,19 @@ class RepoView:
         return out
 
     def _blob_entry(self, repo: pygit2.Repository, f: pygit2.DiffFile) -> TreeEntry | None:
-        if f.mode not in FILE_MODES:
+        # Never repo[f.id]: that reads the whole blob (a 5 GB file outside LFS, say) into
+        # memory; _entry reads its header, and its content only when it may be a pointer.
+        if f.mode not in FILE_MODES or f.id not in repo.odb:
             return None
-        try:
-            obj = repo[f.id]
-        except KeyError:
-            return None
-        blob = _ModeBlob(obj, f.mode)
-        return self._entry(f.path, blob)  # type: ignore[arg-type]
+        return self._entry(f.path, _ModeBlob(f.id, f.mode))  # type: ignore[arg-type]
 
 
 class _ModeBlob:
     """A blob with the file mode its tree gives it (what ``_entry`` reads from tree entries)."""
 
-    def __init__(self, obj: pygit2.Object, mode: int):
-        self.id = obj.id
-        self.type = obj.type
+    def __init__(self, oid: pygit2.Oid, mode: int):
+        self.id = oid
+        self.type = pygit2.GIT_OBJECT_BLOB
         self.filemode = mode
 
 
