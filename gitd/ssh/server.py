@@ -23,7 +23,7 @@ import asyncssh
 
 from gitd.ssh.channel import ChannelIO
 from gitd.ssh.commands import Identity, SSHCommands
-from gitd.ssh.cork import cork, skip_ignore_packets
+from gitd.ssh.ignore_packets import skip_ignore_packets
 from gitd.ssh.keys import SSHKeys
 
 log = logging.getLogger("gitd.ssh")
@@ -135,7 +135,6 @@ class _Connection(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:  # type: ignore[override]
         self._conn = conn
-        cork(conn)
         skip_ignore_packets(conn)
         self.transport.connections.add(conn)
         peer = conn.get_extra_info("peername") or ("?", 0)
