@@ -1,4 +1,4 @@
-"""The public HTTP application: one raw-path router in front of thin handlers."""
+"""The public HTTP application: gitd's routes in aiohttp's dispatcher, in front of thin handlers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gitd.http.errors import error_response
 from gitd.http.lfs import LfsHTTP
 from gitd.http.lfs_locks import LfsLocksHTTP
 from gitd.http.ops import Ops
-from gitd.http.routing import Router
+from gitd.http.routing import Match, Router
 from gitd.http.smart import SmartHTTP
 from gitd.hub import add_hub_routes
 from gitd.lfs.content import ServiceContent
@@ -23,7 +23,6 @@ from gitd.services import Services
 log = logging.getLogger("gitd.http")
 
 SERVICES = web.AppKey("services", Services)
-ROUTER = web.AppKey("router", Router)
 
 
 def build_router(services: Services) -> Router:
@@ -43,11 +42,11 @@ def build_router(services: Services) -> Router:
     return router
 
 
-async def dispatch(request: web.Request) -> web.StreamResponse:
-    router = request.app[ROUTER]
+async def run_match(request: web.Request, match: Match | None, allowed: set[str]) -> web.StreamResponse:
+    """Run the matched route's handler (or answer 404/405), render GitdError in the route's
+    style, and count the request in the metrics."""
     metrics = request.app[SERVICES].metrics
     started = time.monotonic()
-    match, allowed = router.resolve(request.method, request.raw_path)
     route_name = match.route.name if match else "unmatched"
     style = match.route.style if match else "plain"
     status = 500
@@ -83,6 +82,5 @@ def build_app(services: Services, router: Router | None = None) -> web.Applicati
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[SERVICES] = services
     app[AUTHENTICATOR] = services.auth
-    app[ROUTER] = router if router is not None else build_router(services)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    (router if router is not None else build_router(services)).install(app.router, run_match)
     return app
