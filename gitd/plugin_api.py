@@ -11,13 +11,14 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   all through the hook chain);
 * keep its data in its own tables of the daemon's database (``context.storage``);
 * serve HTTP routes (``Route``, ``RepoRoute``) behind the daemon's authentication and
-  access checks, add fields to repository info answers (``gitd_repo_info``), and add
-  ``gitd`` subcommands (``CliCommand``);
+  access checks, add fields to repository info answers (``gitd_repo_info``), answer the
+  Hub listings' tag filters from an index (``gitd_repo_filter``, ``RepoIds``; API 1.1),
+  and add ``gitd`` subcommands (``CliCommand``);
 * declare typed settings (a dataclass, ``context.settings(cls)``);
 * run git itself as the daemon does (``context.git_command``: a mirror's fetch), keep
   secrets encrypted (``context.secrets``), store LFS objects it downloads
   (``RepoWriter.lfs_receive``) and read held ones by id (``RepoView.lfs_open``), and
-  create repositories (``context.create_repo``) — added in API 1.1.
+  create repositories (``context.create_repo``) — added in API 1.2.
 
 The API follows semantic versioning: ``API_VERSION`` changes its major number only when
 something here is removed or changed incompatibly; additions raise the minor number.
@@ -43,6 +44,7 @@ from gitd.plugins.events import (
     TaskEvent,
     VisibilityChanged,
 )
+from gitd.plugins.filters import RepoIds
 from gitd.plugins.gitcmd import GitCommand
 from gitd.plugins.hookspecs import hookimpl, hookspec
 from gitd.plugins.secrets import PluginSecrets, SecretError
@@ -61,7 +63,7 @@ from gitd.plugins.view import (
 )
 from gitd.plugins.writer import LfsRejected, LfsUpload, RepoWriter
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 __all__ = [
     "API_VERSION",
@@ -92,6 +94,7 @@ __all__ = [
     "RefUpdate",
     "RepoCreated",
     "RepoDeleted",
+    "RepoIds",
     "RepoInfo",
     "RepoRenamed",
     "RepoRoute",

@@ -1,4 +1,4 @@
-"""Plugin API 1.1: ``context.git_command``, ``context.secrets``, ``context.create_repo``,
+"""Plugin API 1.2: ``context.git_command``, ``context.secrets``, ``context.create_repo``,
 ``RepoWriter.lfs_receive`` / ``lfs_missing`` and ``RepoView.lfs_open``, on the real
 daemon parts (``gitd_harness``)."""
 
@@ -22,8 +22,8 @@ class Nothing:
         self.context = context
 
 
-def test_api_version_is_1_1():
-    assert gitd.API_VERSION == "1.1"
+def test_api_version_is_1_2():
+    assert gitd.API_VERSION == "1.2"
     for name in ("GitCommand", "LfsRejected", "PluginSecrets", "SecretError"):
         assert name in gitd.__all__
 
