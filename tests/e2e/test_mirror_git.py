@@ -35,6 +35,7 @@ def upstream_on_peer(git: Git, peer: HttpBackendPeer, tmp_path, files: dict[str,
 
 def test_a_local_bare_repository_is_mirrored_and_read_only(make_daemon, git, tmp_path):
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
     d = mirror_daemon(make_daemon)
     user, token = d.user()
@@ -54,8 +55,15 @@ def test_a_local_bare_repository_is_mirrored_and_read_only(make_daemon, git, tmp
     refused = git("push", "origin", "main", cwd=work, check=False)
     assert refused.returncode != 0
     assert f"remote: {repo} is a mirror of {up.url}" in refused.stderr.decode()
+    # So are commits through the Hub API (huggingface_hub's upload), with the same message.
+    hub = HfApi(endpoint=d.url, token=token)
+    with pytest.raises(HfHubHTTPError) as refused_upload:
+        hub.upload_file(repo_id=repo, path_or_fileobj=b"x\n", path_in_repo="x.txt")
+    assert refused_upload.value.response.status_code == 403
+    assert f"{repo} is a mirror of {up.url}" in str(refused_upload.value)
+    assert hub.model_info(repo).sha == up.refs()["refs/heads/main"]
     # The Hub API's and the native API's answers carry the mirror's state.
-    info = HfApi(endpoint=d.url, token=token).model_info(repo)
+    info = hub.model_info(repo)
     assert info.mirror["upstream"] == up.url and info.mirror["error"] is None
     code, native = api(d, "GET", f"/api/v1/models/{repo}", token)
     assert code == 200 and json.dumps(native).count(up.url) == 1 and "last_success" in json.dumps(native)
