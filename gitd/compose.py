@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from gitd.plugins.view import RepoViews
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
+    from gitd.store.lastused import LastUsed
 
 
 class Parts:
@@ -68,9 +69,16 @@ class Parts:
     # -- the store and accounts ------------------------------------------------------------------
     @cached_property
     def store(self) -> Store:
-        store = Store(self.data.db_file)
+        store = Store(self.data.db_file, busy_timeout=self.config.get_float("database.busy_timeout"))
         store.migrate()
         return store
+
+    @cached_property
+    def last_used(self) -> LastUsed:
+        """When tokens were last used: written in the background, never on a request's path."""
+        from gitd.store.lastused import LastUsed
+
+        return LastUsed(self.store)
 
     @cached_property
     def accounts(self) -> Accounts:
@@ -82,7 +90,8 @@ class Parts:
 
     @cached_property
     def auth(self) -> Authenticator:
-        return Authenticator(self.accounts, self.data.secret_key_file.read_bytes(), clock=self.clock)
+        return Authenticator(self.accounts, self.data.secret_key_file.read_bytes(), clock=self.clock,
+                             record_use=self.last_used.token_used)
 
     @cached_property
     def access(self) -> Access:

@@ -135,6 +135,8 @@ async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -
     loop = asyncio.get_running_loop()
     install_child_watcher(loop)
     parts.portal.attach(loop)  # plugins on worker threads reach the daemon's coroutines through it
+    # Writes are made on the store's threads; one left on the loop fails fast (503) instead of freezing it.
+    parts.store.on_event_loop(parts.config.get_float("database.loop_busy_timeout"))
     if threading.current_thread() is threading.main_thread():  # tests may run it in a thread
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)

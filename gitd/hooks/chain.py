@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -232,14 +233,15 @@ class HookChain:
         await self.run_pre_receive(event)
         if quarantine is not None:
             await asyncio.to_thread(quarantine.migrate)
-        intent = self.record_intent(event)
+        db = self.jobs.store.run  # database writes off the event loop
+        intent = await db(self.record_intent, event)
         try:
             await asyncio.to_thread(update_refs, repo.path, event.updates)
         except BaseException:
             if intent is not None:
-                self.jobs.discard(intent)
+                await asyncio.shield(db(self.jobs.discard, intent))
             raise
-        self.post_receive(event, intent=intent)
+        await db(functools.partial(self.post_receive, event, intent=intent))
         return event
 
     # -- repository lifecycle ------------------------------------------------------------------

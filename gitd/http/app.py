@@ -13,7 +13,7 @@ from gitd.access.auth import Authenticator
 from gitd.errors import GitdError, NotFound, TooManyRequests, UnsupportedMediaType
 from gitd.http.body_watch import BodyWatch
 from gitd.http.context import AUTHENTICATOR
-from gitd.http.errors import error_response
+from gitd.http.errors import error_response, resource_error
 from gitd.http.routing import Router
 from gitd.http.smart import SMART_SERVICES
 from gitd.limits.rates import RateLimits
@@ -58,7 +58,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             # Refused unread: nothing here inflates bodies (aiohttp's auto_decompress is off).
             raise UnsupportedMediaType("compressed request bodies are not accepted here; send it uncompressed")
         watch = BodyWatch.start(request, request.app[BODY_TIMEOUT])
-        response = await match.route.handler(request, match)
+        try:
+            response = await match.route.handler(request, match)
+        except Exception as exc:
+            converted = resource_error(exc)  # a full disk, a database locked elsewhere
+            if converted is None:
+                raise
+            raise converted from exc
         status = response.status
         return response
     except GitdError as exc:

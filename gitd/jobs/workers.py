@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from gitd.jobs.queue import Job, JobQueue, PermanentJobError
 from gitd.jobs.threads import ThreadPool
 
 log = logging.getLogger("gitd.jobs")
+T = TypeVar("T")
 
 
 class JobWorkers:
     """``workers`` asyncio tasks that claim jobs and run each on its own thread.
+
+Every queue operation (claim, complete, fail) is a database write: each runs on the
+store's threads, never on the event loop, so a write lock held by another process delays
+the jobs and nothing else.
 
     A job whose runner raises, or runs longer than ``timeout`` seconds (0: no limit),
     is retried with backoff (``PermanentJobError``: kept as failed at once); a job that
@@ -41,8 +48,11 @@ class JobWorkers:
     def wake(self) -> None:
         self._wake.set()
 
+    async def _db(self, function: Callable[..., T], *args: Any) -> T:
+        return await self.queue.store.run(function, *args)
+
     async def start(self) -> None:
-        recovered = self.queue.recover()
+        recovered = await self._db(self.queue.recover)
         if recovered:
             log.info("requeued %d job(s) interrupted by a previous shutdown", recovered)
         loop = asyncio.get_running_loop()
@@ -81,7 +91,7 @@ class JobWorkers:
     async def _worker(self, index: int) -> None:
         while not self._stopping:
             try:
-                job = self.queue.claim()
+                job = await self._db(self.queue.claim)
                 if job is None:
                     await self._idle()
                     continue
@@ -95,7 +105,7 @@ class JobWorkers:
 
     async def _idle(self) -> None:
         self._wake.clear()
-        due = self.queue.next_due()
+        due = await self._db(self.queue.next_due)
         timeout = self.poll_interval
         if due is not None:
             timeout = max(0.0, min(timeout, due - time.time()))
@@ -119,10 +129,10 @@ class JobWorkers:
             error = f"{type(exc).__name__}: {exc}"
             if not permanent:  # keep the traceback for the administrator; its last line is the error
                 error = "".join(traceback.format_exception(exc)).rstrip()
-            state = self.queue.fail(job, error, permanent=permanent)
+            state = await self._db(functools.partial(self.queue.fail, job, error, permanent=permanent))
             log.warning("job %d (%s, plugin %s) attempt %d/%d failed: %s: %s; %s", job.id, job.hook, job.plugin,
                         job.attempts, job.max_attempts, type(exc).__name__, exc,
                         "giving up" if state == "failed" else "will retry")
         else:
-            self.queue.complete(job)
+            await self._db(self.queue.complete, job)
             log.debug("job %d (%s, plugin %s) done", job.id, job.hook, job.plugin)

@@ -55,9 +55,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from gitd.errors import NotFound, Unprocessable
 from gitd.lfs.errors import ObjectGone, ObjectMismatch, ObjectTooLarge, StorageUnavailable
@@ -75,6 +76,7 @@ from gitd.lfs.storage.base import (
 from gitd.lfs.streams import Verifier, grouped, is_oid
 
 log = logging.getLogger("gitd.lfs")
+T = TypeVar("T")
 
 HASH_BLOCK = 4 * 1024 * 1024
 #: Most parts one chunked upload is split into (the chunk size grows beyond that).
@@ -113,6 +115,10 @@ class LfsService:
             return storage
         return None
 
+    async def _db(self, function: Callable[..., T], *args: Any) -> T:
+        """A write to the object tables, off the event loop (see ``Store.run``)."""
+        return await self.objects.store.run(function, *args)
+
     # -- queries --------------------------------------------------------------------------------
     def status(self, repo_id: int, oids: Iterable[str]) -> dict[str, ObjectStatus]:
         return {oid: ObjectStatus(row.size, lost=row.state != STORED)
@@ -146,16 +152,16 @@ class LfsService:
     # -- uploads --------------------------------------------------------------------------------
     async def receive(self, repo_id: int, oid: str, size: int, chunks: AsyncIterable[bytes]) -> None:
         self.check_upload(oid, size)
-        row = self.objects.touch(oid)
+        row = await self._db(self.objects.touch, oid)
         if row is not None and row.state == DELETING:
             raise StorageUnavailable("this object is being garbage-collected right now; try again shortly")
         if row is not None and row.state == STORED and row.size == size and await self.storage.stat(oid) == size:
             await self._prove(oid, size, chunks)
-            if self.objects.link(repo_id, oid):
+            if await self._db(self.objects.link, repo_id, oid):
                 return
             raise StorageUnavailable("this object was removed while it was being uploaded; try again")
         await self.storage.put(oid, size, chunks)
-        self.objects.add_and_link(repo_id, oid, size)
+        await self._db(self.objects.add_and_link, repo_id, oid, size)
         log.info("stored LFS object %s (%d bytes) for repository %d", oid, size, repo_id)
 
     async def _prove(self, oid: str, size: int, chunks: AsyncIterable[bytes]) -> None:
@@ -194,7 +200,7 @@ class LfsService:
                 if self.size(repo_id, oid) == size:
                     return  # a retried verify of an upload already promoted
                 raise NotFound(f"object {oid} was not uploaded") from None
-            self.objects.add_and_link(repo_id, oid, size)
+            await self._db(self.objects.add_and_link, repo_id, oid, size)
             log.info("stored LFS object %s (%d bytes, direct upload) for repository %d", oid, size, repo_id)
             return
         held = self.status(repo_id, [oid]).get(oid)
@@ -232,7 +238,7 @@ class LfsService:
     async def chunked_finish(self, repo_id: int, upload: ChunkedUpload, etags: dict[int, str]) -> None:
         storage = self._chunked()
         self.check_upload(upload.oid, upload.size)
-        row = self.objects.touch(upload.oid)
+        row = await self._db(self.objects.touch, upload.oid)
         if row is not None and row.state == DELETING:
             raise StorageUnavailable("this object is being garbage-collected right now; try again shortly")
         try:
@@ -243,7 +249,7 @@ class LfsService:
             if self.size(repo_id, upload.oid) == upload.size:
                 return  # a retried completion of an upload that already finished
             raise NotFound("this upload was completed, cancelled or has expired; upload the file again") from None
-        self.objects.add_and_link(repo_id, upload.oid, upload.size)
+        await self._db(self.objects.add_and_link, repo_id, upload.oid, upload.size)
         log.info("stored LFS object %s (%d bytes, %d parts) for repository %d", upload.oid, upload.size,
                  upload.part_count, repo_id)
 
