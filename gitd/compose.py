@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from gitd.lfs.service import LfsService
     from gitd.limits.connections import ConnectionLimiter
     from gitd.limits.rates import RateLimits
+    from gitd.ops.scheduler import Periodic
     from gitd.plugins.view import RepoViews
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
@@ -208,8 +209,11 @@ class Parts:
     @cached_property
     def reader(self) -> RepoReader:
         from gitd.hub.gitread import RepoReader
+        from gitd.hub.handles import RepoHandles
 
-        return RepoReader(self.ref_changes, cache_entries=self.config.get_int("hub.resolve_cache_entries"))
+        handles = RepoHandles(max_age=self.config.get_float("hub.handle_max_age"), clock=self.clock)
+        return RepoReader(self.ref_changes, cache_entries=self.config.get_int("hub.resolve_cache_entries"),
+                          handles=handles)
 
     @cached_property
     def commit_writer(self) -> CommitWriter:
@@ -354,6 +358,19 @@ class Parts:
         return JobWorkers(self.jobs, self.chain.run_job, workers=cfg.get_int("jobs.workers"),
                           poll_interval=cfg.get_float("jobs.poll_interval"), timeout=cfg.get_float("jobs.timeout"),
                           start_delay=cfg.get_float("jobs.start_delay"))
+
+    def periodic(self) -> Periodic:
+        """The daemon's periodic work: letting go of pygit2 handles on packs gc replaced."""
+        from gitd.ops.scheduler import Periodic
+
+        periodic = Periodic()
+        handles = self.reader.handles
+
+        def sweep_handles() -> None:
+            handles.sweep()
+
+        periodic.every("repo-handles", max(1.0, handles.max_age / 4), sweep_handles)
+        return periodic
 
     def ssh_transport(self, http_listener: Callable[[], str]) -> SSHTransport:
         """The SSH transport; ``http_listener()`` tells the bound HTTP address once it is known

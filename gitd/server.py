@@ -79,6 +79,18 @@ def job_workers_ctx(parts: Parts) -> CleanupCtx:
     return ctx
 
 
+def periodic_ctx(parts: Parts) -> CleanupCtx:
+    """The daemon's periodic work (gitd.ops.scheduler), each task on a thread of its own."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        periodic = parts.periodic()
+        await periodic.start()
+        yield
+        await periodic.stop()
+
+    return ctx
+
+
 def ssh_server_ctx(parts: Parts) -> CleanupCtx:
     """The SSH transport, unless ``server.ssh`` is empty."""
 
@@ -125,7 +137,7 @@ def make_app(parts: Parts) -> web.Application:
     metrics.add_gauge("gitd_git_slots_in_use", "git process slots in use.", lambda: slots.state().used)
     metrics.add_gauge("gitd_git_slots_waiting", "git requests waiting for a slot.", lambda: slots.state().waiting)
     metrics.add_gauge("gitd_connections_open", "Client connections open (HTTP and SSH).", lambda: connections.open)
-    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, ssh_server_ctx):
+    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, periodic_ctx, ssh_server_ctx):
         app.cleanup_ctx.append(resource(parts))
     return app
 
