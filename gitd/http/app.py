@@ -3,6 +3,7 @@ are built by the composition root, ``gitd.compose``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -25,6 +26,8 @@ ROUTER = web.AppKey("router", Router)
 METRICS = web.AppKey("metrics", Metrics)
 RATES = web.AppKey("rates", RateLimits)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
+# The tasks handling requests right now: a shutdown past its grace cancels them.
+IN_FLIGHT = web.AppKey("in_flight", set)
 
 # Routes no rate limit applies to (health checks come from one address, often).
 UNLIMITED = frozenset({"healthz", "readyz", "metrics"})
@@ -42,6 +45,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     style = match.route.style if match else "plain"
     status = 500
     watch = None
+    task = asyncio.current_task()
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.add(task)
     try:
         if match is None:
             if allowed:
@@ -82,6 +88,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         status = exc.status
         raise
     finally:
+        in_flight.discard(task)
         if watch is not None:
             watch.stop()
         metrics.http_requests.inc(method=request.method, route=route_name, status=str(status))
@@ -97,8 +104,17 @@ def build_app(router: Router, auth: Authenticator, metrics: Metrics, *, rates: R
     app[ROUTER] = router
     app[RATES] = rates if rates is not None else RateLimits(per_address=None, per_token=None)
     app[BODY_TIMEOUT] = body_timeout
+    app[IN_FLIGHT] = set()
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
+
+
+def cancel_in_flight(app: web.Application) -> int:
+    """Cancel every request still being handled (a shutdown past its grace); how many."""
+    tasks = [task for task in app[IN_FLIGHT] if task is not None and not task.done()]
+    for task in tasks:
+        task.cancel()
+    return len(tasks)
 
 
 def _compressed(request: web.Request) -> bool:
