@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from gitd.lfs.service import LfsService
     from gitd.limits.connections import ConnectionLimiter
     from gitd.limits.rates import RateLimits
+    from gitd.ops.diskspace import DiskSpace
     from gitd.ops.scheduler import Periodic
     from gitd.plugins.view import RepoViews
     from gitd.plugins.writer import RepoWriter
@@ -167,6 +168,19 @@ class Parts:
         return RepoService(self.data, self.accounts, self.repo_rows, self.chain,
                            default_branch=self.config.get_str("git.default_branch"))
 
+    # -- resources the daemon watches ------------------------------------------------------------
+    @cached_property
+    def disk(self) -> DiskSpace:
+        """Free space under the data directory (and a local LFS store), with the watermark
+        below which writes are refused ([server] min_free_space)."""
+        from gitd.ops.diskspace import DiskSpace
+
+        paths = [self.data.root, self.data.repos]
+        if self.config.get_str("lfs.backend") == "local":
+            paths.append(self.data.lfs)
+        return DiskSpace([p for p in paths if p.exists()] or [self.data.root],
+                         self.config.get_size("server.min_free_space"), clock=self.clock)
+
     # -- git -------------------------------------------------------------------------------------
     @cached_property
     def metrics(self) -> Metrics:
@@ -190,7 +204,7 @@ class Parts:
         """The one git service gateway Smart HTTP and SSH share."""
         return GitGateway(self.repos, self.access, self.git, self.sessions, self.metrics,
                           ref_changes=self.ref_changes, hook_socket=self.data.hook_socket,
-                          hooks_enabled=self.config.get_bool("hooks.enabled"))
+                          hooks_enabled=self.config.get_bool("hooks.enabled"), disk=self.disk)
 
     # -- LFS -------------------------------------------------------------------------------------
     @cached_property
@@ -198,12 +212,15 @@ class Parts:
         from gitd.lfs.locks import Locks
         from gitd.lfs.objects import ObjectTable
         from gitd.lfs.service import LfsService
+        from gitd.lfs.storage.base import LocalFiles
         from gitd.lfs.storage.factory import build_storage
 
         cfg = self.config
-        return LfsService(ObjectTable(self.store), build_storage(cfg, self.data), Locks(self.store),
+        storage = build_storage(cfg, self.data, clock=self.clock)
+        return LfsService(ObjectTable(self.store), storage, Locks(self.store),
                           max_object_size=cfg.get_size("lfs.max_object_size"),
-                          direct_uploads=cfg.get_bool("lfs.s3.direct"))
+                          direct_uploads=cfg.get_bool("lfs.s3.direct"),
+                          disk=self.disk if isinstance(storage, LocalFiles) else None)
 
     # -- reading and writing repositories ------------------------------------------------------
     @cached_property
@@ -220,7 +237,7 @@ class Parts:
         from gitd.hub.commits import CommitWriter
 
         return CommitWriter(self.chain, self.reader, email_domain=self.config.get_str("hub.commit_email_domain"),
-                            git=self.git)
+                            git=self.git, disk=self.disk)
 
     @cached_property
     def offload(self) -> Offload:
@@ -243,7 +260,8 @@ class Parts:
 
         cfg = self.config
         router = Router()
-        Ops(self.store, self.metrics, self.git.slots).add_routes(router)
+        Ops(self.store, self.metrics, self.git.slots, disk=self.disk, storage=self.lfs.storage.health,
+            clock=self.clock).add_routes(router)
         plugin_routes = PluginRoutes(self.plugins, self.repos, self.access, self.views,
                                      timeout=cfg.get_float("plugins.http_timeout"))
         # /api/plugins/NAME/... belongs to the plugins: before the Hub's /api/{types}/{ns}/{name}.
@@ -360,7 +378,8 @@ class Parts:
                           start_delay=cfg.get_float("jobs.start_delay"))
 
     def periodic(self) -> Periodic:
-        """The daemon's periodic work: letting go of pygit2 handles on packs gc replaced."""
+        """The daemon's periodic work: letting go of pygit2 handles on packs gc replaced,
+        probing a remote LFS store."""
         from gitd.ops.scheduler import Periodic
 
         periodic = Periodic()
@@ -370,6 +389,9 @@ class Parts:
             handles.sweep()
 
         periodic.every("repo-handles", max(1.0, handles.max_age / 4), sweep_handles)
+        storage = self.lfs.storage
+        if storage.health is not None:  # a remote store: know it is down before a client finds out
+            periodic.every("lfs-probe", self.config.get_float("lfs.probe_interval"), storage.probe, first=0)
         return periodic
 
     def ssh_transport(self, http_listener: Callable[[], str]) -> SSHTransport:

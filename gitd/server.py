@@ -153,6 +153,11 @@ def make_app(parts: Parts) -> web.Application:
     metrics.add_gauge("gitd_git_slots_in_use", "git process slots in use.", lambda: slots.state().used)
     metrics.add_gauge("gitd_git_slots_waiting", "git requests waiting for a slot.", lambda: slots.state().waiting)
     metrics.add_gauge("gitd_connections_open", "Client connections open (HTTP and SSH).", lambda: connections.open)
+    disk = parts.disk
+    metrics.add_gauge("gitd_disk_free_bytes", "Free space on the data directory's fullest disk.",
+                      lambda: disk.free() or 0)
+    metrics.add_gauge("gitd_disk_low", "1 while free space is under [server] min_free_space (writes refused).",
+                      lambda: int(disk.low() is not None))
     for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, periodic_ctx, ssh_server_ctx):
         app.cleanup_ctx.append(resource(parts))
     return app

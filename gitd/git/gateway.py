@@ -18,6 +18,7 @@ from gitd.git.runner import GitResult, GitRunner
 from gitd.git.slots import Caller
 from gitd.hooks.sessions import PushSessions
 from gitd.metrics import Metrics
+from gitd.ops.diskspace import DiskSpace
 from gitd.repos import RepoService
 from gitd.store import Repo
 
@@ -33,8 +34,10 @@ NEEDED = {
 
 class GitGateway:
     def __init__(self, repos: RepoService, access: Access, git: GitRunner, sessions: PushSessions,
-                 metrics: Metrics, *, ref_changes: RefChanges, hook_socket: Path, hooks_enabled: bool = True):
+                 metrics: Metrics, *, ref_changes: RefChanges, hook_socket: Path, hooks_enabled: bool = True,
+                 disk: DiskSpace | None = None):
         self.repos = repos
+        self.disk = disk  # below its watermark, pushes are refused (507) before git starts
         self.ref_changes = ref_changes
         self.access = access
         self.git = git
@@ -48,6 +51,8 @@ class GitGateway:
         client should see (a private repository looks exactly like a missing one)."""
         self.access.require(principal, repo, NEEDED[service])
         assert repo is not None
+        if service == "receive-pack" and self.disk is not None:
+            self.disk.check()
         return repo
 
     async def run(self, repo: Repo, principal: Principal, service: str, args: list[str], *, via: str,

@@ -45,6 +45,8 @@ def error_response(exc: GitdError, style: str, **extra: object) -> web.Response:
     if style == "lfs":
         if exc.status == 401:
             headers["LFS-Authenticate"] = REALM
+        # git-lfs shows the body's message; huggingface_hub, which uses the batch API too, this header.
+        headers["X-Error-Message"] = header_safe(exc.message)
         body = json.dumps({"message": exc.message})
         return web.Response(status=exc.status, text=body, content_type=LFS_MEDIA_TYPE, headers=headers)
     if style == "hub":

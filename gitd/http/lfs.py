@@ -199,7 +199,10 @@ class LfsHTTP:
         if len(objects) > self.max_batch_objects:
             raise TooManyObjects(f"too many objects in one batch request (at most {self.max_batch_objects})")
         hash_algo = body.get("hash_algo") or "sha256"
+        self.lfs.check_storage()  # no links to a store known to be down: 503 with Retry-After
         answered = self._answer(request, p, repo, operation, objects, hash_algo)
+        if operation == "upload" and any("actions" in item for item in answered):
+            self.lfs.check_room()  # no upload links while the disk is below its watermark (507)
         transfer = "basic"
         if operation == "upload" and self.multipart is not None and self.multipart.offered(transfers) \
                 and await self.multipart.rewrite(request, p, repo, answered):

@@ -74,6 +74,7 @@ from gitd.lfs.storage.base import (
     PresignedStore,
 )
 from gitd.lfs.streams import Verifier, grouped, is_oid
+from gitd.ops.diskspace import DiskSpace
 
 log = logging.getLogger("gitd.lfs")
 T = TypeVar("T")
@@ -102,8 +103,10 @@ def _human(size: int) -> str:
 
 class LfsService:
     def __init__(self, objects: ObjectTable, storage: ObjectStore, locks: Locks, *, max_object_size: int = 0,
-                 direct_uploads: bool = False):
+                 direct_uploads: bool = False, disk: DiskSpace | None = None):
         self.objects = objects
+        # The local disk the objects go to: below its watermark, uploads are refused (507).
+        self.disk = disk
         self.storage = storage
         self.locks = locks
         self.max_object_size = max_object_size
@@ -149,9 +152,20 @@ class LfsService:
                 "for one Git LFS object"
             )
 
+    def check_storage(self) -> None:
+        """StorageUnavailable (503) while the object store is known to be down: hand out no links."""
+        if self.storage.health is not None:
+            self.storage.health.check_up()
+
+    def check_room(self) -> None:
+        """InsufficientStorage (507) while the disk objects are stored on is below its watermark."""
+        if self.disk is not None:
+            self.disk.check()
+
     # -- uploads --------------------------------------------------------------------------------
     async def receive(self, repo_id: int, oid: str, size: int, chunks: AsyncIterable[bytes]) -> None:
         self.check_upload(oid, size)
+        self.check_room()
         row = await self._db(self.objects.touch, oid)
         if row is not None and row.state == DELETING:
             raise StorageUnavailable("this object is being garbage-collected right now; try again shortly")
@@ -218,6 +232,7 @@ class LfsService:
         if storage is None:
             return None
         self.check_upload(oid, size)
+        self.check_room()
         wanted = max(1, chunk_size, -(-size // MAX_CHUNKS))
         return await storage.chunked_begin(oid, size, storage.chunk_size_for(size, wanted))
 
@@ -225,6 +240,7 @@ class LfsService:
         storage = self._chunked()
         if storage is None or not 1 <= number <= upload.part_count:
             raise NotFound(f"this upload has no part {number}")
+        self.check_room()
         try:
             return await storage.chunked_write(upload, number, chunks)
         except FileNotFoundError:

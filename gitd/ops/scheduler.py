@@ -1,14 +1,17 @@
-"""Periodic work inside the daemon: each task runs every ``interval`` seconds on a thread of
-its own (never on the event loop), one run at a time, and a task that fails is logged and
-runs again at its next turn. Started and stopped by ``gitd serve`` (``server.py``)."""
+"""Periodic work inside the daemon: each task runs every ``interval`` seconds, one run at a
+time, a blocking function on a thread of its own (never on the event loop), a coroutine
+function on the loop; a task that fails is logged and runs again at its next turn.
+Started and stopped by ``gitd serve`` (``server.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gitd.jobs.threads import ThreadPool
 
@@ -19,7 +22,7 @@ log = logging.getLogger("gitd.ops")
 class PeriodicTask:
     name: str
     interval: float
-    run: Callable[[], str | None]  # what it did, for the log (None: nothing worth a line)
+    run: Callable[[], Any]  # returns what it did, for the log (None: nothing worth a line)
     first: float  # seconds after the start before the first run
 
 
@@ -30,9 +33,10 @@ class Periodic:
         self._threads = ThreadPool("gitd-periodic")
         self.runs: dict[str, int] = {}
 
-    def every(self, name: str, interval: float, run: Callable[[], str | None], *,
+    def every(self, name: str, interval: float, run: Callable[[], Any], *,
               first: float | None = None) -> None:
-        """Run ``run()`` (blocking; on a thread) every ``interval`` seconds; the first time
+        """Run ``run()`` (on a thread; awaited on the loop if it is a coroutine function)
+        every ``interval`` seconds; the first time
         ``first`` seconds after the start (default: one interval). An interval <= 0: never."""
         if interval > 0:
             self.tasks.append(PeriodicTask(name, interval, run, interval if first is None else first))
@@ -54,7 +58,10 @@ class Periodic:
         await asyncio.sleep(task.first)
         while True:
             try:
-                result = await self._threads.run(task.run)
+                if inspect.iscoroutinefunction(task.run):
+                    result = await task.run()
+                else:
+                    result = await self._threads.run(task.run)
             except Exception:
                 log.exception("periodic task %s failed; it runs again in %gs", task.name, task.interval)
             else:
