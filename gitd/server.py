@@ -156,6 +156,10 @@ def make_app(parts: Parts) -> web.Application:
     disk = parts.disk
     metrics.add_gauge("gitd_disk_free_bytes", "Free space on the data directory's fullest disk.",
                       lambda: disk.free() or 0)
+    health = parts.lfs.storage.health
+    if health is not None:
+        metrics.add_gauge("gitd_lfs_storage_up", "1 while the LFS object store answers (0: known down).",
+                          lambda: int(not health.down))
     metrics.add_gauge("gitd_disk_low", "1 while free space is under [server] min_free_space (writes refused).",
                       lambda: int(disk.low() is not None))
     for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, periodic_ctx, ssh_server_ctx):
