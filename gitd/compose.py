@@ -379,7 +379,7 @@ class Parts:
 
     def periodic(self) -> Periodic:
         """The daemon's periodic work: letting go of pygit2 handles on packs gc replaced,
-        probing a remote LFS store."""
+        sweeping what crashes left behind, probing a remote LFS store."""
         from gitd.ops.scheduler import Periodic
 
         periodic = Periodic()
@@ -390,6 +390,16 @@ class Parts:
 
         periodic.every("repo-handles", max(1.0, handles.max_age / 4), sweep_handles)
         storage = self.lfs.storage
+        data = self.data
+        grace = self.config.get_duration("maintenance.grace")
+
+        async def sweep_leftovers() -> str | None:
+            from gitd.ops.maintenance import sweep
+
+            report = await sweep(data, storage, grace)
+            return report.summary() if report.leftovers or report.lfs_incomplete else None
+
+        periodic.every("leftovers", self.config.get_duration("maintenance.interval"), sweep_leftovers)
         if storage.health is not None:  # a remote store: know it is down before a client finds out
             periodic.every("lfs-probe", self.config.get_float("lfs.probe_interval"), storage.probe, first=0)
         return periodic

@@ -91,10 +91,10 @@ class ObjectStore(ABC):
         """Re-read ``oid`` and return its (sha256 hex, size). FileNotFoundError if absent."""
 
     @abstractmethod
-    async def sweep_incomplete(self, older_than: float) -> int:
+    async def sweep_incomplete(self, older_than: float, *, dry_run: bool = False) -> int:
         """Remove temporaries and unfinished uploads last written before ``older_than``
         (seconds since the epoch), left by crashes or abandoned direct uploads.
-        Returns how many were removed."""
+        Returns how many were removed (``dry_run``: how many would be, removing nothing)."""
 
     @abstractmethod
     async def close(self) -> None:

@@ -325,12 +325,13 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore, S3ChunkedUploads):
     async def digest(self, oid: str) -> tuple[str, int]:
         return await self._hash_key(self.key(oid))
 
-    async def sweep_incomplete(self, older_than: float) -> int:
+    async def sweep_incomplete(self, older_than: float, *, dry_run: bool = False) -> int:
         def sweep() -> int:
             removed = 0
             for item in self.client.list_objects(self.bucket, prefix=self.staging_prefix, recursive=True):
                 if item.last_modified and item.last_modified.timestamp() < older_than and item.object_name:
-                    self.client.remove_object(self.bucket, item.object_name)
+                    if not dry_run:
+                        self.client.remove_object(self.bucket, item.object_name)
                     removed += 1
             marker: str | None = None
             for _ in range(10_000):
@@ -338,7 +339,8 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore, S3ChunkedUploads):
                 for upload in result.uploads:
                     started = upload.initiated_time.timestamp() if upload.initiated_time else 0.0
                     if started < older_than and upload.upload_id:
-                        self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                        if not dry_run:
+                            self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
                         removed += 1
                 if not result.is_truncated or not result.next_key_marker or result.next_key_marker == marker:
                     break

@@ -88,3 +88,33 @@ def fill(path: Path, leave: int) -> Path:
                 break
             remaining -= n
     return filler
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children of any of its threads, recursively)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def crash(daemon) -> None:
+    """SIGKILL the daemon and every process it started, at once: what a supervisor does when
+    a stop times out (systemd kills the unit's whole cgroup), or a power cut."""
+    import os
+    import signal
+
+    assert daemon.proc is not None
+    pids = [daemon.proc.pid, *descendants(daemon.proc.pid)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    daemon.proc.wait()
