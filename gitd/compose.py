@@ -161,7 +161,7 @@ class Parts:
         return HookChain(self.plugins, self.jobs, self.repo_rows, ref_changes=self.ref_changes,
                          enabled=self.config.get_bool("hooks.enabled"),
                          pre_receive_timeout=self.config.get_float("hooks.pre_receive_timeout"),
-                         views=self.views)
+                         views=self.views, intent_grace=self.config.get_float("hooks.intent_grace"))
 
     @cached_property
     def repos(self) -> RepoService:
