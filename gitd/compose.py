@@ -391,15 +391,16 @@ class Parts:
         periodic.every("repo-handles", max(1.0, handles.max_age / 4), sweep_handles)
         storage = self.lfs.storage
         data = self.data
-        grace = self.config.get_duration("maintenance.grace")
+        grace, lock_grace = (self.config.get_duration(f"maintenance.{key}") for key in ("grace", "lock_grace"))
 
         async def sweep_leftovers() -> str | None:
             from gitd.ops.maintenance import sweep
 
-            report = await sweep(data, storage, grace)
+            report = await sweep(data, storage, grace, lock_grace=lock_grace)
             return report.summary() if report.leftovers or report.lfs_incomplete else None
 
-        periodic.every("leftovers", self.config.get_duration("maintenance.interval"), sweep_leftovers)
+        interval = self.config.get_duration("maintenance.interval")
+        periodic.every("leftovers", interval, sweep_leftovers, first=min(interval, 60.0))
         if storage.health is not None:  # a remote store: know it is down before a client finds out
             periodic.every("lfs-probe", self.config.get_float("lfs.probe_interval"), storage.probe, first=0)
         return periodic

@@ -41,7 +41,9 @@ def maintenance_sweep(parts_of: PartsOf) -> Callable[[argparse.Namespace], None]
         parts = parts_of(args)
         if grace is None:
             grace = parts.config.get_duration("maintenance.grace")
-        report = asyncio.run(_closing(parts, sweep(parts.data, parts.lfs.storage, grace, dry_run=args.dry_run)))
+        lock_grace = min(grace, parts.config.get_duration("maintenance.lock_grace"))
+        report = asyncio.run(_closing(parts, sweep(parts.data, parts.lfs.storage, grace, lock_grace=lock_grace,
+                                                   dry_run=args.dry_run)))
         verb = "would remove" if args.dry_run else "removed"
         for item in report.leftovers:
             print(f"{verb} {item.kind} {item.path} ({item.size} bytes, untouched for {item.idle:.0f}s)")

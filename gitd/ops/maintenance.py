@@ -15,8 +15,10 @@ A process killed mid-write (the daemon, or a git child a supervisor killed with 
 
 Anything is removed only once nothing in it was written for ``grace`` seconds (the newest
 modification time of all it holds): a push or an upload still running keeps writing, and
-the grace must exceed the longest one (``[git] timeout`` for pushes). ``dry_run`` lists
-what a real run would remove, and removes nothing.
+the grace must exceed the longest one (``[git] timeout`` for pushes). Lock files have a
+grace of their own, ``lock_grace`` (minutes): git holds them for the instant it updates a
+ref, and a stale one refuses every push of its ref. ``dry_run`` lists what a real run
+would remove, and removes nothing.
 """
 
 from __future__ import annotations
@@ -118,8 +120,10 @@ def _in_repository(repo: Path) -> list[tuple[Path, str]]:
     return found
 
 
-def find_leftovers(data: DataDir, grace: float, *, now: float | None = None) -> list[Leftover]:
-    """Leftovers in which nothing was written for ``grace`` seconds (blocking: walks every repository)."""
+def find_leftovers(data: DataDir, grace: float, *, lock_grace: float | None = None,
+                   now: float | None = None) -> list[Leftover]:
+    """Leftovers in which nothing was written for ``grace`` seconds (lock files: ``lock_grace``,
+    by default the same). Blocking: walks every repository."""
     now = time.time() if now is None else now
     out = []
     for path, kind in _candidates(data):
@@ -127,7 +131,8 @@ def find_leftovers(data: DataDir, grace: float, *, now: float | None = None) -> 
             newest, size = _newest(path)
         except FileNotFoundError:
             continue  # gone meanwhile: the work it belonged to finished
-        if now - newest >= grace:
+        wait = lock_grace if kind == "stale lock" and lock_grace is not None else grace
+        if now - newest >= wait:
             out.append(Leftover(path, kind, size, now - newest))
     return out
 
@@ -141,15 +146,15 @@ def remove(leftover: Leftover) -> None:
             path.unlink()
 
 
-async def sweep(data: DataDir, storage: ObjectStore | None, grace: float, *, dry_run: bool = False,
-                now: float | None = None) -> SweepReport:
+async def sweep(data: DataDir, storage: ObjectStore | None, grace: float, *, lock_grace: float | None = None,
+                dry_run: bool = False, now: float | None = None) -> SweepReport:
     """Find (and unless ``dry_run``, remove) leftovers older than ``grace``; the LFS store's
     unfinished uploads too when ``storage`` is given. Blocking parts run on a thread."""
     import asyncio
 
     now = time.time() if now is None else now
     report = SweepReport(dry_run=dry_run)
-    report.leftovers = await asyncio.to_thread(find_leftovers, data, grace, now=now)
+    report.leftovers = await asyncio.to_thread(find_leftovers, data, grace, lock_grace=lock_grace, now=now)
     if not dry_run:
         for leftover in report.leftovers:
             await asyncio.to_thread(remove, leftover)

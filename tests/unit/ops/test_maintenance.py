@@ -48,3 +48,5 @@ def test_old_leftovers_are_found_and_work_still_writing_is_not(tmp_path: Path):
     sizes = {item.path: item.size for item in find_leftovers(data, 3600)}
     assert sizes[old_quarantine] >= 1000
     assert find_leftovers(data, 10 * 3600) == []
+    # A stale lock refuses every push of its ref: it has a (short) grace of its own.
+    assert [item.path for item in find_leftovers(data, 10 * 3600, lock_grace=3600)] == [lock]
