@@ -68,8 +68,9 @@ class Server(GitdServer):
 
     def _env(self) -> dict[str, str]:
         env = super()._env()
-        if self.tree is not None:
+        if self.tree is not None:  # that tree's gitd, not the current directory's (-m puts it first)
             env["PYTHONPATH"] = str(self.tree)
+            env["PYTHONSAFEPATH"] = "1"
         return env
 
     def user(self) -> tuple[str, str]:

@@ -380,27 +380,17 @@ class Parts:
     def periodic(self) -> Periodic:
         """The daemon's periodic work: letting go of pygit2 handles on packs gc replaced,
         sweeping what crashes left behind, probing a remote LFS store."""
+        from gitd.ops.maintenance import Sweeper
         from gitd.ops.scheduler import Periodic
 
         periodic = Periodic()
         handles = self.reader.handles
-
-        def sweep_handles() -> None:
-            handles.sweep()
-
-        periodic.every("repo-handles", max(1.0, handles.max_age / 4), sweep_handles)
-        storage = self.lfs.storage
-        data = self.data
-        grace, lock_grace = (self.config.get_duration(f"maintenance.{key}") for key in ("grace", "lock_grace"))
-
-        async def sweep_leftovers() -> str | None:
-            from gitd.ops.maintenance import sweep
-
-            report = await sweep(data, storage, grace, lock_grace=lock_grace)
-            return report.summary() if report.leftovers or report.lfs_incomplete else None
-
-        interval = self.config.get_duration("maintenance.interval")
-        periodic.every("leftovers", interval, sweep_leftovers, first=min(interval, 60.0))
+        periodic.every("repo-handles", max(1.0, handles.max_age / 4), handles.sweep_quietly)
+        storage, cfg = self.lfs.storage, self.config
+        sweeper = Sweeper(self.data, storage, cfg.get_duration("maintenance.grace"),
+                          lock_grace=cfg.get_duration("maintenance.lock_grace"))
+        interval = cfg.get_duration("maintenance.interval")
+        periodic.every("leftovers", interval, sweeper.run, first=min(interval, 60.0))
         if storage.health is not None:  # a remote store: know it is down before a client finds out
             periodic.every("lfs-probe", self.config.get_float("lfs.probe_interval"), storage.probe, first=0)
         return periodic

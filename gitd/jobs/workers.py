@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from gitd.jobs.queue import Job, JobQueue, PermanentJobError
 from gitd.jobs.threads import ThreadPool
+from gitd.store.db import is_busy
 
 log = logging.getLogger("gitd.jobs")
 T = TypeVar("T")
@@ -52,13 +53,25 @@ the jobs and nothing else.
         return await self.queue.store.run(function, *args)
 
     async def start(self) -> None:
-        recovered = await self._db(self.queue.recover)
-        if recovered:
-            log.info("requeued %d job(s) interrupted by a previous shutdown", recovered)
         loop = asyncio.get_running_loop()
         self.queue.on_enqueue = lambda: loop.call_soon_threadsafe(self._wake_soon)
-        self._tasks = [asyncio.create_task(self._worker(i), name=f"gitd-job-worker-{i}")
-                       for i in range(self.workers)]
+        recovery = asyncio.create_task(self._recover(), name="gitd-job-recovery")
+        self._tasks = [recovery, *(asyncio.create_task(self._worker(i, recovery), name=f"gitd-job-worker-{i}")
+                                   for i in range(self.workers))]
+
+    async def _recover(self) -> None:
+        """Requeue the jobs a previous daemon left running, before any worker claims one; a
+        database locked by another process delays it (and the jobs), not the daemon's start."""
+        while True:
+            try:
+                recovered = await self._db(self.queue.recover)
+            except Exception as exc:
+                log.warning("cannot requeue interrupted jobs yet (%s); trying again", exc)
+                await asyncio.sleep(max(1.0, self.poll_interval))
+                continue
+            if recovered:
+                log.info("requeued %d job(s) interrupted by a previous shutdown", recovered)
+            return
 
     def _wake_soon(self) -> None:
         """A job was queued: wake a worker after ``start_delay`` (a push that queued
@@ -88,7 +101,8 @@ the jobs and nothing else.
                 await task
         self._tasks = []
 
-    async def _worker(self, index: int) -> None:
+    async def _worker(self, index: int, recovery: asyncio.Task[None]) -> None:
+        await asyncio.shield(recovery)
         while not self._stopping:
             try:
                 job = await self._db(self.queue.claim)
@@ -99,8 +113,11 @@ the jobs and nothing else.
                 await self._execute(job)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("job worker %d: unexpected error; pausing", index)
+            except Exception as exc:
+                if is_busy(exc):  # another process held the database's write lock past the busy timeout
+                    log.warning("job worker %d: the database is busy (%s); trying again", index, exc)
+                else:
+                    log.exception("job worker %d: unexpected error; pausing", index)
                 await asyncio.sleep(self.poll_interval)
 
     async def _idle(self) -> None:

@@ -146,6 +146,18 @@ def remove(leftover: Leftover) -> None:
             path.unlink()
 
 
+class Sweeper:
+    """The daemon's periodic sweep (``gitd.ops.scheduler``): returns a line for the log when
+    it removed anything."""
+
+    def __init__(self, data: DataDir, storage: ObjectStore | None, grace: float, *, lock_grace: float):
+        self.data, self.storage, self.grace, self.lock_grace = data, storage, grace, lock_grace
+
+    async def run(self) -> str | None:
+        report = await sweep(self.data, self.storage, self.grace, lock_grace=self.lock_grace)
+        return report.summary() if report.leftovers or report.lfs_incomplete else None
+
+
 async def sweep(data: DataDir, storage: ObjectStore | None, grace: float, *, lock_grace: float | None = None,
                 dry_run: bool = False, now: float | None = None) -> SweepReport:
     """Find (and unless ``dry_run``, remove) leftovers older than ``grace``; the LFS store's
