@@ -366,8 +366,23 @@ def timed_run(argv: list[str], **kw) -> float:
     return time.perf_counter() - started
 
 
+def heads_and_tags(source: Path, name: str, git: Git) -> Path:
+    """A bare copy of ``source``'s branches and tags under bench/.work (made once): snapshot
+    mirrors may lack objects some of their other refs (old pull requests) reach."""
+    dest = WORK / "histories" / f"{name}-heads-tags.git"
+    if not (dest / "HEAD").exists():
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        git("init", "-q", "--bare", str(tmp))
+        git("--git-dir", str(tmp), "fetch", "-q", str(source), "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*")
+        shutil.copy2(source / "HEAD", tmp / "HEAD")
+        tmp.rename(dest)
+    return dest
+
+
 def bench_backup(args: argparse.Namespace, git: Git) -> dict:
-    name, source = args.source.split("=", 1)
+    name, source_path = args.source.split("=", 1)
+    source = heads_and_tags(Path(source_path), name, git)
     root = WORK / "ops" / "backup"
     shutil.rmtree(root, ignore_errors=True)
     server = Server(root, {"server.min_free_space": "0"}).start()
@@ -376,7 +391,7 @@ def bench_backup(args: argparse.Namespace, git: Git) -> dict:
         user, token = server.user()
         repo = f"{user}/{name}"
         server.cli("repo", "create", repo)
-        server.install_repo(repo, Path(source))
+        server.install_repo(repo, source)
         server.cli("repo", "create", f"{user}/weights")
         for _ in range(int(args.lfs_gib * 1024 // 256)):
             upload_lfs(server, f"{user}/weights", token, 256 * MIB)

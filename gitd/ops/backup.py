@@ -6,8 +6,9 @@ mid-transaction and without its WAL, a repository row without its directory, and
 without the objects they name. So the backup is taken in an order where every part is
 whole and each later part is at least as new as what the earlier ones refer to:
 
-1. **repositories**, each with ``git fetch`` into a bare mirror (``gitcopy.mirror``):
-   refs first, then exactly the objects they reach, checked before a ref moves;
+1. **repositories**, each into a bare copy (``gitcopy.copy``): refs first, then the packs
+   and loose objects it lacks, checked for connectivity (``git fetch`` where a concurrent
+   gc got in the way);
 2. **LFS objects** the store holds, copied by content address (those already in DEST are
    skipped: on S3 that is a listing, and only new objects are downloaded);
 3. **the database**, last, through SQLite's online backup API (one consistent snapshot,
@@ -153,7 +154,10 @@ class Backup:
             tmp.parent.mkdir(parents=True, exist_ok=True)
             gitcopy.init_bare(tmp, default_branch)
             tmp.rename(dst)
-        return gitcopy.mirror(src, dst)
+        count, how = gitcopy.copy(src, dst)
+        if how == "fetch":
+            log.info("repository %d changed while it was copied: fetched instead", repo_id)
+        return count
 
     # -- 2. LFS objects ------------------------------------------------------------------------
     async def _lfs(self, dest: Path, report: BackupReport) -> set[str]:

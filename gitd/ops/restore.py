@@ -124,7 +124,7 @@ class Restore:
             shutil.rmtree(target)
         staging = new_bare_repository(target, default_branch, self.data.hooks)
         try:
-            count = gitcopy.mirror(backup, staging) if backup.is_dir() else 0
+            count = gitcopy.copy(backup, staging)[0] if backup.is_dir() else 0
             staging.rename(target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
