@@ -178,8 +178,7 @@ class Parts:
         paths = [self.data.root, self.data.repos]
         if self.config.get_str("lfs.backend") == "local":
             paths.append(self.data.lfs)
-        return DiskSpace([p for p in paths if p.exists()] or [self.data.root],
-                         self.config.get_size("server.min_free_space"), clock=self.clock)
+        return DiskSpace(paths, self.config.get_size("server.min_free_space"), clock=self.clock)
 
     # -- git -------------------------------------------------------------------------------------
     @cached_property
@@ -423,5 +422,7 @@ class Parts:
                 context._storage.close()
         if "portal" in self.__dict__:
             self.portal.close()
+        if "last_used" in self.__dict__:
+            self.last_used.flush()  # best effort: waits at most its short busy timeout
         if "store" in self.__dict__:
             self.store.close()

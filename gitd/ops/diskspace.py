@@ -8,7 +8,8 @@ says so once each time the space falls below (and climbs back over) the watermar
 that still meets a full disk (ENOSPC) answers 507 too (``gitd.http.errors.resource_error``).
 
 Free space is read with ``statvfs`` at most once a second per filesystem (the clock is
-injected); every directory given is watched, so an LFS store on its own disk counts.
+injected); every directory given is watched (one that does not exist yet is skipped), so
+an LFS store on its own disk counts.
 """
 
 from __future__ import annotations
