@@ -36,7 +36,11 @@ def base_url(request: web.Request, public_url: str = "") -> str:
 
 async def read_json(request: web.Request, *, allow_empty: bool = True) -> dict[str, Any]:
     """A JSON object body ({} for an empty one, if allowed); BadRequest for anything else."""
-    raw = await request.read()
+    return parse_json_object(await request.read(), allow_empty=allow_empty)
+
+
+def parse_json_object(raw: bytes, *, allow_empty: bool = True) -> dict[str, Any]:
+    """``read_json`` without the request: the body's JSON object, or BadRequest."""
     if not raw.strip():
         if allow_empty:
             return {}

@@ -150,6 +150,15 @@ def build_tree(repo: pygit2.Repository, parent: str | None, ops: list[Op]) -> st
     return oid
 
 
+def make_commit(repo: pygit2.Repository, parent: str | None, ops: list[Op], *, author: str, email: str,
+                message: str) -> str:
+    """Write the commit of ``ops`` on ``parent`` (None: a root commit), moving no ref; its sha."""
+    tree = build_tree(repo, parent, ops)
+    sig = pygit2.Signature(author, email, int(time.time()), 0)
+    parents = [pygit2.Oid(hex=parent)] if parent else []
+    return str(repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), parents))
+
+
 class CommitWriter:
     def __init__(self, chain: HookChain, reader: RepoReader, *, email_domain: str = "users.noreply.gitd"):
         self.chain = chain
@@ -161,12 +170,8 @@ class CommitWriter:
         return await asyncio.to_thread(lambda: str(self.reader.open(path).create_blob(data)))
 
     def _make_commit(self, path: Path, parent: str | None, ops: list[Op], author: str, message: str) -> str:
-        repo = self.reader.open(path)
-        tree = build_tree(repo, parent, ops)
-        now = int(time.time())
-        sig = pygit2.Signature(author, f"{author}@{self.email_domain}", now, 0)
-        parents = [pygit2.Oid(hex=parent)] if parent else []
-        return str(repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), parents))
+        return make_commit(self.reader.open(path), parent, ops, author=author,
+                           email=f"{author}@{self.email_domain}", message=message)
 
     async def commit(self, info: RepoInfo, ref: str, ops: list[Op], *, author: str, message: str,
                      parent_commit: str | None = None, may_create: bool = False,

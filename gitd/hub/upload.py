@@ -2,58 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
-from gitd.errors import BadRequest, GitdError
+from gitd.errors import BadRequest
 from gitd.http.routing import Match, Router
-from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, DeleteFolder, Op, check_path
+from gitd.hub.commit_request import CommitParser, InlineFile, LfsFile, ParsedOp, ndjson_lines
+from gitd.hub.commits import AddFile, CommitWriter, Op
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, json_response
 from gitd.hub.discussions import PullRequests
 from gitd.hub.gitread import SHA_RE, RepoReader, ref_for
 from gitd.hub.ignore import GitIgnore
 from gitd.hub.lfscontent import LfsContent
-from gitd.lfs.pointer import OID_RE, format_pointer
+from gitd.lfs.pointer import format_pointer
 from gitd.repos import RepoService
 from gitd.store.redirects import Redirects
-
-READ_CHUNK = 1 << 16
-
-
-class PayloadTooLarge(GitdError):
-    status = 413
-    code = "PayloadTooLarge"
-
-
-async def ndjson_lines(content: Any, max_line: int) -> AsyncIterator[bytes]:
-    """The non-empty lines of a streamed body, each at most ``max_line`` bytes."""
-    buf = bytearray()
-    scanned = 0
-    async for chunk in content.iter_chunked(READ_CHUNK):
-        buf += chunk
-        while True:
-            i = buf.find(b"\n", scanned)
-            if i < 0:
-                scanned = len(buf)
-                break
-            line = bytes(buf[:i])
-            del buf[:i + 1]
-            scanned = 0
-            if line.strip():
-                yield line
-        if len(buf) > max_line:
-            raise PayloadTooLarge(
-                f"a commit line is larger than {max_line} bytes; upload files this large with Git LFS "
-                "(set HF_HUB_DISABLE_XET=1) or git push"
-            )
-    if bytes(buf).strip():
-        yield bytes(buf)
 
 
 class HubUploads(HubBase):
@@ -123,39 +88,20 @@ class HubUploads(HubBase):
         if SHA_RE.match(rev):
             raise BadRequest("commits go to a branch, not to a commit sha")
         create_pr = bool_param(request, "create_pr")
-        header: dict[str, Any] | None = None
+        parser = CommitParser(max_inline_file=self.max_inline_file)
         ops: list[Op] = []
-        max_line = self.max_inline_file * 4 // 3 + 64 * 1024
-        async for line in ndjson_lines(request.content, max_line):
-            try:
-                item = json.loads(line)
-                key, value = item["key"], item["value"]
-                if not isinstance(value, dict):
-                    raise TypeError
-            except (ValueError, KeyError, TypeError):
-                raise BadRequest('each commit line must be a JSON object {"key": ..., "value": {...}}')
-            if header is None:
-                if key != "header":
-                    raise BadRequest("the first commit line must be the header")
-                header = value
-                continue
-            ops.append(await self._op(ctx, key, value))
-        if header is None:
-            raise BadRequest("empty commit request")
-        summary = header.get("summary")
-        if not isinstance(summary, str) or not summary.strip():
-            raise BadRequest("the commit summary must be a non-empty string")
-        description = header.get("description") or ""
-        message = summary.strip() + ("\n\n" + str(description).strip() if str(description).strip() else "") + "\n"
-        parent = header.get("parentCommit")
-        if parent is not None and (not isinstance(parent, str) or not _is_hex(parent)):
-            raise BadRequest("parentCommit must be a commit sha")
+        async for line in ndjson_lines(request.content, parser.max_line):
+            op = parser.line(line)
+            if op is not None:
+                ops.append(await self._op(ctx, op))
+        head = parser.finish()
+        message, parent = head.message, head.parent
         author = ctx.principal.name or "anonymous"
         info = self.repos.info(ctx.repo)
         pr_url = None
         if create_pr:
             base = self.reader.resolve(ctx.path, rev)
-            pr = await self.prs.open(ctx, summary.strip(), str(description), base=rev, start_point=base,
+            pr = await self.prs.open(ctx, head.summary, head.description, base=rev, start_point=base,
                                      create_ref=False)
             ref = f"refs/pr/{pr.num}"
             try:
@@ -177,50 +123,19 @@ class HubUploads(HubBase):
                               "commitMessage": message.strip(), "hookOutput": "",
                               "pullRequestUrl": pr_url})
 
-    async def _op(self, ctx: RepoCtx, key: str, value: dict[str, Any]) -> Op:
-        if key == "file":
-            path = check_path(value.get("path"))
-            content = value.get("content", "")
-            encoding = value.get("encoding", "base64")
-            if not isinstance(content, str):
-                raise BadRequest(f"file {path}: content must be a string")
-            if encoding == "base64":
-                try:
-                    data = base64.b64decode(content, validate=True)
-                except (binascii.Error, ValueError):
-                    raise BadRequest(f"file {path}: content is not valid base64")
-            elif encoding in ("utf-8", "utf8", None):
-                data = content.encode()
-            else:
-                raise BadRequest(f"file {path}: unknown encoding {encoding!r}")
-            if len(data) > self.max_inline_file:
-                raise PayloadTooLarge(f"file {path} is larger than {self.max_inline_file} bytes")
-            return AddFile(path, await self.writer.write_blob(ctx.path, data))
-        if key == "lfsFile":
-            path = check_path(value.get("path"))
-            oid = value.get("oid")
-            if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str) or not OID_RE.match(oid):
-                raise BadRequest(f"lfsFile {path}: expected a sha256 oid")
-            held = self.lfs.stored_size(ctx.repo.id, oid)
+    async def _op(self, ctx: RepoCtx, op: ParsedOp) -> Op:
+        """Carry out one parsed operation: write its blob, or check the LFS object it names."""
+        if isinstance(op, InlineFile):
+            return AddFile(op.path, await self.writer.write_blob(ctx.path, op.data))
+        if isinstance(op, LfsFile):
+            held = self.lfs.stored_size(ctx.repo.id, op.oid)
             if held is None:
-                raise BadRequest(f"lfsFile {path}: this repository holds no LFS object {oid}; upload it first "
+                raise BadRequest(f"lfsFile {op.path}: this repository holds no LFS object {op.oid}; upload it first "
                                  "through the repository's Git LFS batch API (huggingface_hub does so with "
                                  "HF_HUB_DISABLE_XET=1)",
                                  code="LfsObjectNotFound")
-            size = value.get("size")
-            if size is not None and size != held:
-                raise BadRequest(f"lfsFile {path}: size {size} does not match the stored LFS object {oid} "
+            if op.size is not None and op.size != held:
+                raise BadRequest(f"lfsFile {op.path}: size {op.size} does not match the stored LFS object {op.oid} "
                                  f"({held} bytes)", code="LfsSizeMismatch")
-            return AddFile(path, await self.writer.write_blob(ctx.path, format_pointer(oid, held)))
-        if key == "deletedFile":
-            return DeleteFile(check_path(value.get("path")))
-        if key == "deletedFolder":
-            raw = value.get("path")
-            if raw in ("/", ""):
-                return DeleteFolder("")
-            return DeleteFolder(check_path(raw))
-        raise BadRequest(f"unknown commit operation {key!r}")
-
-
-def _is_hex(text: str) -> bool:
-    return 5 <= len(text) <= 40 and all(c in "0123456789abcdefABCDEF" for c in text)
+            return AddFile(op.path, await self.writer.write_blob(ctx.path, format_pointer(op.oid, held)))
+        return op  # DeleteFile, DeleteFolder: nothing to do before the commit

@@ -4,9 +4,9 @@ import pygit2
 import pytest
 
 from gitd.errors import BadRequest
+from gitd.hub.commit_request import PayloadTooLarge, ndjson_lines
 from gitd.hub.commits import AddFile, DeleteFile, DeleteFolder, build_tree, check_path
 from gitd.hub.gitread import EntryNotFound
-from gitd.hub.upload import PayloadTooLarge, ndjson_lines
 
 
 @pytest.fixture
