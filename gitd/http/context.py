@@ -47,7 +47,7 @@ def parse_json_object(raw: bytes, *, allow_empty: bool = True) -> dict[str, Any]
         raise BadRequest("the request body must be a JSON object")
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # also: not UTF-8, a number of over 4300 digits, nested too deep
         raise BadRequest("the request body is not valid JSON")
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitd.errors import BadRequest, GitdError
-from gitd.hub.commits import DeleteFile, DeleteFolder, check_path
+from gitd.hub.commits import DeleteFile, DeleteFolder, check_path, is_text
 from gitd.lfs.pointer import OID_RE
 
 READ_CHUNK = 1 << 16
@@ -101,7 +101,7 @@ class CommitParser:
             key, value = item["key"], item["value"]
             if not isinstance(value, dict):
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested too deep
             raise BadRequest('each commit line must be a JSON object {"key": ..., "value": {...}}')
         if self.header is None:
             if key != "header":
@@ -122,6 +122,8 @@ class CommitParser:
         parent = header.get("parentCommit")
         if parent is not None and (not isinstance(parent, str) or not _is_hex(parent)):
             raise BadRequest("parentCommit must be a commit sha")
+        if not is_text(message):
+            raise BadRequest("the commit summary and description must be valid Unicode text")
         return CommitHeader(summary.strip(), description, message, parent)
 
     def operation(self, key: object, value: dict[str, Any]) -> ParsedOp:
@@ -130,24 +132,27 @@ class CommitParser:
             content = value.get("content", "")
             encoding = value.get("encoding", "base64")
             if not isinstance(content, str):
-                raise BadRequest(f"file {path}: content must be a string")
+                raise BadRequest(f"file {path:.200}: content must be a string")
             if encoding == "base64":
                 try:
                     data = base64.b64decode(content, validate=True)
                 except (binascii.Error, ValueError):
-                    raise BadRequest(f"file {path}: content is not valid base64")
+                    raise BadRequest(f"file {path:.200}: content is not valid base64")
             elif encoding in ("utf-8", "utf8", None):
-                data = content.encode()
+                try:
+                    data = content.encode()
+                except UnicodeEncodeError:
+                    raise BadRequest(f"file {path:.200}: content is not valid Unicode text")
             else:
-                raise BadRequest(f"file {path}: unknown encoding {encoding!r}")
+                raise BadRequest(f"file {path:.200}: unknown encoding {encoding!r:.60}")
             if len(data) > self.max_inline_file:
-                raise PayloadTooLarge(f"file {path} is larger than {self.max_inline_file} bytes")
+                raise PayloadTooLarge(f"file {path:.200} is larger than {self.max_inline_file} bytes")
             return InlineFile(path, data)
         if key == "lfsFile":
             path = check_path(value.get("path"))
             oid = value.get("oid")
             if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str) or not OID_RE.match(oid):
-                raise BadRequest(f"lfsFile {path}: expected a sha256 oid")
+                raise BadRequest(f"lfsFile {path:.200}: expected a sha256 oid")
             return LfsFile(path, oid, value.get("size"))
         if key == "deletedFile":
             return DeleteFile(check_path(value.get("path")))
@@ -156,7 +161,7 @@ class CommitParser:
             if raw in ("/", ""):
                 return DeleteFolder("")
             return DeleteFolder(check_path(raw))
-        raise BadRequest(f"unknown commit operation {key!r}")
+        raise BadRequest(f"unknown commit operation {key!r:.60}")
 
 
 def _is_hex(text: str) -> bool:

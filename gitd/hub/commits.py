@@ -52,14 +52,23 @@ class DeleteFolder:
 Op = AddFile | DeleteFile | DeleteFolder
 
 
+def is_text(value: str) -> bool:
+    """False for a string with lone surrogates: JSON can carry them ("\\ud800"), git cannot."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_path(path: object) -> str:
-    """A repository path from a client: relative, no '.', '..' or '.git' parts, no NUL."""
-    if not isinstance(path, str) or not path or "\0" in path or "\\" in path:
-        raise BadRequest(f"invalid path {path!r}")
+    """A repository path from a client: relative, no '.', '..' or '.git' parts, no NUL, UTF-8."""
+    if not isinstance(path, str) or not path or "\0" in path or "\\" in path or not is_text(path):
+        raise BadRequest(f"invalid path {path!r:.200}")
     parts = path.strip("/").split("/")
     if path.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0].lower() == ".git" \
             or any(p.lower() == ".git" for p in parts):
-        raise BadRequest(f"invalid path {path!r}: paths are relative, without '.', '..' or '.git' parts")
+        raise BadRequest(f"invalid path {path!r:.200}: paths are relative, without '.', '..' or '.git' parts")
     return "/".join(parts)
 
 

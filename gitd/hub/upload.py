@@ -130,12 +130,12 @@ class HubUploads(HubBase):
         if isinstance(op, LfsFile):
             held = self.lfs.stored_size(ctx.repo.id, op.oid)
             if held is None:
-                raise BadRequest(f"lfsFile {op.path}: this repository holds no LFS object {op.oid}; upload it first "
-                                 "through the repository's Git LFS batch API (huggingface_hub does so with "
+                raise BadRequest(f"lfsFile {op.path:.200}: this repository holds no LFS object {op.oid}; upload it "
+                                 "first through the repository's Git LFS batch API (huggingface_hub does so with "
                                  "HF_HUB_DISABLE_XET=1)",
                                  code="LfsObjectNotFound")
             if op.size is not None and op.size != held:
-                raise BadRequest(f"lfsFile {op.path}: size {op.size} does not match the stored LFS object {op.oid} "
-                                 f"({held} bytes)", code="LfsSizeMismatch")
+                raise BadRequest(f"lfsFile {op.path:.200}: size {op.size!s:.40} does not match the stored LFS object "
+                                 f"{op.oid} ({held} bytes)", code="LfsSizeMismatch")
             return AddFile(op.path, await self.writer.write_blob(ctx.path, format_pointer(op.oid, held)))
         return op  # DeleteFile, DeleteFolder: nothing to do before the commit

@@ -68,7 +68,8 @@ def check_batch_objects(lfs: LfsService, batch: BatchRequest) -> list[dict[str, 
         oid = item.get("oid") if isinstance(item, dict) else None
         size = item.get("size") if isinstance(item, dict) else None
         if batch.hash_algo != "sha256":
-            checked.append(object_error(oid, size, 409, f"unsupported hash algorithm {batch.hash_algo!r}; use sha256"))
+            checked.append(object_error(oid, size, 409,
+                                        f"unsupported hash algorithm {batch.hash_algo!r:.40}; use sha256"))
             continue
         try:
             if batch.operation == "upload":
