@@ -76,11 +76,12 @@ def worker_atheris(name: str, seconds: int, timeout: int) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["gitd"]):
-        from tests.fuzz.seeds import write_corpus
+        from tests.fuzz.seeds import write_corpus, write_dictionary
         recorder = Recorder(name)
     corpus = write_corpus(WORK / "corpus", name)
     args = [sys.argv[0], str(corpus), f"-max_total_time={seconds}", f"-timeout={timeout}", "-rss_limit_mb=2048",
-            "-max_len=65536", "-print_final_stats=1", f"-artifact_prefix={WORK / 'crashes' / name}/"]
+            "-max_len=65536", "-print_final_stats=1", f"-dict={write_dictionary(WORK, name)}",
+            f"-artifact_prefix={WORK / 'crashes' / name}/"]
     (WORK / "crashes" / name).mkdir(parents=True, exist_ok=True)
     atheris.Setup(args, recorder)
     atheris.Fuzz()
@@ -95,7 +96,7 @@ def worker_hypothesis(name: str, seconds: int) -> None:
     deadline = time.monotonic() + seconds
     strategy = inputs(name)
 
-    @settings(max_examples=500, deadline=None, database=None,
+    @settings(max_examples=200, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def batch(data: bytes) -> None:
@@ -109,7 +110,7 @@ def worker_hypothesis(name: str, seconds: int) -> None:
 
 
 def run_target(name: str, engine: str, seconds: int, timeout: int) -> dict[str, object]:
-    (WORK / f"{name}.crashes.jsonl").unlink(missing_ok=True)
+    (WORK / f"{name}.crashes.jsonl").unlink(missing_ok=True)  # this run's crashes only
     cmd = [sys.executable, __file__, "--worker", name, "--engine", engine, "--seconds", str(seconds),
            "--timeout", str(timeout)]
     start = time.monotonic()
@@ -117,14 +118,14 @@ def run_target(name: str, engine: str, seconds: int, timeout: int) -> dict[str, 
                           timeout=seconds * 2 + 120)
     wall = time.monotonic() - start
     log = proc.stdout + proc.stderr
-    (WORK / f"{name}.log").write_text(log[-200_000:])
+    (WORK / f"{name}.{engine}.log").write_text(log[-200_000:])
     stats = dict(re.findall(r"stat::(\w+):\s+(\d+)", log))
     crashes = []
     if (WORK / f"{name}.crashes.jsonl").exists():
         crashes = [json.loads(line) for line in (WORK / f"{name}.crashes.jsonl").read_text().splitlines()]
     if proc.returncode != 0:  # libFuzzer stopped: a hang (-timeout), out of memory, or a crash outside a target
         crashes.append({"kind": f"the run ended with status {proc.returncode} (hang, memory or crash)",
-                        "input": f"bench/.work/fuzz/{name}.log"})
+                        "input": f"bench/.work/fuzz/{name}.{engine}.log"})
     executions = int(stats.get("number_of_executed_units", 0))
     return {"target": name, "engine": engine, "seconds": round(wall, 1), "executions": executions,
             "exec_per_s": round(executions / wall) if wall else 0, "crashes": len(crashes),
@@ -135,7 +136,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", help=f"targets to run (default: all): {', '.join(TARGETS)}")
     parser.add_argument("--seconds", type=int, default=300, help="run time per target")
-    parser.add_argument("--engine", choices=["auto", "atheris", "hypothesis"], default="auto")
+    parser.add_argument("--engine", choices=["auto", "atheris", "hypothesis", "both"], default="auto",
+                        help="auto: atheris when installed, else hypothesis; both: one after the other")
     parser.add_argument("--timeout", type=int, default=10, help="seconds one input may take (atheris)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -154,15 +156,17 @@ def main() -> None:
         else:
             worker_hypothesis(args.worker, args.seconds)
         return
+    engines = ["atheris", "hypothesis"] if engine == "both" else [engine]
     results = []
     print(f"{'target':<14}{'engine':<12}{'seconds':>9}{'executions':>12}{'exec/s':>9}{'crashes':>9}{'rss MB':>8}")
     for name in args.targets or TARGETS:
-        r = run_target(name, engine, args.seconds, args.timeout)
-        results.append(r)
-        print(f"{name:<14}{engine:<12}{r['seconds']:>9}{r['executions']:>12}{r['exec_per_s']:>9}{r['crashes']:>9}"
-              f"{r['peak_rss_mb']:>8}", flush=True)
-        for crash in r["crash_kinds"]:  # type: ignore[union-attr]
-            print(f"    {crash['kind']}: {crash.get('message', '')[:100]}  [{crash['input']}]", flush=True)
+        for one in engines:
+            r = run_target(name, one, args.seconds, args.timeout)
+            results.append(r)
+            print(f"{name:<14}{one:<12}{r['seconds']:>9}{r['executions']:>12}{r['exec_per_s']:>9}{r['crashes']:>9}"
+                  f"{r['peak_rss_mb']:>8}", flush=True)
+            for crash in r["crash_kinds"]:  # type: ignore[union-attr]
+                print(f"    {crash['kind']}: {crash.get('message', '')[:100]}  [{crash['input']}]", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"fuzz-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=1))

@@ -150,6 +150,44 @@ SEEDS: dict[str, list[bytes]] = {
 }
 
 
+# Words of each format, for atheris's dictionary (libFuzzer splices them into inputs).
+_ODD = ["\u00b2", "\u0661", "9" * 20, str(2**63), "-1", "\\ud800", "\x00", "..", ".git", "\n", "\r\n"]
+TOKENS: dict[str, list[str]] = {
+    "pktline": ["0000", "0001", "0002", "0004", "fff0", "fff1", "ffff", "\n"],
+    "lfs_transfer": ["version 1", "batch", "put-object ", "verify-object ", "get-object ", "lock", "list-lock",
+                     "list-locks", "unlock ", "quit", "size=", "path=", "refname=", "limit=", "cursor=", "id=",
+                     "force=true", "transfer=ssh", "hash-algo=sha256", oid(HELLO), oid(NEW_OBJECT), "0000", "0001",
+                     *_ODD],
+    "ssh_command": ["git-upload-pack", "git-receive-pack", "git-upload-archive", "git-lfs-authenticate",
+                    "git-lfs-transfer", "git ", " upload", " download", "datasets/", "spaces/", "codes/", ".git",
+                    "'", '"', "\\", "~", *_ODD],
+    "hook_body": ["env GIT_OBJECT_DIRECTORY=", "env GIT_ALTERNATE_OBJECT_DIRECTORIES=", "env GIT_QUARANTINE_PATH=",
+                  "option ", "@REPO@/objects", "/tmp_objdir-incoming-", ":", ZERO, SHA1, "refs/heads/", "\n\n",
+                  *_ODD],
+    "hook_http": ["POST ", "/hook/pre-receive", "/hook/post-receive", " HTTP/1.1", "\r\n", "\r\n\r\n",
+                  "Content-Length: ", "X-Gitd-Push-Token: ", "Transfer-Encoding: chunked", *_ODD],
+    "hub_commit": ['{"key": "header", "value": {', '"summary": ', '"description": ', '"parentCommit": ',
+                   '{"key": "file", "value": {', '{"key": "lfsFile", "value": {', '{"key": "deletedFile", "value": {',
+                   '{"key": "deletedFolder", "value": {', '"path": ', '"content": ', '"encoding": "utf-8"',
+                   '"encoding": "base64"', '"oid": ', '"size": ', '"algo": "sha256"', "}}", "\\ud800", *_ODD],
+    "lfs_batch": ['"operation": "upload"', '"operation": "download"', '"transfers": ["basic"]', '"ref": ',
+                  '"objects": [', '{"oid": ', '"size": ', '"hash_algo": ', f'"{oid(HELLO)}"', "1e999", "[[[[", *_ODD],
+    "lfs_locks": ['"path": ', '"ref": {"name": ', '"id": ', '"cursor": ', '"limit": ', '"force": true',
+                  "locked.bin", "1e999", "[[[[", *_ODD],
+}
+
+
+def write_dictionary(directory: Path, name: str) -> Path:
+    """Target ``name``'s TOKENS as a libFuzzer dictionary file."""
+    def quoted(token: str) -> str:
+        data = token.encode("utf-8", "surrogatepass")
+        return '"' + "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\x{b:02x}" for b in data) + '"'
+
+    path = directory / f"{name}.dict"
+    path.write_text("".join(f"{quoted(token)}\n" for token in TOKENS[name]))
+    return path
+
+
 def write_corpus(directory: Path, name: str) -> Path:
     """The seeds of target ``name`` as files in ``directory/name`` (kept if already there)."""
     folder = directory / name

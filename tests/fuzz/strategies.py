@@ -182,8 +182,12 @@ _repo_path = st.one_of(st.sampled_from(["a.txt", "dir/b.bin", "README.md", "data
 _op_value = maybe_keys(path=either(["x.txt"], _repo_path), content=either(["aGVsbG8=", "hello", ""]),
                        encoding=either(["base64", "utf-8", None, "utf-16"]), oid=oids,
                        size=either([0, 11], json_value), algo=either(["sha256", "sha1"]))
-_header_value = maybe_keys(summary=either(["Upload", " "], odd_text), description=either(["text", ""]),
-                           parentCommit=either(["abcdef1", "a" * 40, "xyz"]))
+_header_value = st.one_of(
+    st.fixed_dictionaries({"summary": st.sampled_from(["Upload", "fix: x"])},
+                          optional={"description": either(["text", ""], odd_text),
+                                    "parentCommit": either(["abcdef1", "a" * 40], odd_text)}),
+    maybe_keys(summary=either(["Upload", " "], odd_text), description=either(["text", ""]),
+               parentCommit=either(["abcdef1", "a" * 40, "xyz"])))
 _commit_line = st.one_of(
     st.tuples(st.sampled_from(["file", "lfsFile", "deletedFile", "deletedFolder", "copyFile", "header"]), _op_value)
     .map(lambda t: dumps({"key": t[0], "value": t[1]})),
