@@ -127,9 +127,12 @@ def run_target(name: str, engine: str, seconds: int, timeout: int) -> dict[str, 
         crashes.append({"kind": f"the run ended with status {proc.returncode} (hang, memory or crash)",
                         "input": f"bench/.work/fuzz/{name}.{engine}.log"})
     executions = int(stats.get("number_of_executed_units", 0))
+    coverage = re.findall(r"\bcov: (\d+) ft: (\d+) corp: (\d+)", log)  # atheris: edges, features, corpus size
     return {"target": name, "engine": engine, "seconds": round(wall, 1), "executions": executions,
             "exec_per_s": round(executions / wall) if wall else 0, "crashes": len(crashes),
-            "crash_kinds": crashes, "peak_rss_mb": int(stats.get("peak_rss_mb", 0))}
+            "crash_kinds": crashes, "peak_rss_mb": int(stats.get("peak_rss_mb", 0)),
+            "coverage": dict(zip(("edges", "features", "corpus"), map(int, coverage[-1]), strict=True))
+            if coverage else None}
 
 
 def main() -> None:
@@ -138,7 +141,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=300, help="run time per target")
     parser.add_argument("--engine", choices=["auto", "atheris", "hypothesis", "both"], default="auto",
                         help="auto: atheris when installed, else hypothesis; both: one after the other")
-    parser.add_argument("--timeout", type=int, default=10, help="seconds one input may take (atheris)")
+    parser.add_argument("--timeout", type=int, default=60,
+                        help="seconds after which atheris takes an input for a hang and stops (the targets "
+                             "themselves record an input over 5 s twice as a crash and go on)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
