@@ -246,6 +246,8 @@ class CommitWriter:
         ``may_create`` lets a missing ref be created (from ``start_point``, or as a root
         commit). ``parent_commit`` (a sha or prefix) must be the ref's head.
         """
+        if not is_text(message):  # a lone surrogate ("\ud800" in JSON): pygit2 cannot encode it
+            raise BadRequest("the commit message must be valid Unicode text")
         # One API commit per ref at a time in this daemon, so they queue instead of racing;
         # the compare-and-swap still guards against pushes arriving meanwhile.
         key = f"{info.path}\0{ref}"
