@@ -68,7 +68,7 @@ def test_regression_commit_line_nested_too_deep_is_a_bad_request():
         parse(line("header", {"summary": "s"}), b"[" * 100_000 + b"]" * 100_000)
 
 
-def test_regression_commit_line_with_a_number_of_5000_digits_is_a_bad_request():
+def test_a_commit_line_with_a_number_of_5000_digits_is_a_bad_request():
     # json.loads raised a plain ValueError (Python's limit on converting long digit strings).
     with pytest.raises(BadRequest, match="must be a JSON object"):
         parse(line("header", {"summary": "s"}), b'{"key": "lfsFile", "value": {"size": ' + b"1" * 5000 + b"}}")
