@@ -288,6 +288,7 @@ class Parts:
         from gitd.hub.native_accounts import NativeAccounts
         from gitd.hub.upload import HubUploads, UploadPlanner
         from gitd.plugins.fields import InfoFields
+        from gitd.plugins.filters import RepoFilters
         from gitd.store.discussions import Discussions
         from gitd.store.redirects import Redirects
 
@@ -310,7 +311,8 @@ class Parts:
                   **common).add_routes(router)
         HubManage(repos, access, self.accounts, max_card_size=max_card_size, **common).add_routes(router)
         HubInfo(repos, access, self.repo_rows, reader, view, fields=InfoFields(self.plugins),
-                max_card_size=max_card_size, max_listed_files=cfg.get_int("hub.max_listed_files"),
+                filters=RepoFilters(self.plugins), max_card_size=max_card_size,
+                max_listed_files=cfg.get_int("hub.max_listed_files"),
                 listing_cache_entries=cfg.get_int("hub.listing_cache_entries"), **common).add_routes(router)
         files.add_routes(router)
         HubHistory(repos, access, reader, self.chain, email_domain=cfg.get_str("hub.commit_email_domain"),

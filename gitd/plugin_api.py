@@ -11,8 +11,9 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   all through the hook chain);
 * keep its data in its own tables of the daemon's database (``context.storage``);
 * serve HTTP routes (``Route``, ``RepoRoute``) behind the daemon's authentication and
-  access checks, add fields to repository info answers (``gitd_repo_info``), and add
-  ``gitd`` subcommands (``CliCommand``);
+  access checks, add fields to repository info answers (``gitd_repo_info``), answer the
+  Hub listings' tag filters from an index (``gitd_repo_filter``, ``RepoIds``; API 1.1),
+  and add ``gitd`` subcommands (``CliCommand``);
 * declare typed settings (a dataclass, ``context.settings(cls)``).
 
 The API follows semantic versioning: ``API_VERSION`` changes its major number only when
@@ -39,6 +40,7 @@ from gitd.plugins.events import (
     TaskEvent,
     VisibilityChanged,
 )
+from gitd.plugins.filters import RepoIds
 from gitd.plugins.hookspecs import hookimpl, hookspec
 from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
 from gitd.plugins.storage import PluginStorage
@@ -55,7 +57,7 @@ from gitd.plugins.view import (
 )
 from gitd.plugins.writer import LfsUpload, RepoWriter
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 __all__ = [
     "API_VERSION",
@@ -83,6 +85,7 @@ __all__ = [
     "RefUpdate",
     "RepoCreated",
     "RepoDeleted",
+    "RepoIds",
     "RepoInfo",
     "RepoRenamed",
     "RepoRoute",

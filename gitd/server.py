@@ -77,11 +77,24 @@ def hook_socket_ctx(parts: Parts) -> CleanupCtx:
 
 
 def job_workers_ctx(parts: Parts) -> CleanupCtx:
+    """The job workers; on SIGTERM they stop claiming at once and running jobs get the
+    shutdown grace (alongside HTTP's and SSH's), so the cleanup after it does not wait again."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         workers = parts.job_workers()
         await workers.start()
-        yield
-        await workers.stop()
+        stopping: list[asyncio.Future[None]] = []
+
+        def begin_stop(grace: float) -> asyncio.Future[None]:
+            if not stopping:
+                stopping.append(asyncio.ensure_future(workers.stop(grace)))
+            return stopping[0]
+
+        app[DRAINS].append(begin_stop)
+        try:
+            yield
+        finally:
+            await begin_stop(min(parts.config.get_float("server.shutdown_grace"), 5.0))
 
     return ctx
 

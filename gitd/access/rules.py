@@ -68,6 +68,23 @@ class Principal:
 ANONYMOUS = Principal(account=None)
 
 
+@dataclass(frozen=True)
+class Readable:
+    """Which repositories a principal may read, as a listing asks it of the database:
+    every repository (``everything``), or the public ones (``public``) and every one owned
+    by an account in ``owners``; ``repo_id`` pins it to one repository. It says exactly
+    what ``Access.level(principal, repo) >= READ`` says (tests/unit/access check both)."""
+
+    everything: bool = False
+    public: bool = False
+    owners: frozenset[int] = frozenset()
+    repo_id: int | None = None
+
+    @property
+    def nothing(self) -> bool:
+        return not self.everything and not self.public and not self.owners
+
+
 class Access:
     def __init__(self, accounts: Accounts, *, anonymous_read: bool = True):
         self.accounts = accounts
@@ -87,6 +104,18 @@ class Access:
             return AccessLevel.ADMIN
         role = self.accounts.role_in(repo.owner_id, account.id)
         return max(public, ROLE_LEVEL.get(role or "", AccessLevel.NONE))
+
+    def readable(self, principal: Principal) -> Readable:
+        """The repositories ``principal`` may read, for listings that filter in SQL."""
+        if principal.cap < AccessLevel.READ:
+            return Readable(repo_id=principal.repo_id)
+        account = principal.account
+        if account is None:
+            return Readable(public=self.anonymous_read, repo_id=principal.repo_id)
+        if account.is_admin:
+            return Readable(everything=True, repo_id=principal.repo_id)
+        owners = {account.id} | {org.id for org, role in self.accounts.orgs_of(account) if role in ROLE_LEVEL}
+        return Readable(public=True, owners=frozenset(owners), repo_id=principal.repo_id)
 
     def namespace_level(self, principal: Principal, owner: Account) -> AccessLevel:
         """What the caller may do in a namespace (a user or an organisation): creating or

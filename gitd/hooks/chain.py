@@ -285,8 +285,8 @@ class HookChain:
         """A plugin's own durable work (``PluginContext.submit``): its ``gitd_task`` hook runs it."""
         event = TaskEvent(repo, task, payload)
         unique = key if key is not None else secrets.token_hex(12)
-        return self.jobs.enqueue(TASK, plugin, event.to_dict(), repo_id=repo.id if repo else None, delay=delay,
-                                 dedup_key=f"{TASK}:{plugin}:{task}:{unique}")
+        return self.jobs.enqueue_unless_queued(TASK, plugin, event.to_dict(), repo_id=repo.id if repo else None,
+                                               delay=delay, dedup_key=f"{TASK}:{plugin}:{task}:{unique}")
 
     def _enqueue_each(self, hook: str, repo: RepoInfo, payload: dict[str, Any], *, key: str) -> list[int]:
         jobs = [(plugin, f"{hook}:{repo.id}:{plugin}:{key}") for plugin, _ in self.plugins.implementations(hook)]

@@ -1,5 +1,5 @@
-"""The public HTTP application: one raw-path router in front of thin handlers (the routes
-are built by the composition root, ``gitd.compose``)."""
+"""The public HTTP application: gitd's routes in aiohttp's dispatcher, in front of thin handlers
+(the routes are built by the composition root, ``gitd.compose``)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,13 @@ from gitd.errors import GitdError, NotFound, TooManyRequests, UnsupportedMediaTy
 from gitd.http.body_watch import BodyWatch
 from gitd.http.context import AUTHENTICATOR
 from gitd.http.errors import error_response, resource_error
-from gitd.http.routing import Router
+from gitd.http.routing import Match, Router
 from gitd.http.smart import SMART_SERVICES
 from gitd.limits.rates import RateLimits
 from gitd.metrics import Metrics
 
 log = logging.getLogger("gitd.http")
 
-ROUTER = web.AppKey("router", Router)
 METRICS = web.AppKey("metrics", Metrics)
 RATES = web.AppKey("rates", RateLimits)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
@@ -36,11 +35,11 @@ UNLIMITED = frozenset({"healthz", "readyz", "metrics"})
 INFLATING = frozenset(SMART_SERVICES)
 
 
-async def dispatch(request: web.Request) -> web.StreamResponse:
-    router = request.app[ROUTER]
+async def run_match(request: web.Request, match: Match | None, allowed: set[str]) -> web.StreamResponse:
+    """Run the matched route's handler (or answer 404/405) after the limits that apply to every
+    request, render GitdError in the route's style, and count the request in the metrics."""
     metrics = request.app[METRICS]
     started = time.monotonic()
-    match, allowed = router.resolve(request.method, request.raw_path)
     route_name = match.route.name if match else "unmatched"
     style = match.route.style if match else "plain"
     status = 500
@@ -101,11 +100,10 @@ def build_app(router: Router, auth: Authenticator, metrics: Metrics, *, rates: R
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[METRICS] = metrics
     app[AUTHENTICATOR] = auth
-    app[ROUTER] = router
     app[RATES] = rates if rates is not None else RateLimits(per_address=None, per_token=None)
     app[BODY_TIMEOUT] = body_timeout
     app[IN_FLIGHT] = set()
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    router.install(app.router, run_match)
     return app
 
 

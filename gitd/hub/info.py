@@ -28,7 +28,9 @@ from gitd.hub.common import (
 )
 from gitd.hub.files import FileView
 from gitd.hub.gitread import DEFAULT_WALK, RepoReader, Walk, iso
+from gitd.hub.listing import SORTS, ListingQuery, RepoListing, tag_filters
 from gitd.plugins.fields import InfoFields
+from gitd.plugins.filters import RepoFilters
 from gitd.repos import RepoService
 from gitd.store import Repo, Repos
 from gitd.store.redirects import Redirects
@@ -37,11 +39,6 @@ LIST_PAGE = 1000
 LIST_PAGE_FULL = 100
 LIST_SIBLINGS = 1000
 log = logging.getLogger("gitd.hub")
-SORT_KEYS = {
-    "lastModified": lambda r: r.updated_at, "last_modified": lambda r: r.updated_at,
-    "createdAt": lambda r: r.created_at, "created_at": lambda r: r.created_at,
-    "id": lambda r: r.full_name.lower(),
-}
 
 
 class CardCache:
@@ -80,11 +77,12 @@ class HubInfo(HubBase):
                  *, fields: InfoFields | None = None, public_url: str = "",
                  redirects: Redirects | None = None, offload: Offload | None = None,
                  max_listed_files: int = DEFAULT_WALK, listing_cache_entries: int = 200_000,
-                 max_card_size: int = CARD_YAML_MAX):
+                 max_card_size: int = CARD_YAML_MAX, filters: RepoFilters | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects,
                          offload=offload)
         self.fields = fields
         self.repo_rows = repo_rows
+        self.listing_rows = RepoListing(repo_rows, filters)
         self.reader = reader
         self.view = view
         self.cards = CardCache(reader, max_yaml=max_card_size)
@@ -175,50 +173,44 @@ class HubInfo(HubBase):
         return web.Response(text=text, content_type="application/json", headers=headers)
 
     def _listing(self, request: web.Request, repo_type: str) -> tuple[str, dict[str, str]]:
-        who = principal(request)
-        searches = [s.lower() for s in request.query.getall("search", []) if s]
-        author = request.query.get("author")
-        filters = [f for f in request.query.getall("filter", []) if f]
+        query = request.query
         owner = None
-        if author:
-            owner = self.repos.accounts.find(author)
+        if query.get("author"):
+            owner = self.repos.accounts.find(query["author"])
             if owner is None:
                 return "[]", {}
-        candidates = [r for r in self.repo_rows.list(repo_type=repo_type, owner=owner)
-                      if self.access.level(who, r) >= AccessLevel.READ]
-        candidates = [r for r in candidates if all(s in r.full_name.lower() for s in searches)]
-        sort = request.query.get("sort")
-        if sort in SORT_KEYS:
-            descending = request.query.get("direction", "-1") != "1"
-            candidates.sort(key=SORT_KEYS[sort], reverse=descending)
+        sort = query.get("sort")
         full = bool_param(request, "full") or bool_param(request, "cardData")
-        described: list[dict[str, Any]] = []
-        cursor = int_param(request, "cursor", 0)
         # Full descriptions list files: fewer repositories per page, and fewer files per repository
         # than model_info does (clients follow the Link header to the next page).
         most = LIST_PAGE_FULL if full else LIST_PAGE
-        page = int_param(request, "limit", most, lo=1, hi=most)
-        if filters:
-            matching = [r for r in candidates
-                        if all(f in self._brief(request, r, False)["tags"] or f == r.full_name for f in filters)]
-            total = len(matching)
-            described = [self._brief(request, r, full) for r in matching[cursor:cursor + page]]
-        else:
-            total = len(candidates)
-            described = [self._brief(request, r, full) for r in candidates[cursor:cursor + page]]
+        q = ListingQuery(self.access.readable(principal(request)), repo_type, owner,
+                         searches=[s for s in query.getall("search", []) if s], filters=tag_filters(query),
+                         order=SORTS.get(sort or "", "id"), descending=sort in SORTS and query.get("direction") != "1",
+                         offset=int_param(request, "cursor", 0), limit=int_param(request, "limit", most, lo=1, hi=most))
+        expand = [e for e in query.getall("expand", []) if e]
+        rows, more = self.listing_rows.page(q, lambda r: self._brief(request, r, False, []))
+        described = [self._brief(request, r, full, expand) for r in rows]
         headers = {}
-        if cursor + page < total:
-            headers["Link"] = next_link(self.base(request), request, cursor=cursor + page)
+        if more:
+            headers["Link"] = next_link(self.base(request), request, cursor=q.offset + q.limit)
         return dumps(described), headers
 
-    def _brief(self, request: web.Request, repo: Repo, full: bool) -> dict[str, Any]:
+    def _brief(self, request: web.Request, repo: Repo, full: bool, expand: list[str]) -> dict[str, Any]:
+        """A listing's entry: what ``list_models`` shows by default (plugins' values for those
+        keys merged in), everything with ``full``, or ``id`` and the ``expand``ed keys."""
         path = self.repos.path(repo)
         try:
             commit = self.reader.default_head(path, repo.default_branch)
         except NotFound:
             commit = None
         ctx = RepoCtx(repo, path, AccessLevel.READ, principal(request))
-        d = self.describe(ctx, commit, min(LIST_SIBLINGS, self.max_listed_files) if full else 0)
-        if not full:
-            d.pop("cardData", None)
-        return d
+        listed = min(LIST_SIBLINGS, self.max_listed_files) if full or "siblings" in expand else 0
+        d = self.describe(ctx, commit, listed)
+        shown = (set(d) | {"pipeline_tag", "library_name"}) - {"cardData", "siblings", "usedStorage",
+                                                                "siblingsTruncated"}
+        if self.fields is not None and self.fields.active():
+            d = self.fields.add(self.repos.info(repo), commit, d)
+        if expand:
+            return {k: v for k, v in d.items() if k in expand or k in ("_id", "id")}
+        return d if full else {k: v for k, v in d.items() if k in shown}

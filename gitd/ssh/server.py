@@ -24,7 +24,7 @@ import asyncssh
 from gitd.limits.connections import LISTEN_BACKLOG, ConnectionLimiter
 from gitd.ssh.channel import ChannelIO
 from gitd.ssh.commands import Identity, SSHCommands
-from gitd.ssh.cork import cork, skip_ignore_packets
+from gitd.ssh.ignore_packets import skip_ignore_packets
 from gitd.ssh.keys import SSHKeys
 
 log = logging.getLogger("gitd.ssh")
@@ -148,7 +148,6 @@ class _Connection(asyncssh.SSHServer):
             asyncio.get_running_loop().call_soon(conn.abort)
             return
         self._admitted = True
-        cork(conn)
         skip_ignore_packets(conn)
         self.transport.connections.add(conn)
 
