@@ -39,16 +39,16 @@ def test_regression_a_held_write_lock_does_not_freeze_the_daemon(make_daemon, gi
     user, token, repo = _setup(d, git, tmp_path)
     _, fresh, _ = d.cli("token", "create", user, "--name", unique("fresh"))  # first used under the lock
     fresh = fresh.strip()
-    hold = 8.0
+    hold = 12.0  # bounds below are generous for 2 busy cores, and well under the hold
     with write_lock_held(d.data / "gitd.db", hold):
         started = time.monotonic()
         took, _ = timed(lambda: git("clone", "-q", d.repo_url(repo, token=fresh), str(tmp_path / "c1")))
-        assert took < 4, f"a clone took {took:.1f}s while another process held the write lock"
+        assert took < 6, f"a clone took {took:.1f}s while another process held the write lock"
         reply = request(d.url, "GET", f"/api/models/{repo}", headers=basic(token))
         assert reply.status == 200, reply.body
         worst, statuses = _worst_healthz(d.url, started + hold - 1.5)
         assert set(statuses) == {200}
-        assert worst < 1.0, f"/healthz took {worst:.2f}s while another process held the write lock"
+        assert worst < 2.0, f"/healthz took {worst:.2f}s while another process held the write lock"
     assert (tmp_path / "c1" / "README.md").read_text() == "hello\n"
 
 
@@ -70,7 +70,7 @@ def test_regression_requests_past_the_busy_timeout_do_not_fail(make_daemon, git:
         took, reply = timed(lambda: request(d.url, "POST", "/api/repos/create", headers=basic(token),
                                             body=json.dumps({"name": unique("r"), "type": "model"}).encode()))
         assert reply.status == 503 and "retry-after" in reply.headers, (reply.status, reply.body)
-        assert took < 2.0
+        assert took < 1.8  # loop_busy_timeout is 0.2 s; before, it waited the whole busy timeout (2 s)
         holder.wait(30)
     git("push", "-q", d.repo_url(repo, token=token), "main", cwd=work)
     assert git.out("ls-remote", d.repo_url(repo), "refs/heads/main").split()[0] == git.out("rev-parse", "HEAD",
@@ -83,12 +83,12 @@ def test_a_push_during_a_held_lock_waits_off_the_loop_and_lands(make_daemon, git
     work = tmp_path / "w"
     head = git.commit(work, {"c.txt": "three\n"}, message="third")
     result: list[subprocess.CompletedProcess] = []
-    with write_lock_held(d.data / "gitd.db", 6.0):
+    with write_lock_held(d.data / "gitd.db", 8.0):
         pusher = threading.Thread(target=lambda: result.append(
             git("push", "-q", d.repo_url(repo, token=token), "main", cwd=work, check=False)))
         pusher.start()
         worst, statuses = _worst_healthz(d.url, time.monotonic() + 4)
-        assert set(statuses) == {200} and worst < 1.0, worst
+        assert set(statuses) == {200} and worst < 2.0, worst
         pusher.join(60)
     assert result and result[0].returncode == 0, result[0].stderr
     assert git.out("ls-remote", d.repo_url(repo), "refs/heads/main").split()[0] == head

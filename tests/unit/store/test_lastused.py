@@ -35,7 +35,8 @@ def test_a_token_use_under_a_held_lock_neither_waits_nor_fails_and_is_written_la
     try:
         started = time.monotonic()
         principal = auth.principal_for_token(token)
-        assert time.monotonic() - started < 0.1
+        # Generous for a busy machine: the write it no longer makes would wait the store's 30 s.
+        assert time.monotonic() - started < 1.0
         assert principal is not None and principal.token_id is not None
         time.sleep(0.6)  # the writer tried (and failed) at least once meanwhile
         assert _last_used(store, principal.token_id) is None
