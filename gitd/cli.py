@@ -261,7 +261,7 @@ def cmd_lfs_gc(args: argparse.Namespace) -> None:
     for oid in report.deleted:
         print(f"{verb} {oid}")
     for oid in report.orphans:
-        print(f"deleted unrecorded {oid}")
+        print(f"{verb} unrecorded {oid}")
     print(f"{verb} {len(report.deleted)} unreferenced object(s), {report.deleted_bytes} bytes; "
           f"{len(report.orphans)} unrecorded object(s); {report.incomplete} abandoned upload(s)")
 
@@ -389,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p = leaf(jobs, "retry", cmd_jobs_retry, "queue a job again")
     p.add_argument("id", type=int)
+
+    from gitd.ops import commands as ops_commands  # backup, restore, doctor, maintenance
+
+    ops_commands.register(sub, leaf, group, _parts)
     return parser
 
 

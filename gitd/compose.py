@@ -51,9 +51,12 @@ if TYPE_CHECKING:
     from gitd.lfs.service import LfsService
     from gitd.limits.connections import ConnectionLimiter
     from gitd.limits.rates import RateLimits
+    from gitd.ops.diskspace import DiskSpace
+    from gitd.ops.scheduler import Periodic
     from gitd.plugins.view import RepoViews
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
+    from gitd.store.lastused import LastUsed
 
 
 class Parts:
@@ -68,9 +71,16 @@ class Parts:
     # -- the store and accounts ------------------------------------------------------------------
     @cached_property
     def store(self) -> Store:
-        store = Store(self.data.db_file)
+        store = Store(self.data.db_file, busy_timeout=self.config.get_float("database.busy_timeout"))
         store.migrate()
         return store
+
+    @cached_property
+    def last_used(self) -> LastUsed:
+        """When tokens were last used: written in the background, never on a request's path."""
+        from gitd.store.lastused import LastUsed
+
+        return LastUsed(self.store)
 
     @cached_property
     def accounts(self) -> Accounts:
@@ -82,7 +92,8 @@ class Parts:
 
     @cached_property
     def auth(self) -> Authenticator:
-        return Authenticator(self.accounts, self.data.secret_key_file.read_bytes(), clock=self.clock)
+        return Authenticator(self.accounts, self.data.secret_key_file.read_bytes(), clock=self.clock,
+                             record_use=self.last_used.token_used)
 
     @cached_property
     def access(self) -> Access:
@@ -150,12 +161,24 @@ class Parts:
         return HookChain(self.plugins, self.jobs, self.repo_rows, ref_changes=self.ref_changes,
                          enabled=self.config.get_bool("hooks.enabled"),
                          pre_receive_timeout=self.config.get_float("hooks.pre_receive_timeout"),
-                         views=self.views)
+                         views=self.views, intent_grace=self.config.get_float("hooks.intent_grace"))
 
     @cached_property
     def repos(self) -> RepoService:
         return RepoService(self.data, self.accounts, self.repo_rows, self.chain,
                            default_branch=self.config.get_str("git.default_branch"))
+
+    # -- resources the daemon watches ------------------------------------------------------------
+    @cached_property
+    def disk(self) -> DiskSpace:
+        """Free space under the data directory (and a local LFS store), with the watermark
+        below which writes are refused ([server] min_free_space)."""
+        from gitd.ops.diskspace import DiskSpace
+
+        paths = [self.data.root, self.data.repos]
+        if self.config.get_str("lfs.backend") == "local":
+            paths.append(self.data.lfs)
+        return DiskSpace(paths, self.config.get_size("server.min_free_space"), clock=self.clock)
 
     # -- git -------------------------------------------------------------------------------------
     @cached_property
@@ -180,7 +203,7 @@ class Parts:
         """The one git service gateway Smart HTTP and SSH share."""
         return GitGateway(self.repos, self.access, self.git, self.sessions, self.metrics,
                           ref_changes=self.ref_changes, hook_socket=self.data.hook_socket,
-                          hooks_enabled=self.config.get_bool("hooks.enabled"))
+                          hooks_enabled=self.config.get_bool("hooks.enabled"), disk=self.disk)
 
     # -- LFS -------------------------------------------------------------------------------------
     @cached_property
@@ -188,26 +211,32 @@ class Parts:
         from gitd.lfs.locks import Locks
         from gitd.lfs.objects import ObjectTable
         from gitd.lfs.service import LfsService
+        from gitd.lfs.storage.base import LocalFiles
         from gitd.lfs.storage.factory import build_storage
 
         cfg = self.config
-        return LfsService(ObjectTable(self.store), build_storage(cfg, self.data), Locks(self.store),
+        storage = build_storage(cfg, self.data, clock=self.clock)
+        return LfsService(ObjectTable(self.store), storage, Locks(self.store),
                           max_object_size=cfg.get_size("lfs.max_object_size"),
-                          direct_uploads=cfg.get_bool("lfs.s3.direct"))
+                          direct_uploads=cfg.get_bool("lfs.s3.direct"),
+                          disk=self.disk if isinstance(storage, LocalFiles) else None)
 
     # -- reading and writing repositories ------------------------------------------------------
     @cached_property
     def reader(self) -> RepoReader:
         from gitd.hub.gitread import RepoReader
+        from gitd.hub.handles import RepoHandles
 
-        return RepoReader(self.ref_changes, cache_entries=self.config.get_int("hub.resolve_cache_entries"))
+        handles = RepoHandles(max_age=self.config.get_float("hub.handle_max_age"), clock=self.clock)
+        return RepoReader(self.ref_changes, cache_entries=self.config.get_int("hub.resolve_cache_entries"),
+                          handles=handles)
 
     @cached_property
     def commit_writer(self) -> CommitWriter:
         from gitd.hub.commits import CommitWriter
 
         return CommitWriter(self.chain, self.reader, email_domain=self.config.get_str("hub.commit_email_domain"),
-                            git=self.git)
+                            git=self.git, disk=self.disk)
 
     @cached_property
     def offload(self) -> Offload:
@@ -230,7 +259,8 @@ class Parts:
 
         cfg = self.config
         router = Router()
-        Ops(self.store, self.metrics, self.git.slots).add_routes(router)
+        Ops(self.store, self.metrics, self.git.slots, disk=self.disk, storage=self.lfs.storage.health,
+            clock=self.clock).add_routes(router)
         plugin_routes = PluginRoutes(self.plugins, self.repos, self.access, self.views,
                                      timeout=cfg.get_float("plugins.http_timeout"))
         # /api/plugins/NAME/... belongs to the plugins: before the Hub's /api/{types}/{ns}/{name}.
@@ -348,6 +378,24 @@ class Parts:
                           poll_interval=cfg.get_float("jobs.poll_interval"), timeout=cfg.get_float("jobs.timeout"),
                           start_delay=cfg.get_float("jobs.start_delay"))
 
+    def periodic(self) -> Periodic:
+        """The daemon's periodic work: letting go of pygit2 handles on packs gc replaced,
+        sweeping what crashes left behind, probing a remote LFS store."""
+        from gitd.ops.maintenance import Sweeper
+        from gitd.ops.scheduler import Periodic
+
+        periodic = Periodic()
+        handles = self.reader.handles
+        periodic.every("repo-handles", max(1.0, handles.max_age / 4), handles.sweep_quietly)
+        storage, cfg = self.lfs.storage, self.config
+        sweeper = Sweeper(self.data, storage, cfg.get_duration("maintenance.grace"),
+                          lock_grace=cfg.get_duration("maintenance.lock_grace"))
+        interval = cfg.get_duration("maintenance.interval")
+        periodic.every("leftovers", interval, sweeper.run, first=min(interval, 60.0))
+        if storage.health is not None:  # a remote store: know it is down before a client finds out
+            periodic.every("lfs-probe", self.config.get_float("lfs.probe_interval"), storage.probe, first=0)
+        return periodic
+
     def ssh_transport(self, http_listener: Callable[[], str]) -> SSHTransport:
         """The SSH transport; ``http_listener()`` tells the bound HTTP address once it is known
         (LFS over SSH hands out HTTP links when no public URL is configured)."""
@@ -376,5 +424,7 @@ class Parts:
                 context._storage.close()
         if "portal" in self.__dict__:
             self.portal.close()
+        if "last_used" in self.__dict__:
+            self.last_used.flush()  # best effort: waits at most its short busy timeout
         if "store" in self.__dict__:
             self.store.close()
