@@ -248,5 +248,5 @@ def test_repo_delete_removes_the_repository_and_its_data(daemon, git, tmp_path):
     gone = git("ls-remote", daemon.repo_url(repo, token=token, repo_type="code"), check=False)
     assert gone.returncode != 0 and b"not found" in gone.stderr
     # The name can be used again, for a new, empty repository.
-    daemon.cli("repo", "create", repo, "--type", "code")
+    daemon.cli("repo", "create", repo, "--type", "code", "--empty")
     assert git.out("ls-remote", daemon.repo_url(repo, token=token, repo_type="code")) == ""

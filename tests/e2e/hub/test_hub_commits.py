@@ -63,7 +63,7 @@ def test_concurrent_api_commits_never_lose_each_other(hub):
 
 
 def test_policy_applies_to_api_commits(make_daemon, tmp_path):
-    d = make_daemon(settings={"plugins.policy.max_blob_size": "1KiB"})
+    d = make_daemon(settings={"plugins.policy.max_blob_size": "2KiB"})
     user, token = d.user()
     api = HfApi(endpoint=d.url, token=token)
     repo = f"{user}/{unique('pol')}"
