@@ -22,7 +22,7 @@ from gitd.compose import Parts
 from gitd.config import Config, ConfigError, split_hostport
 from gitd.errors import GitdError, NotFound
 from gitd.jobs.queue import ALL_PLUGINS
-from gitd.names import REPO_TYPES, check_account_name, split_full_name
+from gitd.names import REPO_TYPES, SPACE_SDKS, check_account_name, split_full_name
 from gitd.paths import DataDir, default_data_dir
 from gitd.plugins.context import PluginError
 from gitd.plugins.host import PluginHost
@@ -207,8 +207,13 @@ def cmd_org_list(args: argparse.Namespace) -> None:
 def cmd_repo_create(args: argparse.Namespace) -> None:
     s = _parts(args)
     ns, name = split_full_name(args.repo)
-    repo = s.repos.create(s.accounts.get(ns), name, args.type, private=args.private)
-    print(f"created {repo.type} {repo.full_name} ({'private' if repo.private else 'public'})")
+    if args.sdk is not None and args.type != "space":
+        raise CLIError("--sdk is for spaces (--type space)")
+    owner = s.accounts.get(ns)
+    repo = asyncio.run(s.seeder.create(owner, name, args.type, private=args.private, author=owner.name,
+                                       sdk=args.sdk, empty=args.empty))
+    first = "empty" if args.empty else "with a first commit (.gitattributes)"
+    print(f"created {repo.type} {repo.full_name} ({'private' if repo.private else 'public'}, {first})")
 
 
 def cmd_repo_list(args: argparse.Namespace) -> None:
@@ -364,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repo", metavar="NS/NAME")
     p.add_argument("--type", choices=REPO_TYPES, default="model")
     p.add_argument("--private", action="store_true")
+    p.add_argument("--empty", action="store_true",
+                   help="no first commit: for pushing an existing history with git")
+    p.add_argument("--sdk", choices=SPACE_SDKS, help="a space's SDK, named in its README card")
     p = leaf(repos, "list", cmd_repo_list, "list repositories")
     p.add_argument("--type", choices=REPO_TYPES)
     p = leaf(repos, "delete", cmd_repo_delete, "delete a repository and its data")

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from gitd.http.rpc_body import BodyLimits
     from gitd.hub.commits import CommitWriter
     from gitd.hub.gitread import RepoReader
+    from gitd.hub.seed import RepoSeeder
     from gitd.jobs.workers import JobWorkers
     from gitd.lfs.service import LfsService
     from gitd.limits.connections import ConnectionLimiter
@@ -239,6 +240,13 @@ class Parts:
                             git=self.git, disk=self.disk)
 
     @cached_property
+    def seeder(self) -> RepoSeeder:
+        """Creates repositories with their first commit, as on the Hub."""
+        from gitd.hub.seed import RepoSeeder
+
+        return RepoSeeder(self.repos, self.commit_writer)
+
+    @cached_property
     def offload(self) -> Offload:
         """Runs work on client-controlled data (cards, trees, big JSON) off the loop, with a time limit."""
         from gitd.http.offload import Offload
@@ -304,12 +312,12 @@ class Parts:
         # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
         accounts_api = NativeAccounts(self.accounts, self.auth, self.access)
         planner = UploadPlanner(reader, view, regular_upload_max=cfg.get_size("hub.regular_upload_max"),
-                                max_paths=max_paths)
+                                max_paths=max_paths, lfs_by_content=cfg.get_bool("hub.lfs_by_content"))
         NativeAPI(repos, access, self.accounts, self.repo_rows, reader, self.commit_writer, view, accounts_api,
-                  planner, max_inline_file=cfg.get_size("hub.max_inline_file"),
+                  planner, self.seeder, max_inline_file=cfg.get_size("hub.max_inline_file"),
                   max_listed_files=cfg.get_int("hub.max_listed_files"), fields=InfoFields(self.plugins),
                   **common).add_routes(router)
-        HubManage(repos, access, self.accounts, max_card_size=max_card_size, **common).add_routes(router)
+        HubManage(repos, access, self.accounts, self.seeder, max_card_size=max_card_size, **common).add_routes(router)
         HubInfo(repos, access, self.repo_rows, reader, view, fields=InfoFields(self.plugins),
                 filters=RepoFilters(self.plugins), max_card_size=max_card_size,
                 max_listed_files=cfg.get_int("hub.max_listed_files"),

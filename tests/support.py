@@ -137,9 +137,13 @@ class Daemon:
         return name, token.strip()
 
     def repo(self, owner: str, name: str | None = None, *, repo_type: str = "model",
-             private: bool = False) -> str:
+             private: bool = False, empty: bool = True) -> str:
+        """A new repository; empty (``gitd repo create --empty``) unless ``empty=False``, so a test
+        can push any history into it (with its first commit, as the Hub API makes it, a push of
+        unrelated history is a non-fast-forward)."""
         name = name or unique("r")
-        self.cli("repo", "create", f"{owner}/{name}", "--type", repo_type, *(["--private"] if private else []))
+        self.cli("repo", "create", f"{owner}/{name}", "--type", repo_type, *(["--private"] if private else []),
+                 *(["--empty"] if empty else []))
         return f"{owner}/{name}"
 
     def repo_id(self, full_name: str, repo_type: str = "model") -> int:

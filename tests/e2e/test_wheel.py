@@ -162,7 +162,7 @@ print(json.dumps({"files": files, "plugins": plugins}))
         assert hook.startswith(f"#!{python}".encode())  # the shipped gitd_hook.py, run by the venv's Python
     cli("user", "add", "alice")
     token = cli("token", "create", "alice", "--scope", "write", "--name", "wheel").strip()
-    cli("repo", "create", "alice/model")
+    cli("repo", "create", "alice/model", "--empty")
     key = keygen(tmp_path / "id_alice")
     cli("sshkey", "add", "alice", str(key.with_suffix(".pub")))
 
