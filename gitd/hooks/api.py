@@ -172,7 +172,8 @@ def check_quarantine_env(env: dict[str, str], repo_path: Path) -> dict[str, str]
     for key, value in env.items():
         paths = value.split(os.pathsep) if key == "GIT_ALTERNATE_OBJECT_DIRECTORIES" else [value]
         base = repo_real if key == "GIT_QUARANTINE_PATH" else objects_real
-        if not all(p and os.path.isabs(p) and _inside(_realpath(p, objects, objects_real), base) for p in paths):
+        if not all(p and "\0" not in p and os.path.isabs(p) and _inside(_realpath(p, objects, objects_real), base)
+                   for p in paths):
             raise MalformedHookCall(f"{key} points outside the repository")
     return env
 

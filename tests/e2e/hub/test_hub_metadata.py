@@ -220,6 +220,10 @@ def test_bad_files_give_warnings_and_the_jobs_complete(md, no_xet, tmp_path):
                                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as resp:
         assert resp.status == 200
+        head = json.loads(resp.read())["data"]["commit"]
+    # The upload's metadata job may answer first: wait for the job of the README's commit.
+    wait_for(lambda: get(f"{d.url}/api/models/{repo}/metadata", token)[1]["commit"] == head, timeout=60,
+             what="README commit tagged")
     info = tagged(api, repo)
     messages = {f["path"]: f["message"] for f in info.metadataFlags if f["kind"] == "file"}
     assert messages["README.md"] == "README.md: the card uses a YAML anchor (&name); cards may not"
