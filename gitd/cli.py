@@ -127,6 +127,20 @@ def cmd_user_list(args: argparse.Namespace) -> None:
                                            for u in s.accounts.list("user")])
 
 
+def cmd_user_passwd(args: argparse.Namespace) -> None:
+    from gitd.access.passwords import Passwords
+    from gitd.cli_passwd import PasswordInputError, read_password
+
+    s = _parts(args)
+    user = s.accounts.get(args.name, "user")
+    try:
+        password = read_password(args.stdin)
+    except PasswordInputError as exc:
+        raise CLIError(str(exc))
+    Passwords(s.accounts).set(user, password)
+    print(f"password set for {user.name}")
+
+
 def cmd_token_create(args: argparse.Namespace) -> None:
     s = _parts(args)
     user = s.accounts.get(args.user, "user")
@@ -328,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", action="store_true", help="make the user a site admin")
     p.add_argument("--email")
     leaf(users, "list", cmd_user_list, "list users")
+    from gitd.cli_passwd import add_passwd_command
+
+    add_passwd_command(users, leaf, cmd_user_passwd)
 
     tokens = group("token", "manage API tokens")
     p = leaf(tokens, "create", cmd_token_create, "create a token and print it (it is stored hashed)")

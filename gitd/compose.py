@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from gitd.http.routing import Router
     from gitd.http.rpc_body import BodyLimits
     from gitd.hub.commits import CommitWriter
+    from gitd.hub.files import HubFiles
     from gitd.hub.gitread import RepoReader
     from gitd.hub.seed import RepoSeeder
     from gitd.jobs.workers import JobWorkers
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
     from gitd.store.lastused import LastUsed
+    from gitd.web.site import WebSite
 
 
 class Parts:
@@ -274,7 +276,7 @@ class Parts:
         # /api/plugins/NAME/... belongs to the plugins: before the Hub's /api/{types}/{ns}/{name}.
         plugin_routes.add_plugin_routes(router)
         # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
-        self._add_hub_routes(router)
+        files = self._add_hub_routes(router)
         SmartHTTP(self.gateway, CapabilityCache(), self.body_limits()).add_routes(router)
         LfsHTTP(self.repos, self.access, self.auth, self.lfs, self.metrics,
                 public_url=cfg.get_str("server.public_url"), href_ttl=cfg.get_int("lfs.href_ttl"),
@@ -284,9 +286,51 @@ class Parts:
         LfsLocksHTTP(self.repos, self.access, self.lfs).add_routes(router)
         # Plugins' repository routes last: the daemon's own routes win over them.
         plugin_routes.add_repo_routes(router)
+        if cfg.get_bool("web.enabled"):
+            # The web UI's pages after every API and git route: those keep their paths.
+            self.web_site(files).add_routes(router)
         return router
 
-    def _add_hub_routes(self, router: Router) -> None:
+    def web_site(self, files: HubFiles) -> WebSite:
+        """The web UI (gitd/web): server-rendered pages, browser sessions, plugins' tabs."""
+        from gitd.access.passwords import Passwords
+        from gitd.hub.files import FileView
+        from gitd.hub.listing import RepoListing
+        from gitd.plugins.fields import InfoFields
+        from gitd.plugins.filters import RepoFilters
+        from gitd.store.comments import Comments
+        from gitd.store.discussions import Discussions
+        from gitd.store.redirects import Redirects
+        from gitd.web.core import WebCore, WebSettings
+        from gitd.web.login import LoginLimiter
+        from gitd.web.render import Renderer
+        from gitd.web.sessions import WebSessions
+        from gitd.web.site import WebSite
+        from gitd.web.tabs import WebTabs
+
+        cfg = self.config
+        public_url = cfg.get_str("server.public_url")
+        settings = WebSettings(public_url=public_url, tree_page=cfg.get_int("web.tree_page"),
+                               list_page=cfg.get_int("web.list_page"), max_view=cfg.get_size("web.max_file_view"),
+                               max_highlight=cfg.get_size("web.max_highlight"), max_edit=cfg.get_size("web.max_edit"),
+                               regular_upload_max=cfg.get_size("hub.regular_upload_max"),
+                               max_upload_files=cfg.get_int("web.max_upload_files"))
+        sessions = WebSessions(self.store, self.data.secret_key_file.read_bytes(),
+                               ttl=cfg.get_float("web.session_ttl"), public_url=public_url, clock=self.clock)
+        redirects = Redirects(self.store)
+        core = WebCore(self.repos, self.access, self.accounts, self.auth, sessions, Renderer(), self.reader,
+                       self.offload, WebTabs(self.plugins), settings, redirects=redirects)
+        return WebSite(core, repo_rows=self.repo_rows, view=FileView(self.lfs, url_ttl=cfg.get_int("lfs.href_ttl")),
+                       files=files, fields=InfoFields(self.plugins),
+                       listing=RepoListing(self.repo_rows, RepoFilters(self.plugins)), views=self.views,
+                       chain=self.chain, writer=self.commit_writer, lfs=self.lfs, passwords=Passwords(self.accounts),
+                       limiter=LoginLimiter(cfg.get_int("web.login_attempts"), cfg.get_float("web.login_window")),
+                       discussions=Discussions(self.store), comments=Comments(self.store), redirects=redirects,
+                       git=self.git, tmp=self.data.tmp, email_domain=cfg.get_str("hub.commit_email_domain"),
+                       max_object_size=cfg.get_size("lfs.max_object_size"),
+                       plugin_timeout=cfg.get_float("plugins.http_timeout"))
+
+    def _add_hub_routes(self, router: Router) -> HubFiles:
         from gitd.hub.discussions import PullRequests
         from gitd.hub.files import FileView, HubFiles
         from gitd.hub.history import HubHistory
@@ -330,6 +374,7 @@ class Parts:
                    max_commit_size=cfg.get_size("hub.max_commit_size"),
                    inline_decodes=cfg.get_int("hub.inline_decodes"), **common).add_routes(router)
         prs.add_routes(router)
+        return files
 
     def body_limits(self) -> BodyLimits:
         """How much of a git request the daemon reads ahead, and how far it inflates gzip."""

@@ -13,7 +13,8 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
 * serve HTTP routes (``Route``, ``RepoRoute``) behind the daemon's authentication and
   access checks, add fields to repository info answers (``gitd_repo_info``), answer the
   Hub listings' tag filters from an index (``gitd_repo_filter``, ``RepoIds``; API 1.1),
-  and add ``gitd`` subcommands (``CliCommand``);
+  add ``gitd`` subcommands (``CliCommand``), and add tabs to a repository's pages in
+  the web UI (``gitd_web_tabs``, ``WebTab``, ``WebRequest``; API 1.2);
 * declare typed settings (a dataclass, ``context.settings(cls)``).
 
 The API follows semantic versioning: ``API_VERSION`` changes its major number only when
@@ -55,9 +56,10 @@ from gitd.plugins.view import (
     TreeEntry,
     ViewError,
 )
+from gitd.plugins.web import WebRequest, WebTab, html_escape
 from gitd.plugins.writer import LfsUpload, RepoWriter
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 __all__ = [
     "API_VERSION",
@@ -99,8 +101,11 @@ __all__ = [
     "TreeEntry",
     "ViewError",
     "VisibilityChanged",
+    "WebRequest",
+    "WebTab",
     "hookimpl",
     "hookspec",
+    "html_escape",
     "parse_lfs_pointer",
     "parse_settings",
 ]
