@@ -24,6 +24,7 @@ from gitd.errors import PushRejected
 from gitd.git.refs import RefConflict
 from gitd.lfs.pointer import MAX_POINTER_SIZE as MAX_LFS_POINTER_SIZE
 from gitd.lfs.pointer import Pointer as LfsPointer
+from gitd.lfs.pointer import format_pointer as format_lfs_pointer
 from gitd.lfs.pointer import parse_pointer as parse_lfs_pointer
 from gitd.plugins.context import PluginContext, PluginError
 from gitd.plugins.contrib import CliCommand, HTTPError, PluginRequest, RepoRoute, Response, Route
@@ -55,7 +56,7 @@ from gitd.plugins.view import (
 )
 from gitd.plugins.writer import LfsUpload, RepoWriter
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 __all__ = [
     "API_VERSION",
@@ -96,6 +97,7 @@ __all__ = [
     "TreeEntry",
     "ViewError",
     "VisibilityChanged",
+    "format_lfs_pointer",
     "hookimpl",
     "hookspec",
     "parse_lfs_pointer",

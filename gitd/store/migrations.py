@@ -127,4 +127,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "what a running job reports of its progress (PluginContext.progress)",
+        """
+        ALTER TABLE jobs ADD COLUMN progress TEXT;
+        """,
+    ),
 ]
