@@ -92,6 +92,10 @@ class ShardWriter:
             raise SplitError(f"{origin}: column types differ from the rest of the split ({exc})") from None
 
     def _fix_schema(self) -> None:
+        names = self.buffer[0].schema.names
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice is not None:
+            raise SplitError(f"the column name {twice!r} appears more than once")
         try:
             schema = pa.unify_schemas([b.schema for b in self.buffer], promote_options="permissive")
         except (pa.ArrowException, ValueError) as exc:

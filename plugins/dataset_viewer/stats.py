@@ -87,11 +87,11 @@ def _numbers(engine: Engine, source: str, params: list[Any], col: str, num_rows:
     median = "median" if num_rows <= EXACT_MEDIAN_ROWS else "approx_quantile"
     median_call = f"{median}({value}::DOUBLE)" if median == "median" else f"approx_quantile({value}::DOUBLE, 0.5)"
     row = engine.query(
-        f"SELECT count(*) FILTER (WHERE {col} IS NULL), min({value}::DOUBLE) FILTER (WHERE {finite}), "
-        f"max({value}::DOUBLE) FILTER (WHERE {finite}), avg({value}::DOUBLE) FILTER (WHERE {finite}), "
-        f"{median_call} FILTER (WHERE {finite}), stddev_samp({value}::DOUBLE) FILTER (WHERE {finite}) "
+        f"SELECT count(*) FILTER (WHERE {col} IS NULL) AS s0, min({value}::DOUBLE) FILTER (WHERE {finite}) AS s1, "
+        f"max({value}::DOUBLE) FILTER (WHERE {finite}) AS s2, avg({value}::DOUBLE) FILTER (WHERE {finite}) AS s3, "
+        f"{median_call} FILTER (WHERE {finite}) AS s4, stddev_samp({value}::DOUBLE) FILTER (WHERE {finite}) AS s5 "
         f"FROM {source}", params).to_pylist()[0]
-    nulls, low, high, mean, med, std = row.values()
+    nulls, low, high, mean, med, std = (row[f"s{i}"] for i in range(6))
     out = _nulls(nulls, num_rows)
     out.update(min=_num(low, integer), max=_num(high, integer), mean=_num(mean, False), median=_num(med, False),
                std=_num(std, False))
@@ -112,7 +112,7 @@ def _histogram(engine: Engine, source: str, params: list[Any], value: str, finit
         width = (high - low) / bins if high > low else 1.0
     rows = engine.query(
         f"SELECT least(greatest(floor(({value}::DOUBLE - ?) / ?), 0), ?)::BIGINT AS b, count(*) AS n "
-        f"FROM {source} WHERE {finite} GROUP BY b", [low, width, bins - 1, *params]).to_pylist()
+        f"FROM {source} WHERE {finite} GROUP BY 1", [low, width, bins - 1, *params]).to_pylist()
     counts = {r["b"]: r["n"] for r in rows}
     edges = [low + i * width for i in range(bins)] + [high]
     edges = [int(e) for e in edges] if integer else [round(e, 5) for e in edges]
@@ -120,7 +120,7 @@ def _histogram(engine: Engine, source: str, params: list[Any], value: str, finit
 
 
 def _frequencies(engine: Engine, source: str, params: list[Any], col: str, num_rows: int) -> dict[str, Any]:
-    rows = engine.query(f"SELECT {col} AS v, count(*) AS n FROM {source} GROUP BY v ORDER BY n DESC, v "
+    rows = engine.query(f"SELECT {col} AS v, count(*) AS n FROM {source} GROUP BY 1 ORDER BY 2 DESC, 1 "
                         f"LIMIT {MAX_LABELS + 2}", params).to_pylist()
     nulls = sum(r["n"] for r in rows if r["v"] is None)
     freqs = {str(r["v"]): r["n"] for r in rows if r["v"] is not None}
@@ -131,7 +131,7 @@ def _frequencies(engine: Engine, source: str, params: list[Any], col: str, num_r
 
 def _class_label(engine: Engine, source: str, params: list[Any], col: str, names: list[str],
                  num_rows: int) -> dict[str, Any]:
-    rows = engine.query(f"SELECT {col} AS v, count(*) AS n FROM {source} GROUP BY v", params).to_pylist()
+    rows = engine.query(f"SELECT {col} AS v, count(*) AS n FROM {source} GROUP BY 1", params).to_pylist()
     nulls = sum(r["n"] for r in rows if r["v"] is None)
     no_label = sum(r["n"] for r in rows if r["v"] == -1)
     freqs = {names[r["v"]] if 0 <= r["v"] < len(names) else str(r["v"]): r["n"] for r in rows
