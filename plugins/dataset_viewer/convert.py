@@ -117,20 +117,27 @@ class ShardWriter:
         assert self.schema is not None
         table = pa.Table.from_batches(self.buffer, schema=self.schema)
         self.buffer, self.buffered_rows, self.buffered_bytes = [], 0, 0
+        # one row group at a time, so shards and the split's limit are kept to a row group
+        for start in range(0, table.num_rows, self.row_group_rows):
+            if self.full:
+                return
+            self._write(table.slice(start, self.row_group_rows))
+
+    def _write(self, group: pa.Table) -> None:
         if self._writer is None:
             path = self.directory / f"{len(self.shards):04d}.parquet"
             self._sink = pa.OSFile(str(path), "wb")
             self._writer = pq.ParquetWriter(self._sink, self.schema, compression=COMPRESSION,
                                             write_page_index=True)
-        self._writer.write_table(table, row_group_size=self.row_group_rows)
-        self._rows += table.num_rows
+        self._writer.write_table(group, row_group_size=self.row_group_rows)
+        self._rows += group.num_rows
         assert self._sink is not None
         written = self._sink.tell()
-        if written >= self.shard_size:
-            self._close_shard()
-        if self._closed_bytes + (self._sink.tell() if self._sink is not None else 0) >= self.max_bytes:
+        if self._closed_bytes + written >= self.max_bytes:
             self._close_shard()
             self.full = True
+        elif written >= self.shard_size:
+            self._close_shard()
 
     def _close_shard(self) -> None:
         if self._writer is None:

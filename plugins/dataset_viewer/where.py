@@ -4,11 +4,11 @@
     or       := and (OR and)*
     and      := not (AND not)*
     not      := NOT not | "(" or ")" | predicate
-    predicate:= operand ( compare operand
+    predicate:= operand [ compare operand
                         | [NOT] IN "(" literal ("," literal)* ")"
                         | [NOT] LIKE string | [NOT] ILIKE string
                         | [NOT] BETWEEN operand AND operand
-                        | IS [NOT] NULL )
+                        | IS [NOT] NULL ]      (alone: a boolean column)
     operand  := column | literal
     column   := name | "quoted name"      (a column of the split, checked)
     literal  := 'string' | number | TRUE | FALSE
@@ -150,6 +150,8 @@ class _Parser:
             if not self.at("IN", "LIKE", "ILIKE", "BETWEEN"):
                 raise FilterError("NOT here must be followed by IN, LIKE, ILIKE or BETWEEN")
         tok = self.peek()
+        if not negate and (tok is None or self.at("AND", "OR", ")")):
+            return left  # a boolean column on its own: "NOT flag", "flag AND x > 1"
         if tok is None:
             raise FilterError("a comparison is missing at the end")
         if tok.kind == "op" and tok.text in COMPARE and not negate:
