@@ -90,7 +90,7 @@ class ViewerAPI:
         if not name:
             raise ApiError(422, "Parameter 'dataset' is required", "MissingRequiredParameter")
         repo = request.repository(name, "dataset")  # 404 (401 anonymously) unless the caller may read it
-        return repo, self.p.states.load(repo.id)
+        return repo, self.p.states.current(repo.id)
 
     def _ready(self, repo: RepoInfo, state: DatasetState | None) -> DatasetState:
         if state is None:
@@ -142,7 +142,7 @@ class ViewerAPI:
         return schema
 
     def _cached(self, repo: RepoInfo, state: DatasetState, parts: list[Any], compute: Callable[[], Any]) -> Response:
-        key = json.dumps([repo.id, state.head, *parts], separators=(",", ":"))
+        key = json.dumps([repo.id, state.head, state.parquet_commit, *parts], separators=(",", ":"))
         return _json(self.p.cache.answer(key, repo.id, lambda: json.dumps(compute()).encode()))
 
     def _rows(self, table: pa.Table, first: int | list[int]) -> list[dict[str, Any]]:
@@ -241,9 +241,13 @@ class ViewerAPI:
     @_answer
     def first_rows(self, request: PluginRequest) -> Any:
         repo, state, s = self._split(request)
-        rows = self.p.states.details(repo.id, state.head, s.config, s.split, "first_rows") or []
-        return {"dataset": repo.full_name, "config": s.config, "split": s.split, "features": s.features,
-                "rows": rows, "truncated": s.num_rows > len(rows)}
+
+        def compute() -> dict[str, Any]:
+            rows = self.p.states.details(repo.id, state.head, s.config, s.split, "first_rows") or []
+            return {"dataset": repo.full_name, "config": s.config, "split": s.split, "features": s.features,
+                    "rows": rows, "truncated": s.num_rows > len(rows)}
+
+        return self._cached(repo, state, ["first-rows", s.config, s.split], compute)
 
     @_answer
     def statistics(self, request: PluginRequest) -> Any:
@@ -361,7 +365,7 @@ class ViewerAPI:
     def hub_parquet(self, request: PluginRequest) -> Any:
         repo = request.repo
         assert repo is not None
-        state = self._ready(repo, self.p.states.load(repo.id))
+        state = self._ready(repo, self.p.states.current(repo.id))
         config, split = request.params.get("config"), request.params.get("split")
         base = f"{request.base_url}/api/datasets/{repo.full_name}/parquet"
         out: dict[str, dict[str, list[str]]] = {}
@@ -383,7 +387,7 @@ class ViewerAPI:
     def hub_parquet_file(self, request: PluginRequest) -> Any:
         repo = request.repo
         assert repo is not None
-        state = self._ready(repo, self.p.states.load(repo.id))
+        state = self._ready(repo, self.p.states.current(repo.id))
         s = state.split(request.params["config"], request.params["split"])
         name = request.params["file"]
         number = name.removesuffix(".parquet")

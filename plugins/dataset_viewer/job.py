@@ -115,8 +115,12 @@ class Refresher:
             output = None
             if plan.error is None:
                 self.progress(f"{plan.config}/{plan.split}: converting ({number}/{len(layout.splits)})")
+                started = time.monotonic()
                 try:
                     output = self._convert(view, head, plan, scratch / f"{number}")
+                    log.info("dataset %s: %s/%s converted: %d rows, %d bytes of Parquet, in %.2fs",
+                             repo.full_name, plan.config, plan.split, output.num_rows, output.parquet_bytes,
+                             time.monotonic() - started)
                 except SplitError as exc:
                     state.error = str(exc)
                 except Exception as exc:  # pyarrow failing in a way it should not: this split only
@@ -220,14 +224,17 @@ class Refresher:
                     output: SplitOutput, state: SplitState) -> None:
         assert parquet_commit is not None
         self.progress(f"{plan.config}/{plan.split}: first rows, statistics and search index")
+        started = time.monotonic()
         shards = self.local_files(repo, parquet_commit, state.files)
         paths = [s.path for s in shards]
         state.memory_bytes = sum(memory_size(p) for p in paths)
         state.first_rows = first_rows(paths, self.settings)
+        copied = time.monotonic()
         try:
             state.statistics = statistics(self.engine, paths, output.schema, state.num_rows)
         except Exception as exc:  # statistics are a bonus: the split is served without them
             log.warning("dataset %s: statistics of %s/%s failed: %s", repo.full_name, plan.config, plan.split, exc)
+        counted = time.monotonic()
         if self.settings.search_index and text_columns(output.schema):
             try:
                 self.cache.file(index_name(state.files), repo.id,
@@ -235,6 +242,9 @@ class Refresher:
             except Exception as exc:
                 log.warning("dataset %s: search index of %s/%s failed: %s", repo.full_name, plan.config,
                             plan.split, exc)
+        log.info("dataset %s: %s/%s: local files and first rows in %.2fs, statistics in %.2fs, search index in "
+                 "%.2fs", repo.full_name, plan.config, plan.split, copied - started, counted - copied,
+                 time.monotonic() - counted)
 
     @staticmethod
     def _summary(state: DatasetState) -> str:

@@ -12,7 +12,9 @@ state.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,10 +93,34 @@ class DatasetState:
         return list(dict.fromkeys(s.config for s in self.splits))
 
 
+MEMO = 256  # states kept in memory, for answers that read them on every request
+
+
 class States:
     def __init__(self, storage: PluginStorage):
         self.storage = storage
         storage.migrate(MIGRATIONS)
+        self._memo: OrderedDict[tuple[int, str, float], DatasetState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def current(self, repo_id: int) -> DatasetState | None:
+        """The stored state (as ``load``), kept in memory while the table says it is unchanged."""
+        rows = self.storage.query("SELECT head, updated FROM {prefix}datasets WHERE repo_id = ?", [repo_id])
+        if not rows:
+            return None
+        key = (repo_id, rows[0]["head"], rows[0]["updated"])
+        with self._lock:
+            found = self._memo.get(key)
+            if found is not None:
+                self._memo.move_to_end(key)
+                return found
+        found = self.load(repo_id)
+        if found is not None:
+            with self._lock:
+                self._memo[key] = found
+                while len(self._memo) > MEMO:
+                    self._memo.popitem(last=False)
+        return found
 
     def save(self, state: DatasetState) -> None:
         rows = [[state.repo_id, state.head, i, s.config, s.split, s.error, int(s.partial), s.num_rows,

@@ -95,7 +95,7 @@ def test_the_console_refuses_other_statements_and_other_files(tmp_path, split, s
 
 def test_the_console_database_is_read_only_even_past_the_statement_check(tmp_path, split, monkeypatch):
     monkeypatch.setattr(console_module, "check", lambda sql: None)
-    with pytest.raises(ConsoleError, match="read-only|Cannot execute statement"):
+    with pytest.raises(ConsoleError, match=r"read-only|Cannot execute statement"):
         make_console(tmp_path).run("CREATE TABLE t AS SELECT 1", split)
     with pytest.raises(ConsoleError, match="locked"):
         make_console(tmp_path).run("SET enable_external_access = true", split)
@@ -103,7 +103,7 @@ def test_the_console_database_is_read_only_even_past_the_statement_check(tmp_pat
 
 def test_the_console_stops_at_its_time_and_memory_limits(tmp_path, split):
     started = time.monotonic()
-    with pytest.raises(ConsoleError, match="ran longer than 0.5s"):
+    with pytest.raises(ConsoleError, match=r"ran longer than 0\.5s"):
         make_console(tmp_path, timeout=0.5).run("SELECT count(*) FROM range(1000000000000) a(x) WHERE x % 7 = 3",
                                                 split)
     assert time.monotonic() - started < 30
