@@ -26,6 +26,8 @@ go to bench/results/dataset-viewer-<time>.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import http.client
 import json
 import random
@@ -34,6 +36,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -42,10 +45,10 @@ import duckdb
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import WORK, Git, GitdServer, PeakRSS, save_results
+from benchlib import WORK, Git, GitdServer, rss, save_results
 
 V = "/api/plugins/datasets"
-ROW_BYTES = {"csv": 100, "parquet": 52}  # about what one generated row takes
+ROW_BYTES = {"csv": 129, "parquet": 41}  # about what one generated row takes
 
 
 def generate(path: Path, rows: int, fmt: str) -> None:
@@ -114,6 +117,56 @@ def wait_processed(server: GitdServer, repo: str, head: str, timeout: float = 36
     raise RuntimeError(f"{repo} was not processed in {timeout}s")
 
 
+DUCKDB_COPY = """import duckdb, resource, time
+db = duckdb.connect()
+db.execute("SET enable_progress_bar = false")
+t = time.perf_counter()
+db.execute("COPY (SELECT * FROM read_csv('%s')) TO '%s' (FORMAT parquet)")
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def duckdb_copy(csv: Path, out: Path) -> tuple[float, float]:
+    """``COPY (SELECT * FROM read_csv(csv)) TO out (FORMAT parquet)`` in a DuckDB process of its
+    own: (seconds, peak RSS in bytes)."""
+    peer = subprocess.run([sys.executable, "-c", DUCKDB_COPY % (csv, out)], capture_output=True, text=True,
+                          check=True)
+    seconds, peak = (float(x) for x in peer.stdout.split()[-2:])
+    return seconds, peak
+
+
+class Timeline:
+    """The daemon's RSS every 20 ms, with the wall-clock time, to find the peak of a phase."""
+
+    def __init__(self, pid: int):
+        self.pid, self.points, self._stop = pid, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            with contextlib.suppress(OSError, KeyError):
+                self.points.append((time.time(), rss(self.pid), rss(self.pid, "RssAnon")))
+
+    def peak(self, start: float, end: float) -> tuple[int, int]:
+        inside = [(r, a) for t, r, a in self.points if start <= t <= end] or [(0, 0)]
+        return max(r for r, _ in inside), max(a for _, a in inside)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def log_phases(log: str, repo: str) -> list[tuple[float, float, float]]:
+    """(start, end, seconds) of each conversion of ``repo``'s train split the daemon logged."""
+    out = []
+    for stamp, seconds in re.findall(rf"^(\S+ \S+) INFO gitd.plugins.datasets: dataset {re.escape(repo)}: "
+                                     r"default/train converted: .* in ([0-9.]+)s$", log, re.M):
+        end = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        out.append((end - float(seconds), end, float(seconds)))
+    return out
+
+
 def stats(values: list[float]) -> dict[str, float]:
     ms = sorted(v * 1000 for v in values)
     return {"p50_ms": round(statistics.median(ms), 2), "max_ms": round(ms[-1], 2), "n": len(ms)}
@@ -134,6 +187,7 @@ def main() -> None:
     parser.add_argument("--parquet-gb", type=float, default=1.0)
     parser.add_argument("--search-rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--conversions", type=int, default=3, help="conversions of the CSV, each beside DuckDB's")
     parser.add_argument("--work", type=Path, default=WORK / "dataset_viewer")
     args = parser.parse_args()
     work = args.work
@@ -146,15 +200,6 @@ def main() -> None:
     results: dict = {"files": {"csv_bytes": csv.stat().st_size, "parquet_bytes": big.stat().st_size,
                                "search_rows": args.search_rows}}
 
-    # -- the peer: DuckDB converting the same CSV file ------------------------------------------
-    out = work / "duckdb-copy.parquet"
-    code = ("import duckdb, resource, sys, time; t = time.perf_counter(); "
-            "duckdb.connect().execute(\"COPY (SELECT * FROM read_csv('%s')) TO '%s' (FORMAT parquet)\"); "
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
-    peer = subprocess.run([sys.executable, "-c", code % (csv, out)], capture_output=True, text=True, check=True)
-    duck_seconds, duck_rss = (float(x) for x in peer.stdout.split())
-    print(f"duckdb COPY: {duck_seconds:.1f}s, peak RSS {duck_rss / 2**20:.0f} MiB", flush=True)
-
     root = work / "gitd"
     shutil.rmtree(root, ignore_errors=True)
     server = GitdServer(root, {"jobs.timeout": "0", "jobs.workers": "1", "plugins.datasets.cache_size": "40GiB"})
@@ -166,18 +211,39 @@ def main() -> None:
         for name in ("text", "big", "search"):
             server.cli("repo", "create", f"bench/{name}", "--type", "dataset")
 
-        # -- conversion ---------------------------------------------------------------------------
-        with PeakRSS(server.proc.pid) as peak:
-            head = push(server, git, token, "bench/text", work, {"data/train.csv": csv})
-            job_seconds = wait_processed(server, "bench/text", head)
-        log = (root / "gitd.log").read_text()
-        converted = float(re.findall(r"bench/text: default/train converted: .* in ([0-9.]+)s", log)[-1])
+        # -- conversion, interleaved with the peer ---------------------------------------------------
+        idle = rss(server.proc.pid)
+        timeline = Timeline(server.proc.pid)
+        jobs, peers = [], []
+        started = time.time()
+        head = push(server, git, token, "bench/text", work, {"data/train.csv": csv})
+        jobs.append(wait_processed(server, "bench/text", head))
+        job_ends = [time.time()]
+        for _ in range(args.conversions - 1):
+            peers.append(duckdb_copy(csv, work / "duckdb-copy.parquet"))
+            queued = time.monotonic()
+            job = server.cli("datasets", "refresh", "bench/text").split("job ")[1].split()[0]
+            while not re.search(rf"^{job}\s+done\b", server.cli("jobs", "list", "--limit", "20"), re.M):
+                time.sleep(0.5)
+            jobs.append(time.monotonic() - queued)
+            job_ends.append(time.time())
+        peers.append(duckdb_copy(csv, work / "duckdb-copy.parquet"))
+        timeline.stop()
+        phases = log_phases((root / "gitd.log").read_text(), "bench/text")
+        conversion_peak = max(timeline.peak(start, end) for start, end, _ in phases)
+        job_peak = timeline.peak(started, job_ends[-1])
+        gitd_seconds = statistics.median(p[2] for p in phases)
+        duck_seconds = statistics.median(p[0] for p in peers)
         results["conversion"] = {
-            "gitd_seconds": converted, "duckdb_copy_seconds": round(duck_seconds, 2),
-            "ratio": round(converted / duck_seconds, 2),
-            "gitd_job_seconds_incl_push_stats_index": round(job_seconds, 1),
-            "gitd_peak_rss_mib": round(peak.peak / 2**20), "gitd_peak_anon_rss_mib": round(peak.anon_peak / 2**20),
-            "duckdb_peak_rss_mib": round(duck_rss / 2**20)}
+            "gitd_job_seconds_each": [round(j, 1) for j in jobs],
+            "gitd_seconds_each": [round(p[2], 2) for p in phases],
+            "duckdb_copy_seconds_each": [round(p[0], 2) for p in peers],
+            "ratio_of_medians": round(gitd_seconds / duck_seconds, 2),
+            "gitd_idle_rss_mib": round(idle / 2**20),
+            "gitd_peak_rss_mib_converting": round(conversion_peak[0] / 2**20),
+            "gitd_peak_anon_rss_mib_converting": round(conversion_peak[1] / 2**20),
+            "gitd_peak_rss_mib_whole_jobs": round(job_peak[0] / 2**20),
+            "duckdb_peak_rss_mib": round(max(p[1] for p in peers) / 2**20)}
         print("conversion", results["conversion"], flush=True)
 
         head = push(server, git, token, "bench/big", work, {"data/train.parquet": big})

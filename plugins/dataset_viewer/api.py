@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping
-from functools import wraps
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -24,38 +23,19 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gitd.plugin_api import HTTPError, PluginRequest, RepoInfo, RepoRoute, Response, Route
+from gitd.plugin_api import PluginRequest, RepoInfo, RepoRoute, Response, Route
 
 from .console import ConsoleError
-from .engine import ROW_IDX, QueryTimeout, split_source
+from .engine import ROW_IDX, split_source
+from .errors import ApiError, answer
 from .features import rows as json_rows
+from .hub_parquet import CONVERT, HubParquet
 from .search import index_name, search, text_columns
 from .state import DatasetState, SplitState
 from .where import FilterError, compile_orderby, compile_where
 
 if TYPE_CHECKING:
     from . import DatasetViewer
-
-CONVERT = "refs%2Fconvert%2Fparquet"
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str = "Error", headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.code, self.headers = status, message, code, headers or {}
-
-
-def _answer(handler: Callable[[Any, PluginRequest], Any]) -> Callable[[Any, PluginRequest], Any]:
-    @wraps(handler)
-    def run(self: Any, request: PluginRequest) -> Any:
-        try:
-            return handler(self, request)
-        except ApiError as exc:
-            return Response({"error": exc.message}, exc.status, headers={"X-Error-Code": exc.code, **exc.headers})
-        except QueryTimeout as exc:
-            return Response({"error": str(exc)}, 504, headers={"X-Error-Code": "QueryTimeout"})
-
-    return run
 
 
 def _json(body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -77,11 +57,7 @@ class ViewerAPI:
         out: list[Route | RepoRoute] = [Route("GET", path, fn, summary=f"dataset viewer {path[1:]}")
                                         for path, fn in get]
         out.append(Route("POST", "/sql", self.sql, summary="dataset viewer SQL console"))
-        for path in ("/parquet", "/parquet/{config}", "/parquet/{config}/{split}"):
-            out.append(RepoRoute("GET", path, self.hub_parquet, types=("dataset",), summary="Parquet files"))
-        out.append(RepoRoute("GET", "/parquet/{config}/{split}/{file}", self.hub_parquet_file, types=("dataset",),
-                             summary="a Parquet file (redirect)"))
-        return out
+        return out + HubParquet(self).routes()
 
     # -- lookups ---------------------------------------------------------------------------------
     def _dataset(self, request: PluginRequest, params: Mapping[str, str] | None = None
@@ -154,7 +130,7 @@ class ViewerAPI:
                 "num_rows_per_page": self.settings.max_page_rows, "partial": s.partial}
 
     # -- dataset-level answers -------------------------------------------------------------------
-    @_answer
+    @answer
     def is_valid(self, request: PluginRequest) -> Any:
         _, state = self._dataset(request)
         if state is None or state.error is not None:
@@ -169,7 +145,7 @@ class ViewerAPI:
                 "search": any(_has_text(s) for s in ok), "filter": bool(ok), "statistics": bool(ok),
                 "errors": [{"config": s.config, "split": s.split, "error": s.error} for s in chosen if not s.ok]}
 
-    @_answer
+    @answer
     def splits(self, request: PluginRequest) -> Any:
         repo, state = self._dataset(request)
         ready = self._ready(repo, state)
@@ -180,7 +156,7 @@ class ViewerAPI:
                 "failed": [{"dataset": repo.full_name, "config": s.config, "split": s.split,
                             "error": {"error": s.error}} for s in chosen if not s.ok]}
 
-    @_answer
+    @answer
     def size(self, request: PluginRequest) -> Any:
         repo, state = self._dataset(request)
         ready = self._ready(repo, state)
@@ -202,7 +178,7 @@ class ViewerAPI:
         return {"size": {"dataset": {"dataset": repo.full_name, **sizes(ok)}, "configs": configs, "splits": splits},
                 "pending": [], "failed": _failed(repo, ready), "partial": partial}
 
-    @_answer
+    @answer
     def info(self, request: PluginRequest) -> Any:
         repo, state = self._dataset(request)
         ready = self._ready(repo, state)
@@ -224,7 +200,7 @@ class ViewerAPI:
             return {"dataset_info": infos.get(config, {}), "partial": partial}
         return {"dataset_info": infos, "pending": [], "failed": _failed(repo, ready), "partial": partial}
 
-    @_answer
+    @answer
     def parquet(self, request: PluginRequest) -> Any:
         repo, state = self._dataset(request)
         ready = self._ready(repo, state)
@@ -238,7 +214,7 @@ class ViewerAPI:
         return Response(body, headers={"X-Revision": ready.head})
 
     # -- split-level answers ---------------------------------------------------------------------
-    @_answer
+    @answer
     def first_rows(self, request: PluginRequest) -> Any:
         repo, state, s = self._split(request)
 
@@ -249,7 +225,7 @@ class ViewerAPI:
 
         return self._cached(repo, state, ["first-rows", s.config, s.split], compute)
 
-    @_answer
+    @answer
     def statistics(self, request: PluginRequest) -> Any:
         repo, state, s = self._split(request)
         stats = self.p.states.details(repo.id, state.head, s.config, s.split, "statistics")
@@ -257,7 +233,7 @@ class ViewerAPI:
             raise ApiError(501, "statistics could not be computed for this split", "StatisticsNotAvailable")
         return {"num_examples": s.num_rows, "statistics": stats, "partial": s.partial}
 
-    @_answer
+    @answer
     def rows(self, request: PluginRequest) -> Any:
         repo, state, s = self._split(request)
         offset, length = self._page(request)
@@ -271,7 +247,7 @@ class ViewerAPI:
 
         return self._cached(repo, state, ["rows", s.config, s.split, offset, length], compute)
 
-    @_answer
+    @answer
     def search(self, request: PluginRequest) -> Any:
         repo, state, s = self._split(request)
         query = request.query.get("query", "")
@@ -297,7 +273,7 @@ class ViewerAPI:
 
         return self._cached(repo, state, ["search", s.config, s.split, query, offset, length], compute)
 
-    @_answer
+    @answer
     def filter(self, request: PluginRequest) -> Any:
         repo, state, s = self._split(request)
         where, orderby = request.query.get("where", ""), request.query.get("orderby", "")
@@ -335,7 +311,7 @@ class ViewerAPI:
         return self.p.refresher.local_files(repo, state.parquet_commit, s.files)
 
     # -- the SQL console -------------------------------------------------------------------------
-    @_answer
+    @answer
     def sql(self, request: PluginRequest) -> Any:
         body = request.json() if request.method == "POST" and request.body.strip().startswith(b"{") else {}
         if not isinstance(body, dict):
@@ -359,43 +335,6 @@ class ViewerAPI:
             raise ApiError(400, str(exc), "InvalidSQL") from None
         finally:
             self._console_slots.release()
-
-    # -- the Hub's Parquet listing ---------------------------------------------------------------
-    @_answer
-    def hub_parquet(self, request: PluginRequest) -> Any:
-        repo = request.repo
-        assert repo is not None
-        state = self._ready(repo, self.p.states.current(repo.id))
-        config, split = request.params.get("config"), request.params.get("split")
-        base = f"{request.base_url}/api/datasets/{repo.full_name}/parquet"
-        out: dict[str, dict[str, list[str]]] = {}
-        for s in state.splits:
-            if s.ok:
-                out.setdefault(s.config, {})[s.split] = [f"{base}/{quote(s.config)}/{quote(s.split)}/{i}.parquet"
-                                                         for i in range(len(s.files))]
-        if config is None:
-            return out
-        if config not in out:
-            raise ApiError(404, f"the dataset has no config {config!r} with Parquet files", "ConfigNotFound")
-        if split is None:
-            return out[config]
-        if split not in out[config]:
-            raise ApiError(404, f"config {config!r} has no split {split!r} with Parquet files", "SplitNotFound")
-        return out[config][split]
-
-    @_answer
-    def hub_parquet_file(self, request: PluginRequest) -> Any:
-        repo = request.repo
-        assert repo is not None
-        state = self._ready(repo, self.p.states.current(repo.id))
-        s = state.split(request.params["config"], request.params["split"])
-        name = request.params["file"]
-        number = name.removesuffix(".parquet")
-        if s is None or not s.ok or not number.isdigit() or int(number) >= len(s.files):
-            raise HTTPError(404, "no such Parquet file")
-        path = s.files[int(number)].path
-        url = f"{request.base_url}/datasets/{repo.full_name}/resolve/{CONVERT}/{quote(path)}"
-        return Response(b"", 302, content_type="text/plain", headers={"Location": url})
 
 
 def _has_text(s: SplitState) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gitd.plugin_api import RepoView, ViewError
@@ -26,7 +27,8 @@ from .layout import DataFile, SplitPlan
 from .sources import Limits, SplitError, batches, open_parquet, parquet_footer_check
 
 MAX_ROW_GROUP_BYTES = 64 << 20
-COMPRESSION = "zstd"
+COMPRESSION = "snappy"  # as pyarrow's, DuckDB's and the datasets library's Parquet files: fast to write and read
+DISTINCT_FOR_DICTIONARY = 0.5  # a text column whose first row group is more distinct than this is not dictionary-coded
 
 
 @dataclass
@@ -65,6 +67,7 @@ class ShardWriter:
         self._sink: pa.NativeFile | None = None
         self._rows = 0
         self._closed_bytes = 0
+        self._dictionary: list[str] | None = None
 
     def add(self, batch: pa.RecordBatch, origin: str) -> bool:
         """Buffer ``batch``; False once the split has reached its size limit (stop reading)."""
@@ -125,10 +128,12 @@ class ShardWriter:
 
     def _write(self, group: pa.Table) -> None:
         if self._writer is None:
+            if self._dictionary is None:
+                self._dictionary = dictionary_columns(group)
             path = self.directory / f"{len(self.shards):04d}.parquet"
             self._sink = pa.OSFile(str(path), "wb")
             self._writer = pq.ParquetWriter(self._sink, self.schema, compression=COMPRESSION,
-                                            write_page_index=True)
+                                            use_dictionary=self._dictionary, write_page_index=True)
         self._writer.write_table(group, row_group_size=self.row_group_rows)
         self._rows += group.num_rows
         assert self._sink is not None
@@ -163,6 +168,17 @@ class ShardWriter:
                 self._writer.close()
             if self._sink is not None:
                 self._sink.close()
+
+
+def dictionary_columns(group: pa.Table) -> list[str]:
+    """Columns worth dictionary coding: all but text columns whose values mostly differ (for
+    those, building a dictionary that overflows and is dropped is wasted time)."""
+    out = []
+    for name, column in zip(group.column_names, group.columns, strict=True):
+        text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        if not text or not len(column) or pc.count_distinct(column).as_py() <= DISTINCT_FOR_DICTIONARY * len(column):
+            out.append(name)
+    return out
 
 
 def convert_split(view: RepoView, commit: str, plan: SplitPlan, directory: Path, limits: Limits, *,
