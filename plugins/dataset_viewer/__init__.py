@@ -80,8 +80,7 @@ class DatasetViewer:
 
     @property
     def refresher(self) -> Refresher:
-        return self._part("refresher", lambda: Refresher(self.context, self.settings, self.states, self.cache,
-                                                         self.engine))
+        return self._part("refresher", lambda: Refresher(self.context, self.settings, self.states, self.cache))
 
     # -- hooks -------------------------------------------------------------------------------------
     @hookimpl
@@ -132,7 +131,11 @@ class DatasetViewer:
             return
         shards = self.refresher.local_files(repo, state.parquet_commit, split.files)
         schema = pq.read_schema(shards[0].path)
-        self.cache.file(index_name(split.files), repo.id, lambda tmp: build_index(self.engine, shards, schema, tmp))
+        engine = self.refresher.job_engine()
+        try:
+            self.cache.file(index_name(split.files), repo.id, lambda tmp: build_index(engine, shards, schema, tmp))
+        finally:
+            engine.close()
 
     # -- command line ------------------------------------------------------------------------------
     def _cli_refresh_arguments(self, parser: argparse.ArgumentParser) -> None:

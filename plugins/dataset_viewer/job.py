@@ -65,15 +65,19 @@ def convert_path(config: str, split: str, partial: bool, number: int) -> str:
 
 
 class Refresher:
-    def __init__(self, context: PluginContext, settings: ViewerSettings, states: States, cache: DiskCache,
-                 engine: Engine):
+    def __init__(self, context: PluginContext, settings: ViewerSettings, states: States, cache: DiskCache):
         self.context = context
         self.settings = settings
         self.states = states
         self.cache = cache
-        self.engine = engine
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
+
+    def job_engine(self) -> Engine:
+        """A DuckDB of the job's own (statistics, search indexes), closed when the job ends, so
+        the memory it used goes back rather than staying with the viewer's."""
+        s = self.settings
+        return Engine(self.cache.root, threads=s.threads, memory_limit=s.memory_limit, timeout=float(s.split_timeout))
 
     def _lock(self, repo_id: int) -> threading.Lock:
         with self._guard:
@@ -92,9 +96,12 @@ class Refresher:
             self.progress(f"{head[:7]}: finding configs and splits")
             layout = detect(view, head, max_files=self.settings.max_files)
             scratch = self.cache.scratch()
+            engine = self.job_engine()
             try:
-                state = self._process(repo, view, head, layout, scratch)
+                state = self._process(repo, view, head, layout, scratch, engine)
             finally:
+                engine.close()
+                pa.default_memory_pool().release_unused()
                 shutil.rmtree(scratch, ignore_errors=True)
             self.states.save(state)
             summary = self._summary(state)
@@ -105,7 +112,8 @@ class Refresher:
         self.context.progress(text)
         log.debug("%s", text)
 
-    def _process(self, repo: RepoInfo, view: RepoView, head: str, layout: Layout, scratch: Path) -> DatasetState:
+    def _process(self, repo: RepoInfo, view: RepoView, head: str, layout: Layout, scratch: Path,
+                 engine: Engine) -> DatasetState:
         if layout.error is not None:
             self._move_branch(repo, view, {}, head, [])
             return DatasetState(repo.id, head, None, layout.error, [])
@@ -131,7 +139,7 @@ class Refresher:
         parquet_commit = self._move_branch(repo, view, files, head, [s for _, o, s in outputs if o is not None])
         for plan, output, state in outputs:
             if output is not None and state.error is None:
-                self._precompute(repo, view, parquet_commit, plan, output, state)
+                self._precompute(repo, parquet_commit, plan, output, state, engine)
         return DatasetState(repo.id, head, parquet_commit, None, [s for _, _, s in outputs])
 
     def _convert(self, view: RepoView, head: str, plan: SplitPlan, directory: Path) -> SplitOutput:
@@ -220,8 +228,8 @@ class Refresher:
             shards.append(Shard(str(path), f.first_row, f.num_rows))
         return shards
 
-    def _precompute(self, repo: RepoInfo, view: RepoView, parquet_commit: str | None, plan: SplitPlan,
-                    output: SplitOutput, state: SplitState) -> None:
+    def _precompute(self, repo: RepoInfo, parquet_commit: str | None, plan: SplitPlan, output: SplitOutput,
+                    state: SplitState, engine: Engine) -> None:
         assert parquet_commit is not None
         self.progress(f"{plan.config}/{plan.split}: first rows, statistics and search index")
         started = time.monotonic()
@@ -231,14 +239,14 @@ class Refresher:
         state.first_rows = first_rows(paths, self.settings)
         copied = time.monotonic()
         try:
-            state.statistics = statistics(self.engine, paths, output.schema, state.num_rows)
+            state.statistics = statistics(engine, paths, output.schema, state.num_rows)
         except Exception as exc:  # statistics are a bonus: the split is served without them
             log.warning("dataset %s: statistics of %s/%s failed: %s", repo.full_name, plan.config, plan.split, exc)
         counted = time.monotonic()
         if self.settings.search_index and text_columns(output.schema):
             try:
                 self.cache.file(index_name(state.files), repo.id,
-                                lambda tmp: build_index(self.engine, shards, output.schema, tmp))
+                                lambda tmp: build_index(engine, shards, output.schema, tmp))
             except Exception as exc:
                 log.warning("dataset %s: search index of %s/%s failed: %s", repo.full_name, plan.config,
                             plan.split, exc)

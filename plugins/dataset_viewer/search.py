@@ -3,7 +3,8 @@
 The job writes, per split with text columns, a search index into the cache: the split's
 rows in order, with one more column, ``__gitd_text``, the row's text columns lowercased
 and joined. A search scans that one column (``contains``, one bound parameter per word)
-to count the matches, and reads whole rows only for the page it answers. Without an
+to find the page it answers, and scans it again to count the matches only when the page is
+full (a query matching fewer rows than a page costs one scan). Without an
 index (turned off, or evicted and not yet rebuilt) the same search runs over the split's
 Parquet files, lowering the text as it goes (slower).
 
@@ -48,7 +49,7 @@ def build_index(engine: Engine, shards: list[Shard], schema: pa.Schema, out: Pat
     columns = text_columns(schema)
     path = str(out).replace("'", "''")  # the viewer's own cache path; COPY takes no parameter here
     engine.query(f"COPY (SELECT *, {_joined(columns)} AS {TEXT} FROM {source}) TO '{path}' "
-                 f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 20000)", params, timeout=3600)
+                 f"(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 20000)", params, timeout=3600)
 
 
 def words(query: str) -> list[str]:
@@ -76,10 +77,13 @@ def search(engine: Engine, shards: list[Shard], schema: pa.Schema, index: str | 
         source, params = split_source(shards)
         text = _joined(columns)
     where = " AND ".join(f"contains({text}, ?)" for _ in terms)
-    total = engine.scalar(f"SELECT count(*) FROM {source} WHERE {where}", [*params, *terms])
     columns_sql = f"* EXCLUDE ({TEXT})" if index is not None else "*"
     page = engine.query(f"SELECT {columns_sql} FROM {source} WHERE {where} ORDER BY {ROW_IDX} LIMIT ? OFFSET ?",
                         [*params, *terms, length, offset])
+    if 0 < page.num_rows < length:  # the last page: the count is known without a second scan
+        total = offset + page.num_rows
+    else:
+        total = engine.scalar(f"SELECT count(*) FROM {source} WHERE {where}", [*params, *terms])
     return _split_index(page, total)
 
 

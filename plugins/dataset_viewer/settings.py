@@ -14,7 +14,6 @@ GIB_20 = Size(20 << 30)
 MIB_64 = Size(64 * MIB)
 HALF_HOUR = Duration(1800)
 ONE_MIB = Size(MIB)
-MIB_512 = Size(512 * MIB)
 GIB_10 = Size(10 << 30)
 TEN_SECONDS = Duration(10)
 TWENTY_SECONDS = Duration(20)
@@ -41,7 +40,7 @@ class ViewerSettings:
     search_index: bool = True  # precompute a lowercased text index per split (faster /search)
     # DuckDB (rows, search, filter, statistics)
     threads: int = 2
-    memory_limit: Size = MIB_512
+    memory_limit: Size = MIB_256
     query_timeout: Duration = TWENTY_SECONDS
     # Disk cache (answers, local Parquet copies, search indexes), evicted least recently used first
     cache_size: Size = GIB_10
