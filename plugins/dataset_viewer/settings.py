@@ -9,7 +9,7 @@ from gitd.plugin_api import Duration, SettingsError, Size
 MIB = 1 << 20
 MIB_256 = Size(256 * MIB)
 GIB_5 = Size(5 << 30)
-MIB_4 = Size(4 * MIB)
+MIB_2 = Size(2 * MIB)
 GIB_20 = Size(20 << 30)
 MIB_64 = Size(64 * MIB)
 HALF_HOUR = Duration(1800)
@@ -25,7 +25,7 @@ class ViewerSettings:
     shard_size: Size = MIB_256  # a Parquet file is closed past this size; the next one starts
     row_group_rows: int = 20_000  # rows per Parquet row group (small groups: fast pages and filters)
     max_split_size: Size = GIB_5  # Parquet bytes per split; past it the split is "partial"
-    block_size: Size = MIB_4  # CSV/JSON read block: about the longest line a file may have (memory: ~50x)
+    block_size: Size = MIB_2  # CSV/JSON read block: about the longest line a file may have (memory: ~50x)
     max_columns: int = 1000
     max_files: int = 10_000  # data files per dataset
     max_source_size: Size = GIB_20  # bytes read per split, after decompression
