@@ -10,13 +10,14 @@ import argparse
 import asyncio
 import faulthandler
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from gitd import __version__, eventloop
+from gitd import __version__, datamode, eventloop
 from gitd.compose import Parts
 from gitd.config import Config, ConfigError, split_hostport
 from gitd.errors import GitdError, NotFound
@@ -76,6 +77,10 @@ def cmd_init(args: argparse.Namespace) -> None:
     root = DataDir(Path(args.dir)).root if args.dir else _data_dir(args).root
     for line in init_data_dir(root):
         print(line)
+    if not Config.load(DataDir(root).config_file).get_bool(datamode.SHARED_SETTING):
+        changed = datamode.make_private(root)
+        if changed:
+            print(f"made {changed} files and directories under {root} private to their owner")
     print(f"data directory ready: {root}")
     print(f"SSH host key fingerprint: {host_key_fingerprint(DataDir(root))}")
 
@@ -89,6 +94,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.http:
         split_hostport(args.http, 8080)  # a bad address fails before anything is written
+    if not Config.load(data.config_file).get_bool(datamode.SHARED_SETTING) \
+            and not datamode.is_empty_or_missing(data.root):
+        datamode.check_private(data.root)  # before anything is written; an empty directory is new
     init_data_dir(data.root)
     config = Config.load(data.config_file)
     if args.http:
@@ -441,7 +449,10 @@ def main(argv: Sequence[str] | None = None, *, plugins: PluginHost | None = None
     except Exception as exc:  # a broken plugin must not take gitd's own commands down
         print(f"gitd: warning: plugin commands unavailable: {_one_line(str(exc))}", file=sys.stderr)
     args = parser.parse_args(argv)  # usage errors exit 2 with one line (see _Parser.error)
+    umask = os.umask(datamode.PRIVATE_UMASK)  # what any command writes into DATA is the owner's only
     try:
+        if Config.load(_command_root(args).config_file).get_bool(datamode.SHARED_SETTING):
+            os.umask(umask)
         args.func(args)
     except KeyboardInterrupt:
         return 130
@@ -455,7 +466,14 @@ def main(argv: Sequence[str] | None = None, *, plugins: PluginHost | None = None
             logging.getLogger("gitd").debug("unexpected error", exc_info=True)
         print(f"gitd: error: {_one_line(message)}", file=sys.stderr)
         return 1
+    finally:
+        os.umask(umask)  # for callers that run commands in-process
     return 0
+
+
+def _command_root(args: argparse.Namespace) -> DataDir:
+    """The data directory a command works on (``gitd init DIR`` names its own)."""
+    return DataDir(Path(args.dir)) if getattr(args, "dir", None) else _data_dir(args)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,6 +22,7 @@ from gitd.access.auth import Authenticator
 from gitd.access.rules import Access
 from gitd.clock import SYSTEM_CLOCK, Clock
 from gitd.config import Config
+from gitd.git.fsck import fsck_settings
 from gitd.git.gateway import GitGateway
 from gitd.git.refs import InProcessRefChanges, RefChanges
 from gitd.git.runner import GitRunner
@@ -42,11 +43,15 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from gitd.hooks.api import HookAPI
+    from gitd.http.offload import Offload
     from gitd.http.routing import Router
+    from gitd.http.rpc_body import BodyLimits
     from gitd.hub.commits import CommitWriter
     from gitd.hub.gitread import RepoReader
     from gitd.jobs.workers import JobWorkers
     from gitd.lfs.service import LfsService
+    from gitd.limits.connections import ConnectionLimiter
+    from gitd.limits.rates import RateLimits
     from gitd.plugins.view import RepoViews
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
@@ -170,7 +175,10 @@ class Parts:
     def git(self) -> GitRunner:
         cfg = self.config
         return GitRunner(hooks_dir=self.data.hooks, max_processes=cfg.get_int("git.max_processes"),
-                         timeout=float(cfg.get_int("git.timeout")), fsck_objects=cfg.get_bool("git.fsck_objects"))
+                         timeout=float(cfg.get_int("git.timeout")), fsck=fsck_settings(cfg),
+                         max_per_client=cfg.get_int("git.max_processes_per_client"),
+                         max_anonymous=cfg.get_int("git.max_processes_anonymous"),
+                         queue_timeout=cfg.get_float("git.queue_timeout"))
 
     @cached_property
     def sessions(self) -> PushSessions:
@@ -207,7 +215,16 @@ class Parts:
     def commit_writer(self) -> CommitWriter:
         from gitd.hub.commits import CommitWriter
 
-        return CommitWriter(self.chain, self.reader, email_domain=self.config.get_str("hub.commit_email_domain"))
+        return CommitWriter(self.chain, self.reader, email_domain=self.config.get_str("hub.commit_email_domain"),
+                            git=self.git)
+
+    @cached_property
+    def offload(self) -> Offload:
+        """Runs work on client-controlled data (cards, trees, big JSON) off the loop, with a time limit."""
+        from gitd.http.offload import Offload
+
+        return Offload(workers=self.config.get_int("server.offload_threads"),
+                       limit=self.config.get_float("server.offload_timeout"))
 
     # -- the daemon's front doors ---------------------------------------------------------------
     def router(self) -> Router:
@@ -222,7 +239,7 @@ class Parts:
 
         cfg = self.config
         router = Router()
-        Ops(self.store, self.metrics).add_routes(router)
+        Ops(self.store, self.metrics, self.git.slots).add_routes(router)
         plugin_routes = PluginRoutes(self.plugins, self.repos, self.access, self.views,
                                      timeout=cfg.get_float("plugins.http_timeout"),
                                      public_url=cfg.get_str("server.public_url"))
@@ -230,7 +247,7 @@ class Parts:
         plugin_routes.add_plugin_routes(router)
         # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
         self._add_hub_routes(router)
-        SmartHTTP(self.gateway, CapabilityCache()).add_routes(router)
+        SmartHTTP(self.gateway, CapabilityCache(), self.body_limits()).add_routes(router)
         LfsHTTP(self.repos, self.access, self.auth, self.lfs, self.metrics,
                 public_url=cfg.get_str("server.public_url"), href_ttl=cfg.get_int("lfs.href_ttl"),
                 max_batch_objects=cfg.get_int("lfs.max_batch_objects"),
@@ -249,38 +266,84 @@ class Parts:
         from gitd.hub.manage import HubManage
         from gitd.hub.native import NativeAPI
         from gitd.hub.native_accounts import NativeAccounts
-        from gitd.hub.upload import HubUploads
+        from gitd.hub.upload import HubUploads, UploadPlanner
         from gitd.plugins.fields import InfoFields
+        from gitd.plugins.filters import RepoFilters
         from gitd.store.discussions import Discussions
         from gitd.store.redirects import Redirects
 
         cfg = self.config
         repos, access, reader = self.repos, self.access, self.reader
         view = FileView(self.lfs, url_ttl=cfg.get_int("lfs.href_ttl"))
-        common = {"public_url": cfg.get_str("server.public_url"), "redirects": Redirects(self.store)}
+        common = {"public_url": cfg.get_str("server.public_url"), "redirects": Redirects(self.store),
+                  "offload": self.offload}
+        max_card_size, max_paths = cfg.get_size("hub.max_card_size"), cfg.get_int("hub.max_paths_info")
         prs = PullRequests(repos, access, Discussions(self.store), reader, self.chain, **common)
-        files = HubFiles(repos, access, reader, view, **common)
+        files = HubFiles(repos, access, reader, view, max_paths=max_paths, **common)
         files.add_resolve_route(router)
         # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
         accounts_api = NativeAccounts(self.accounts, self.auth, self.access)
+        planner = UploadPlanner(reader, view, regular_upload_max=cfg.get_size("hub.regular_upload_max"),
+                                max_paths=max_paths)
         NativeAPI(repos, access, self.accounts, self.repo_rows, reader, self.commit_writer, view, accounts_api,
-                  max_inline_file=cfg.get_size("hub.max_inline_file"), fields=InfoFields(self.plugins),
+                  planner, max_inline_file=cfg.get_size("hub.max_inline_file"),
+                  max_listed_files=cfg.get_int("hub.max_listed_files"), fields=InfoFields(self.plugins),
                   **common).add_routes(router)
-        HubManage(repos, access, self.accounts, **common).add_routes(router)
-        fields = InfoFields(self.plugins)
-        HubInfo(repos, access, self.repo_rows, reader, view, fields=fields, **common).add_routes(router)
+        HubManage(repos, access, self.accounts, max_card_size=max_card_size, **common).add_routes(router)
+        HubInfo(repos, access, self.repo_rows, reader, view, fields=InfoFields(self.plugins),
+                filters=RepoFilters(self.plugins), max_card_size=max_card_size,
+                max_listed_files=cfg.get_int("hub.max_listed_files"),
+                listing_cache_entries=cfg.get_int("hub.listing_cache_entries"), **common).add_routes(router)
         files.add_routes(router)
         HubHistory(repos, access, reader, self.chain, email_domain=cfg.get_str("hub.commit_email_domain"),
                    **common).add_routes(router)
-        HubUploads(repos, access, reader, self.commit_writer, prs, view,
-                   regular_upload_max=cfg.get_size("hub.regular_upload_max"),
-                   max_inline_file=cfg.get_size("hub.max_inline_file"), **common).add_routes(router)
+        HubUploads(repos, access, reader, self.commit_writer, prs, view, planner,
+                   max_inline_file=cfg.get_size("hub.max_inline_file"),
+                   max_commit_size=cfg.get_size("hub.max_commit_size"),
+                   inline_decodes=cfg.get_int("hub.inline_decodes"), **common).add_routes(router)
         prs.add_routes(router)
+
+    def body_limits(self) -> BodyLimits:
+        """How much of a git request the daemon reads ahead, and how far it inflates gzip."""
+        from gitd.http.rpc_body import BodyLimits
+
+        cfg = self.config
+        return BodyLimits(negotiation=cfg.get_size("git.negotiation_buffer"),
+                          inflate_ratio=cfg.get_int("limits.inflate_ratio"),
+                          inflate_max=cfg.get_size("limits.inflate_max"))
+
+    def rate_limits(self) -> RateLimits:
+        from gitd.limits.rates import RateLimits, TokenBuckets
+
+        cfg = self.config
+
+        def buckets(kind: str) -> TokenBuckets | None:
+            rate = cfg.get_float(f"limits.rate_per_{kind}")
+            if rate <= 0:
+                return None
+            return TokenBuckets(rate, cfg.get_float(f"limits.burst_per_{kind}"), cfg.get_int("limits.rate_keys"))
+
+        return RateLimits(per_address=buckets("address"), per_token=buckets("token"))
+
+    @cached_property
+    def connections(self) -> ConnectionLimiter:
+        """The connection limits every listener shares ([server] max_connections: 0 sizes it from
+        the descriptor limit, raised to its hard limit first)."""
+        from gitd.limits.connections import ConnectionLimiter, automatic_cap, raise_descriptor_limit
+
+        cfg = self.config
+        total = cfg.get_int("server.max_connections")
+        descriptors = raise_descriptor_limit()
+        if total <= 0:
+            total = automatic_cap(descriptors, cfg.get_int("git.max_processes"))
+        return ConnectionLimiter(total, cfg.get_int("server.max_connections_per_address"),
+                                 refused=self.metrics.connections_refused)
 
     def http_app(self) -> web.Application:
         from gitd.http.app import build_app
 
-        return build_app(self.router(), self.auth, self.metrics)
+        return build_app(self.router(), self.auth, self.metrics, rates=self.rate_limits(),
+                         body_timeout=self.config.get_float("server.body_timeout"))
 
     def hook_api(self) -> HookAPI:
         from gitd.hooks.api import HookAPI
@@ -315,7 +378,7 @@ class Parts:
                                token_ttl=cfg.get_int("auth.signed_token_ttl"), lfs_backend=lfs_backend)
         return SSHTransport(commands, keys, self.data.ssh_host_key, login_timeout=cfg.get_float("ssh.login_timeout"),
                             ciphers=[str(c) for c in cfg.get_list("ssh.ciphers")],
-                            macs=[str(m) for m in cfg.get_list("ssh.macs")])
+                            macs=[str(m) for m in cfg.get_list("ssh.macs")], connections=self.connections)
 
     def close(self) -> None:
         for context in (self.__dict__["plugins"].contexts.values() if "plugins" in self.__dict__ else ()):

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from gitd.config import Config, ConfigError, default_config_text
+from gitd.datamode import is_empty_or_missing
 from gitd.paths import DataDir
 from gitd.store import Store
 
@@ -81,7 +82,7 @@ def build_c_hook(data: DataDir) -> Path | None:
         else:
             log.warning("could not compile the C hook (%s); using the Python hook", error)
             return None
-        out.chmod(0o755)
+        out.chmod(0o700)  # git runs it as the daemon's user
         out.replace(binary)
     return binary
 
@@ -114,7 +115,7 @@ def install_hooks(data: DataDir, program: str = "auto") -> str:
             continue
         tmp = data.hooks / f".{name}.{secrets.token_hex(4)}"
         tmp.write_bytes(content)
-        tmp.chmod(0o755)
+        tmp.chmod(0o700)
         tmp.replace(target)
     return "c" if binary is not None else "python"
 
@@ -125,7 +126,10 @@ def init_data_dir(root: Path) -> list[str]:
 
     data = DataDir(root)
     done: list[str] = []
+    fresh = is_empty_or_missing(root)
     root.mkdir(parents=True, exist_ok=True)
+    if fresh:  # a new data directory is its owner's only (see gitd/datamode.py)
+        root.chmod(0o700)
     for sub in (data.repos, data.lfs, data.tmp, data.run):
         sub.mkdir(parents=True, exist_ok=True)
     data.run.chmod(0o700)

@@ -13,12 +13,14 @@ class GitdError(Exception):
     status = 500
     code = "InternalError"
 
-    def __init__(self, message: str = "internal error", *, detail: str | None = None, code: str | None = None):
+    def __init__(self, message: str = "internal error", *, detail: str | None = None, code: str | None = None,
+                 retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.detail = detail
         if code is not None:
             self.code = code
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429, 503)
 
 
 class BadRequest(GitdError):
@@ -41,6 +43,11 @@ class NotFound(GitdError):
     code = "NotFound"
 
 
+class RequestTimeout(GitdError):
+    status = 408
+    code = "RequestTimeout"
+
+
 class Conflict(GitdError):
     status = 409
     code = "Conflict"
@@ -59,6 +66,16 @@ class UnsupportedMediaType(GitdError):
 class Unprocessable(GitdError):
     status = 422
     code = "Unprocessable"
+
+
+class TooManyRequests(GitdError):
+    status = 429
+    code = "TooManyRequests"
+
+
+class ServiceUnavailable(GitdError):
+    status = 503
+    code = "ServiceUnavailable"
 
 
 class PushRejected(Exception):

@@ -1,4 +1,4 @@
-"""A small Prometheus registry: counters and histograms, rendered as text format 0.0.4."""
+"""A small Prometheus registry: counters, histograms and gauges, rendered as text format 0.0.4."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import itertools
 import math
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 def _labels(names: tuple[str, ...], values: tuple[str, ...], extra: str = "") -> str:
@@ -44,6 +46,8 @@ class Counter:
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        if not self.label_names and not self._values:
+            lines.append(f"{self.name} 0")
         for key, value in sorted(self._values.items()):
             lines.append(f"{self.name}{_labels(self.label_names, key)} {_num(value)}")
         return lines
@@ -84,6 +88,16 @@ class Histogram:
         return lines
 
 
+class Gauge:
+    """A value read when the metrics are rendered (``read`` returns it)."""
+
+    def __init__(self, name: str, help: str, read: Callable[[], float]):
+        self.name, self.help, self.read = name, help, read
+
+    def render(self) -> list[str]:
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge", f"{self.name} {_num(self.read())}"]
+
+
 class Metrics:
     """Every metric the daemon exports."""
 
@@ -103,8 +117,23 @@ class Metrics:
         self.lfs_bytes_sent = Counter("gitd_lfs_bytes_sent_total", "LFS object bytes served.", ("transport",))
         self.lfs_bytes_received = Counter("gitd_lfs_bytes_received_total", "LFS object bytes stored.",
                                           ("transport",))
-        self._all = [self.http_requests, self.http_duration, self.git_duration, self.git_bytes_sent,
-                     self.git_bytes_received, self.git_failures, self.lfs_bytes_sent, self.lfs_bytes_received]
+        self.loop_lag = Histogram("gitd_event_loop_lag_seconds",
+                                  "How late the event loop ran a task that was due (sampled every 50 ms).",
+                                  buckets=LAG_BUCKETS)
+        self.loop_blocked = Counter("gitd_event_loop_blocked_total", "Event-loop lags over 100 ms.")
+        self.connections_refused = Counter("gitd_connections_refused_total",
+                                           "Connections refused at accept time by a connection limit.",
+                                           ("transport", "reason"))
+        self.rate_limited = Counter("gitd_rate_limited_total", "HTTP requests refused by a rate limit (429).",
+                                    ("limit",))
+        self._all: list[Counter | Histogram | Gauge] = [
+            self.http_requests, self.http_duration, self.git_duration, self.git_bytes_sent, self.git_bytes_received,
+            self.git_failures, self.lfs_bytes_sent, self.lfs_bytes_received, self.loop_lag, self.loop_blocked,
+            self.connections_refused, self.rate_limited]
+
+    def add_gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
+        """A gauge whose value ``read`` gives at each scrape (replaces one of the same name)."""
+        self._all = [m for m in self._all if m.name != name] + [Gauge(name, help, read)]
 
     def observe_git(self, service: str, transport: str, seconds: float, sent: int, received: int,
                     returncode: int) -> None:

@@ -9,10 +9,14 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   ranged reads, diffs): ``event.view`` or ``context.view(repo)``, and write to them
   through a ``RepoWriter`` (``context.writer(repo)``: commits, LFS objects, ref moves,
   all through the hook chain);
-* keep its data in its own tables of the daemon's database (``context.storage``);
+* keep its data in its own tables of the daemon's database (``context.storage``), and
+  files it can recompute in its own directory (``context.cache_dir``; API 1.2);
+* report how far a running job has got (``context.progress``, shown by ``gitd jobs list``;
+  API 1.2);
 * serve HTTP routes (``Route``, ``RepoRoute``) behind the daemon's authentication and
-  access checks, add fields to repository info answers (``gitd_repo_info``), and add
-  ``gitd`` subcommands (``CliCommand``);
+  access checks, add fields to repository info answers (``gitd_repo_info``), answer the
+  Hub listings' tag filters from an index (``gitd_repo_filter``, ``RepoIds``; API 1.1),
+  and add ``gitd`` subcommands (``CliCommand``);
 * declare typed settings (a dataclass, ``context.settings(cls)``).
 
 The API follows semantic versioning: ``API_VERSION`` changes its major number only when
@@ -40,6 +44,7 @@ from gitd.plugins.events import (
     TaskEvent,
     VisibilityChanged,
 )
+from gitd.plugins.filters import RepoIds
 from gitd.plugins.hookspecs import hookimpl, hookspec
 from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
 from gitd.plugins.storage import PluginStorage
@@ -56,7 +61,7 @@ from gitd.plugins.view import (
 )
 from gitd.plugins.writer import LfsUpload, RepoWriter
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 __all__ = [
     "API_VERSION",
@@ -84,6 +89,7 @@ __all__ = [
     "RefUpdate",
     "RepoCreated",
     "RepoDeleted",
+    "RepoIds",
     "RepoInfo",
     "RepoRenamed",
     "RepoRoute",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -22,13 +23,28 @@ from gitd.compose import Parts
 from gitd.config import split_hostport
 from gitd.git.runner import install_child_watcher
 from gitd.hooks.api import prepare_hook_endpoint
+from gitd.http.accesslog import RedactingAccessLogger
+from gitd.http.listener import GuardedSite
 from gitd.lfs.storage.s3 import S3Storage
+from gitd.looplag import LoopLagMonitor
 
 log = logging.getLogger("gitd.server")
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 LISTENERS = web.AppKey("listeners", dict)
+
+
+def loop_lag_ctx(parts: Parts) -> CleanupCtx:
+    """Measures how late the event loop runs (a metric, and a log line when it blocks)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        monitor = LoopLagMonitor(parts.metrics)
+        monitor.start()
+        yield
+        await monitor.stop()
+
+    return ctx
 
 
 def hook_socket_ctx(parts: Parts) -> CleanupCtx:
@@ -105,7 +121,11 @@ def lfs_storage_ctx(parts: Parts) -> CleanupCtx:
 def make_app(parts: Parts) -> web.Application:
     app = parts.http_app()
     app[LISTENERS] = {}
-    for resource in (lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, ssh_server_ctx):
+    slots, connections, metrics = parts.git.slots, parts.connections, parts.metrics
+    metrics.add_gauge("gitd_git_slots_in_use", "git process slots in use.", lambda: slots.state().used)
+    metrics.add_gauge("gitd_git_slots_waiting", "git requests waiting for a slot.", lambda: slots.state().waiting)
+    metrics.add_gauge("gitd_connections_open", "Client connections open (HTTP and SSH).", lambda: connections.open)
+    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, ssh_server_ctx):
         app.cleanup_ctx.append(resource(parts))
     return app
 
@@ -122,12 +142,20 @@ async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("gitd.access") if parts.config.get_bool("server.access_log") else None,
+        access_log_class=RedactingAccessLogger,
         handle_signals=False,
         shutdown_timeout=30.0,
+        # Seconds to send a request's headers, from connect or from the previous response.
+        keepalive_timeout=parts.config.get_float("server.header_timeout"),
+        # Request bodies are inflated only where git sends them gzipped, with bounds (gitd.http.rpc_body).
+        auto_decompress=False,
     )
     await runner.setup()
+    # Everything built so far lives as long as the daemon: leave it out of the garbage collector's
+    # full collections, which hold the GIL (and so the event loop) for as long as they scan.
+    gc.freeze()
     host, port = split_hostport(http, 8080)
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = GuardedSite(runner, host, port, reuse_address=True, limiter=parts.connections)
     await site.start()
     listeners = app[LISTENERS]
     bound = runner.addresses[0]

@@ -59,17 +59,30 @@ static void buf_add(struct buf *b, const char *s, size_t n) {
 
 static void buf_str(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
 
-/* A header line "<kind> <value>\n"; values with a newline cannot be sent and are dropped. */
+/* A header line "<kind> <value>\n" (or "<kind> <key>=<value>\n"). In the value, "%", the
+ * ASCII control characters and DEL go as %XX (upper-case hex), so no value can end its
+ * line or start another: a push option may hold newlines. The same quoting as quote()
+ * in gitd_hook.py, byte for byte. */
 static void add_line(struct buf *b, const char *kind, const char *key, const char *value) {
-    if (strchr(value, '\n'))
-        return;
+    static const char hex[] = "0123456789ABCDEF";
     buf_str(b, kind);
     buf_str(b, " ");
     if (key) {
         buf_str(b, key);
         buf_str(b, "=");
     }
-    buf_str(b, value);
+    const char *run = value;
+    for (const char *p = value;; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\0' || c < 0x20 || c == '%' || c == 0x7f) {
+            buf_add(b, run, (size_t)(p - run));
+            if (c == '\0')
+                break;
+            char escaped[3] = {'%', hex[c >> 4], hex[c & 15]};
+            buf_add(b, escaped, 3);
+            run = p + 1;
+        }
+    }
     buf_str(b, "\n");
 }
 

@@ -34,19 +34,28 @@ NOT_THROUGH_DAEMON = (
 )
 
 
+def quote(value):
+    """``value`` with "%", the ASCII control characters and DEL as %XX (upper-case hex), so
+    no value can end its line or start another: a push option may hold newlines."""
+    if "%" not in value and value.isprintable():
+        return value
+    return "".join(f"%{ord(c):02X}" if c < " " or c == "%" or c == "\x7f" else c for c in value)
+
+
 def request_body(environ, updates):
-    """The header lines (quarantine env, push options), a blank line, then git's ref lines."""
+    """The header lines (quarantine env, push options; values quoted), a blank line, then
+    git's ref lines."""
     lines = []
     for key in QUARANTINE_ENV:
         value = environ.get(key)
         if value:
-            lines.append(f"env {key}={value}\n")
+            lines.append(f"env {key}={quote(value)}\n")
     try:
         count = int(environ.get("GIT_PUSH_OPTION_COUNT", "0"))
     except ValueError:
         count = 0
-    for i in range(count):
-        lines.append(f"option {environ.get(f'GIT_PUSH_OPTION_{i}', '')}\n")
+    for i in range(min(count, 10000)):
+        lines.append(f"option {quote(environ.get(f'GIT_PUSH_OPTION_{i}', ''))}\n")
     return "".join(lines).encode("utf-8", "surrogateescape") + b"\n" + updates
 
 

@@ -1,4 +1,13 @@
-"""Credentials: API tokens (stored hashed), short-lived signed tokens, HTTP headers."""
+"""Credentials: API tokens (stored hashed), short-lived signed tokens, HTTP headers.
+
+A signed token (``gitds.<claims>.<hmac>``) is always minted for a caller: its claims name
+the account (``sub``) and the credential the caller came with, its parent (``par``: the
+API token, or the SSH key; see ``Parent``). Every use checks that the parent still exists
+and still belongs to that account, so revoking a token, removing an SSH key or deleting
+the account ends every signed token minted from it at once. A signed token minted for a
+caller who came with a signed token inherits its parent and never outlives it (``exp``
+is capped at the caller's own): signed tokens cannot be renewed into a chain.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +18,10 @@ import hmac
 import json
 import secrets
 
-from gitd.access.rules import ANONYMOUS, AccessLevel, Principal
+from gitd.access.rules import ANONYMOUS, AccessLevel, Parent, Principal
 from gitd.clock import SYSTEM_CLOCK, Clock
-from gitd.errors import Unauthorized
-from gitd.store import Account, Accounts
+from gitd.errors import NotFound, Unauthorized
+from gitd.store import Account, Accounts, SSHKey
 from gitd.store.db import StampedCache
 
 TOKEN_PREFIX = "gitd_"
@@ -23,6 +32,24 @@ _TOUCH_EVERY = 60.0
 def hash_token(token: str) -> str:
     # API tokens are 240-bit random strings, so a plain SHA-256 is a safe one-way store.
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_parent(token_id: int, token_hash: str) -> Parent:
+    return Parent("tok", token_id, token_hash[:16])
+
+
+def ssh_key_parent(key: SSHKey) -> Parent:
+    return Parent("key", key.id, key.created_at)
+
+
+def _parent(value: object) -> Parent | None:
+    """A signed token's "par" claim, if well-formed."""
+    if not (isinstance(value, list) and len(value) == 3):
+        return None
+    kind, parent_id, version = value
+    if kind not in ("tok", "key") or not isinstance(parent_id, int) or not isinstance(version, str):
+        return None
+    return Parent(kind, parent_id, version)
 
 
 def _b64(data: bytes) -> str:
@@ -44,6 +71,8 @@ class Authenticator:
         # Authorization header -> Principal for API tokens: the same few headers come on every
         # request, and a revoked token or a changed account drops the answers (StampedCache).
         self._by_header = StampedCache(accounts.store)
+        # (account id, Parent) -> whether a signed token's parent is still there.
+        self._parents = StampedCache(accounts.store)
 
     # -- API tokens -------------------------------------------------------------------------
     def create_token(self, account: Account, name: str, scope: str = "write") -> str:
@@ -74,28 +103,72 @@ class Authenticator:
             return None
         return claims
 
-    def sign_access(self, account: Account | None, repo_id: int, level: AccessLevel, ttl: float) -> str:
-        """A token that lets its bearer act as ``account`` on one repository, up to ``level``."""
-        return self.sign({"k": "access", "sub": account.id if account else None, "rid": repo_id,
-                          "lvl": int(level)}, ttl)
+    def lifetime(self, principal: Principal, ttl: float) -> int:
+        """Seconds a credential minted for ``principal`` may live: ``ttl``, cut to what is left
+        of the principal's own signed token if it came with one."""
+        if principal.expires is None:
+            return int(ttl)
+        return max(0, min(int(ttl), principal.expires - int(self.clock.time())))
+
+    def sign_for(self, principal: Principal, payload: dict, ttl: float) -> str:
+        """A signed token for ``principal``'s use, bound to its parent credential (see the
+        module's docstring) and living at most ``lifetime(principal, ttl)`` seconds."""
+        claims = dict(payload, sub=principal.account.id if principal.account else None)
+        if principal.parent is not None:
+            claims["par"] = list(principal.parent)
+        return self.sign(claims, self.lifetime(principal, ttl))
+
+    def sign_access(self, principal: Principal, repo_id: int, level: AccessLevel, ttl: float) -> str:
+        """A token that lets its bearer act as ``principal`` on one repository, up to ``level``."""
+        return self.sign_for(principal, {"k": "access", "rid": repo_id, "lvl": int(min(level, principal.cap))}, ttl)
 
     # -- resolving credentials --------------------------------------------------------------
+    def principal_for_claims(self, claims: dict) -> Principal | None:
+        """The caller a verified signed token speaks for; None once its parent is gone (the
+        API token revoked, the SSH key removed, the account deleted)."""
+        sub = claims.get("sub")
+        try:
+            level, repo_id, exp = AccessLevel(claims["lvl"]), claims["rid"], int(claims["exp"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if sub is None:
+            return Principal(account=None, cap=level, repo_id=repo_id, method="signed", expires=exp)
+        parent = _parent(claims.get("par"))
+        if parent is None or not isinstance(sub, int) or not self._parent_alive(sub, parent):
+            return None  # every signed-in caller has a parent credential, and this one is gone
+        try:
+            account = self.accounts.by_id(sub)
+        except NotFound:
+            return None
+        return Principal(account=account, cap=level, repo_id=repo_id, method="signed", parent=parent, expires=exp)
+
+    def _parent_alive(self, account_id: int, parent: Parent) -> bool:
+        known = self._parents.current()
+        cache_key = (account_id, parent)
+        alive = known.get(cache_key)
+        if alive is None:
+            version = (self.accounts.token_version(parent.id, account_id) if parent.kind == "tok"
+                       else self.accounts.ssh_key_version(parent.id, account_id))
+            alive = version is not None and hmac.compare_digest(version, parent.version)
+            self._parents.remember(known, cache_key, alive)
+        return alive
+
     def principal_for_token(self, token: str) -> Principal | None:
-        """None when the token is unknown, expired or forged."""
+        """None when the token is unknown, expired or forged, or (a signed one) its parent is gone."""
         if token.startswith(SIGNED_PREFIX):
             claims = self.verify_signed(token)
             if claims is None or claims.get("k") != "access":
                 return None
-            account = self.accounts.by_id(claims["sub"]) if claims.get("sub") is not None else None
-            return Principal(account=account, cap=AccessLevel(claims["lvl"]), repo_id=claims["rid"],
-                             method="signed")
-        found = self.accounts.token_by_hash(hash_token(token))
+            return self.principal_for_claims(claims)
+        token_hash = hash_token(token)
+        found = self.accounts.token_by_hash(token_hash)
         if found is None:
             return None
         tok, account = found
         self._touch(tok.id)
         cap = AccessLevel.READ if tok.scope == "read" else AccessLevel.ADMIN
-        return Principal(account=account, cap=cap, method="token", token_id=tok.id)
+        return Principal(account=account, cap=cap, method="token", token_id=tok.id,
+                         parent=token_parent(tok.id, token_hash))
 
     def _touch(self, token_id: int | None) -> None:
         """Record a token's use, at most once a minute per token (a write per request would

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from gitd.errors import Forbidden, NotFound, Unauthorized
 from gitd.store import Account, Accounts, Repo
@@ -27,6 +28,16 @@ class AccessLevel(IntEnum):
 ROLE_LEVEL = {"read": AccessLevel.READ, "write": AccessLevel.WRITE, "admin": AccessLevel.ADMIN}
 
 
+class Parent(NamedTuple):
+    """A credential that signed tokens are minted from: ("tok", API token id, the first 16 hex
+    digits of its hash) or ("key", SSH key id, when it was registered). Row ids can be used
+    again after a delete; the third part tells a new row from the one a token was bound to."""
+
+    kind: str
+    id: int
+    version: str
+
+
 @dataclass(frozen=True)
 class Principal:
     """The caller of a request, as established by a transport.
@@ -40,6 +51,10 @@ class Principal:
     repo_id: int | None = None
     method: str = "anonymous"  # anonymous | token | signed | ssh | internal
     token_id: int | None = None  # the API token it came with (method "token")
+    # The credential behind it, which signed tokens minted for it are bound to: its API
+    # token or SSH key (for method "signed": the one its signed token was minted from).
+    parent: Parent | None = None
+    expires: int | None = None  # method "signed": when its token expires (Unix time)
 
     @property
     def is_anonymous(self) -> bool:
@@ -51,6 +66,23 @@ class Principal:
 
 
 ANONYMOUS = Principal(account=None)
+
+
+@dataclass(frozen=True)
+class Readable:
+    """Which repositories a principal may read, as a listing asks it of the database:
+    every repository (``everything``), or the public ones (``public``) and every one owned
+    by an account in ``owners``; ``repo_id`` pins it to one repository. It says exactly
+    what ``Access.level(principal, repo) >= READ`` says (tests/unit/access check both)."""
+
+    everything: bool = False
+    public: bool = False
+    owners: frozenset[int] = frozenset()
+    repo_id: int | None = None
+
+    @property
+    def nothing(self) -> bool:
+        return not self.everything and not self.public and not self.owners
 
 
 class Access:
@@ -72,6 +104,18 @@ class Access:
             return AccessLevel.ADMIN
         role = self.accounts.role_in(repo.owner_id, account.id)
         return max(public, ROLE_LEVEL.get(role or "", AccessLevel.NONE))
+
+    def readable(self, principal: Principal) -> Readable:
+        """The repositories ``principal`` may read, for listings that filter in SQL."""
+        if principal.cap < AccessLevel.READ:
+            return Readable(repo_id=principal.repo_id)
+        account = principal.account
+        if account is None:
+            return Readable(public=self.anonymous_read, repo_id=principal.repo_id)
+        if account.is_admin:
+            return Readable(everything=True, repo_id=principal.repo_id)
+        owners = {account.id} | {org.id for org, role in self.accounts.orgs_of(account) if role in ROLE_LEVEL}
+        return Readable(public=True, owners=frozenset(owners), repo_id=principal.repo_id)
 
     def namespace_level(self, principal: Principal, owner: Account) -> AccessLevel:
         """What the caller may do in a namespace (a user or an organisation): creating or

@@ -15,6 +15,7 @@ from pathlib import Path
 from gitd.access.rules import Access, AccessLevel, Principal
 from gitd.git.refs import RefChanges
 from gitd.git.runner import GitResult, GitRunner
+from gitd.git.slots import Caller
 from gitd.hooks.sessions import PushSessions
 from gitd.metrics import Metrics
 from gitd.repos import RepoService
@@ -52,23 +53,26 @@ class GitGateway:
     async def run(self, repo: Repo, principal: Principal, service: str, args: list[str], *, via: str,
                   stdin: AsyncIterator[bytes] | None, sink: Sink, protocol: str | None,
                   on_start: Callable[[], Awaitable[None]] | None = None,
-                  err_sink: Callable[[bytes], None] | None = None) -> GitResult:
-        """Run ``git <service>`` on ``repo`` for ``principal`` (already authorised)."""
+                  err_sink: Callable[[bytes], None] | None = None, address: str | None = None) -> GitResult:
+        """Run ``git <service>`` on ``repo`` for ``principal`` (already authorised), connected
+        from ``address`` (its process slot counts against the address and, for anonymous
+        callers, against the anonymous share)."""
         path = self.repos.path(repo)
+        caller = Caller(address, principal.is_anonymous)
         if service == "receive-pack":
             with self.sessions.open(repo, principal, via) as session:
                 env = {"GITD_HOOK_SOCKET": str(self.hook_socket), "GITD_PUSH_TOKEN": session.token}
                 try:
                     result = await self.git.run(service, path, args, stdin=stdin, sink=sink, protocol=protocol,
                                                 env=env, on_start=on_start, err_sink=err_sink,
-                                                hooks=self.hooks_enabled)
+                                                hooks=self.hooks_enabled, caller=caller)
                 finally:
                     # Refs may have moved even if post-receive never reached us (hooks off,
                     # a killed hook): ref caches must look again before the pusher hears back.
                     self.ref_changes.bump()
         else:
             result = await self.git.run(service, path, args, stdin=stdin, sink=sink, protocol=protocol,
-                                        on_start=on_start, err_sink=err_sink)
+                                        on_start=on_start, err_sink=err_sink, caller=caller)
         self.metrics.observe_git(service, via, result.seconds, result.bytes_out, result.bytes_in,
                                  result.returncode)
         return result

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from gitd.git.env import git_env
+from gitd.git.fsck import FsckSettings
 from gitd.git.process import GitProcess
+from gitd.git.slots import UNKNOWN_CALLER, Caller, GitSlots
 
 log = logging.getLogger("gitd.git")
 
@@ -61,19 +63,25 @@ class GitRunner:
     hooks_dir: Path
     max_processes: int = 64
     timeout: float = 0.0
-    fsck_objects: bool = True
+    fsck: FsckSettings = field(default_factory=FsckSettings)
+    # Slots one client address / all anonymous callers may hold (0: no limit), and how long
+    # a caller waits for one (0: as long as it takes); see gitd.git.slots.
+    max_per_client: int = 0
+    max_anonymous: int = 0
+    queue_timeout: float = 0.0
     git: str = "git"
     observe: Callable[[str, GitResult], None] | None = None
-    _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+    _slots: GitSlots | None = field(default=None, init=False, repr=False)
     _empty_hooks: Path | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._empty_hooks = self.hooks_dir.parent / "run" / "no-hooks"
 
     @property
-    def slots(self) -> asyncio.Semaphore:
+    def slots(self) -> GitSlots:
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self.max_processes)
+            self._slots = GitSlots(self.max_processes, per_client=self.max_per_client,
+                                   anonymous=self.max_anonymous, wait=self.queue_timeout)
         return self._slots
 
     def hardened_config(self, *, hooks: bool = True) -> list[str]:
@@ -89,7 +97,8 @@ class GitRunner:
             # (plugins.policy.protect_default_branch), not git's.
             "receive.denyNonFastForwards=false",
             "receive.denyDeleteCurrent=ignore",
-            f"receive.fsckObjects={'true' if self.fsck_objects else 'false'}",
+            # Object checks, with the historical oddities of [git] fsck_ignore let through.
+            *self.fsck.git_config(("receive",)),
             # Keep every pushed pack as it came instead of exploding small ones into loose
             # objects: model weights do not compress, and recompressing them loose (then again
             # for every clone) costs minutes per GB. git gc --auto still folds many packs into one.
@@ -135,18 +144,20 @@ class GitRunner:
         hooks: bool = True,
         on_start: Callable[[], Awaitable[None]] | None = None,
         err_sink: Callable[[bytes], None] | None = None,
+        caller: Caller = UNKNOWN_CALLER,
     ) -> GitResult:
         """Run ``git <service> [args] <repo>`` streaming ``stdin`` in and stdout to ``sink``.
 
         ``on_start`` runs once the process exists, before any output is copied (HTTP uses
         it to send response headers). ``err_sink``, if given, also gets git's stderr as it
-        comes (SSH passes it on to the client). Returns git's exit status and captured stderr.
+        comes (SSH passes it on to the client). ``caller`` is whom the process slot is
+        counted against (``gitd.git.slots``). Returns git's exit status and captured stderr.
         """
         if self._empty_hooks is not None and not self._empty_hooks.exists():
             self._empty_hooks.mkdir(parents=True, exist_ok=True)
         result = GitResult(returncode=-1, stderr=b"")
         started = time.monotonic()
-        async with self.slots:
+        async with self.slots.hold(caller):
             proc = await GitProcess.spawn(self.argv(service, repo_path, args, hooks=hooks),
                                           self.environment(protocol=protocol, extra=env),
                                           stdin=stdin is not None, limit=PIPE_LIMIT, on_stderr=err_sink)

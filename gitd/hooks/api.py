@@ -12,6 +12,11 @@ parser:
     <blank line>
     <old> <new> <ref>        (git's hook input, verbatim)
 
+Values in the header lines are quoted: "%", the ASCII control characters and DEL go as
+``%XX`` (both hook programs quote alike), so a value (a push option may hold newlines)
+can neither end its line nor forge another. A header line with a raw control character
+or a "%" not followed by two hex digits is malformed, and the push is refused.
+
 The answer's status says what the hook does: 200 lets git go on, anything else makes
 the hook exit non-zero. The body is plain text for the pusher (git shows it as
 ``remote:`` lines); details of internal errors stay in the server log.
@@ -24,7 +29,9 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from gitd.config import ConfigError
 from gitd.errors import PushRejected
@@ -73,6 +80,18 @@ def prepare_hook_endpoint(socket_path: Path) -> None:
         socket_path.unlink()
 
 
+_RAW_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def unquote_value(value: str) -> str:
+    """A header value as the hook quoted it, decoded; MalformedHookCall for anything a hook
+    program never sends (a raw control character, a stray "%")."""
+    if _RAW_CONTROL.search(value) or _BAD_ESCAPE.search(value):
+        raise MalformedHookCall(f"badly quoted header value {value[:80]!r}")
+    return unquote(value, errors="surrogateescape") if "%" in value else value
+
+
 def parse_body(body: bytes) -> tuple[dict[str, str], list[str], list[RefUpdate]]:
     """(env, push options, updates) from a hook call's body."""
     text = body.decode("utf-8", "surrogateescape")
@@ -90,9 +109,9 @@ def parse_body(body: bytes) -> tuple[dict[str, str], list[str], list[RefUpdate]]
             key, eq, val = value.partition("=")
             if not eq or key not in QUARANTINE_ENV:
                 raise MalformedHookCall(f"unexpected env line {line[:80]!r}")
-            env[key] = val
+            env[key] = unquote_value(val)
         elif kind == "option":
-            options.append(value)
+            options.append(unquote_value(value))
         else:
             raise MalformedHookCall(f"unexpected header line {line[:80]!r}")
     updates = []
@@ -153,7 +172,8 @@ def check_quarantine_env(env: dict[str, str], repo_path: Path) -> dict[str, str]
     for key, value in env.items():
         paths = value.split(os.pathsep) if key == "GIT_ALTERNATE_OBJECT_DIRECTORIES" else [value]
         base = repo_real if key == "GIT_QUARANTINE_PATH" else objects_real
-        if not all(p and os.path.isabs(p) and _inside(_realpath(p, objects, objects_real), base) for p in paths):
+        if not all(p and "\0" not in p and os.path.isabs(p) and _inside(_realpath(p, objects, objects_real), base)
+                   for p in paths):
             raise MalformedHookCall(f"{key} points outside the repository")
     return env
 

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gitd.errors import PushRejected
+from gitd.git.quarantine import ObjectQuarantine
 from gitd.git.refs import RefChanges, landed_updates, point_unborn_head, update_refs
 from gitd.hooks.sessions import PushSession
 from gitd.jobs.queue import ALL_PLUGINS, Job, JobQueue, PermanentJobError
@@ -214,18 +215,23 @@ class HookChain:
 
     # -- every other path ----------------------------------------------------------------------
     async def apply_updates(self, repo: RepoInfo, updates: list[RefUpdate], *, via: str,
-                            pusher: str | None, push_options: Iterable[str] = ()) -> PushEvent:
+                            pusher: str | None, push_options: Iterable[str] = (),
+                            quarantine: ObjectQuarantine | None = None) -> PushEvent:
         """Move refs outside git receive-pack (API commits, mirrors): pre-receive, an atomic
         compare-and-swap update of every ref, then post-receive, exactly as for a push.
 
-        Objects must already be in the repository. Raises PushRejected (nothing moved),
-        or RefConflict if a ref was not at its ``old`` value (nothing moved either).
+        Objects must already be in the repository, or in ``quarantine``: then pre-receive
+        sees them there (as in a push) and they move in once it approved. Raises
+        PushRejected (nothing moved), or RefConflict if a ref was not at its ``old`` value
+        (nothing moved either).
         """
         if via not in VIA:
             raise ValueError(f"via must be one of {VIA}, not {via!r}")
         event = PushEvent(repo=repo, pusher=pusher, updates=list(updates), via=via,
-                          push_options=list(push_options))
+                          push_options=list(push_options), git_env=quarantine.env if quarantine else {})
         await self.run_pre_receive(event)
+        if quarantine is not None:
+            await asyncio.to_thread(quarantine.migrate)
         intent = self.record_intent(event)
         try:
             await asyncio.to_thread(update_refs, repo.path, event.updates)
@@ -266,8 +272,8 @@ class HookChain:
         """A plugin's own durable work (``PluginContext.submit``): its ``gitd_task`` hook runs it."""
         event = TaskEvent(repo, task, payload)
         unique = key if key is not None else secrets.token_hex(12)
-        return self.jobs.enqueue(TASK, plugin, event.to_dict(), repo_id=repo.id if repo else None, delay=delay,
-                                 dedup_key=f"{TASK}:{plugin}:{task}:{unique}")
+        return self.jobs.enqueue_unless_queued(TASK, plugin, event.to_dict(), repo_id=repo.id if repo else None,
+                                               delay=delay, dedup_key=f"{TASK}:{plugin}:{task}:{unique}")
 
     def _enqueue_each(self, hook: str, repo: RepoInfo, payload: dict[str, Any], *, key: str) -> list[int]:
         jobs = [(plugin, f"{hook}:{repo.id}:{plugin}:{key}") for plugin, _ in self.plugins.implementations(hook)]

@@ -1,39 +1,62 @@
-"""The public HTTP application: one raw-path router in front of thin handlers (the routes
-are built by the composition root, ``gitd.compose``)."""
+"""The public HTTP application: gitd's routes in aiohttp's dispatcher, in front of thin handlers
+(the routes are built by the composition root, ``gitd.compose``)."""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from aiohttp import web
 
 from gitd.access.auth import Authenticator
-from gitd.errors import GitdError, NotFound
+from gitd.errors import GitdError, NotFound, TooManyRequests, UnsupportedMediaType
+from gitd.http.body_watch import BodyWatch
 from gitd.http.context import AUTHENTICATOR
 from gitd.http.errors import error_response
-from gitd.http.routing import Router
+from gitd.http.routing import Match, Router
+from gitd.http.smart import SMART_SERVICES
+from gitd.limits.rates import RateLimits
 from gitd.metrics import Metrics
 
 log = logging.getLogger("gitd.http")
 
-ROUTER = web.AppKey("router", Router)
 METRICS = web.AppKey("metrics", Metrics)
+RATES = web.AppKey("rates", RateLimits)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+
+# Routes no rate limit applies to (health checks come from one address, often).
+UNLIMITED = frozenset({"healthz", "readyz", "metrics"})
+# The only routes whose request bodies may be compressed (git gzips big fetch negotiations);
+# they inflate them themselves, with bounds (gitd.http.rpc_body).
+INFLATING = frozenset(SMART_SERVICES)
 
 
-async def dispatch(request: web.Request) -> web.StreamResponse:
-    router = request.app[ROUTER]
+async def run_match(request: web.Request, match: Match | None, allowed: set[str]) -> web.StreamResponse:
+    """Run the matched route's handler (or answer 404/405) after the limits that apply to every
+    request, render GitdError in the route's style, and count the request in the metrics."""
     metrics = request.app[METRICS]
     started = time.monotonic()
-    match, allowed = router.resolve(request.method, request.raw_path)
     route_name = match.route.name if match else "unmatched"
     style = match.route.style if match else "plain"
     status = 500
+    watch = None
     try:
         if match is None:
             if allowed:
                 raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
             raise NotFound("not found")
+        rates = request.app[RATES]
+        if rates.enabled and route_name not in UNLIMITED:
+            over = rates.check(request.remote, request.headers.get("Authorization"))
+            if over is not None:
+                metrics.rate_limited.inc(limit=over[0])
+                raise TooManyRequests(f"too many requests from your {over[0]}; slow down",
+                                      retry_after=max(1, math.ceil(over[1])))
+        if request.body_exists and route_name not in INFLATING and _compressed(request):
+            # Refused unread: nothing here inflates bodies (aiohttp's auto_decompress is off).
+            raise UnsupportedMediaType("compressed request bodies are not accepted here; send it uncompressed")
+        watch = BodyWatch.start(request, request.app[BODY_TIMEOUT])
         response = await match.route.handler(request, match)
         status = response.status
         return response
@@ -43,8 +66,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         status = exc.status
         response = error_response(exc, style)
         if request.content.exception() is not None:
-            # The body broke (bad gzip, cut chunking): answer, then close the connection
-            # instead of draining a stream that cannot be read.
+            # The body broke (cut chunking) or stalled (body_timeout): answer, then close the
+            # connection instead of draining a stream that cannot be read.
             response.force_close()
             request.content.feed_eof()
         return response
@@ -52,15 +75,24 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         status = exc.status
         raise
     finally:
+        if watch is not None:
+            watch.stop()
         metrics.http_requests.inc(method=request.method, route=route_name, status=str(status))
         metrics.http_duration.observe(time.monotonic() - started, route=route_name)
 
 
-def build_app(router: Router, auth: Authenticator, metrics: Metrics) -> web.Application:
+def build_app(router: Router, auth: Authenticator, metrics: Metrics, *, rates: RateLimits | None = None,
+              body_timeout: float = 60.0) -> web.Application:
     # client_max_size bounds only read()/json()/post(); streamed bodies are unaffected.
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[METRICS] = metrics
     app[AUTHENTICATOR] = auth
-    app[ROUTER] = router
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app[RATES] = rates if rates is not None else RateLimits(per_address=None, per_token=None)
+    app[BODY_TIMEOUT] = body_timeout
+    router.install(app.router, run_match)
     return app
+
+
+def _compressed(request: web.Request) -> bool:
+    encoding = request.headers.get("Content-Encoding")
+    return encoding is not None and encoding.strip().lower() not in ("", "identity")

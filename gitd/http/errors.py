@@ -23,6 +23,8 @@ def error_response(exc: GitdError, style: str, **extra: object) -> web.Response:
     headers: dict[str, str] = {}
     if exc.status == 401:
         headers["WWW-Authenticate"] = REALM
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     if style == "lfs":
         if exc.status == 401:
             headers["LFS-Authenticate"] = REALM

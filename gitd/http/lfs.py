@@ -24,13 +24,14 @@ from aiohttp import web
 
 from gitd.access.auth import Authenticator
 from gitd.access.rules import ANONYMOUS, Access, AccessLevel, Principal
-from gitd.errors import GitdError, NotFound, Unauthorized, Unprocessable
+from gitd.errors import NotFound, Unauthorized, Unprocessable
 from gitd.http.context import base_url, principal, read_json
 from gitd.http.errors import LFS_MEDIA_TYPE
 from gitd.http.lfs_multipart import LfsMultipart
 from gitd.http.routing import Match, Router
 from gitd.http.sendfile import open_local, send_open_file
 from gitd.http.upload_body import UploadBody
+from gitd.lfs.batch import batch_operation, check_batch_objects, object_error, parse_batch
 from gitd.lfs.service import LfsService, ObjectStatus
 from gitd.lfs.streams import is_oid
 from gitd.metrics import Metrics
@@ -38,17 +39,10 @@ from gitd.repos import RepoService
 from gitd.store import Repo
 
 OBJECT_TOKEN = "lfs-obj"
-OPERATIONS = ("upload", "download")
 
 
 def lfs_json(data: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(data), content_type=LFS_MEDIA_TYPE)
-
-
-def object_error(oid: object, size: object, exc: GitdError | int, message: str = "") -> dict[str, Any]:
-    code = exc if isinstance(exc, int) else exc.status
-    text = message or (exc.message if isinstance(exc, GitdError) else "")
-    return {"oid": oid, "size": size, "error": {"code": code, "message": text}}
 
 
 def byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
@@ -125,11 +119,18 @@ class LfsHTTP:
     # -- credentials in hrefs -------------------------------------------------------------------
     def object_token(self, p: Principal, repo: Repo, op: str, oid: str, level: AccessLevel,
                      staging: str | None = None, *, extra: dict[str, Any] | None = None) -> str:
-        claims: dict[str, Any] = {"k": OBJECT_TOKEN, "sub": p.account.id if p.account else None, "rid": repo.id,
-                                  "lvl": int(level), "oid": oid, "op": op, **(extra or {})}
+        """A link's own credential, bound like every signed token to the caller's parent
+        credential and never outliving the caller's own signed token."""
+        claims: dict[str, Any] = {"k": OBJECT_TOKEN, "rid": repo.id, "lvl": int(min(level, p.cap)), "oid": oid,
+                                  "op": op, **(extra or {})}
         if staging is not None:
             claims["stg"] = staging
-        return self.auth.sign(claims, self.href_ttl)
+        return self.auth.sign_for(p, claims, self.href_ttl)
+
+    def ttl(self, p: Principal) -> int:
+        """How long links handed to ``p`` live: href_ttl, or less when ``p`` came with a
+        signed token (links never outlive the credential they were asked with)."""
+        return self.auth.lifetime(p, self.href_ttl)
 
     def object_principal(self, request: web.Request, repo: Repo | None, op: str,
                           oid: str | None) -> tuple[Principal, dict[str, Any] | None]:
@@ -148,14 +149,10 @@ class LfsHTTP:
             if token:
                 raise Unauthorized("this link is invalid or has expired; run the git lfs command again")
             return ANONYMOUS, None
-        account = None
-        if claims.get("sub") is not None:
-            try:
-                account = self.auth.accounts.by_id(claims["sub"])
-            except NotFound:
-                raise Unauthorized("this link is invalid or has expired") from None
-        return Principal(account=account, cap=AccessLevel(claims["lvl"]), repo_id=claims["rid"],
-                         method="signed"), claims
+        caller = self.auth.principal_for_claims(claims)
+        if caller is None:  # its parent credential was revoked, or the account deleted
+            raise Unauthorized("this link is invalid or has expired", code="InvalidCredentials")
+        return caller, claims
 
     def base(self, request: web.Request) -> str:
         return base_url(request, self.public_url)
@@ -166,11 +163,11 @@ class LfsHTTP:
     def _daemon_action(self, request: web.Request, p: Principal, repo: Repo, tail: str, op: str, oid: str,
                        level: AccessLevel, *, staging: str | None = None,
                        headers: dict[str, str] | None = None) -> dict[str, Any]:
-        bearer = self.auth.sign_access(p.account, repo.id, level, self.href_ttl)
+        bearer = self.auth.sign_access(p, repo.id, level, self.href_ttl)
         return {
             "href": self.href(request, repo, tail, self.object_token(p, repo, op, oid, level, staging)),
             "header": {"Authorization": f"Bearer {bearer}", **(headers or {})},
-            "expires_in": self.href_ttl,
+            "expires_in": self.ttl(p),
         }
 
     # -- batch ----------------------------------------------------------------------------------
@@ -180,47 +177,18 @@ class LfsHTTP:
         self.access.require(p, repo, AccessLevel.READ)
         assert repo is not None
         body = await read_json(request)
-        operation = body.get("operation")
-        if operation not in OPERATIONS:
-            raise Unprocessable('"operation" must be "upload" or "download"')
+        operation = batch_operation(body)
         self.access.require(p, repo, AccessLevel.WRITE if operation == "upload" else AccessLevel.READ)
-        transfers = body.get("transfers")
-        if transfers is not None and (not isinstance(transfers, list) or "basic" not in transfers):
-            raise Unprocessable('this server supports the "basic" transfer (and "multipart" for Hub clients)')
-        ref = body.get("ref")
-        if ref is not None and not isinstance(ref, dict):
-            raise Unprocessable('"ref" must be an object or null')
-        objects = body.get("objects")
-        if not isinstance(objects, list):
-            raise Unprocessable('"objects" must be a list')
-        if len(objects) > self.max_batch_objects:
-            raise TooManyObjects(f"too many objects in one batch request (at most {self.max_batch_objects})")
-        hash_algo = body.get("hash_algo") or "sha256"
-        answered = self._answer(request, p, repo, operation, objects, hash_algo)
+        batch = parse_batch(body, max_objects=self.max_batch_objects)
+        answered = self._answer(request, p, repo, operation, check_batch_objects(self.lfs, batch))
         transfer = "basic"
-        if operation == "upload" and self.multipart is not None and self.multipart.offered(transfers) \
+        if operation == "upload" and self.multipart is not None and self.multipart.offered(batch.transfers) \
                 and await self.multipart.rewrite(request, p, repo, answered):
             transfer = "multipart"
         return lfs_json({"transfer": transfer, "objects": answered, "hash_algo": "sha256"})
 
-    def _answer(self, request: web.Request, p: Principal, repo: Repo, operation: str, objects: list[Any],
-                hash_algo: object) -> list[dict[str, Any]]:
-        checked: list[dict[str, Any] | tuple[str, int]] = []
-        for item in objects:
-            oid = item.get("oid") if isinstance(item, dict) else None
-            size = item.get("size") if isinstance(item, dict) else None
-            if hash_algo != "sha256":
-                checked.append(object_error(oid, size, 409, f"unsupported hash algorithm {hash_algo!r}; use sha256"))
-                continue
-            try:
-                if operation == "upload":
-                    self.lfs.check_upload(oid, size)
-                else:
-                    self.lfs.check_object(oid, size)
-            except GitdError as exc:
-                checked.append(object_error(oid, size, exc))
-                continue
-            checked.append((oid, size))
+    def _answer(self, request: web.Request, p: Principal, repo: Repo, operation: str,
+                checked: list[dict[str, Any] | tuple[str, int]]) -> list[dict[str, Any]]:
         status = self.lfs.status(repo.id, [c[0] for c in checked if isinstance(c, tuple)])
         answered = []
         for entry in checked:
@@ -243,9 +211,10 @@ class LfsHTTP:
             return object_error(oid, size, 410, "object is no longer available on this server; push it again")
         if held.size != size:
             return object_error(oid, size, 422, f"object {oid} is {held.size} bytes, not {size}")
-        url = self.lfs.download_url(repo.id, oid, self.href_ttl)
+        ttl = self.ttl(p)
+        url = self.lfs.download_url(repo.id, oid, ttl) if ttl > 0 else None
         if url is not None:
-            action: dict[str, Any] = {"href": url, "expires_in": self.href_ttl}
+            action: dict[str, Any] = {"href": url, "expires_in": ttl}
         else:
             action = self._daemon_action(request, p, repo, f"objects/{oid}", "download", oid, AccessLevel.READ)
         return {"oid": oid, "size": size, "authenticated": True, "actions": {"download": action}}
@@ -256,10 +225,11 @@ class LfsHTTP:
             if held.size == size:
                 return {"oid": oid, "size": size}
             return object_error(oid, size, 422, f"object {oid} is {held.size} bytes, not {size}")
-        direct = self.lfs.upload_url(repo.id, oid, size, self.href_ttl)
+        ttl = self.ttl(p)
+        direct = self.lfs.upload_url(repo.id, oid, size, ttl) if ttl > 0 else None
         staging = None
         if direct is not None:
-            upload: dict[str, Any] = {"href": direct.url, "header": direct.headers, "expires_in": self.href_ttl}
+            upload: dict[str, Any] = {"href": direct.url, "header": direct.headers, "expires_in": ttl}
             staging = direct.staging
         else:
             upload = self._daemon_action(request, p, repo, f"objects/{oid}/{size}", "upload", oid,
@@ -346,8 +316,3 @@ class LfsHTTP:
             staged = claims.get("stg")
         await self.lfs.verify(repo.id, oid, size, staged=staged)
         return lfs_json({"oid": oid, "size": size})
-
-
-class TooManyObjects(GitdError):
-    status = 413
-    code = "TooManyObjects"

@@ -81,7 +81,7 @@ class LfsMultipart:
             for number in range(1, upload.part_count + 1):
                 header[str(number)] = self.links.href(request, repo, f"multipart/{upload.oid}/{number}", token)
             actions["upload"] = {"href": self.links.href(request, repo, f"multipart/{upload.oid}", token),
-                                 "header": header, "expires_in": self.links.href_ttl}
+                                 "header": header, "expires_in": self.links.ttl(p)}
             used = True
         return used
 

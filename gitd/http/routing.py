@@ -1,33 +1,55 @@
-"""Routing on the raw request path.
+"""gitd's route patterns, registered in aiohttp's own dispatcher.
 
-aiohttp (like most frameworks) decodes %2F before routing, but Hub clients send
-revisions such as ``refs%2Fpr%2F1`` as one segment. So gitd splits the *raw* path on
-'/' first and percent-decodes each segment afterwards. Patterns are strings such as
-``/{repo}/info/refs`` or ``/api/{types}/{ns}/{name}/resolve/{rev}/{path*}``:
+Handlers add routes with ``Router.add(methods, pattern, handler, style=, name=)``;
+``Router.install`` puts them into the application's ``UrlDispatcher``. Patterns are
+strings such as ``/{repo}/info/refs`` or ``/api/{types}/{ns}/{name}/resolve/{rev}/{path*}``:
 
-* ``{x}`` matches one segment;
+* ``{x}`` matches one non-empty segment;
 * ``{x*}`` matches the rest of the path (possibly empty), joined with '/';
 * ``{repo}`` matches a repository: an optional type prefix (datasets/, spaces/,
   codes/; none for models), the namespace and the name, with or without ``.git``.
+  It becomes one aiohttp route per type prefix, whose regexes match valid names only
+  (``gitd.names.is_valid_name``), so a path naming no valid repository matches no route.
 
-A segment that does not decode cleanly, or a repository part that is not a valid
-name, never matches: such requests end as 404 without touching the filesystem.
+Hub clients send revisions such as ``refs%2Fpr%2F1`` as one segment. aiohttp (3.10.6 and
+later) matches on ``URL.path_safe``, where %2F and %25 stay encoded, and decodes each
+placeholder afterwards, so such a segment stays one parameter. A path holding a NUL or a
+percent escape that does not decode (invalid UTF-8) matches nothing: 404 before any
+handler runs. A path that no route matches gets 404, or 405 with the methods its path
+allows.
+
+Order: aiohttp tries routes by their literal prefix, longest first (``/api/...`` before
+``/{repo}/...``), then in the order they were added; the first match wins.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import unquote
 
 from aiohttp import web
 
-from gitd.names import PREFIX_TYPE, RepoName, is_valid_name
+from gitd.names import PREFIX_TYPE, RepoName
 
 Handler = Callable[[web.Request, "Match"], Awaitable[web.StreamResponse]]
+# What runs a request once routed (gitd.http.app.run_match): the match, or None and the
+# methods the path allows (empty: 404).
+Runner = Callable[[web.Request, "Match | None", set[str]], Awaitable[web.StreamResponse]]
 
 # How errors are rendered for a route family (see gitd.http.errors).
 STYLES = ("plain", "git", "lfs", "hub", "api")
+
+# gitd.names.is_valid_name as a regex for one segment (tests/unit/test_routing.py holds
+# them equal): 1-96 of [A-Za-z0-9._-] starting with a letter or digit, no "..", not
+# ending in ".git" in any case. A repository's name may carry one more ".git".
+_NAME = r"(?![^/]*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,95}(?<!\.[gG][iI][tT])"
+_NOT_A_PREFIX = "(?!(?:" + "|".join(map(re.escape, PREFIX_TYPE)) + ")/)"
+_REPO_TYPES = [("", "model"), *((prefix, t) for prefix, t in PREFIX_TYPE.items())]
+_SEGMENT = r"[^/]+"
+_REST = r"(?:/(?s:.*))?"  # (?s: a decoded %0A is a character like any other
+# In URL.path_safe only %2F and %25 stay encoded: any other escape left is one that did not decode.
+_UNDECODED = re.compile(r"%(?![2][fF5])[0-9A-Fa-f]{2}")
 
 
 @dataclass
@@ -47,76 +69,43 @@ class Route:
     parts: tuple[str, ...]
 
 
-# What Router.resolve remembers per (method, path): the route, its parameters, the repository
-# part and, when nothing matched, the methods the path allows.
-_Known = tuple[Route | None, tuple[tuple[str, str], ...], RepoName | None, frozenset[str]]
-MEMO_ENTRIES = 4096
-MEMO_PATH_MAX = 512
-
-
-def split_raw_path(raw_path: str) -> list[str] | None:
-    """'/a/b%2Fc/' -> ['a', 'b/c', '']; None for undecodable input."""
-    path = raw_path.split("?", 1)[0].split("#", 1)[0]
-    if not path.startswith("/"):
-        return None
-    try:
-        segments = [unquote(seg, errors="strict") for seg in path[1:].split("/")]
-    except UnicodeDecodeError:
-        return None
-    if any("\0" in seg for seg in segments):
-        return None
-    return segments
-
-
-def _match_repo(segments: list[str], i: int) -> tuple[RepoName, int] | None:
-    repo_type = "model"
-    if i < len(segments) and segments[i] in PREFIX_TYPE:
-        repo_type = PREFIX_TYPE[segments[i]]
-        i += 1
-    if i + 2 > len(segments):
-        return None
-    namespace, name = segments[i], segments[i + 1]
-    suffix = name.endswith(".git")
-    if suffix:
-        name = name[:-4]
-    if not (is_valid_name(namespace) and is_valid_name(name)):
-        return None
-    return RepoName(repo_type, namespace, name, suffix), i + 2
-
-
-def match(route: Route, segments: list[str]) -> Match | None:
-    m = Match(route=route)
-    i = 0
+def aiohttp_paths(route: Route) -> list[tuple[str, str | None, str | None]]:
+    """(aiohttp path, repository type or None, name of the ``{x*}`` placeholder or None) for
+    each form of ``route``: one per type prefix where it has ``{repo}``."""
+    forms: list[tuple[list[str], str | None]] = [([], None)]
+    star = None
     for part in route.parts:
+        if star is not None:
+            raise ValueError(f"{route.pattern}: {{{star}*}} must be the last part")
         if part == "{repo}":
-            found = _match_repo(segments, i)
-            if found is None:
-                return None
-            m.repo, i = found
+            forms = [([*segs, *([prefix] if prefix else []),
+                       "{_ns:" + (_NAME if prefix else _NOT_A_PREFIX + _NAME) + "}",
+                       "{_name:" + _NAME + r"(?:\.git)?}"], t)
+                     for segs, _ in forms for prefix, t in _REPO_TYPES]
         elif part.startswith("{") and part.endswith("*}"):
-            m.params[part[1:-2]] = "/".join(segments[i:])
-            return m
+            star = part[1:-2]
         elif part.startswith("{") and part.endswith("}"):
-            if i >= len(segments) or segments[i] == "":
-                return None
-            m.params[part[1:-1]] = segments[i]
-            i += 1
+            forms = [([*segs, "{" + part[1:-1] + ":" + _SEGMENT + "}"], t) for segs, t in forms]
         else:
-            if i >= len(segments) or segments[i] != part:
-                return None
-            i += 1
-    return m if i == len(segments) else None
+            forms = [([*segs, part], t) for segs, t in forms]  # aiohttp escapes literal parts itself
+    paths = []
+    for segs, repo_type in forms:
+        if star is not None and not segs:
+            raise ValueError(f"{route.pattern}: {{{star}*}} cannot be the whole path")
+        path = "/" + "/".join(segs) + ("{" + star + ":" + _REST + "}" if star is not None else "")
+        paths.append((path, repo_type, star))
+    return paths
+
+
+def _clean(path_safe: str) -> bool:
+    return "\0" not in path_safe and ("%" not in path_safe or _UNDECODED.search(path_safe) is None)
 
 
 class Router:
-    """Routes are tried in the order they were added; the first match wins. An index by
-    first path segment keeps that order while skipping routes that cannot match."""
+    """The routes handlers add, in order; ``install`` registers them with aiohttp."""
 
     def __init__(self) -> None:
         self.routes: list[Route] = []
-        self._by_first: dict[str, list[Route]] | None = None
-        self._open: list[Route] = []  # routes whose first part is a placeholder
-        self._memo: dict[tuple[str, str], _Known] = {}
 
     def add(self, methods: str | tuple[str, ...], pattern: str, handler: Handler, *, style: str = "plain",
             name: str | None = None) -> None:
@@ -128,49 +117,52 @@ class Router:
         if "GET" in wanted:
             wanted.add("HEAD")
         parts = tuple(p for p in pattern.strip("/").split("/"))
-        self.routes.append(Route(frozenset(wanted), pattern, handler, style, name or pattern, parts))
-        self._by_first = None
-        self._memo.clear()
+        route = Route(frozenset(wanted), pattern, handler, style, name or pattern, parts)
+        aiohttp_paths(route)  # a pattern it cannot express fails here, not at install
+        self.routes.append(route)
 
-    def _index(self) -> dict[str, list[Route]]:
-        by_first: dict[str, list[Route]] = {}
-        self._open = [r for r in self.routes if r.parts[0].startswith("{")]
-        for literal in {r.parts[0] for r in self.routes if not r.parts[0].startswith("{")}:
-            by_first[literal] = [r for r in self.routes if r.parts[0] == literal or r.parts[0].startswith("{")]
-        self._by_first = by_first
-        return by_first
+    def install(self, dispatcher: web.UrlDispatcher, run: Runner) -> None:
+        """Register every route with ``dispatcher``, each handing its Match to ``run``, and
+        last a catch-all that hands ``run`` None (404, or 405 with the allowed methods)."""
+        # The same routes without the catch-all: resolving a request no route took there
+        # gives the methods its path allows, as cheaply as aiohttp finds them.
+        shadow = web.UrlDispatcher()
+        taken: dict[str, set[str]] = {}  # methods per path: a later route with the same ones never runs
+        for route in self.routes:
+            for path, repo_type, star in aiohttp_paths(route):
+                methods = route.methods - taken.setdefault(path, set())
+                if methods:
+                    taken[path] |= methods
+                    endpoint = _endpoint(route, repo_type, star, run)
+                    for method in sorted(methods):
+                        dispatcher.add_route(method, path, endpoint)
+                        shadow.add_route(method, path, endpoint)
 
-    def resolve(self, method: str, raw_path: str) -> tuple[Match | None, set[str]]:
-        """The matching route, or (None, methods the path would allow).
+        async def unmatched(request: web.Request) -> web.StreamResponse:
+            allowed: set[str] = set()
+            if _clean(request.rel_url.path_safe):
+                refused = (await shadow.resolve(request)).http_exception
+                if isinstance(refused, web.HTTPMethodNotAllowed):
+                    allowed = set(refused.allowed_methods)
+            return await run(request, None, allowed)
 
-        Matching is a pure function of the method and the path, and clients repeat the same
-        few URLs (every download starts with HEAD /resolve of it), so answers for short paths
-        are remembered, a bounded number of them."""
-        path = raw_path.partition("?")[0].partition("#")[0]
-        key = (method, path)
-        known = self._memo.get(key)
-        if known is None:
-            known = self._resolve(method, path)
-            if len(path) <= MEMO_PATH_MAX:
-                if len(self._memo) >= MEMO_ENTRIES:
-                    self._memo.clear()
-                self._memo[key] = known
-        route, params, repo, allowed = known
-        if route is None:
-            return None, set(allowed)
-        return Match(route, dict(params), repo), set()
+        dispatcher.add_route("*", "/{_unmatched:(?s:.*)}", unmatched)
 
-    def _resolve(self, method: str, raw_path: str) -> _Known:
-        segments = split_raw_path(raw_path)
-        if segments is None:
-            return None, (), None, frozenset()
-        by_first = self._by_first if self._by_first is not None else self._index()
-        allowed: set[str] = set()
-        for route in by_first.get(segments[0], self._open):
-            m = match(route, segments)
-            if m is None:
-                continue
-            if method.upper() in route.methods:
-                return route, tuple(m.params.items()), m.repo, frozenset()
-            allowed |= route.methods
-        return None, (), None, frozenset(allowed)
+
+def _endpoint(route: Route, repo_type: str | None, star: str | None,
+              run: Runner) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        if not _clean(request.rel_url.path_safe):
+            return await run(request, None, set())
+        info = request.match_info
+        params = {k: v for k, v in info.items() if k[0] != "_"}
+        if star is not None:
+            params[star] = params[star][1:]
+        repo = None
+        if repo_type is not None:
+            name = info["_name"]
+            suffix = name.endswith(".git")
+            repo = RepoName(repo_type, info["_ns"], name[:-4] if suffix else name, suffix)
+        return await run(request, Match(route, params, repo), set())
+
+    return endpoint

@@ -1,8 +1,8 @@
 """Git Smart HTTP: info/refs, git-upload-pack and git-receive-pack (stateless RPC).
 
-Thin: it resolves the repository, asks the access function, and hands the streams to
-the shared git runner. Request bodies arrive already gunzipped by aiohttp (its
-``auto_decompress``), so they are decompressed exactly once.
+Thin: it resolves the repository, asks the access function, reads the negotiation
+(``gitd.http.rpc_body``: gzip decoded there, with bounds) before a git process slot is
+taken, and hands the streams to the shared git runner.
 
 Response headers are sent with git's first byte of output, not before: a request
 git refuses before answering (a malformed pkt-line stream, an unreadable body) still
@@ -20,10 +20,11 @@ from aiohttp import web
 
 from gitd.errors import BadRequest, Forbidden, GitdError, UnsupportedMediaType
 from gitd.git.gateway import GitGateway
-from gitd.git.runner import CHUNK, GitResult, printable, sanitize_protocol
+from gitd.git.runner import GitResult, printable, sanitize_protocol
 from gitd.http.capabilities import CapabilityCache
 from gitd.http.context import principal
 from gitd.http.routing import Match, Router
+from gitd.http.rpc_body import DEFAULT_LIMITS, BodyLimits, ClientGone, negotiated
 from gitd.store import Repo
 
 log = logging.getLogger("gitd.http.smart")
@@ -34,12 +35,7 @@ NO_CACHE = {
     "Expires": "Fri, 01 Jan 1980 00:00:00 GMT",
     "Pragma": "no-cache",
 }
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 CAPTURE_CAP = 64 * 1024
-
-
-class ClientGone(Exception):
-    """The client closed the connection before it sent its whole request."""
 
 
 def pkt_line(data: bytes) -> bytes:
@@ -58,10 +54,11 @@ class SmartHTTP:
     """Git over HTTP: routing, request bodies and responses; ``serve`` (shared with SSH)
     decides access and runs git."""
 
-    def __init__(self, serve: GitGateway, capabilities: CapabilityCache):
+    def __init__(self, serve: GitGateway, capabilities: CapabilityCache, limits: BodyLimits = DEFAULT_LIMITS):
         self.serve = serve
         self.repos = serve.repos
         self.capabilities = capabilities
+        self.limits = limits
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", "/{repo}/info/refs", self.info_refs, style="git", name="git-info-refs")
@@ -105,32 +102,14 @@ class SmartHTTP:
         expected = f"application/x-{service}-request"
         if request.content_type != expected:
             raise UnsupportedMediaType(f"expected Content-Type {expected}")
-        body = await self._checked_body(request)
+        try:
+            body = await negotiated(request, SMART_SERVICES[service], self.limits)
+        except ClientGone:
+            log.info("%s %s: the client disconnected before sending its request", service, repo.full_name)
+            return self._abort(request, web.StreamResponse())
         return await self._run(request, repo, service, ["--stateless-rpc"], stdin=body,
                                protocol=sanitize_protocol(request.headers.get("Git-Protocol")),
                                content_type=f"application/x-{service}-result")
-
-    async def _checked_body(self, request: web.Request) -> AsyncIterator[bytes]:
-        """Check the body starts with a pkt-line length, then stream all of it."""
-        try:
-            head = await request.content.readexactly(4)
-        except (web.RequestPayloadError, EOFError, ConnectionError) as exc:
-            raise BadRequest("malformed request: the body is not a git pkt-line stream", detail=repr(exc)) from None
-        if not set(head) <= _HEX:
-            raise BadRequest("malformed request: the body is not a git pkt-line stream")
-
-        async def stream() -> AsyncIterator[bytes]:
-            yield head
-            try:
-                async for chunk in request.content.iter_chunked(CHUNK):
-                    yield chunk
-            except web.RequestPayloadError as exc:
-                raise BadRequest("the request body could not be read (bad gzip or chunked encoding)",
-                                 detail=str(exc)) from None
-            except ConnectionError:
-                raise ClientGone() from None
-
-        return stream()
 
     async def _run(self, request: web.Request, repo: Repo, service: str, args: list[str], *,
                    stdin: AsyncIterator[bytes] | None, protocol: str | None, content_type: str,
@@ -157,7 +136,7 @@ class SmartHTTP:
 
         try:
             result = await self.serve.run(repo, principal(request), short, args, via="http", stdin=stdin,
-                                          sink=sink, protocol=protocol)
+                                          sink=sink, protocol=protocol, address=request.remote)
         except ClientGone:
             log.info("%s %s: the client disconnected before sending its whole request", short, repo.full_name)
             return self._abort(request, response)

@@ -10,17 +10,22 @@ the new head, unless the client pinned ``parentCommit``, which is then refused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 
 from gitd.errors import BadRequest, Conflict, Forbidden, GitdError, PushRejected
+from gitd.git.quarantine import ObjectQuarantine
+from gitd.git.refname import check_branch_name, check_revision
 from gitd.git.refs import RefConflict
+from gitd.git.runner import GitRunner
 from gitd.hooks.chain import HookChain
-from gitd.hub.gitread import EntryNotFound, RepoReader, RevisionNotFound
+from gitd.hub.gitread import SHA_RE, EntryNotFound, RepoReader, RevisionNotFound, ref_for
 from gitd.plugins.events import ZERO_OID, RefUpdate, RepoInfo
 
 MODE_FILE = pygit2.GIT_FILEMODE_BLOB
@@ -52,14 +57,44 @@ class DeleteFolder:
 Op = AddFile | DeleteFile | DeleteFolder
 
 
+# Characters HFS+ ignores in file names, so that ".g\u200cit" is ".git" on a Mac (git's is_hfs_dotgit).
+_HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
+MAX_PATH = 4096
+
+
+def _is_dotgit(part: str) -> bool:
+    """Whether git, Windows (NTFS: trailing dots and spaces, 8.3 short names, streams) or macOS
+    (HFS+: ignored code points, any case) would take this path component for ``.git``."""
+    name = part.translate(_HFS_IGNORED).lower()
+    if name == ".git":
+        return True
+    for base in (".git", "git~1"):
+        if name.startswith(base):
+            rest = name[len(base):]
+            if rest.strip(". ") == "" or rest.startswith(":"):
+                return True
+    return False
+
+
+def is_text(value: str) -> bool:
+    """False for a string with lone surrogates: JSON can carry them ("\\ud800"), git cannot."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_path(path: object) -> str:
-    """A repository path from a client: relative, no '.', '..' or '.git' parts, no NUL."""
-    if not isinstance(path, str) or not path or "\0" in path or "\\" in path:
-        raise BadRequest(f"invalid path {path!r}")
+    """A repository path from a client, refused as git's ``verify_path`` and fsck would: relative,
+    no '.', '..' or '.git' components (in any form a file system takes for '.git'), no NUL,
+    backslash or control character, at most MAX_PATH characters, UTF-8 (no lone surrogates)."""
+    if not isinstance(path, str) or not path or len(path) > MAX_PATH or "\\" in path \
+            or any(ord(c) < 32 or ord(c) == 127 for c in path) or not is_text(path):
+        raise BadRequest(f"invalid path {path[:200]!r}" if isinstance(path, str) else "invalid path")
     parts = path.strip("/").split("/")
-    if path.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0].lower() == ".git" \
-            or any(p.lower() == ".git" for p in parts):
-        raise BadRequest(f"invalid path {path!r}: paths are relative, without '.', '..' or '.git' parts")
+    if path.startswith("/") or any(p in ("", ".", "..") or _is_dotgit(p) for p in parts):
+        raise BadRequest(f"invalid path {path[:200]!r}: paths are relative, without '.', '..' or '.git' parts")
     return "/".join(parts)
 
 
@@ -150,32 +185,69 @@ def build_tree(repo: pygit2.Repository, parent: str | None, ops: list[Op]) -> st
     return oid
 
 
+def make_commit(repo: pygit2.Repository, parent: str | None, ops: list[Op], *, author: str, email: str,
+                message: str) -> str:
+    """Write the commit of ``ops`` on ``parent`` (None: a root commit), moving no ref; its sha."""
+    tree = build_tree(repo, parent, ops)
+    sig = pygit2.Signature(author, email, int(time.time()), 0)
+    parents = [pygit2.Oid(hex=parent)] if parent else []
+    return str(repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), parents))
+
+
 class CommitWriter:
-    def __init__(self, chain: HookChain, reader: RepoReader, *, email_domain: str = "users.noreply.gitd"):
+    def __init__(self, chain: HookChain, reader: RepoReader, *, email_domain: str = "users.noreply.gitd",
+                 git: GitRunner | None = None):
         self.chain = chain
         self.reader = reader
         self.email_domain = email_domain
+        self.git = git  # for git's object checks on new objects (as pushes get); None: unchecked
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    async def write_blob(self, path: Path, data: bytes) -> str:
-        return await asyncio.to_thread(lambda: str(self.reader.open(path).create_blob(data)))
+    @contextlib.asynccontextmanager
+    async def quarantine(self, path: Path) -> AsyncIterator[ObjectQuarantine]:
+        """Where one commit's new objects are written; whatever is not committed is removed on exit."""
+        q = await asyncio.to_thread(ObjectQuarantine, path)
+        try:
+            yield q
+        finally:
+            await asyncio.to_thread(q.discard)
 
-    def _make_commit(self, path: Path, parent: str | None, ops: list[Op], author: str, message: str) -> str:
-        repo = self.reader.open(path)
-        tree = build_tree(repo, parent, ops)
-        now = int(time.time())
-        sig = pygit2.Signature(author, f"{author}@{self.email_domain}", now, 0)
-        parents = [pygit2.Oid(hex=parent)] if parent else []
-        return str(repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), parents))
+    async def write_blob(self, q: ObjectQuarantine, data: bytes) -> str:
+        return await asyncio.to_thread(q.write_blob, data)
 
-    async def commit(self, info: RepoInfo, ref: str, ops: list[Op], *, author: str, message: str,
-                     parent_commit: str | None = None, may_create: bool = False,
+    def _make_commit(self, q: ObjectQuarantine, parent: str | None, ops: list[Op], author: str,
+                     message: str) -> str:
+        new = make_commit(q.repository(), parent, ops, author=author, email=f"{author}@{self.email_domain}",
+                          message=message)
+        if self.git is not None:
+            q.check(self.git)
+        return new
+
+    async def commit_to_branch(self, q: ObjectQuarantine, info: RepoInfo, rev: str, ops: list[Op], *,
+                               author: str, message: str, parent_commit: str | None = None) -> str:
+        """The one API commit to a branch (the Hub's NDJSON commit, the native API's JSON commit
+        and upload): never onto a commit sha; in an empty repository the branch is created, and
+        the hook chain's bookkeeping makes it HEAD, as after a first push."""
+        check_revision(rev)
+        if SHA_RE.match(rev):
+            raise BadRequest("commits go to a branch, not to a commit sha")
+        ref = ref_for(rev)
+        creating = ref.startswith("refs/heads/") and not self.reader.refs(info.path, "refs/heads/")
+        if creating:
+            check_branch_name(ref.removeprefix("refs/heads/"))
+        return await self.commit(q, info, ref, ops, author=author, message=message, parent_commit=parent_commit,
+                                 may_create=creating)
+
+    async def commit(self, q: ObjectQuarantine, info: RepoInfo, ref: str, ops: list[Op], *, author: str,
+                     message: str, parent_commit: str | None = None, may_create: bool = False,
                      start_point: str | None = None) -> str:
         """Commit ``ops`` on top of ``ref`` and move it; returns the new commit sha.
 
         ``may_create`` lets a missing ref be created (from ``start_point``, or as a root
         commit). ``parent_commit`` (a sha or prefix) must be the ref's head.
         """
+        if not is_text(message):  # a lone surrogate ("\ud800" in JSON): pygit2 cannot encode it
+            raise BadRequest("the commit message must be valid Unicode text")
         # One API commit per ref at a time in this daemon, so they queue instead of racing;
         # the compare-and-swap still guards against pushes arriving meanwhile.
         key = f"{info.path}\0{ref}"
@@ -183,10 +255,11 @@ class CommitWriter:
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         async with lock:
-            return await self._commit(info, ref, ops, author=author, message=message, parent_commit=parent_commit,
-                                      may_create=may_create, start_point=start_point)
+            return await self._commit(q, info, ref, ops, author=author, message=message,
+                                      parent_commit=parent_commit, may_create=may_create, start_point=start_point)
 
-    async def _commit(self, info: RepoInfo, ref: str, ops: list[Op], *, author: str, message: str,
+    async def _commit(self, q: ObjectQuarantine, info: RepoInfo, ref: str, ops: list[Op], *, author: str,
+                      message: str,
                       parent_commit: str | None, may_create: bool, start_point: str | None) -> str:
         for _ in range(MAX_ATTEMPTS):
             head = self.reader.head(info.path, ref)
@@ -198,10 +271,10 @@ class CommitWriter:
                     f"parentCommit {parent_commit} is not the head of {ref.removeprefix('refs/heads/')} "
                     f"(the head is {base}); fetch the new head and commit again"
                 )
-            new = await asyncio.to_thread(self._make_commit, info.path, base, ops, author, message)
+            new = await asyncio.to_thread(self._make_commit, q, base, ops, author, message)
             try:
                 await self.chain.apply_updates(info, [RefUpdate(ref, head or ZERO_OID, new)], via="api",
-                                               pusher=author)
+                                               pusher=author, quarantine=q)
             except RefConflict:
                 if parent_commit is not None:
                     raise PreconditionFailed(f"{ref} moved while committing; parentCommit {parent_commit} "

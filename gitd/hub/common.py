@@ -14,6 +14,7 @@ from aiohttp import web
 from gitd.access.rules import Access, AccessLevel, Principal
 from gitd.errors import BadRequest, NotFound
 from gitd.http.context import base_url, principal
+from gitd.http.offload import Offload
 from gitd.http.routing import Match
 from gitd.names import is_valid_name
 from gitd.repos import RepoService
@@ -37,11 +38,13 @@ class HubBase:
     """Base of the Hub handler classes: looks repositories up and asks ``Access``."""
 
     def __init__(self, repos: RepoService, access: Access, *, public_url: str = "",
-                 redirects: Redirects | None = None):
+                 redirects: Redirects | None = None, offload: Offload | None = None):
         self.repos = repos
         self.access = access
         self.public_url = public_url
         self.redirects = redirects
+        # Where client-controlled data is parsed: off the loop, with a time limit.
+        self.offload = offload if offload is not None else Offload()
 
     def base(self, request: web.Request) -> str:
         return base_url(request, self.public_url)
@@ -94,6 +97,23 @@ def api_patterns(tail: str) -> str:
 
 def dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+PIECE = 500
+
+
+def dumps_in_pieces(data: Any) -> str:
+    """``dumps(data)``, built from pieces of at most PIECE list items: one json.dumps call holds the GIL
+    for as long as it runs, which for a big answer (100,000 siblings) would pause the event loop even
+    from another thread. Long lists at the top level or one level down are split."""
+    def value(v: Any) -> str:
+        if isinstance(v, list) and len(v) > PIECE:
+            return "[" + ",".join(dumps(v[i:i + PIECE])[1:-1] for i in range(0, len(v), PIECE)) + "]"
+        return dumps(v)
+
+    if isinstance(data, dict):
+        return "{" + ",".join(f"{dumps(str(k))}:{value(v)}" for k, v in data.items()) + "}"
+    return value(data)
 
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

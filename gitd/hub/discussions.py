@@ -9,6 +9,8 @@ from aiohttp import web
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, NotFound
 from gitd.hooks.chain import HookChain
+from gitd.http.context import read_json
+from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, int_param, json_response
 from gitd.hub.gitread import RepoReader, ref_for
@@ -23,8 +25,9 @@ PAGE = 50
 class PullRequests(HubBase):
     def __init__(self, repos: RepoService, access: Access, discussions: Discussions, reader: RepoReader,
                  chain: HookChain, *, public_url: str = "",
-                 redirects: Redirects | None = None):
-        super().__init__(repos, access, public_url=public_url, redirects=redirects)
+                 redirects: Redirects | None = None, offload: Offload | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects,
+                         offload=offload)
         self.discussions = discussions
         self.reader = reader
         self.chain = chain
@@ -71,8 +74,8 @@ class PullRequests(HubBase):
 
     async def create(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m, AccessLevel.WRITE)
+        body = await read_json(request, offload=self.offload)
         try:
-            body = await request.json()
             title = body["title"]
             description = body.get("description") or ""
             pull_request = bool(body.get("pullRequest", False))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -16,10 +16,13 @@ from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, GitdError
 from gitd.git.env import git_env
 from gitd.git.process import GitProcess
+from gitd.http.context import JSON_MAX, read_json, read_limited
 from gitd.http.errors import error_response
+from gitd.http.offload import Offload, check_deadline
 from gitd.http.routing import Match, Router
 from gitd.http.sendfile import send_local
-from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, int_param, json_response, next_link
+from gitd.hub.commits import MAX_PATH
+from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, dumps, dumps_in_pieces, json_response, next_link
 from gitd.hub.gitread import Entry, EntryNotFound, RepoReader, iso
 from gitd.lfs.service import LfsService
 from gitd.repos import RepoService
@@ -29,8 +32,15 @@ TREE_PAGE = 1000
 TREE_PAGE_EXPAND = 50
 IN_MEMORY_BLOB = 8 * 1024 * 1024
 CHUNK = 256 * 1024
-LISTING_CACHE_MAX = 200_000
+FORM_MAX = 16 * 1024 * 1024
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _parse_form(raw: bytes, max_paths: int) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=max_paths + 8)
+    except ValueError:
+        raise BadRequest(f"paths-info takes at most {max_paths} paths at a time; ask in several requests")
 
 
 class RangeNotSatisfiable(GitdError):
@@ -118,12 +128,13 @@ class FileView:
 class HubFiles(HubBase):
     def __init__(self, repos: RepoService, access: Access, reader: RepoReader, view: FileView, *,
                  public_url: str = "",
-                 redirects: Redirects | None = None):
-        super().__init__(repos, access, public_url=public_url, redirects=redirects)
+                 redirects: Redirects | None = None, offload: Offload | None = None,
+                 max_paths: int = 10_000):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects,
+                         offload=offload)
         self.reader = reader
         self.view = view
-        self._listings: dict[tuple, list[Entry]] = {}
-        self._lock = threading.Lock()
+        self.max_paths = max_paths
 
     def add_resolve_route(self, router: Router) -> None:
         """The hot path (every download starts with HEAD /resolve): registered first of all."""
@@ -229,20 +240,6 @@ class HubFiles(HubBase):
             proc.close()
 
     # -- tree --------------------------------------------------------------------------------------
-    def _listing(self, ctx: RepoCtx, commit: str, under: str, recursive: bool) -> list[Entry]:
-        """A folder's entries at a commit; cached, since pages of one listing are asked in turn."""
-        key = (str(ctx.path), commit, under, recursive)
-        with self._lock:
-            found = self._listings.get(key)
-        if found is None:
-            found = list(self.reader.walk(ctx.path, commit, under, recursive=recursive))
-            if len(found) <= LISTING_CACHE_MAX:
-                with self._lock:
-                    if len(self._listings) >= 32:
-                        self._listings.pop(next(iter(self._listings)))
-                    self._listings[key] = found
-        return found
-
     async def tree(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m)
         rev, under = m.params["rev"], m.params["path"].strip("/")
@@ -255,17 +252,23 @@ class HubFiles(HubBase):
                 raise EntryNotFound(f"{under} is not a directory on {rev!r}", commit=commit)
         recursive = bool_param(request, "recursive")
         expand = bool_param(request, "expand")
-        entries = await asyncio.to_thread(self._listing, ctx, commit, under, recursive)
+        cursor = request.query.get("cursor") or None
         page = TREE_PAGE_EXPAND if expand else TREE_PAGE
-        cursor = int_param(request, "cursor", 0)
-        chunk = entries[cursor:cursor + page]
-        out = [self.view.tree_json(ctx.repo.id, e) for e in chunk]
-        if expand:
-            await asyncio.to_thread(self._expand, ctx, commit, out)
+
+        def listing() -> tuple[str, str | None]:
+            # A page at a time: the walk resumes after the previous page's last entry and stops after
+            # this page's, so no request walks more of a tree than it answers with (trees are client data).
+            walk = self.reader.walk(ctx.path, commit, under, recursive=recursive, limit=page, after=cursor)
+            out = [self.view.tree_json(ctx.repo.id, e) for e in walk.entries]
+            if expand:
+                self._expand(ctx, commit, out)
+            return dumps(out), walk.resume if walk.more else None
+
+        text, resume = await self.offload.run(listing, what="the tree listing")
         headers = {}
-        if cursor + page < len(entries):
-            headers["Link"] = next_link(self.base(request), request, cursor=cursor + page)
-        return json_response(out, headers=headers)
+        if resume is not None:
+            headers["Link"] = next_link(self.base(request), request, cursor=resume)
+        return web.Response(text=text, content_type="application/json", headers=headers)
 
     def _unborn_default(self, ctx: RepoCtx, rev: str) -> bool:
         """An empty repository's default branch lists as empty (on the Hub a new repo is never empty)."""
@@ -284,30 +287,40 @@ class HubFiles(HubBase):
     async def paths_info(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m, AccessLevel.READ)
         if request.content_type == "application/json":
-            try:
-                body = await request.json()
-                paths, expand = list(body.get("paths", [])), bool(body.get("expand", False))
-            except (ValueError, AttributeError):
+            body = await read_json(request, offload=self.offload, max_size=2 * JSON_MAX)
+            raw_paths, expand = body.get("paths", []), bool(body.get("expand", False))
+            if not isinstance(raw_paths, list):
                 raise BadRequest("expected a JSON object with a list of paths")
-        else:
-            form = await request.post()
-            paths = [str(p) for p in form.getall("paths", [])]
-            expand = str(form.get("expand", "false")).lower() in ("1", "true")
+            paths = raw_paths
+        else:  # a form, as huggingface_hub sends it: parsed off the loop, with a bound on its fields
+            raw = await read_limited(request, FORM_MAX, "the paths-info form")
+            fields = await self.offload.run(_parse_form, raw, self.max_paths, what="paths-info")
+            paths = [v for k, v in fields if k == "paths"]
+            expand = any(k == "expand" and v.lower() in ("1", "true") for k, v in fields)
+        if len(paths) > self.max_paths:
+            raise BadRequest(f"paths-info takes at most {self.max_paths} paths at a time; ask in several requests")
         if not all(isinstance(p, str) for p in paths):
             raise BadRequest("paths must be strings")
         if self._unborn_default(ctx, m.params["rev"]):
             return json_response([])
         commit = self.reader.resolve(ctx.path, m.params["rev"])
-        out = []
-        seen = set()
-        for p in paths:
-            p = p.strip("/")
-            if p in seen:
-                continue
-            seen.add(p)
-            entry = self.reader.entry(ctx.path, commit, p) if p else None
-            if entry is not None:
-                out.append(self.view.tree_json(ctx.repo.id, entry))
-        if expand and out:
-            await asyncio.to_thread(self._expand, ctx, commit, out)
-        return json_response(out)
+
+        def info() -> str:
+            out = []
+            seen = set()
+            for n, p in enumerate(paths):
+                if n % 256 == 0:
+                    check_deadline()
+                p = p.strip("/")
+                if p in seen or len(p) > MAX_PATH:
+                    continue
+                seen.add(p)
+                entry = self.reader.entry(ctx.path, commit, p) if p else None
+                if entry is not None:
+                    out.append(self.view.tree_json(ctx.repo.id, entry))
+            if expand and out:
+                self._expand(ctx, commit, out)
+            return dumps_in_pieces(out)
+
+        text = await self.offload.run(info, what="paths-info")
+        return web.Response(text=text, content_type="application/json")

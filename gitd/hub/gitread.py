@@ -8,25 +8,96 @@ and per-commit lookups are cached by commit sha, which never changes meaning.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pygit2
 
 from gitd.clock import SYSTEM_CLOCK, Clock
-from gitd.errors import NotFound
+from gitd.errors import BadRequest, NotFound
+from gitd.git.refname import check_revision
 from gitd.git.refs import RefChanges, head_branch
+from gitd.http.offload import check_deadline
 from gitd.lfs.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _OPEN_FLAGS = pygit2.enums.RepositoryOpenFlag.BARE | pygit2.enums.RepositoryOpenFlag.NO_SEARCH
 FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE, pygit2.GIT_FILEMODE_LINK)
+
+
+# Longest path whose lookup the entry cache keeps (paths-info asks about any path a client names).
+CACHED_PATH = 512
+# Entries a walk visits unless told otherwise (hub.max_listed_files); see RepoReader.walk.
+DEFAULT_WALK = 50_001
+
+
+# Folders nested deeper than this are listed but not walked into (git repositories never need it;
+# trees made to be deep would otherwise cost a stack frame per level).
+MAX_WALK_DEPTH = 128
+
+
+@dataclass
+class Walk:
+    """What a bounded walk saw: its entries, whether it stopped at its limit (``more``: ``resume``
+    continues after its last visited entry) and whether it left anything out (``truncated``:
+    stopped at its limit, or folders too deep to walk into)."""
+
+    entries: list[Entry] = field(default_factory=list)
+    more: bool = False
+    truncated: bool = False
+    resume: str | None = None
+    visited: int = 0
+    last: str = ""
+    last_dir: bool = False
+
+
+class _BudgetSpent(Exception):
+    pass
+
+
+def _make_cursor(path: str, is_dir: bool) -> str:
+    return base64.urlsafe_b64encode(f"{'d' if is_dir else 'f'}:{path}".encode()).decode().rstrip("=")
+
+
+def _parse_cursor(cursor: str | None, under: str) -> tuple[list[str], bool]:
+    """A walk cursor's path (relative to ``under``, as parts) and whether it named a folder."""
+    if not cursor:
+        return [], False
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("invalid cursor")
+    kind, _, path = text.partition(":")
+    if kind not in ("d", "f") or not path or (under and not path.startswith(under + "/")):
+        raise BadRequest("invalid cursor")
+    rel = path[len(under) + 1:] if under else path
+    parts = rel.split("/")
+    if len(parts) > MAX_WALK_DEPTH:
+        raise BadRequest("invalid cursor")
+    return parts, kind == "d"
+
+
+def _first_after(tree: pygit2.Tree, key: str, *, inclusive: bool) -> int:
+    """The index of the first entry of ``tree`` at or after (``inclusive``) / after ``key`` in git's
+    order (folders sort as if their name ended in '/'): a binary search, never a scan."""
+    lo, hi = 0, len(tree)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        obj = tree[mid]
+        name = obj.name + "/" if obj.type == pygit2.GIT_OBJECT_TREE else obj.name
+        if name < key or (not inclusive and name == key):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 class RevisionNotFound(NotFound):
@@ -41,9 +112,10 @@ class EntryNotFound(NotFound):
         self.commit = commit
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A path in a commit's tree."""
+class Entry(NamedTuple):
+    """A path in a commit's tree. A tuple of plain values, so the garbage collector stops tracking it:
+    a walk makes up to hub.max_listed_files of them, and every tracked object lengthens each full
+    collection, which holds the GIL (and so the event loop) while it runs."""
 
     path: str
     oid: str
@@ -194,6 +266,7 @@ class RepoReader:
         return sha
 
     def try_resolve(self, path: Path, revision: str) -> str | None:
+        check_revision(revision)  # BadRequest for what no ref name can be (too long, control characters)
         repo = self.open(path)
         if SHA_RE.match(revision):
             key = (str(path), revision)
@@ -273,8 +346,9 @@ class RepoReader:
             except (KeyError, ValueError):
                 obj = None
             found = self._make_entry(repo, file_path, obj) if obj is not None else None
-        with self._lock:
-            self._entries.put(key, found)
+        if len(file_path) <= CACHED_PATH:  # client paths: keep what the cache holds small
+            with self._lock:
+                self._entries.put(key, found)
         return found
 
     def _make_entry(self, repo: pygit2.Repository, file_path: str, obj) -> Entry | None:
@@ -288,23 +362,66 @@ class RepoReader:
             pointer = parse_pointer(repo.odb.read(obj.id)[1])
         return Entry(file_path, str(obj.id), "file", size, pointer)
 
-    def walk(self, path: Path, commit: str, under: str = "", *, recursive: bool) -> Iterator[Entry]:
-        """Entries below directory ``under`` (depth-first, git order); directories included."""
+    def walk(self, path: Path, commit: str, under: str = "", *, recursive: bool, limit: int = DEFAULT_WALK,
+             after: str | None = None, files_only: bool = False, max_entries: int | None = None) -> Walk:
+        """Entries below directory ``under`` (depth-first, git order; directories included unless
+        ``files_only``), visiting at most ``limit`` entries (a long path counts for more than one).
+        ``after`` (a ``Walk.resume`` cursor) continues a walk after its last visited entry, without
+        visiting what came before; ``max_entries`` also stops it once it found that many (then
+        ``resume`` is not set). Trees are client data: a few objects can describe billions of
+        paths, so every walk is bounded, and checks the offload deadline as it goes."""
         repo = self.open(path)
         tree = repo[commit].peel(pygit2.Tree)
         if under:
             tree = tree[under]
-        yield from self._walk(repo, tree, under, recursive)
+        walk = Walk()
+        budget = [limit]
+        after_parts, after_dir = _parse_cursor(after, under)
+        try:
+            for entry in self._walk(repo, tree, under, recursive, after_parts, after_dir, budget, walk, 0):
+                if entry is not None and not (files_only and entry.kind != "file"):
+                    if max_entries is not None and len(walk.entries) >= max_entries:
+                        walk.more = walk.truncated = True
+                        return walk
+                    walk.entries.append(entry)
+        except _BudgetSpent:
+            walk.more = walk.truncated = True
+            walk.resume = _make_cursor(walk.last, walk.last_dir) if walk.last else None
+        return walk
 
-    def _walk(self, repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bool) -> Iterator[Entry]:
-        for obj in tree:
+    def _walk(self, repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bool,
+              after: list[str], after_dir: bool, budget: list[int], walk: Walk, depth: int
+              ) -> Iterator[Entry | None]:
+        if depth > MAX_WALK_DEPTH:
+            walk.truncated = True
+            return
+        start = 0
+        if after:
+            head, rest = after[0], after[1:]
+            if rest or after_dir:  # resume inside (or just below) folder ``head``
+                start = _first_after(tree, head + "/", inclusive=True)
+                if start < len(tree) and tree[start].name == head and tree[start].type == pygit2.GIT_OBJECT_TREE:
+                    if recursive:
+                        full = f"{prefix}/{head}" if prefix else head
+                        yield from self._walk(repo, tree[start], full, recursive, rest, after_dir, budget, walk,
+                                              depth + 1)
+                    start += 1
+            else:
+                start = _first_after(tree, head, inclusive=False)
+        for i in range(start, len(tree)):
+            obj = tree[i]
             full = f"{prefix}/{obj.name}" if prefix else obj.name
+            budget[0] -= 1 + len(full) // 256
+            if budget[0] < 0:
+                raise _BudgetSpent
+            walk.visited += 1
+            if walk.visited % 64 == 0:
+                check_deadline()
             entry = self._make_entry(repo, full, obj)
-            if entry is None:
-                continue
+            walk.last, walk.last_dir = full, obj.type == pygit2.GIT_OBJECT_TREE
             yield entry
-            if recursive and entry.kind == "directory":
-                yield from self._walk(repo, obj, full, recursive)
+            if recursive and entry is not None and entry.kind == "directory":
+                yield from self._walk(repo, obj, full, recursive, [], False, budget, walk, depth + 1)
 
     def read_blob(self, path: Path, oid: str) -> bytes:
         return self.open(path)[oid].data
@@ -334,6 +451,8 @@ class RepoReader:
         for n, c in enumerate(self.log(path, commit)):
             if not remaining or n >= max_walk:
                 break
+            if n % 64 == 63:
+                check_deadline()  # an expanded listing abandoned by its request stops here
             parent_tree = c.parents[0].tree if c.parents else None
             for p in list(remaining):
                 mine = oid_at(c.tree, p)

@@ -11,9 +11,11 @@ from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, Conflict, Forbidden, PushRejected
+from gitd.git.refname import check_branch_name, check_ref_component_rules
 from gitd.git.refs import RefConflict
 from gitd.hooks.chain import HookChain
 from gitd.http.context import read_json
+from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, int_param, json_response, next_link
 from gitd.hub.gitread import RepoReader, RevisionNotFound, iso
@@ -24,20 +26,22 @@ from gitd.store.redirects import Redirects
 COMMITS_PAGE = 50
 
 
-def _check_ref_name(name: str, what: str) -> str:
-    bad = (not name or name.startswith(("-", "/", ".")) or name.endswith(("/", ".", ".lock")) or ".." in name
-           or "//" in name or "@{" in name or any(c in name for c in " ~^:?*[\\\0\x7f") or
-           any(ord(c) < 32 for c in name) or name.startswith("refs/"))
-    if bad:
-        raise BadRequest(f"invalid {what} name {name!r}")
-    return name
+def _check_ref_name(name: str, what: str, *, existing: bool = False) -> str:
+    """A branch or tag name from the URL or body: git's rules for new ones (``check_branch_name``);
+    deleting only needs a well-formed name (so a branch made before the rules, ``HEAD``, can go)."""
+    if existing:
+        if not check_ref_component_rules(name) or name.startswith("refs/"):
+            raise BadRequest(f"invalid {what} name {name[:100]!r}")
+        return name
+    return check_branch_name(name, what)
 
 
 class HubHistory(HubBase):
     def __init__(self, repos: RepoService, access: Access, reader: RepoReader, chain: HookChain, *,
                  email_domain: str = "users.noreply.gitd", public_url: str = "",
-                 redirects: Redirects | None = None):
-        super().__init__(repos, access, public_url=public_url, redirects=redirects)
+                 redirects: Redirects | None = None, offload: Offload | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects,
+                         offload=offload)
         self.reader = reader
         self.chain = chain
         self.email_domain = email_domain
@@ -72,7 +76,7 @@ class HubHistory(HubBase):
 
     async def branch(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m, AccessLevel.WRITE)
-        name = _check_ref_name(m.params["branch"], "branch")
+        name = _check_ref_name(m.params["branch"], "branch", existing=request.method == "DELETE")
         ref = f"refs/heads/{name}"
         current = self.reader.head(ctx.path, ref)
         if request.method == "DELETE":
@@ -82,7 +86,7 @@ class HubHistory(HubBase):
             return json_response({})
         if current is not None:
             raise Conflict(f"branch {name!r} already exists")
-        body = await read_json(request)
+        body = await read_json(request, offload=self.offload)
         start = body.get("startingPoint") or None
         if start is not None and not isinstance(start, str):
             raise BadRequest("startingPoint must be a revision")
@@ -98,7 +102,7 @@ class HubHistory(HubBase):
     async def tag(self, request: web.Request, m: Match) -> web.StreamResponse:
         if request.method == "DELETE":
             ctx = self.api_repo(request, m, AccessLevel.WRITE)
-            name = _check_ref_name(m.params["rev"], "tag")
+            name = _check_ref_name(m.params["rev"], "tag", existing=True)
             ref = f"refs/tags/{name}"
             current = self.reader.open(ctx.path).references.get(ref)
             if current is None:
@@ -106,7 +110,7 @@ class HubHistory(HubBase):
             await self._move(ctx, RefUpdate(ref, str(current.target), ZERO_OID))
             return json_response({})
         ctx = self.api_repo(request, m, AccessLevel.WRITE)
-        body = await read_json(request)
+        body = await read_json(request, offload=self.offload)
         name = body.get("tag")
         if not isinstance(name, str):
             raise BadRequest('expected JSON {"tag": NAME, "message"?: TEXT}')

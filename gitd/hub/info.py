@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,66 +11,83 @@ from aiohttp import web
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import NotFound
 from gitd.http.context import principal
+from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
-from gitd.hub.card import CardError, card_tags, parse_card
-from gitd.hub.common import API_TYPES, HubBase, RepoCtx, api_patterns, bool_param, int_param, json_response, next_link
+from gitd.hub.bounded_cache import BoundedCache
+from gitd.hub.card import CARD_YAML_MAX, README_MAX, CardError, card_tags, parse_card
+from gitd.hub.common import (
+    API_TYPES,
+    HubBase,
+    RepoCtx,
+    api_patterns,
+    bool_param,
+    dumps,
+    dumps_in_pieces,
+    int_param,
+    next_link,
+)
 from gitd.hub.files import FileView
-from gitd.hub.gitread import Entry, RepoReader, iso
+from gitd.hub.gitread import DEFAULT_WALK, RepoReader, Walk, iso
+from gitd.hub.listing import SORTS, ListingQuery, RepoListing, tag_filters
 from gitd.plugins.fields import InfoFields
+from gitd.plugins.filters import RepoFilters
 from gitd.repos import RepoService
 from gitd.store import Repo, Repos
 from gitd.store.redirects import Redirects
 
 LIST_PAGE = 1000
-SORT_KEYS = {
-    "lastModified": lambda r: r.updated_at, "last_modified": lambda r: r.updated_at,
-    "createdAt": lambda r: r.created_at, "created_at": lambda r: r.created_at,
-    "id": lambda r: r.full_name.lower(),
-}
+LIST_PAGE_FULL = 100
+LIST_SIBLINGS = 1000
+log = logging.getLogger("gitd.hub")
 
 
 class CardCache:
-    """Card metadata per (repository path, commit): a commit's README never changes."""
+    """Card metadata per (repository path, commit): a commit's README never changes. Bounded by
+    the total size of the cards it holds; a card that cannot be parsed is remembered as such."""
 
-    def __init__(self, reader: RepoReader, size: int = 4096):
+    def __init__(self, reader: RepoReader, *, max_yaml: int = CARD_YAML_MAX, max_bytes: int = 32 * 1024 * 1024):
         self.reader = reader
-        self.size = size
-        self._cards: dict[tuple[str, str], dict[str, Any]] = {}
-        self._lock = threading.Lock()
+        self.max_yaml = max_yaml
+        self._cards: BoundedCache[dict[str, Any] | CardError] = BoundedCache(max_bytes)
 
-    def card(self, path: Path, commit: str | None) -> dict[str, Any]:
+    def card(self, path: Path, commit: str | None, full_name: str = "") -> dict[str, Any] | None:
+        """The card of ``commit`` ({} without one); None, with a warning in the log, when it is invalid."""
         if commit is None:
             return {}
         key = (str(path), commit)
-        with self._lock:
-            found = self._cards.get(key)
+        found = self._cards.get(key)
         if found is None:
+            weight = 64
             found = {}
             entry = self.reader.entry(path, commit, "README.md")
-            if entry is not None and entry.kind == "file" and entry.size <= 1024 * 1024:
+            if entry is not None and entry.kind == "file" and entry.size <= README_MAX:
+                weight += entry.size
                 try:
-                    found = parse_card(self.reader.read_blob(path, entry.oid).decode("utf-8", "replace"))
-                except CardError:
-                    found = {}
-            with self._lock:
-                if len(self._cards) >= self.size:
-                    self._cards.pop(next(iter(self._cards)))
-                self._cards[key] = found
-        return found
+                    found = parse_card(self.reader.read_blob(path, entry.oid).decode("utf-8", "replace"),
+                                       max_yaml=self.max_yaml)
+                except CardError as exc:
+                    log.warning("the card of %s at %s is left out: %s", full_name or path, commit, exc)
+                    found = exc
+            self._cards.put(key, found, weight)
+        return None if isinstance(found, CardError) else found
 
 
 class HubInfo(HubBase):
     def __init__(self, repos: RepoService, access: Access, repo_rows: Repos, reader: RepoReader, view: FileView,
                  *, fields: InfoFields | None = None, public_url: str = "",
-                 redirects: Redirects | None = None):
-        super().__init__(repos, access, public_url=public_url, redirects=redirects)
+                 redirects: Redirects | None = None, offload: Offload | None = None,
+                 max_listed_files: int = DEFAULT_WALK, listing_cache_entries: int = 200_000,
+                 max_card_size: int = CARD_YAML_MAX, filters: RepoFilters | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects,
+                         offload=offload)
         self.fields = fields
         self.repo_rows = repo_rows
+        self.listing_rows = RepoListing(repo_rows, filters)
         self.reader = reader
         self.view = view
-        self.cards = CardCache(reader)
-        self._file_lists: dict[tuple[str, str], list[Entry]] = {}
-        self._lock = threading.Lock()
+        self.cards = CardCache(reader, max_yaml=max_card_size)
+        self.max_listed_files = max_listed_files
+        self._file_lists: BoundedCache[Walk] = BoundedCache(listing_cache_entries)
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", "/api/{types}", self.listing, style="hub", name="hub-list")
@@ -86,14 +102,22 @@ class HubInfo(HubBase):
             commit: str | None = self.reader.resolve(ctx.path, rev)
         else:
             commit = self.reader.default_head(ctx.path, ctx.repo.default_branch)
-        data = await asyncio.to_thread(self.describe, request, ctx, commit, True)
-        if self.fields is not None and self.fields.active():
-            data = await asyncio.to_thread(self.fields.add, self.repos.info(ctx.repo), commit, data)
-        return json_response(data)
+        # The card, the file list and the answer's JSON all come from client data: off the loop.
+        info = self.repos.info(ctx.repo)
 
-    def describe(self, request: web.Request, ctx: RepoCtx, commit: str | None, siblings: bool) -> dict[str, Any]:
+        def answer() -> str:
+            data = self.describe(ctx, commit, self.max_listed_files)
+            if self.fields is not None and self.fields.active():
+                data = self.fields.add(info, commit, data)  # plugins' fields (gitd_repo_info)
+            return dumps_in_pieces(data)
+
+        text = await self.offload.run(answer, what="the repository info")
+        return web.Response(text=text, content_type="application/json")
+
+    def describe(self, ctx: RepoCtx, commit: str | None, siblings: int) -> dict[str, Any]:
+        """The repository's info; ``siblings`` > 0 lists up to that many of its files."""
         repo = ctx.repo
-        card = self.cards.card(ctx.path, commit)
+        card = self.cards.card(ctx.path, commit, repo.full_name)
         out: dict[str, Any] = {
             "_id": f"{repo.id:024x}",
             "id": repo.full_name,
@@ -106,10 +130,12 @@ class HubInfo(HubBase):
             "gated": False,
             "downloads": 0,
             "likes": 0,
-            "tags": card_tags(card),
-            "cardData": card,
+            "tags": card_tags(card or {}),
             "description": repo.description,
         }
+        if card is not None:  # an invalid card is left out (the log says why)
+            out["cardData"] = card
+        card = card or {}
         if repo.type == "model":
             out["modelId"] = repo.full_name
             for key in ("pipeline_tag", "library_name"):
@@ -117,24 +143,25 @@ class HubInfo(HubBase):
                     out[key] = card[key]
         if repo.type == "space":
             out["sdk"] = card.get("sdk") if isinstance(card.get("sdk"), str) else None
-        if siblings:
-            files = [] if commit is None else [self.view.sibling_json(repo.id, e)
-                                               for e in self._files(ctx.path, commit)]
+        if siblings > 0:
+            walk = self._files(ctx.path, commit, siblings) if commit is not None else Walk()
+            files = [self.view.sibling_json(repo.id, e) for e in walk.entries]
             out["siblings"] = files
             out["usedStorage"] = sum(f.get("size", 0) for f in files)
+            if walk.truncated:
+                out["siblingsTruncated"] = True
         return out
 
-    def _files(self, path: Path, commit: str) -> list[Entry]:
-        """Every file of a commit (cached for the last few commits asked about)."""
-        key = (str(path), commit)
-        with self._lock:
-            found = self._file_lists.get(key)
+    def _files(self, path: Path, commit: str, limit: int) -> Walk:
+        """Up to ``limit`` files of a commit (cached by commit, within a bound on the entries all
+        cached lists hold together)."""
+        key = (str(path), commit, limit)
+        found = self._file_lists.get(key)
         if found is None:
-            found = [e for e in self.reader.walk(path, commit, recursive=True) if e.kind == "file"]
-            with self._lock:
-                if len(self._file_lists) >= 64:
-                    self._file_lists.pop(next(iter(self._file_lists)))
-                self._file_lists[key] = found
+            # Up to ``limit`` files; folders count towards the walk's budget too, within bounds.
+            found = self.reader.walk(path, commit, recursive=True, limit=4 * limit, max_entries=limit,
+                                     files_only=True)
+            self._file_lists.put(key, found, len(found.entries))
         return found
 
     # -- listings --------------------------------------------------------------------------------------
@@ -142,53 +169,48 @@ class HubInfo(HubBase):
         repo_type = API_TYPES.get(m.params["types"])
         if repo_type is None:
             raise NotFound(f"no such listing {m.params['types']!r}")
-        data, headers = await asyncio.to_thread(self._listing, request, repo_type)
-        return json_response(data, headers=headers)
+        text, headers = await self.offload.run(self._listing, request, repo_type, what="the repository listing")
+        return web.Response(text=text, content_type="application/json", headers=headers)
 
-    def _listing(self, request: web.Request, repo_type: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        who = principal(request)
-        searches = [s.lower() for s in request.query.getall("search", []) if s]
-        author = request.query.get("author")
-        filters = [f for f in request.query.getall("filter", []) if f]
+    def _listing(self, request: web.Request, repo_type: str) -> tuple[str, dict[str, str]]:
+        query = request.query
         owner = None
-        if author:
-            owner = self.repos.accounts.find(author)
+        if query.get("author"):
+            owner = self.repos.accounts.find(query["author"])
             if owner is None:
-                return [], {}
-        candidates = [r for r in self.repo_rows.list(repo_type=repo_type, owner=owner)
-                      if self.access.level(who, r) >= AccessLevel.READ]
-        candidates = [r for r in candidates if all(s in r.full_name.lower() for s in searches)]
-        sort = request.query.get("sort")
-        if sort in SORT_KEYS:
-            descending = request.query.get("direction", "-1") != "1"
-            candidates.sort(key=SORT_KEYS[sort], reverse=descending)
+                return "[]", {}
+        sort = query.get("sort")
         full = bool_param(request, "full") or bool_param(request, "cardData")
-        described: list[dict[str, Any]] = []
-        cursor = int_param(request, "cursor", 0)
-        page = int_param(request, "limit", LIST_PAGE, lo=1, hi=LIST_PAGE)
-        if filters:
-            for r in candidates:
-                d = self._brief(request, r, full)
-                if all(f in d["tags"] or f == r.full_name for f in filters):
-                    described.append(d)
-            total = len(described)
-            described = described[cursor:cursor + page]
-        else:
-            total = len(candidates)
-            described = [self._brief(request, r, full) for r in candidates[cursor:cursor + page]]
+        # Full descriptions list files: fewer repositories per page, and fewer files per repository
+        # than model_info does (clients follow the Link header to the next page).
+        most = LIST_PAGE_FULL if full else LIST_PAGE
+        q = ListingQuery(self.access.readable(principal(request)), repo_type, owner,
+                         searches=[s for s in query.getall("search", []) if s], filters=tag_filters(query),
+                         order=SORTS.get(sort or "", "id"), descending=sort in SORTS and query.get("direction") != "1",
+                         offset=int_param(request, "cursor", 0), limit=int_param(request, "limit", most, lo=1, hi=most))
+        expand = [e for e in query.getall("expand", []) if e]
+        rows, more = self.listing_rows.page(q, lambda r: self._brief(request, r, False, []))
+        described = [self._brief(request, r, full, expand) for r in rows]
         headers = {}
-        if cursor + page < total:
-            headers["Link"] = next_link(self.base(request), request, cursor=cursor + page)
-        return described, headers
+        if more:
+            headers["Link"] = next_link(self.base(request), request, cursor=q.offset + q.limit)
+        return dumps(described), headers
 
-    def _brief(self, request: web.Request, repo: Repo, full: bool) -> dict[str, Any]:
+    def _brief(self, request: web.Request, repo: Repo, full: bool, expand: list[str]) -> dict[str, Any]:
+        """A listing's entry: what ``list_models`` shows by default (plugins' values for those
+        keys merged in), everything with ``full``, or ``id`` and the ``expand``ed keys."""
         path = self.repos.path(repo)
         try:
             commit = self.reader.default_head(path, repo.default_branch)
         except NotFound:
             commit = None
         ctx = RepoCtx(repo, path, AccessLevel.READ, principal(request))
-        d = self.describe(request, ctx, commit, siblings=full)
-        if not full:
-            d.pop("cardData", None)
-        return d
+        listed = min(LIST_SIBLINGS, self.max_listed_files) if full or "siblings" in expand else 0
+        d = self.describe(ctx, commit, listed)
+        shown = (set(d) | {"pipeline_tag", "library_name"}) - {"cardData", "siblings", "usedStorage",
+                                                                "siblingsTruncated"}
+        if self.fields is not None and self.fields.active():
+            d = self.fields.add(self.repos.info(repo), commit, d)
+        if expand:
+            return {k: v for k, v in d.items() if k in expand or k in ("_id", "id")}
+        return d if full else {k: v for k, v in d.items() if k in shown}

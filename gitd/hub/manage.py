@@ -9,10 +9,11 @@ from aiohttp import web
 from gitd.access.auth import hash_token
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, Conflict, GitdError, Unauthorized
-from gitd.http.context import principal, read_json
-from gitd.http.errors import error_response
+from gitd.http.context import INLINE_JSON, parse_json, principal, read_json, read_limited
+from gitd.http.errors import error_response, header_safe
+from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
-from gitd.hub.card import CardError, parse_card
+from gitd.hub.card import CARD_YAML_MAX, README_MAX, CardError, parse_card
 from gitd.hub.common import API_TYPES, HubBase, api_patterns, json_response
 from gitd.names import check_name, split_full_name
 from gitd.repos import RepoService
@@ -23,6 +24,11 @@ XET_MESSAGE = (
     "This server does not support Xet storage. Set HF_HUB_DISABLE_XET=1 in the environment of your "
     "huggingface_hub client to upload large files through Git LFS instead."
 )
+
+
+# A README as JSON (escapes make it bigger). Anyone may call validate-yaml, and json.loads holds the
+# GIL for the whole parse: the cap keeps that to a few tens of milliseconds whatever the JSON holds.
+VALIDATE_BODY_MAX = 2 * README_MAX
 
 
 class NotImplementedOnServer(GitdError):
@@ -53,9 +59,12 @@ def visibility_of(body: dict[str, Any]) -> bool | None:
 
 class HubManage(HubBase):
     def __init__(self, repos: RepoService, access: Access, accounts: Accounts, *, public_url: str = "",
-                 redirects: Redirects | None = None):
-        super().__init__(repos, access, public_url=public_url, redirects=redirects)
+                 redirects: Redirects | None = None, offload: Offload | None = None,
+                 max_card_size: int = CARD_YAML_MAX):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects,
+                         offload=offload)
         self.accounts = accounts
+        self.max_card_size = max_card_size
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", "/api/whoami-v2", self.whoami, style="hub", name="hub-whoami")
@@ -95,20 +104,27 @@ class HubManage(HubBase):
         return json_response({"standardEnvVars": [], "harnesses": {}})
 
     async def validate_yaml(self, request: web.Request, m: Match) -> web.StreamResponse:
-        # Always JSON: huggingface_hub reads the body before it looks at the status.
+        # Always JSON: huggingface_hub reads the body before it looks at the status. Anyone may call
+        # this, so the body is capped and the YAML parsed off the loop, with a time limit.
+        def refuse(status: int, code: str, message: str) -> web.Response:
+            return json_response({"errors": [{"message": message}]}, status=status,
+                                 headers={"X-Error-Code": code, "X-Error-Message": header_safe(message)})
+
         try:
-            body = await request.json()
-            content = body.get("content", "") if isinstance(body, dict) else None
-        except ValueError:
-            content = None
+            raw = await read_limited(request, VALIDATE_BODY_MAX, "the README")
+            body = parse_json(raw) if len(raw) <= INLINE_JSON else \
+                await self.offload.run(parse_json, raw, what="parsing the JSON body")
+        except GitdError as exc:
+            if exc.status in (400, 413):
+                return refuse(exc.status, exc.code, exc.message)
+            raise
+        content = body.get("content", "") if isinstance(body, dict) else None
         if not isinstance(content, str):
-            return json_response({"errors": [{"message": 'expected JSON {"content": README text}'}]}, status=400,
-                                 headers={"X-Error-Code": "BadRequest", "X-Error-Message": "bad request"})
+            return refuse(400, "BadRequest", 'expected JSON {"content": README text}')
         try:
-            parse_card(content)
+            await self.offload.run(lambda: parse_card(content, max_yaml=self.max_card_size), what="checking the card")
         except CardError as exc:
-            return json_response({"errors": [{"message": str(exc)}]}, status=400,
-                                 headers={"X-Error-Code": "InvalidYaml", "X-Error-Message": str(exc)})
+            return refuse(400, "InvalidYaml", str(exc))
         return json_response({})
 
     # -- repositories ------------------------------------------------------------------------------

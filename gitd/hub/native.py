@@ -15,14 +15,18 @@ from aiohttp import BodyPartReader, web
 
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import BadRequest, Conflict, NotFound
+from gitd.git.quarantine import ObjectQuarantine
+from gitd.git.refname import check_revision
 from gitd.http.context import principal, read_json
+from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
 from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, Op, check_path
-from gitd.hub.common import API_TYPES, HubBase, RepoCtx, int_param
+from gitd.hub.common import API_TYPES, HubBase, RepoCtx, dumps_in_pieces, int_param
 from gitd.hub.files import FileView
-from gitd.hub.gitread import SHA_RE, RepoReader, iso, ref_for
+from gitd.hub.gitread import RepoReader, iso
 from gitd.hub.native_accounts import NativeAccounts, envelope
 from gitd.hub.openapi import ApiRoute, openapi_document, register
+from gitd.hub.upload import UploadPlanner
 from gitd.names import check_name
 from gitd.plugins.fields import InfoFields
 from gitd.repos import RepoService
@@ -30,6 +34,8 @@ from gitd.store import Accounts, Repo, Repos
 from gitd.store.redirects import Redirects
 
 V1 = "/api/v1"
+# The native commit carries its files inline, base64: a few JSON values, however big.
+COMMIT_JSON_MAX = 16 * 1024 * 1024
 R = V1 + "/{types}/{ns}/{name}"
 _STR = {"type": "string"}
 _BOOL = {"type": "boolean"}
@@ -49,10 +55,11 @@ UPLOAD_BODY = {"type": "object", "properties": {"file": {"type": "string", "form
 
 class NativeAPI(HubBase):
     def __init__(self, repos: RepoService, access: Access, accounts: Accounts, repo_rows: Repos,
-                 reader: RepoReader, writer: CommitWriter, view: FileView, accounts_api: NativeAccounts, *,
-                 max_inline_file: int, fields: InfoFields | None = None, public_url: str = "",
-                 redirects: Redirects | None = None):
-        super().__init__(repos, access, public_url=public_url, redirects=redirects)
+                 reader: RepoReader, writer: CommitWriter, view: FileView, accounts_api: NativeAccounts,
+                 planner: UploadPlanner, *, max_inline_file: int, max_listed_files: int,
+                 fields: InfoFields | None = None,
+                 public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None):
+        super().__init__(repos, access, public_url=public_url, redirects=redirects, offload=offload)
         self.fields = fields
         self.accounts = accounts
         self.repo_rows = repo_rows
@@ -60,6 +67,8 @@ class NativeAPI(HubBase):
         self.writer = writer
         self.view = view
         self.max_inline_file = max_inline_file
+        self.max_listed_files = max_listed_files
+        self.planner = planner
         self.accounts_api = accounts_api
 
     def routes(self) -> list[ApiRoute]:
@@ -133,7 +142,7 @@ class NativeAPI(HubBase):
 
     async def create_repo(self, request: web.Request, m: Match) -> web.StreamResponse:
         repo_type = self._type(m)
-        body = await read_json(request, allow_empty=False)
+        body = await read_json(request, allow_empty=False, offload=self.offload)
         who = principal(request)
         name = check_name(str(body.get("name", "")), "repository name")
         namespace = body.get("namespace") or (who.account.name if who.account else "")
@@ -160,7 +169,7 @@ class NativeAPI(HubBase):
 
     async def update_repo(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.ADMIN)
-        body = await read_json(request, allow_empty=False)
+        body = await read_json(request, allow_empty=False, offload=self.offload)
         fields: dict[str, Any] = {}
         if "private" in body:
             if not isinstance(body["private"], bool):
@@ -197,15 +206,23 @@ class NativeAPI(HubBase):
             if entry is None or entry.kind != "directory":
                 raise NotFound(f"no folder {under!r} at {m.params['rev']!r}", code="EntryNotFound")
         recursive = request.query.get("recursive") in ("1", "true")
-        entries = await asyncio.to_thread(
-            lambda: list(self.reader.walk(ctx.path, commit, under, recursive=recursive)))
-        items = []
-        for e in entries:
-            j = self.view.tree_json(ctx.repo.id, e)
-            items.append({"name": e.path.rsplit("/", 1)[-1], "path": e.path,
-                          "type": "dir" if e.kind == "directory" else "file", "size": j["size"], "sha": e.oid,
-                          "lfs": "lfs" in j, **({"lfs_oid": j["lfs"]["oid"]} if "lfs" in j else {})})
-        return envelope({"commit": commit, "items": items})
+
+        def listing() -> str:
+            # Trees are client data: the walk is bounded (hub.max_listed_files) and off the loop.
+            walk = self.reader.walk(ctx.path, commit, under, recursive=recursive, limit=self.max_listed_files)
+            items = []
+            for e in walk.entries:
+                j = self.view.tree_json(ctx.repo.id, e)
+                items.append({"name": e.path.rsplit("/", 1)[-1], "path": e.path,
+                              "type": "dir" if e.kind == "directory" else "file", "size": j["size"], "sha": e.oid,
+                              "lfs": "lfs" in j, **({"lfs_oid": j["lfs"]["oid"]} if "lfs" in j else {})})
+            data: dict[str, Any] = {"commit": commit, "items": items}
+            if walk.truncated:
+                data["truncated"] = True
+            return '{"msg":"OK","data":' + dumps_in_pieces(data) + "}"
+
+        text = await self.offload.run(listing, what="the tree listing")
+        return web.Response(text=text, content_type="application/json")
 
     def _file(self, ctx: RepoCtx, rev: str, file_path: str) -> tuple[str, Any]:
         commit = self.reader.resolve(ctx.path, rev)
@@ -265,58 +282,50 @@ class NativeAPI(HubBase):
         return envelope(await asyncio.to_thread(collect))
 
     # -- writes (csghub-sdk's native upload path) --------------------------------------------------------
-    async def _commit(self, request: web.Request, ctx: RepoCtx, rev: str, ops: list[Op], message: str) -> str:
-        if SHA_RE.match(rev):
-            raise BadRequest("commits go to a branch, not to a commit sha")
-        empty = not self.reader.refs(ctx.path, "refs/heads/")
-        ref = ref_for(rev)
-        oid = await self.writer.commit(self.repos.info(ctx.repo), ref, ops, author=ctx.principal.name or "anonymous",
-                                       message=message.rstrip() + "\n", may_create=empty)
-        return oid
+    async def _commit(self, q: ObjectQuarantine, ctx: RepoCtx, rev: str, ops: list[Op], message: str) -> str:
+        return await self.writer.commit_to_branch(q, self.repos.info(ctx.repo), rev, ops,
+                                                  author=ctx.principal.name or "anonymous",
+                                                  message=message.rstrip() + "\n")
 
     async def commit(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)
-        body = await read_json(request, allow_empty=False)
+        body = await read_json(request, allow_empty=False, offload=self.offload, max_size=COMMIT_JSON_MAX)
         message = body.get("message") or "Upload files"
         files = body.get("files")
         if not isinstance(files, list) or not isinstance(message, str):
             raise BadRequest('expected JSON {"message", "files": [{"path", "action", "content"}]}')
-        ops: list[Op] = []
-        for f in files:
-            if not isinstance(f, dict):
-                raise BadRequest("every file must be an object")
-            path = check_path(f.get("path"))
-            action = f.get("action", "create")
-            if action == "delete":
-                ops.append(DeleteFile(path))
-                continue
-            if action not in ("create", "update"):
-                raise BadRequest(f"unknown action {action!r}")
-            try:
-                data = base64.b64decode(str(f.get("content", "")), validate=True)
-            except (binascii.Error, ValueError):
-                raise BadRequest(f"{path}: content is not base64")
-            if len(data) > self.max_inline_file:
-                raise BadRequest(f"{path} is too large to send inline; push it with Git LFS")
-            ops.append(AddFile(path, await self.writer.write_blob(ctx.path, data)))
-        oid = await self._commit(request, ctx, m.params["rev"], ops, message)
+        async with self.writer.quarantine(ctx.path) as q:
+            ops: list[Op] = []
+            for f in files:
+                if not isinstance(f, dict):
+                    raise BadRequest("every file must be an object")
+                path = check_path(f.get("path"))
+                action = f.get("action", "create")
+                if action == "delete":
+                    ops.append(DeleteFile(path))
+                    continue
+                if action not in ("create", "update"):
+                    raise BadRequest(f"unknown action {str(action)[:40]!r}")
+                try:
+                    data = base64.b64decode(str(f.get("content", "")), validate=True)
+                except (binascii.Error, ValueError):
+                    raise BadRequest(f"{path}: content is not base64")
+                if len(data) > self.max_inline_file:
+                    raise BadRequest(f"{path} is too large to send inline; push it with Git LFS")
+                ops.append(AddFile(path, await self.writer.write_blob(q, data)))
+            oid = await self._commit(q, ctx, m.params["rev"], ops, message)
         return envelope({"commit": oid})
 
     async def preupload(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)
-        body = await read_json(request, allow_empty=False)
+        body = await read_json(request, allow_empty=False, offload=self.offload)
         files = body.get("files")
         if not isinstance(files, list):
             raise BadRequest('expected JSON {"files": [{"path", "size"}]}')
-        commit = self.reader.try_resolve(ctx.path, m.params["rev"])
-        out = []
-        for f in files:
-            path = str(f.get("path", "")) if isinstance(f, dict) else ""
-            entry = self.reader.entry(ctx.path, commit, path.strip("/")) if commit and path else None
-            out.append({"path": path, "uploadMode": "regular", "shouldIgnore": False,
-                        "oid": entry.oid if entry is not None and entry.kind == "file" else "",
-                        "isDir": entry is not None and entry.kind == "directory"})
-        return envelope({"files": out})
+        commit = self.reader.try_resolve(ctx.path, check_revision(m.params["rev"]))
+        plans = await self.offload.run(self.planner.plan, ctx, commit, files, what="preupload")
+        # The native upload path sends every file inline (commit or upload_file), whatever its size.
+        return envelope({"files": [{**plan, "uploadMode": "regular"} for plan in plans]})
 
     async def upload_file(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self._ctx(request, m, AccessLevel.WRITE)
@@ -345,6 +354,7 @@ class NativeAPI(HubBase):
             raise BadRequest("expected multipart fields file and file_path")
         path = check_path(fields["file_path"])
         branch = fields.get("branch") or ctx.repo.default_branch
-        oid = await self._commit(request, ctx, branch, [AddFile(path, await self.writer.write_blob(ctx.path, data))],
-                                 fields.get("message") or f"Upload {path}")
+        async with self.writer.quarantine(ctx.path) as q:
+            blob = await self.writer.write_blob(q, data)
+            oid = await self._commit(q, ctx, branch, [AddFile(path, blob)], fields.get("message") or f"Upload {path}")
         return envelope({"commit": oid, "path": path})

@@ -102,6 +102,15 @@ class JobQueue:
             self.on_enqueue()
         return ids
 
+    def enqueue_unless_queued(self, hook: str, plugin: str, payload: dict[str, Any], *, dedup_key: str,
+                              repo_id: int | None = None, delay: float = 0.0) -> int | None:
+        """Like ``enqueue``, but a finished, failed or running job with the key does not count:
+        only one still waiting in the queue makes this return None."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE jobs SET dedup_key = dedup_key || ':' || id WHERE dedup_key = ? AND state != 'queued'",
+                       [dedup_key])
+            return self.enqueue(hook, plugin, payload, dedup_key=dedup_key, repo_id=repo_id, delay=delay)
+
     def discard(self, job_id: int) -> bool:
         """Delete a job that is still waiting in the queue; False if it is running or gone."""
         cur = self.store.db.execute("DELETE FROM jobs WHERE id = ? AND state = 'queued'", [job_id])

@@ -62,15 +62,19 @@ class JobWorkers:
         self._wake_timer = None
         self._wake.set()
 
-    async def stop(self) -> None:
-        """Stop claiming jobs. A job still running is abandoned: it stays 'running' in the
-        database and is queued again when the daemon next starts."""
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming jobs. Jobs running get ``grace`` seconds to finish (the daemon then
+        closes the database and storage their threads use: closing them under a running
+        job's feet can crash the process); a job still running after that is abandoned: it
+        stays 'running' in the database and is queued again when the daemon next starts."""
         self._stopping = True
         self.queue.on_enqueue = None
         if self._wake_timer is not None:
             self._wake_timer.cancel()
             self._wake_timer = None
         self._wake.set()
+        if self._tasks and grace > 0:
+            await asyncio.wait(self._tasks, timeout=grace)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

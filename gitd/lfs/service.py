@@ -79,6 +79,8 @@ log = logging.getLogger("gitd.lfs")
 HASH_BLOCK = 4 * 1024 * 1024
 #: Most parts one chunked upload is split into (the chunk size grows beyond that).
 MAX_CHUNKS = 1000
+#: The largest size an object can have: SQLite's largest integer (the store keeps sizes there).
+MAX_SIZE = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class LfsService:
         """Unprocessable unless ``oid`` is a SHA-256 oid and ``size`` a byte count."""
         if not is_oid(oid):
             raise Unprocessable("invalid object id: expected 64 lowercase hex digits (sha256)")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
             raise Unprocessable("invalid object size: expected a whole number of bytes")
 
     def check_upload(self, oid: object, size: object) -> None:

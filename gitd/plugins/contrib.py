@@ -132,7 +132,7 @@ class PluginRequest:
         """The body parsed as JSON; HTTPError 400 if it is not."""
         try:
             return json.loads(self.body or b"null")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # ValueError: also not UTF-8, a number of 4300+ digits
             raise HTTPError(400, "the request body is not valid JSON") from None
 
     def repository(self, full_name: str, repo_type: str = "model", access: Level = "read") -> RepoInfo:

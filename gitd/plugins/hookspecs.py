@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from gitd.plugins.contrib import CliCommand, RepoRoute, Route
     from gitd.plugins.events import (
         PushEvent,
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
         TaskEvent,
         VisibilityChanged,
     )
+    from gitd.plugins.filters import RepoIds
 
 PROJECT = "gitd"
 
@@ -107,6 +110,21 @@ def gitd_repo_info(repo: RepoInfo, commit: str | None) -> dict[str, Any] | None:
     never by reading the repository in full. New keys are added; a key the daemon already
     answers is only filled in when the daemon's value is empty; list values (``tags``) are
     merged.
+    """
+
+
+@hookspec
+def gitd_repo_filter(repo_type: str, filters: dict[str, list[str]]) -> RepoIds | Collection[int] | None:
+    """The repositories of ``repo_type`` that match **every** value of **every** key of
+    ``filters``, for the Hub's listings (``list_models(filter=...)``): the ids as a list or
+    set, or a ``gitd.RepoIds`` (a count, and the ids on demand) when they may be many.
+    Return None when the plugin does not handle every key: the daemon then filters by the
+    cards' tags itself, slowly.
+
+    Keys: ``tags`` (``filter=`` and ``tags=``), ``pipeline_tag``, ``library``,
+    ``language``, ``license``. Asked on every listing that filters, on a worker thread:
+    answer from an index. Answer about every repository, private ones included: the
+    daemon keeps what the caller may not read out of the listing.
     """
 
 

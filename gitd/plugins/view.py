@@ -250,45 +250,42 @@ class RepoView:
     # -- history -------------------------------------------------------------------------------
     def diff(self, old: str | None, new: str, *, limit: int | None = None) -> list[FileChange]:
         """Files added, modified or deleted from commit ``old`` (None: the empty tree) to ``new``.
-        A rename shows as a deletion and an addition."""
-        repo = self.repository
+        A rename shows as a deletion and an addition.
+
+        The two trees are walked side by side, skipping every subtree whose id is the same on
+        both sides, so the work is proportional to what changed; more than ``limit`` entries
+        visited (default: the view's ``max_entries``) raise LimitExceeded. (git's own diff
+        would first build the whole difference in C, unbounded, whatever a tree bomb holds.)"""
         new_tree = self._tree(new)
-        old_tree = self._tree(old)
         if new_tree is None:
             raise NotFoundInTree("no commit to compare")
-        diff = repo.diff(old_tree, new_tree) if old_tree is not None else new_tree.diff_to_tree(swap=True)
-        budget = self.max_entries if limit is None else limit
+        budget = [self.max_entries if limit is None else limit]
         out: list[FileChange] = []
-        for delta in diff.deltas:
-            budget -= 1
-            if budget < 0:
-                raise LimitExceeded("the diff has more files than it may list")
-            before = self._blob_entry(repo, delta.old_file) if delta.status != pygit2.GIT_DELTA_ADDED else None
-            after = self._blob_entry(repo, delta.new_file) if delta.status != pygit2.GIT_DELTA_DELETED else None
-            if before is None and after is None:
-                continue
-            change = "added" if before is None else "deleted" if after is None else "modified"
-            out.append(FileChange((after or before).path, change, before, after))  # type: ignore[union-attr]
+        self._diff(self._tree(old), new_tree, "", budget, out)
         return out
 
-    def _blob_entry(self, repo: pygit2.Repository, f: pygit2.DiffFile) -> TreeEntry | None:
-        if f.mode not in FILE_MODES:
-            return None
-        try:
-            obj = repo[f.id]
-        except KeyError:
-            return None
-        blob = _ModeBlob(obj, f.mode)
-        return self._entry(f.path, blob)  # type: ignore[arg-type]
-
-
-class _ModeBlob:
-    """A blob with the file mode its tree gives it (what ``_entry`` reads from tree entries)."""
-
-    def __init__(self, obj: pygit2.Object, mode: int):
-        self.id = obj.id
-        self.type = obj.type
-        self.filemode = mode
+    def _diff(self, old: pygit2.Tree | None, new: pygit2.Tree | None, prefix: str, budget: list[int],
+              out: list[FileChange]) -> None:
+        before = {obj.name: obj for obj in old} if old is not None else {}
+        after = {obj.name: obj for obj in new} if new is not None else {}
+        for name in sorted(before.keys() | after.keys()):
+            a, b = before.get(name), after.get(name)
+            if a is not None and b is not None and a.id == b.id and a.filemode == b.filemode:
+                continue  # the same object under the same mode: nothing below it changed
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise LimitExceeded("the diff has more entries than it may visit")
+            path = f"{prefix}/{name}" if prefix else name
+            a_tree = a if a is not None and a.type == pygit2.GIT_OBJECT_TREE else None
+            b_tree = b if b is not None and b.type == pygit2.GIT_OBJECT_TREE else None
+            if a_tree is not None or b_tree is not None:
+                self._diff(a_tree, b_tree, path, budget, out)
+            a_file = self._entry(path, a) if a is not None and a_tree is None else None
+            b_file = self._entry(path, b) if b is not None and b_tree is None else None
+            if a_file is None and b_file is None:
+                continue
+            change = "added" if a_file is None else "deleted" if b_file is None else "modified"
+            out.append(FileChange(path, change, a_file, b_file))
 
 
 class _RangedFile(io.RawIOBase):

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gitd.access.auth import Authenticator
+from gitd.access.auth import Authenticator, ssh_key_parent
 from gitd.access.rules import AccessLevel, Principal
 from gitd.errors import GitdError
 from gitd.git.gateway import GitGateway
@@ -79,8 +79,8 @@ class SSHCommands:
         self.lfs_backend = lfs_backend
 
     async def run(self, identity: Identity, io: ChannelIO, *, command: str | None, subsystem: str | None,
-                  env: Mapping[str, str], local_host: str | None = None) -> int:
-        """Run one session's request; returns the exit status to report."""
+                  env: Mapping[str, str], local_host: str | None = None, address: str | None = None) -> int:
+        """Run one session's request (from client ``address``); returns the exit status to report."""
         try:
             principal = self._principal(identity)
             if subsystem is not None:
@@ -92,7 +92,7 @@ class SSHCommands:
                 return REFUSED
             parsed = parse_command(command)
             if parsed.git_service is not None:
-                return await self._git(principal, parsed, io, env)
+                return await self._git(principal, parsed, io, env, address)
             if parsed.verb == "git-lfs-authenticate":
                 return await self._lfs_authenticate(principal, parsed, io, local_host)
             return await self._lfs_transfer(principal, parsed, io)
@@ -104,14 +104,15 @@ class SSHCommands:
         account = self.keys.still_owned(identity.key, identity.account)
         if account is None:
             raise CommandError("this SSH key is no longer registered")
-        return Principal(account=account, method="ssh")
+        return Principal(account=account, method="ssh", parent=ssh_key_parent(identity.key))
 
     def _repo(self, principal: Principal, parsed: Command, service: str) -> Repo:
         repo = self.repos.find(parsed.repo.type, parsed.repo.namespace, parsed.repo.name)
         return self.serve.authorize(principal, repo, service)
 
     # -- git ------------------------------------------------------------------------------------
-    async def _git(self, principal: Principal, parsed: Command, io: ChannelIO, env: Mapping[str, str]) -> int:
+    async def _git(self, principal: Principal, parsed: Command, io: ChannelIO, env: Mapping[str, str],
+                   address: str | None = None) -> int:
         service = parsed.git_service
         assert service is not None
         repo = self._repo(principal, parsed, service)
@@ -138,7 +139,8 @@ class SSHCommands:
             io.write_stderr_nowait(data)  # a few lines at most; dropped once the client is gone
 
         result = await self.serve.run(repo, principal, service, [], via="ssh", stdin=stdin(), sink=sink,
-                                      err_sink=err_sink, protocol=sanitize_protocol(env.get("GIT_PROTOCOL")))
+                                      err_sink=err_sink, protocol=sanitize_protocol(env.get("GIT_PROTOCOL")),
+                                      address=address)
         return result.returncode
 
     # -- git-lfs ----------------------------------------------------------------------------------
@@ -148,7 +150,7 @@ class SSHCommands:
         repo = self.repos.find(parsed.repo.type, parsed.repo.namespace, parsed.repo.name)
         self.serve.access.require(principal, repo, needed)
         assert repo is not None
-        token = self.auth.sign_access(principal.account, repo.id, needed, self.token_ttl)
+        token = self.auth.sign_access(principal, repo.id, needed, self.token_ttl)  # bound to the key
         body = {
             "href": f"{self.http_base(local_host)}/{repo.url_path}.git/info/lfs",
             "header": {"Authorization": f"Bearer {token}"},

@@ -2,9 +2,7 @@
 
 A packet is four hex digits giving its length (header included) followed by the
 payload; ``0000`` is a flush packet and ``0001`` a delimiter. A packet is at most
-65520 bytes long, so a payload is at most 65516 bytes. Encoding uses dulwich's
-``pkt_line``; decoding is done here because dulwich's parsers do not know the
-delimiter packet and are not asyncio streams.
+65520 bytes long, so a payload is at most 65516 bytes.
 """
 
 from __future__ import annotations
@@ -13,14 +11,19 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from enum import Enum
 
-from dulwich.protocol import pkt_line
-
 MAX_PKT_LEN = 65520
 MAX_PAYLOAD = MAX_PKT_LEN - 4
 _HEX = frozenset(b"0123456789abcdef")
 
 FLUSH_PKT = b"0000"
 DELIM_PKT = b"0001"
+
+
+def pkt_line(payload: bytes) -> bytes:
+    """One data packet: the length in four lower-case hex digits (header included), then ``payload``."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"packet payload too long ({len(payload)} bytes; at most {MAX_PAYLOAD})")
+    return b"%04x" % (len(payload) + 4) + payload
 
 
 class Marker(Enum):

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import asyncssh
 
+from gitd.limits.connections import LISTEN_BACKLOG, ConnectionLimiter
 from gitd.ssh.channel import ChannelIO
 from gitd.ssh.commands import Identity, SSHCommands
-from gitd.ssh.cork import cork, skip_ignore_packets
+from gitd.ssh.ignore_packets import skip_ignore_packets
 from gitd.ssh.keys import SSHKeys
 
 log = logging.getLogger("gitd.ssh")
@@ -82,7 +83,8 @@ class GitSession(asyncssh.SSHServerSession):
         try:
             status = await self._server.transport.commands.run(
                 identity, io, command=chan.get_command(), subsystem=self._subsystem,
-                env=_git_env(chan), local_host=chan.get_extra_info("sockname", ("",))[0])
+                env=_git_env(chan), local_host=chan.get_extra_info("sockname", ("",))[0],
+                address=self._server.address)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -132,16 +134,28 @@ class _Connection(asyncssh.SSHServer):
         self._candidate: Identity | None = None
         self._conn: asyncssh.SSHServerConnection | None = None
         self._peer = "?"
+        self.address: str | None = None  # the client's IP address
+        self._admitted = False
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:  # type: ignore[override]
         self._conn = conn
-        cork(conn)
-        skip_ignore_packets(conn)
-        self.transport.connections.add(conn)
         peer = conn.get_extra_info("peername") or ("?", 0)
         self._peer = f"{peer[0]}:{peer[1]}"
+        self.address = peer[0] if peer[0] != "?" else None
+        limiter = self.transport.limiter
+        if limiter is not None and not limiter.admit(self.address, "ssh"):
+            # Over a connection limit: dropped before the key exchange costs anything.
+            asyncio.get_running_loop().call_soon(conn.abort)
+            return
+        self._admitted = True
+        skip_ignore_packets(conn)
+        self.transport.connections.add(conn)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._admitted:
+            self._admitted = False
+            if self.transport.limiter is not None:
+                self.transport.limiter.release(self.address)
         self.transport.connections.discard(self._conn)
         if exc is not None:
             log.debug("ssh connection from %s lost: %s", self._peer, exc)
@@ -211,13 +225,14 @@ class SSHTransport:
 
     def __init__(self, commands: SSHCommands, keys: SSHKeys, host_key: Path, *,
                  login_timeout: float = LOGIN_TIMEOUT, ciphers: Sequence[str] = DEFAULT_CIPHERS,
-                 macs: Sequence[str] = DEFAULT_MACS):
+                 macs: Sequence[str] = DEFAULT_MACS, connections: ConnectionLimiter | None = None):
         self.commands = commands
         self.keys = keys
         self.host_key = host_key
         self.login_timeout = login_timeout
         self.ciphers = list(ciphers)
         self.macs = list(macs)
+        self.limiter = connections  # shared with the HTTP listener: per address and in all
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self.connections: set[asyncssh.SSHServerConnection | None] = set()
@@ -241,7 +256,7 @@ class SSHTransport:
             window=WINDOW, max_pktsize=MAX_PACKET,
             encryption_algs=self.ciphers, mac_algs=self.macs,
             server_version="gitd",
-            reuse_address=True,
+            reuse_address=True, backlog=LISTEN_BACKLOG,
         )
         sockname = self._acceptor.sockets[0].getsockname()
         return sockname[0], sockname[1]

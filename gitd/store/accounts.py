@@ -142,6 +142,13 @@ class Accounts:
             found = (token, self.by_id(token.account_id))
         return found
 
+    def token_version(self, token_id: int, account_id: int) -> str | None:
+        """The first 16 hex digits of API token ``token_id``'s hash, if it still exists and
+        belongs to ``account_id`` (ids of revoked tokens are given out again; hashes never)."""
+        row = self.store.db.execute("SELECT substr(token_hash, 1, 16) FROM tokens WHERE id = ? AND account_id = ?",
+                                    [token_id, account_id]).fetchone()
+        return row[0] if row else None
+
     def touch_token_id(self, token_id: int) -> None:
         self.store.db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", [utcnow(), token_id])
 
@@ -170,6 +177,13 @@ class Accounts:
     def ssh_key_by_fingerprint(self, fingerprint: str) -> SSHKey | None:
         rows = list(self.store.db["ssh_keys"].rows_where("fingerprint = ?", [fingerprint]))
         return SSHKey.from_row(rows[0]) if rows else None
+
+    def ssh_key_version(self, key_id: int, account_id: int) -> str | None:
+        """When SSH key ``key_id`` was registered, if it still is, to ``account_id`` (ids of
+        removed keys are given out again; a key registered again is a new registration)."""
+        row = self.store.db.execute("SELECT created_at FROM ssh_keys WHERE id = ? AND account_id = ?",
+                                    [key_id, account_id]).fetchone()
+        return row[0] if row else None
 
     def remove_ssh_key(self, account: Account, fingerprint: str) -> None:
         cur = self.store.db.execute(

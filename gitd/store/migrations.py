@@ -129,6 +129,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         5,
+        "indexes for repository listings: ORDER BY lastModified/createdAt ... LIMIT walks an index",
+        """
+        CREATE INDEX repos_by_type_updated ON repos (type, updated_at);
+        CREATE INDEX repos_by_type_created ON repos (type, created_at);
+        """,
+    ),
+    # 6 is reserved (the web UI).
+    (
+        7,
         "what a running job reports of its progress (PluginContext.progress)",
         """
         ALTER TABLE jobs ADD COLUMN progress TEXT;

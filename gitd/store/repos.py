@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from typing import Any
+from collections.abc import Collection, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gitd.errors import Conflict, NotFound
 from gitd.store.db import StampedCache, Store, utcnow
 from gitd.store.models import Account, Repo
 
+if TYPE_CHECKING:
+    from gitd.access.rules import Readable
+
+# Listing orders: a column each, so that ORDER BY ... LIMIT walks an index (migration 5).
+LIST_ORDERS = {"id": "r.id", "updated": "r.updated_at", "created": "r.created_at",
+               "name": "(a.name || '/' || r.name) COLLATE NOCASE"}
 _SELECT = (
     "SELECT r.*, a.name AS namespace FROM repos r JOIN accounts a ON a.id = r.owner_id"
 )
@@ -70,6 +78,12 @@ class Repos:
         self, *, repo_type: str | None = None, owner: Account | None = None, search: str | None = None,
         order: str = "r.id", limit: int | None = None,
     ) -> list[Repo]:
+        clauses, args = self._list_clauses(repo_type, owner, search)
+        return self._query(" AND ".join(clauses), args, order=order, limit=limit)
+
+    @staticmethod
+    def _list_clauses(repo_type: str | None, owner: Account | None,
+                      search: str | Sequence[str] | None) -> tuple[list[str], list[Any]]:
         clauses, args = ["1 = 1"], []
         if repo_type:
             clauses.append("r.type = ?")
@@ -77,11 +91,72 @@ class Repos:
         if owner is not None:
             clauses.append("r.owner_id = ?")
             args.append(owner.id)
-        if search:
+        for text in [search] if isinstance(search, str) else search or []:
+            if not text:
+                continue
             clauses.append("(a.name || '/' || r.name) LIKE ? ESCAPE '\\'")
-            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             args.append(f"%{escaped}%")
-        return self._query(" AND ".join(clauses), args, order=order, limit=limit)
+        return clauses, args
+
+    # -- listings: visibility, filters, order and paging in SQL ---------------------------------
+    def _listing_where(self, readable: Readable, repo_type: str | None, owner: Account | None,
+                       search: str | Sequence[str] | None,
+                       ids: Collection[int] | None) -> tuple[str, list[Any]]:
+        clauses, args = self._list_clauses(repo_type, owner, search)
+        if readable.repo_id is not None:
+            clauses.append("r.id = ?")
+            args.append(readable.repo_id)
+        if not readable.everything:
+            seen = ["r.private = 0"] if readable.public else []
+            if readable.owners:
+                seen.append(f"r.owner_id IN ({','.join('?' * len(readable.owners))})")
+                args.extend(sorted(readable.owners))
+            clauses.append("(" + " OR ".join(seen or ["0"]) + ")")
+        if ids is not None:
+            clauses.append("r.id IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(sorted(ids)))
+        return " AND ".join(clauses), args
+
+    @staticmethod
+    def _order(order: str, descending: bool, *, by_index: bool = True) -> str:
+        """ORDER BY for ``order``; ``by_index=False`` keeps SQLite from walking the order's index
+        (for a short list of ids it is cheaper to look them up and sort them)."""
+        direction = " DESC" if descending else ""
+        column = LIST_ORDERS[order] if by_index else f"+{LIST_ORDERS[order]}"
+        return f"{column}{direction}, r.id{direction}"
+
+    def listing(self, readable: Readable, *, repo_type: str | None = None, owner: Account | None = None,
+                search: str | Sequence[str] | None = None, ids: Collection[int] | None = None, order: str = "id",
+                descending: bool = False, offset: int = 0, limit: int = 1000) -> list[Repo]:
+        """One page of the repositories ``readable`` allows, in ``order`` (a key of
+        LIST_ORDERS), optionally only those in ``ids``: visibility, filters, order, offset and
+        limit are all SQL, so a page costs the same with 100 or 100,000 repositories."""
+        if readable.nothing or (ids is not None and not ids):
+            return []
+        where, args = self._listing_where(readable, repo_type, owner, search, ids)
+        order_by = self._order(order, descending, by_index=ids is None)
+        sql = f"{_SELECT} WHERE {where} ORDER BY {order_by} LIMIT ? OFFSET ?"
+        return [Repo.from_row(row) for row in self.store.db.query(sql, [*args, int(limit), int(offset)])]
+
+    def listing_ids(self, readable: Readable, *, repo_type: str | None = None, owner: Account | None = None,
+                    search: str | Sequence[str] | None = None, order: str = "id", descending: bool = False,
+                    batch: int = 500, max_batch: int | None = None) -> Iterator[list[int]]:
+        """The ids ``listing`` would answer, all of them, in batches read lazily from one
+        cursor: ``batch`` first, each next one twice as many, up to ``max_batch``."""
+        if readable.nothing:
+            return
+        where, args = self._listing_where(readable, repo_type, owner, search, None)
+        sql = (f"SELECT r.id FROM repos r JOIN accounts a ON a.id = r.owner_id WHERE {where} "
+               f"ORDER BY {self._order(order, descending)}")
+        cursor = self.store.db.conn.execute(sql, args)
+        size, most = batch, max(batch, max_batch or batch)
+        try:
+            while rows := cursor.fetchmany(size):
+                yield [row[0] for row in rows]
+                size = min(size * 2, most)
+        finally:
+            cursor.close()
 
     def update(self, repo: Repo, **fields: Any) -> Repo:
         if "private" in fields:

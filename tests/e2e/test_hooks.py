@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.hook_helpers import PluginDaemon, plugin_daemon, wait_for
+from tests.e2e.rawhttp import basic, pkt, request
 from tests.plugin_packages import install_plugin_packages
 from tests.support import Git, unique
 
@@ -240,3 +241,24 @@ def test_first_push_of_another_branch_becomes_head(hooked, git, pushable):
     assert "ref: refs/heads/dev\tHEAD" in symref
     [post] = wait_for(lambda: hooked.records("post", repo=repo), what="post-receive record")
     assert post["repo"]["default_branch"] == "dev"
+
+
+def test_regression_a_push_option_with_newlines_cannot_forge_ref_lines(hooked, git, pushable):
+    """A push option holding newlines (the git client refuses to send one, a hand-made
+    request does not) reaches plugins verbatim, and forges no ref update in the hook call."""
+    _, repo, work, url = pushable
+    head = git.out("rev-parse", "HEAD", cwd=work)
+    option = f"a\n\n{ZERO} {head} refs/heads/forged\n{ZERO} {head} refs/heads/forged2"
+    pack = git("pack-objects", "--stdout", "--revs", cwd=work, input=f"{head}\n".encode()).stdout
+    body = (pkt(f"{ZERO} {head} refs/heads/main\0report-status push-options object-format=sha1\n")
+            + b"0000" + pkt(option) + b"0000" + pack)
+    token = url.split("user:", 1)[1].split("@", 1)[0]  # the pusher's token, from its URL
+    reply = request(hooked.daemon.url, "POST", f"/{repo}.git/git-receive-pack", body=body,
+                    headers={"Content-Type": "application/x-git-receive-pack-request", **basic(token)})
+    assert reply.status == 200 and b"ok refs/heads/main" in reply.body, reply.body
+    [pre] = hooked.records("pre", repo=repo)
+    assert pre["push_options"] == [option]
+    assert pre["updates"] == [["refs/heads/main", ZERO, head]]
+    [post] = wait_for(lambda: hooked.records("post", repo=repo), what="post-receive record")
+    assert post["updates"] == pre["updates"] and post["push_options"] == [option]
+    assert remote_refs(git, url) == {"HEAD": head, "refs/heads/main": head}

@@ -57,6 +57,20 @@ def test_metrics_move_after_a_clone(daemon, git, tmp_path):
     assert "# TYPE gitd_git_service_duration_seconds histogram" in after
 
 
+def test_requests_no_route_takes_get_404_or_405_and_are_counted(daemon):
+    def unmatched(text: str, method: str, status: str) -> float:
+        return metric(text, "gitd_http_requests_total", method=method, route="unmatched", status=status)
+
+    before = request(daemon.url, "GET", "/metrics").body.decode()
+    missing = request(daemon.url, "GET", "/no/such/route/at/all")
+    assert missing.status == 404 and missing.headers["content-type"].startswith("text/plain")
+    wrong = request(daemon.url, "DELETE", "/alice/model/info/refs")  # a route's path, not its method
+    assert wrong.status == 405 and sorted(m.strip() for m in wrong.headers["allow"].split(",")) == ["GET", "HEAD"]
+    after = request(daemon.url, "GET", "/metrics").body.decode()
+    assert unmatched(after, "GET", "404") == unmatched(before, "GET", "404") + 1
+    assert unmatched(after, "DELETE", "405") == unmatched(before, "DELETE", "405") + 1
+
+
 def test_sigterm_lets_an_inflight_clone_finish_then_exits_cleanly(make_daemon, git, tmp_path):
     d = make_daemon()
     d.cli("user", "add", "ops")

@@ -77,6 +77,18 @@ def test_repo_crud_and_files(daemon):
     assert api("GET", f"/api/v1/models/{user}/n1")[0] == 404
 
 
+def test_regression_a_commit_message_with_a_lone_surrogate_is_a_bad_request(daemon):
+    """JSON can carry "\\ud800"; pygit2 could not encode it into the commit (a 500)."""
+    user, token = daemon.user()
+    api = Client(daemon.url, token)
+    assert api("POST", "/api/v1/models", {"name": "sur"})[0] == 201
+    file = {"path": "a.txt", "action": "create", "content": base64.b64encode(b"a").decode()}
+    status, err = api("POST", f"/api/v1/models/{user}/sur/commit/main", raw=json.dumps(
+        {"message": "fix \ud800", "files": [file]}).encode())
+    assert status == 400 and "valid Unicode text" in err["msg"]
+    assert api("POST", f"/api/v1/models/{user}/sur/commit/main", {"message": "fix", "files": [file]})[0] == 200
+
+
 def test_csghub_sdk_routes(daemon):
     user, token = daemon.user()
     api = Client(daemon.url, token)

@@ -69,3 +69,18 @@ def test_require_hides_what_cannot_be_read(world):
     with pytest.raises(Unauthorized):
         access.require(ANONYMOUS, w["public_org_repo"], AccessLevel.WRITE)
     assert access.require(p(w["writer"]), w["private_org_repo"], AccessLevel.WRITE) == AccessLevel.WRITE
+
+
+def test_readable_says_exactly_what_level_says(world):
+    """Listings filter by ``Access.readable`` in SQL; item pages by ``Access.level``: the two must agree."""
+    w, access = world
+    accounts, repos = access.accounts, Repos(access.accounts.store)
+    every = repos.list()
+    principals = [ANONYMOUS, Principal(account=None, cap=AccessLevel.NONE)]
+    for name in ("owner", "reader", "writer", "orgadmin", "stranger", "admin"):
+        principals += [p(w[name]), p(w[name], cap=AccessLevel.READ), p(w[name], cap=AccessLevel.NONE)]
+        principals += [p(w[name], repo_id=r.id) for r in every]
+    for rules in (access, Access(accounts, anonymous_read=False)):
+        for who in principals:
+            listed = {r.id for r in repos.listing(rules.readable(who))}
+            assert listed == {r.id for r in every if rules.level(who, r) >= AccessLevel.READ}, who

@@ -25,6 +25,16 @@ def test_a_hook_call_body_carries_env_options_and_ref_lines():
     assert updates == [RefUpdate("refs/heads/main", OLD, NEW), RefUpdate("refs/tags/v 1", NEW, OLD)]
 
 
+def test_header_values_are_unquoted():
+    env, options, updates = parse_body(
+        b"env GIT_QUARANTINE_PATH=/d/100%25/objects/q%0Ax\n"
+        b"option a%0A%0A" + f"{OLD} {NEW} refs/heads/forged".encode() + b"\n"
+        b"option %25%0D%09%7F%c3%a9 \xff\n\n" + f"{OLD} {NEW} refs/heads/main\n".encode())
+    assert env == {"GIT_QUARANTINE_PATH": "/d/100%/objects/q\nx"}
+    assert options == [f"a\n\n{OLD} {NEW} refs/heads/forged", "%\r\t\x7f\u00e9 \udcff"]
+    assert updates == [RefUpdate("refs/heads/main", OLD, NEW)]
+
+
 def test_a_body_without_header_lines_starts_with_the_blank_line():
     assert parse_body(f"\n{OLD} {NEW} refs/heads/main\n".encode()) == (
         {}, [], [RefUpdate("refs/heads/main", OLD, NEW)])
@@ -41,6 +51,12 @@ def test_a_body_without_header_lines_starts_with_the_blank_line():
     f"\n{OLD} {'A' * 40} refs/heads/x\n".encode(),
     f"\n{OLD} {NEW[:39]} refs/heads/x\n".encode(),
     f"\n{OLD} {NEW} refs/heads/x\0y\n".encode(),
+    b"option a\rb\n\n",                          # header values come quoted: no raw control character
+    b"option a\tb\n\n",
+    b"option 100%\n\n",                           # nor a "%" that starts no escape
+    b"option %4\n\n",
+    b"option %zz\n\n",
+    b"env GIT_QUARANTINE_PATH=/q%0\n\n",
 ])
 def test_malformed_calls_are_refused(body):
     with pytest.raises(MalformedHookCall):
@@ -99,6 +115,15 @@ def test_regression_relative_quarantine_paths_are_refused(tmp_path: Path):
     (repo / "objects").mkdir(parents=True)
     with pytest.raises(MalformedHookCall):
         check_quarantine_env({"GIT_OBJECT_DIRECTORY": "objects/tmp_objdir-incoming-x"}, repo)
+
+
+def test_regression_a_quarantine_path_with_a_nul_byte_is_malformed(tmp_path: Path):
+    # os.path.realpath raised ValueError (embedded null byte): a 500 instead of a malformed call.
+    repo = tmp_path / "r.git"
+    (repo / "objects").mkdir(parents=True)
+    for value in (f"{repo}/objects/tmp\0x", f"{repo}/other\0/objects"):
+        with pytest.raises(MalformedHookCall, match="GIT_OBJECT_DIRECTORY"):
+            check_quarantine_env({"GIT_OBJECT_DIRECTORY": value}, repo)
 
 
 def test_the_hook_endpoint_refuses_a_socket_path_the_kernel_cannot_bind(tmp_path: Path):

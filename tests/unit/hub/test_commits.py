@@ -3,10 +3,10 @@ import asyncio
 import pygit2
 import pytest
 
-from gitd.errors import BadRequest
+from gitd.errors import BadRequest, PayloadTooLarge
+from gitd.hub.commit_request import ndjson_lines
 from gitd.hub.commits import AddFile, DeleteFile, DeleteFolder, build_tree, check_path
 from gitd.hub.gitread import EntryNotFound
-from gitd.hub.upload import PayloadTooLarge, ndjson_lines
 
 
 @pytest.fixture
@@ -66,6 +66,19 @@ def test_check_path_refuses(bad):
         check_path(bad)
 
 
+@pytest.mark.parametrize("bad", [".git ", ".git.", ".git. .", "git~1", "GIT~1/x", "a/.Git /b", ".g\u200cit",
+                                 "\ufeff.git", ".git::$INDEX_ALLOCATION", "tab\there", "x" * 4097])
+def test_regression_check_path_refuses_what_file_systems_take_for_dot_git(bad):
+    """Paths git's verify_path/fsck refuse (NTFS, HFS+ spellings of .git) gave a 500 from the commit API."""
+    with pytest.raises(BadRequest):
+        check_path(bad)
+
+
+@pytest.mark.parametrize("good", [".gitignore", ".gitattributes", "git~10", "a/.github/x.yml", "x" * 4096])
+def test_check_path_keeps_names_that_only_look_like_dot_git(good):
+    assert check_path(good) == good
+
+
 def test_check_path_normalises_trailing_slash():
     assert check_path("sub/dir/") == "sub/dir"
 
@@ -79,10 +92,19 @@ class Chunks:
             yield c
 
 
-def test_ndjson_lines_split_across_chunks():
-    async def collect(*chunks, limit=100):
-        return [line async for line in ndjson_lines(Chunks(*chunks), limit)]
+async def _collect(*chunks, limit=100, total=1000):
+    return [bytes(box.pop()) async for box in ndjson_lines(Chunks(*chunks), limit, total, asyncio.Semaphore(1))]
 
-    assert asyncio.run(collect(b'{"a"', b':1}\n\n{"b":2}', b"\n{\"c\":3}")) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+
+def test_ndjson_lines_split_across_chunks():
+    assert asyncio.run(_collect(b'{"a"', b':1}\n\n{"b":2}', b"\n{\"c\":3}")) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
     with pytest.raises(PayloadTooLarge):
-        asyncio.run(collect(b"x" * 60, b"y" * 60, limit=100))
+        asyncio.run(_collect(b"x" * 60, b"y" * 60, limit=100))
+
+
+def test_regression_ndjson_commit_body_has_a_total_cap():
+    """A commit request was capped per line only: any number of lines could follow."""
+    lines = [b'{"k":%d}\n' % i for i in range(100)]
+    with pytest.raises(PayloadTooLarge, match="commit request is larger than 500 bytes"):
+        asyncio.run(_collect(*lines, total=500))
+    assert len(asyncio.run(_collect(*lines, total=5000))) == 100

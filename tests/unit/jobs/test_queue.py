@@ -263,3 +263,37 @@ def test_a_job_that_overruns_its_time_limit_is_retried_and_the_worker_moves_on(s
     release.set()
     assert q.get(hung).last_error.splitlines()[-1] == "TimeoutError: the job ran longer than 0.2s and was abandoned"
     assert q.get(after).state == "done"  # one worker, yet not stuck behind the hung job
+
+
+def test_regression_stop_lets_a_running_job_finish_before_the_daemon_closes_its_storage(store):
+    """The daemon closes the database and plugins' storage right after the workers stop:
+    a job thread still inside SQLite then crashed the process (SIGSEGV on SIGTERM)."""
+    q = queue(store)
+    started, release = threading.Event(), threading.Event()
+    finished: list[int] = []
+
+    def run(job: Job) -> None:
+        started.set()
+        release.wait(5)
+        finished.append(job.id)
+
+    job_id = q.enqueue("h", "p", {}, dedup_key="slow")
+
+    async def scenario() -> None:
+        workers = JobWorkers(q, run, workers=1, poll_interval=0.05)
+        await workers.start()
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        asyncio.get_running_loop().call_later(0.3, release.set)
+        await workers.stop(grace=10)
+        assert finished == [job_id]  # stop() returned only once the job was done
+        abandoned = JobWorkers(q, lambda job: time.sleep(2), workers=1, poll_interval=0.05)
+        q.enqueue("h", "p", {}, dedup_key="slower")
+        await abandoned.start()
+        await asyncio.sleep(0.3)
+        t0 = time.monotonic()
+        await abandoned.stop(grace=0.2)  # bounded: a job that outlives the grace is abandoned
+        assert time.monotonic() - t0 < 1.5
+
+    asyncio.run(scenario())
+    assert next(j for j in q.list() if j.id == job_id).state == "done"

@@ -208,6 +208,10 @@ def test_lifecycle_events_and_tasks_reach_the_plugin(h):
     assert h.context.submit(repo, "reindex", {"n": 2}, key="k") is None  # still queued: not queued twice
     h.run_jobs()
     assert h.storage.kv.get("task:alice/renamed") == {"task": "reindex", "n": 1}
+    # Once it ran, the same key queues again (it only blocks a task that is still waiting).
+    assert h.context.submit(repo, "reindex", {"n": 3}, key="k") is not None
+    h.run_jobs()
+    assert h.storage.kv.get("task:alice/renamed") == {"task": "reindex", "n": 3}
 
 
 def test_plugin_storage_cannot_touch_gitds_tables_or_other_plugins(h):
@@ -356,3 +360,40 @@ def test_plugins_write_commits_and_lfs_objects_through_the_hook_chain(gitd_harne
     source.write_bytes(b"streamed" * 10_000)
     pointer = writer.lfs_object(gitd.LfsUpload(source))
     assert b"size 80000" in pointer
+
+
+def test_regression_a_tree_bomb_diff_is_bounded(gitd_harness):
+    """git's own diff builds the whole difference first: 10**8 paths from 9 small trees kept a
+    plugin's job (and the daemon's CPU) busy without end. The view's diff stops at its limit."""
+    import time
+
+    import pygit2
+
+    h = gitd_harness(Indexer, name="indexer")
+    repo = h.repo("alice/bomb", files={"README.md": "x"})
+    repository = pygit2.Repository(str(repo.path))
+    tree = repository.TreeBuilder()
+    tree.insert("f", repository.create_blob(b"x"), pygit2.GIT_FILEMODE_BLOB)
+    node = tree.write()
+    for _ in range(8):  # each level: 10 entries naming the level below
+        level = repository.TreeBuilder()
+        for i in range(10):
+            level.insert(f"d{i}", node, pygit2.GIT_FILEMODE_TREE)
+        node = level.write()
+    sig = pygit2.Signature("a", "a@example.com")
+    bomb = str(repository.create_commit(None, sig, sig, "bomb", node, []))
+    view = h.view(repo)
+    started = time.monotonic()
+    with pytest.raises(gitd.LimitExceeded):
+        view.diff(None, bomb, limit=50_000)
+    assert time.monotonic() - started < 10
+    assert len(view.diff(bomb, bomb)) == 0  # the same tree: nothing visited at all
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"n": ' + b"1" * 5000 + b"}", b"\xff{}"])
+def test_regression_plugin_request_json_is_a_400_for_any_bad_body(body):
+    """A body nested too deep: json.loads raised RecursionError out of PluginRequest.json (a 500)."""
+    request = PluginRequest(method="POST", path="/x", query={}, headers={}, params={}, user=None, body=body)
+    with pytest.raises(HTTPError, match="not valid JSON") as caught:
+        request.json()
+    assert caught.value.status == 400

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 
 import pytest
 
 from gitd.ssh.pktline import (
     DELIM,
+    DELIM_PKT,
     FLUSH,
+    FLUSH_PKT,
     MAX_PAYLOAD,
     PktLineError,
     PktReader,
     PktWriter,
     encode_data,
     encode_text,
+    pkt_line,
 )
 
 
@@ -105,3 +110,31 @@ def test_text_packets_must_be_utf8():
 def test_text_too_long_for_one_packet_is_refused():
     with pytest.raises(ValueError):
         encode_text("x" * MAX_PAYLOAD)
+
+
+def test_encoding_matches_the_protocol_documents_examples():
+    # gitprotocol-common's examples: the length counts the four header bytes, in lower-case hex.
+    assert pkt_line(b"a\n") == b"0006a\n"
+    assert pkt_line(b"a") == b"0005a"
+    assert pkt_line(b"foobar\n") == b"000bfoobar\n"
+    assert pkt_line(b"") == b"0004"
+    assert pkt_line(b"z" * MAX_PAYLOAD)[:4] == b"fff0"
+    with pytest.raises(ValueError):
+        pkt_line(b"z" * (MAX_PAYLOAD + 1))
+    assert encode_text("version 1") == b"000eversion 1\n"
+
+
+def test_git_reads_what_we_encode_and_we_read_what_git_sends(tmp_path):
+    # An ls-refs request (gitprotocol-v2) framed here, answered by the real git upload-pack.
+    work = tmp_path / "w"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@example.com",
+           "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@example.com"}
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], env=env, check=True)
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=work, env=env, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, env=env, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    request = encode_text("command=ls-refs") + DELIM_PKT + encode_text("ref-prefix refs/heads/") + FLUSH_PKT
+    answer = subprocess.run(["git", "upload-pack", "--stateless-rpc", str(work / ".git")], input=request,
+                            env={**env, "GIT_PROTOCOL": "version=2"}, capture_output=True, check=True).stdout
+    assert read_all(answer, text=True) == [f"{head} refs/heads/main", FLUSH]

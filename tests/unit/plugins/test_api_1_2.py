@@ -1,4 +1,4 @@
-"""What plugin API 1.1 added: ``context.cache_dir``, ``context.progress``, ``request.base_url``
+"""What plugin API 1.2 added: ``context.cache_dir``, ``context.progress``, ``request.base_url``
 and ``format_lfs_pointer``."""
 
 from __future__ import annotations
@@ -51,4 +51,4 @@ def test_base_url_and_progress_outside_a_job(gitd_harness):
 def test_format_lfs_pointer_is_parse_lfs_pointers_inverse():
     oid = "a" * 64
     assert gitd.parse_lfs_pointer(gitd.format_lfs_pointer(oid, 12)) == (oid, 12)
-    assert gitd.API_VERSION == "1.1"
+    assert gitd.API_VERSION == "1.2"

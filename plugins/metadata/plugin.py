@@ -1,0 +1,188 @@
+"""The metadata plugin's hooks, routes and commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from gitd.plugin_api import (
+    CliCommand,
+    HTTPError,
+    PluginContext,
+    PluginError,
+    PluginRequest,
+    PushEvent,
+    RepoIds,
+    RepoInfo,
+    RepoRoute,
+    TaskEvent,
+    hookimpl,
+)
+
+from .settings import Settings, parse_tagging
+from .store import MetadataStore
+from .tagger import Tagger
+
+MAX_LINEAGE_DEPTH = 32
+MAX_LINEAGE_NODES = 1000
+
+
+class MetadataPlugin:
+    def __init__(self, context: PluginContext):
+        self.context = context
+        self.settings = context.settings(Settings)
+        self.tagging = parse_tagging(self.settings)
+        self._store: MetadataStore | None = None
+
+    @property
+    def store(self) -> MetadataStore:  # opened on first use: listing the CLI's commands opens nothing
+        if self._store is None:
+            self._store = MetadataStore(self.context.storage)
+        return self._store
+
+    @property
+    def tagger(self) -> Tagger:
+        return Tagger(self.context, self.store, self.settings, self.tagging)
+
+    # -- jobs ----------------------------------------------------------------------------------
+    @hookimpl
+    def gitd_post_receive(self, event: PushEvent) -> None:
+        # Tags describe the default branch: other refs do not change them. The job tags the
+        # branch's head as it is when it runs (a later push's job finds nothing left to do).
+        if event.default_branch_update() is not None:
+            self.tagger.tag(event.repo)
+
+    @hookimpl
+    def gitd_task(self, event: TaskEvent) -> None:
+        if event.task == "retag" and event.repo is not None:
+            self.tagger.tag(event.repo, full=bool(event.payload.get("full")),
+                            rederive=bool(event.payload.get("rederive", True)))
+
+    @hookimpl
+    def gitd_repo_deleted(self, repo: RepoInfo) -> None:
+        self.store.forget(repo.id)
+        self.tagger.retag_children(repo)
+
+    @hookimpl
+    def gitd_repo_renamed(self, repo: RepoInfo) -> None:
+        self.store.set_identity(repo)
+
+    @hookimpl
+    def gitd_repo_visibility_changed(self, repo: RepoInfo) -> None:
+        # Its children's license checks read a base model's license only while it is public.
+        self.store.set_identity(repo)
+        self.tagger.retag_children(repo)
+
+    # -- what the Hub answers ------------------------------------------------------------------
+    @hookimpl
+    def gitd_repo_info(self, repo: RepoInfo) -> dict[str, Any] | None:
+        return self.store.info(repo.id)
+
+    @hookimpl
+    def gitd_repo_filter(self, repo_type: str, filters: dict[str, list[str]]) -> RepoIds | None:
+        return self.store.matches(repo_type, filters)
+
+    @hookimpl
+    def gitd_http_routes(self) -> list:
+        return [RepoRoute("GET", "/metadata", self.http_metadata, summary="derived tags, fields and flags"),
+                RepoRoute("POST", "/metadata/retag", self.http_retag, access="write",
+                          summary="tag the repository again (?full=1: read every file again)"),
+                RepoRoute("GET", "/lineage", self.http_lineage, types=("model",),
+                          summary="base models (ancestors) and fine-tunes, adapters, quantisations, merges")]
+
+    @hookimpl
+    def gitd_cli_commands(self) -> list:
+        def repo_args(parser: argparse.ArgumentParser) -> None:
+            parser.add_argument("repo", metavar="NS/NAME")
+            parser.add_argument("--type", default="model", choices=["model", "dataset", "space", "code"])
+
+        def retag_args(parser: argparse.ArgumentParser) -> None:
+            repo_args(parser)
+            parser.add_argument("--full", action="store_true", help="read every file again")
+
+        return [CliCommand("metadata", "tags", "show a repository's derived tags and flags", self.cli_tags, repo_args),
+                CliCommand("metadata", "retag", "queue a repository for tagging again", self.cli_retag, retag_args)]
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def describe(self, repo: RepoInfo) -> dict[str, Any]:
+        row = self.store.row(repo.id)
+        info = json.loads(row["info"]) if row else {}
+        files = self.store.stored(repo.id, repo.type).files
+        return {"id": repo.full_name, "commit": row["commit_id"] if row else None, "tags": info.get("tags", []),
+                "flags": info.get("metadataFlags", []), "fields": info,
+                "files": [{"path": p, "reader": r, "warning": w} for p, (r, _, w) in sorted(files.items())],
+                "last_job": self.store.storage.kv.get(f"last-job:{repo.id}")}
+
+    def http_metadata(self, request: PluginRequest) -> dict[str, Any]:
+        assert request.repo is not None
+        return self.describe(request.repo)
+
+    def http_retag(self, request: PluginRequest) -> dict[str, Any]:
+        assert request.repo is not None
+        full = request.query.get("full", "") in ("1", "true", "yes")
+        job = self.context.submit(request.repo, "retag", {"full": full})
+        return {"queued": job is not None, "job": job}
+
+    def http_lineage(self, request: PluginRequest) -> dict[str, Any]:
+        """Ancestors and descendants among the repositories the caller may read: the walk
+        goes through readable repositories only, so nothing private is named or crossed."""
+        assert request.repo is not None
+
+        def readable(name: str) -> RepoInfo | None:
+            try:
+                return request.repository(name, "model", "read")
+            except HTTPError:
+                return None
+
+        seen = {request.repo.id}
+        ancestors: list[dict[str, Any]] = []
+        frontier = [(request.repo, 0)]
+        while frontier and len(ancestors) < MAX_LINEAGE_NODES:
+            repo, depth = frontier.pop(0)
+            for link in self.store.bases(repo.id):
+                base = readable(link["base"])
+                if base is None or base.id in seen or depth >= MAX_LINEAGE_DEPTH:
+                    continue
+                seen.add(base.id)
+                ancestors.append({"id": base.full_name, "relation": link["relation"], "of": repo.full_name,
+                                  "depth": depth + 1})
+                frontier.append((base, depth + 1))
+        seen = {request.repo.id}
+        descendants: list[dict[str, Any]] = []
+        frontier = [(request.repo, 0)]
+        while frontier and len(descendants) < MAX_LINEAGE_NODES:
+            repo, depth = frontier.pop(0)
+            for link in self.store.children(repo.full_name):
+                child = readable(link["full_name"]) if link["type"] == "model" else None
+                if child is None or child.id in seen or depth >= MAX_LINEAGE_DEPTH:
+                    continue
+                seen.add(child.id)
+                descendants.append({"id": child.full_name, "relation": link["relation"], "of": repo.full_name,
+                                    "depth": depth + 1})
+                frontier.append((child, depth + 1))
+        return {"id": request.repo.full_name, "ancestors": ancestors, "descendants": descendants}
+
+    # -- command line --------------------------------------------------------------------------
+    def _cli_repo(self, args: argparse.Namespace) -> RepoInfo:
+        repo = self.context.find_repo(args.repo, args.type)
+        if repo is None:
+            raise PluginError(f"no {args.type} repository {args.repo}")
+        return repo
+
+    def cli_tags(self, args: argparse.Namespace) -> int:
+        d = self.describe(self._cli_repo(args))
+        if d["commit"] is None:
+            raise PluginError(f"{args.repo} is not tagged yet (empty, or its job has not run: gitd jobs list)")
+        print(f"commit {d['commit']}")
+        for tag in d["tags"]:
+            print(tag)
+        for flag in d["flags"]:
+            print(f"! {flag['kind']}: {flag['message']}")
+        return 0
+
+    def cli_retag(self, args: argparse.Namespace) -> int:
+        repo = self._cli_repo(args)
+        job = self.context.submit(repo, "retag", {"full": args.full})
+        print(f"queued job {job}" if job is not None else f"{args.repo} is already queued for tagging")
+        return 0
