@@ -8,8 +8,8 @@ over the split's local Parquet files. Before the client's statement runs:
   file, no URL, no extension), and the configuration is locked;
 * the statement is parsed by DuckDB's own parser: anything but exactly one statement of
   type SELECT is refused with a message saying so;
-* it runs with a thread count, a memory limit, a time limit (interrupted past it) and a
-  row cap (``LIMIT`` applied around it; the answer says when rows were cut).
+* it runs with a thread count, a memory limit (and nothing spilled to disk past it), a
+  time limit (interrupted past it) and a row cap (``LIMIT`` applied around it; the answer says when rows were cut).
 """
 
 from __future__ import annotations
@@ -81,8 +81,10 @@ class Console:
         shutil.copyfile(self._template(), path)
         db = None
         try:
+            # No temp_directory: a statement past its memory limit fails, rather than spilling
+            # to disk (by default up to 90% of the free space, beside the database file).
             db = duckdb.connect(str(path), read_only=True, config={
-                "threads": str(self.threads), "memory_limit": f"{self.memory_limit}B",
+                "threads": str(self.threads), "memory_limit": f"{self.memory_limit}B", "temp_directory": "",
                 "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
             allowed: list[str] = []
             for name, files in views.items():

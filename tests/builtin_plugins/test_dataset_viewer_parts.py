@@ -112,6 +112,15 @@ def test_the_console_stops_at_its_time_and_memory_limits(tmp_path, split):
             "SELECT string_agg(x::VARCHAR || repeat('y', 50), ',') FROM range(20000000) a(x)", split)
 
 
+def test_regression_the_console_spills_nothing_to_disk(tmp_path, split):
+    """DuckDB spills a sort past its memory limit into a temporary directory beside the database
+    file, up to 90% of the free disk by default: a reader's statement could fill the disk."""
+    console = make_console(tmp_path, memory_limit=48 << 20)
+    with pytest.raises(ConsoleError, match="needs more than 48 MiB of memory"):
+        console.run("SELECT count(*) FROM (SELECT md5(x::VARCHAR) AS m FROM range(3000000) a(x) ORDER BY m)", split)
+    assert [p.name for p in console.work.iterdir()] == []  # neither its database nor a spill directory left
+
+
 def test_the_disk_cache_stays_within_its_size_least_recently_used_first(tmp_path):
     cache = DiskCache(tmp_path / "c", max_bytes=10_000)
     for i in range(5):
