@@ -254,11 +254,10 @@ def cmd_repo_set(args: argparse.Namespace) -> None:
 def cmd_jobs_list(args: argparse.Namespace) -> None:
     s = _parts(args)
     jobs = s.jobs.list(state="failed" if args.failed else None, limit=args.limit)
-    _table([("ID", "STATE", "HOOK", "PLUGIN", "REPO", "ATTEMPTS", "UPDATED", "ERROR")]
+    _table([("ID", "STATE", "HOOK", "PLUGIN", "REPO", "ATTEMPTS", "UPDATED", "PROGRESS", "ERROR")]
            + [(j.id, j.state, j.hook.removeprefix("gitd_"), "(all)" if j.plugin == ALL_PLUGINS else j.plugin,
-               j.repo_id or "-",
-               f"{j.attempts}/{j.max_attempts}", j.updated_at, (j.last_error or "").splitlines()[-1:][0]
-               if j.last_error else "") for j in jobs])
+               j.repo_id or "-", f"{j.attempts}/{j.max_attempts}", j.updated_at, j.progress or "",
+               (j.last_error or "").splitlines()[-1:][0] if j.last_error else "") for j in jobs])
 
 
 def cmd_jobs_retry(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitd.access.auth import Authenticator
@@ -134,8 +135,16 @@ class Parts:
             return RepoWriter(repo, apply=apply_through(self.portal, self.chain), lfs=self.lfs, portal=self.portal,
                               author=plugin)
 
+        def cache_dir(name: str) -> Path:
+            path = self.data.plugin_dir(name)
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+
+        def progress(text: str) -> bool:
+            return self.jobs.report_progress(text)
+
         return PluginServices(storage=storage, views=lambda: self.views, submit=submit, find_repo=find_repo,
-                              list_repos=list_repos, writer=writer)
+                              list_repos=list_repos, writer=writer, cache_dir=cache_dir, progress=progress)
 
     @cached_property
     def portal(self) -> Portal:
@@ -272,7 +281,8 @@ class Parts:
         Ops(self.store, self.metrics, self.git.slots, disk=self.disk, storage=self.lfs.storage.health,
             clock=self.clock).add_routes(router)
         plugin_routes = PluginRoutes(self.plugins, self.repos, self.access, self.views,
-                                     timeout=cfg.get_float("plugins.http_timeout"))
+                                     timeout=cfg.get_float("plugins.http_timeout"),
+                                     public_url=cfg.get_str("server.public_url"))
         # /api/plugins/NAME/... belongs to the plugins: before the Hub's /api/{types}/{ns}/{name}.
         plugin_routes.add_plugin_routes(router)
         # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.

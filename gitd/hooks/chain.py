@@ -295,6 +295,10 @@ class HookChain:
     # -- running jobs --------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:
         """Execute one job (on a worker thread). Exceptions make the queue retry it."""
+        with self.jobs.running(job):
+            self._run_job(job)
+
+    def _run_job(self, job: Job) -> None:
         if job.plugin == ALL_PLUGINS:
             self._expand(job)
             return
