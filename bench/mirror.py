@@ -160,7 +160,7 @@ def initial_and_incremental(args: argparse.Namespace, git: Git, tmp: Path) -> di
                     shutil.rmtree(dest)
                 else:
                     last = f"bench/redis{r}"
-                    gitd.cli("repo", "create", last)
+                    gitd.cli("repo", "create", "--empty", last)
                     started = time.time()
                     with timed() as t:
                         api_call("PUT", f"{gitd.url}/api/models/{last}/mirror", token, {"url": url, "refs": ["refs/"]})
@@ -197,7 +197,7 @@ def lfs_model(args: argparse.Namespace, git: Git, tmp: Path) -> dict:
         src.start()
         src.cli("user", "add", "bench")
         token = src.cli("token", "create", "bench", "--scope", "write", "--name", "bench").strip()
-        src.cli("repo", "create", "bench/model")
+        src.cli("repo", "create", "--empty", "bench/model")
         work = tmp / "model-work"
         work.mkdir()
         git("init", "-q", "-b", "main", cwd=work)
@@ -232,7 +232,7 @@ def lfs_model(args: argparse.Namespace, git: Git, tmp: Path) -> dict:
                         dst.start()
                         dst.cli("user", "add", "bench")
                         dst_token = dst.cli("token", "create", "bench", "--name", "bench").strip()
-                        dst.cli("repo", "create", "bench/model")
+                        dst.cli("repo", "create", "--empty", "bench/model")
                         started = time.time()
                         with timed() as t:
                             api_call("PUT", f"{dst.url}/api/models/bench/model/mirror", dst_token,

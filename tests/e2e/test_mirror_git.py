@@ -89,7 +89,7 @@ def test_a_git_http_backend_peer_is_mirrored_incrementally(make_daemon, git, pee
     git("push", "-q", url, "main", "v1", cwd=work)
     code, body = api(d, "PUT", f"/api/models/{repo}/mirror", token, {"url": url})
     assert code == 404  # no such repository yet: the API mirrors into an existing one
-    d.cli("repo", "create", repo)
+    d.cli("repo", "create", "--empty", repo)
     code, body = api(d, "PUT", f"/api/models/{repo}/mirror", token, {"url": url, "interval": 3600})
     assert code == 400 and "local or private address" in body["error"]  # allow_local_networks is off
     d.cli("mirror", "add", repo, url)
