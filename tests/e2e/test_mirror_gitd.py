@@ -214,6 +214,9 @@ def test_pushes_are_mirrored_to_another_gitd_with_their_lfs_objects(make_daemon,
     wait_for(lambda: head in git.out("ls-remote", b.repo_url(target, token=b_token)), timeout=60,
              what="the push mirror")
     assert LfsClient(b, target, b_token).download(hashlib.sha256(weights).hexdigest(), len(weights)) == weights
+    # The job records its result after the push: the refs may be visible on the target first.
+    wait_for(lambda: "lfs_objects" in (status(d, repo, token)["push"][0].get("last_result") or {}), timeout=60,
+             what="the push mirror's recorded result")
     pushed = status(d, repo, token)["push"][0]
     assert pushed["last_error"] is None and pushed["last_result"]["lfs_objects"] == 1
     assert b_token not in d.log()
