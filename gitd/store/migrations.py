@@ -162,4 +162,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX discussion_comments_by_discussion ON discussion_comments (discussion_id, id);
         """,
     ),
+    (
+        7,
+        "what a running job reports of its progress (PluginContext.progress)",
+        """
+        ALTER TABLE jobs ADD COLUMN progress TEXT;
+        """,
+    ),
 ]
