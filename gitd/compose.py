@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitd.access.auth import Authenticator
@@ -120,8 +121,13 @@ class Parts:
             return RepoWriter(repo, apply=apply_through(self.portal, self.chain), lfs=self.lfs, portal=self.portal,
                               author=plugin)
 
+        def data_dir(name: str) -> Path:
+            path = self.data.root / "plugins" / name
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return path
+
         return PluginServices(storage=storage, views=lambda: self.views, submit=submit, find_repo=find_repo,
-                              list_repos=list_repos, writer=writer)
+                              list_repos=list_repos, writer=writer, data_dir=data_dir)
 
     @cached_property
     def portal(self) -> Portal:

@@ -118,6 +118,23 @@ def lfs_storage_ctx(parts: Parts) -> CleanupCtx:
     return ctx
 
 
+def plugin_lifecycle_ctx(parts: Parts) -> CleanupCtx:
+    """Plugins' ``gitd_daemon_started`` / ``gitd_daemon_stopping`` hooks (API 1.2), on a thread."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        plugins = parts.plugins
+        await asyncio.to_thread(plugins.collect, "gitd_daemon_started")
+        yield
+        timeout = parts.config.get_float("plugins.stop_timeout")
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.to_thread(plugins.collect, "gitd_daemon_stopping")
+        except TimeoutError:
+            log.error("plugins took more than %.0fs to stop; stopping anyway", timeout)
+
+    return ctx
+
+
 def make_app(parts: Parts) -> web.Application:
     app = parts.http_app()
     app[LISTENERS] = {}
@@ -125,7 +142,8 @@ def make_app(parts: Parts) -> web.Application:
     metrics.add_gauge("gitd_git_slots_in_use", "git process slots in use.", lambda: slots.state().used)
     metrics.add_gauge("gitd_git_slots_waiting", "git requests waiting for a slot.", lambda: slots.state().waiting)
     metrics.add_gauge("gitd_connections_open", "Client connections open (HTTP and SSH).", lambda: connections.open)
-    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, ssh_server_ctx):
+    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, plugin_lifecycle_ctx,
+                     ssh_server_ctx):
         app.cleanup_ctx.append(resource(parts))
     return app
 

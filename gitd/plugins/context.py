@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gitd.plugins.settings import parse_settings
@@ -36,8 +37,10 @@ class PluginServices:
                  submit: Callable[..., int | None] | None = None,
                  find_repo: Callable[[str, str | None], RepoInfo | None] | None = None,
                  list_repos: Callable[[str | None], list[RepoInfo]] | None = None,
-                 writer: Callable[[RepoInfo, str], RepoWriter] | None = None):
+                 writer: Callable[[RepoInfo, str], RepoWriter] | None = None,
+                 data_dir: Callable[[str], Path] | None = None):
         self.writer = writer
+        self.data_dir = data_dir
         self.storage = storage
         self.views = views
         self.submit = submit
@@ -80,6 +83,12 @@ class PluginContext(dict[str, Any]):
         if self._storage is None:
             self._storage = self._need(self._services.storage, "storage")(self.name)
         return self._storage
+
+    @property
+    def data_dir(self) -> Path:
+        """API 1.2: a directory for this plugin's own files (``DATA/plugins/NAME``, mode 0700,
+        made on first use), beside the daemon's data; the same in the daemon and in commands."""
+        return self._need(self._services.data_dir, "a data directory")(self.name)
 
     def view(self, repo: RepoInfo) -> RepoView:
         """A read-only view of ``repo`` as it is now (use one view per thread)."""
