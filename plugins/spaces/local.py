@@ -255,7 +255,7 @@ class LocalRunner:
             self._reaper.start()
 
     def _reap(self) -> None:
-        while not self._closing.wait(min(5.0, max(0.2, self.settings.sleep_time / 4 or 5.0))):
+        while not self._closing.wait(1.0):
             now = time.monotonic()
             with self._lock:
                 running = list(self._running)
