@@ -48,8 +48,8 @@ from .state import (
 
 log = logging.getLogger("gitd.plugins.spaces")
 
-NEEDS_KUBERNETES = ('docker spaces need the kubernetes runtime (plugins.spaces.runtime = "kubernetes"); '
-                    "this host runs gradio, streamlit and static spaces")
+NEEDS_KUBERNETES = ('this docker space needs the kubernetes runtime (plugins.spaces.runtime = "kubernetes"); '
+                    "the local runtime runs gradio, streamlit and static spaces")
 STABLE_AFTER = 60.0  # an app that ran this long before crashing starts a new count of crashes
 
 

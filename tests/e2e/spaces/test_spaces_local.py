@@ -4,6 +4,7 @@ reached through its reverse proxy (HTTP and WebSocket), driven with huggingface_
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.error
@@ -12,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
-import asyncio
 import pytest
 from huggingface_hub import HfApi
 
@@ -94,7 +94,7 @@ def app_url(d: Daemon, full: str, path: str = "") -> str:
 def test_static_space_is_served_and_private_spaces_are_404(spaces_daemon, owner, push):
     d, token = spaces_daemon, owner[1]
     full = push({"README.md": card("static"), "index.html": "<h1>static space</h1>", "css/site.css": "h1{}"})
-    status, body = wait_for(lambda: (r := get(app_url(d, full), token)) and r[0] == 200 and r, 30, "static 200")
+    _status, body = wait_for(lambda: (r := get(app_url(d, full), token)) and r[0] == 200 and r, 30, "static 200")
     assert body == b"<h1>static space</h1>"
     assert get(app_url(d, full, "css/site.css"))[1] == b"h1{}"
     assert get(app_url(d, full, "missing.html"))[0] == 404
@@ -112,7 +112,7 @@ def test_regression_proxy_keeps_the_callers_token_from_the_app(spaces_daemon, ow
     """The app must never see the caller's gitd token (it could act as them)."""
     d, token = spaces_daemon, owner[1]
     full = push({"README.md": card("gradio"), "app.py": plain_app()})
-    status, body = wait_for(lambda: (r := get(app_url(d, full, "headers"), token)) and r[0] == 200 and r, 60,
+    _status, body = wait_for(lambda: (r := get(app_url(d, full, "headers"), token)) and r[0] == 200 and r, 60,
                             "plain app up")
     headers = {k.lower(): v for k, v in json.loads(body).items()}
     assert "authorization" not in headers
@@ -182,6 +182,7 @@ def test_a_crashed_app_restarts_and_one_that_cannot_start_reports_why(spaces_dae
     assert d.cli("spaces", "logs", broken)[1].count("cannot start: missing MODEL_PATH") == 3  # 1 + 2 restarts
 
 
+@pytest.mark.filterwarnings("ignore:If your Space runs on the default")
 def test_idle_space_sleeps_without_a_process_and_wakes_on_request(spaces_daemon, owner, push):
     d, token = spaces_daemon, owner[1]
     full = push({"README.md": card("gradio"), "app.py": plain_app()})
