@@ -57,7 +57,7 @@ from gitd.plugins.view import (
 )
 from gitd.plugins.writer import LfsUpload, RepoWriter
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 __all__ = [
     "API_VERSION",
