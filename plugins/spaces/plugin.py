@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from gitd.plugin_api import (
     CliCommand,
@@ -30,6 +31,9 @@ from gitd.plugin_api import (
 )
 
 from .local import LocalRunner
+
+if TYPE_CHECKING:
+    from .kube import KubernetesRuntime
 from .proxy import SpaceProxy
 from .settings import Settings
 from .state import PAUSED, RUNNING, STOPPED, SpaceRow, SpaceStates
@@ -57,7 +61,7 @@ class SpacesPlugin:
         return SpaceProxy(self.runner, self.states)
 
     @cached_property
-    def kube(self):
+    def kube(self) -> KubernetesRuntime:
         from .kube import KubernetesRuntime
 
         return KubernetesRuntime(self.settings, self.states)
@@ -192,8 +196,15 @@ class SpacesPlugin:
         return await self.proxy.handle(request)
 
     def get_runtime(self, request: PluginRequest) -> dict:
-        assert request.repo is not None
-        return self.runtime(self.states.get(request.repo.id))
+        repo = request.repo
+        assert repo is not None
+        row = self.states.get(repo.id)
+        if row is not None and row.runtime == "kubernetes" and self.settings.runtime == "kubernetes":
+            try:
+                row = self.kube.refresh(repo)
+            except Exception as exc:  # the cluster unreachable: answer what is known, say why
+                self.context.log.warning("space %s: cannot read its Space resource: %s", repo.full_name, exc)
+        return self.runtime(row)
 
     def post_restart(self, request: PluginRequest) -> dict:
         repo = request.repo

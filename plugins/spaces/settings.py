@@ -30,6 +30,8 @@ class Settings:
     namespace: str = "gitd-spaces"
     image: str = "python:3.11-slim"
     public_url: str = ""                        # how pods reach gitd (init containers fetch the commit)
+    token_secret: str = "gitd-space-reader"     # Secret (key "token") with a gitd token that reads the spaces
+    registry: str = ""                          # where docker spaces' images are built to (kaniko)
     ingress_domain: str = ""                    # NAME--NS.DOMAIN per space when set
 
     def validate(self) -> None:
@@ -39,3 +41,5 @@ class Settings:
             raise SettingsError(f"plugins.spaces.runtime: local or kubernetes, not {self.runtime!r}")
         if self.python not in ("venv", "daemon"):
             raise SettingsError(f"plugins.spaces.python: venv or daemon, not {self.python!r}")
+        if self.runtime == "kubernetes" and not self.public_url:
+            raise SettingsError("plugins.spaces.public_url: the kubernetes runtime needs the URL pods reach gitd at")
