@@ -26,14 +26,15 @@ def checkout(view: RepoView, commit: str, target: Path, *, max_files: int = 100_
         dest = (tmp / entry.path).resolve()
         if root not in dest.parents:
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         with open(dest, "wb") as out:
             if entry.lfs is None:  # a git blob: one read (the view caps its size)
                 out.write(view.read(commit, entry.path))
             else:  # an LFS object: ranged reads, streamed
                 with view.open(commit, entry.path) as src:
                     shutil.copyfileobj(src, out, 1 << 20)
-        if entry.executable:
-            dest.chmod(0o755)
+        dest.chmod(0o755 if entry.executable else 0o644)  # readable by an app running as another user
+    for path in (target.parent, tmp, *(d for d in tmp.rglob("*") if d.is_dir())):
+        path.chmod(0o755)  # the daemon's umask is private; an app running as another user reads its build
     os.replace(tmp, target)
     return target

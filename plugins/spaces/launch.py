@@ -1,13 +1,12 @@
 """The resource limits an app runs under, applied by a tiny launcher that then execs it.
 
 The daemon is multi-threaded, so limits are not set in a ``preexec_fn``: the app is started
-as ``python -c LAUNCHER AS CPU NOFILE NPROC -- argv...``, which sets the limits in the fresh
-process and replaces itself with the app (the limits stay across exec).
+as ``python -c LAUNCHER AS CPU NOFILE NPROC -- argv...`` (the app's own interpreter, which
+its user can run; stdlib only), which sets the limits in the fresh process and replaces
+itself with the app (the limits stay across exec).
 """
 
 from __future__ import annotations
-
-import sys
 
 LAUNCHER = """
 import os, resource, sys
@@ -24,5 +23,6 @@ os.execvp(sys.argv[6], sys.argv[6:])
 
 
 def limited(argv: list[str], *, memory: int, cpu: int, nofile: int, nproc: int) -> list[str]:
-    """``argv`` wrapped in the launcher (0: no limit of that kind)."""
-    return [sys.executable, "-c", LAUNCHER, str(memory), str(cpu), str(nofile), str(nproc), "--", *argv]
+    """``argv`` (a Python interpreter and its arguments) wrapped in the launcher, run by that
+    same interpreter (0: no limit of that kind)."""
+    return [argv[0], "-c", LAUNCHER, str(memory), str(cpu), str(nofile), str(nproc), "--", *argv]

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -72,8 +73,13 @@ class LocalRunner:
         self.settings = settings
         self.states = states
         self.builds, self.venvs, self.logs = root / "builds", root / "venvs", root / "logs"
-        for d in (self.builds, self.venvs, self.logs):
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.homes = root / "homes"
+        # Apps running as another user (run_as) read their builds and virtualenvs; logs stay the daemon's.
+        shared = 0o755 if settings.run_as else 0o700
+        root.mkdir(mode=shared, parents=True, exist_ok=True)
+        for d, mode in ((self.builds, shared), (self.venvs, shared), (self.homes, shared), (self.logs, 0o700)):
+            d.mkdir(mode=mode, exist_ok=True)
+            d.chmod(mode)
         self._lock = threading.RLock()
         self._running: dict[int, Supervised] = {}
         self._used: dict[int, float] = {}
@@ -110,7 +116,7 @@ class LocalRunner:
             return self._fail(repo, NO_APP_FILE, f"the app file {card.app_file} is not in the repository", build,
                               sdk=card.sdk)
         target = checkout(view, commit, self.builds / str(repo.id) / commit)
-        python = sys.executable
+        python = self.settings.interpreter or sys.executable
         if card.sdk != "static" and self.settings.python == "venv":
             try:
                 python = self._venv(card, target, build)
@@ -158,7 +164,7 @@ class LocalRunner:
                 try:
                     with open(build.path, "ab") as out:
                         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                              timeout=self.settings.build_timeout, cwd=build_dir)
+                                              timeout=self.settings.build_timeout, cwd=build_dir, umask=0o022)
                 except subprocess.TimeoutExpired:
                     shutil.rmtree(venv, ignore_errors=True)
                     raise SpaceUnavailable(BUILD_ERROR, "installing the requirements took more than "
@@ -325,10 +331,22 @@ class Supervised:
                     "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
         return [python, row.app_file or "app.py"]
 
+    def _home(self) -> str:
+        """A writable home for the app: its build directory, or its own directory when it runs as
+        another user (the build is the daemon's)."""
+        run_as = self.runner.settings.run_as
+        if not run_as:
+            return str(self.row.build_dir)
+        home = self.runner.homes / str(self.row.repo_id)
+        home.mkdir(mode=0o700, exist_ok=True)
+        user = pwd.getpwnam(run_as)
+        os.chown(home, user.pw_uid, user.pw_gid)
+        return str(home)
+
     def _env(self, port: int) -> dict[str, str]:
         row = self.row
         bindir = os.path.dirname(row.python or sys.executable)
-        return {"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(row.build_dir), "LANG": "C.UTF-8",
+        return {"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "HOME": self._home(), "LANG": "C.UTF-8",
                 "PYTHONUNBUFFERED": "1", "PORT": str(port), "SPACE_ID": row.name, "SYSTEM": "spaces",
                 "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
                 "GRADIO_ROOT_PATH": f"/spaces/{row.name}/app", "GRADIO_ANALYTICS_ENABLED": "False",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitd.plugin_api import (
@@ -54,7 +55,8 @@ class SpacesPlugin:
 
     @cached_property
     def runner(self) -> LocalRunner:
-        return LocalRunner(self.context.data_dir / "local", self.settings, self.states)
+        root = Path(self.settings.work_dir) if self.settings.work_dir else self.context.data_dir / "local"
+        return LocalRunner(root, self.settings, self.states)
 
     @cached_property
     def proxy(self) -> SpaceProxy:

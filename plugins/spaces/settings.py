@@ -14,6 +14,7 @@ EIGHT_GIB, ONE_MIB = Size(8 << 30), Size(1 << 20)
 class Settings:
     runtime: str = "local"                      # "local" (this host) or "kubernetes" (the operator)
     python: str = "venv"                        # "venv": per-space virtualenv; "daemon": the daemon's interpreter
+    interpreter: str = ""                       # python = "daemon": this interpreter (empty: the daemon's)
     pip_args: list[str] | None = None           # extra arguments for pip install (an index, --no-index ...)
     sleep_time: Duration = HOUR                 # idle seconds before a space sleeps (0: never)
     start_timeout: Duration = START             # seconds an app may take to open its port
@@ -22,7 +23,8 @@ class Settings:
     cpu_time: Duration = NO_CPU_LIMIT            # CPU seconds per app process (RLIMIT_CPU; 0: unlimited)
     open_files: int = 1024                      # RLIMIT_NOFILE
     processes: int = 0                          # RLIMIT_NPROC (counts the user's processes; use with run_as)
-    run_as: str = ""                            # user the apps run as (required when the daemon is root)
+    run_as: str = ""                            # user the apps run as (empty: the daemon's)
+    work_dir: str = ""                          # builds, virtualenvs, logs (empty: DATA/plugins/spaces/local)
     max_log: Size = ONE_MIB                     # bytes of log kept per space and kind (x2: one rotation)
     max_restarts: int = 5                       # crashes in a row before a space stays in RUNTIME_ERROR
     backoff: Duration = ONE_SECOND              # first restart delay, doubled per crash (at most 60 s)
