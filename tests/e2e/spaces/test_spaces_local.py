@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -208,3 +209,22 @@ def test_faults_docker_needs_kubernetes_and_logs_are_bounded(spaces_daemon, owne
     assert logs and sum(p.stat().st_size for p in logs) <= 2 * SETTINGS["plugins.spaces.max_log"]
     _, listing, _ = d.cli("spaces", "list")
     assert f"{docker}\tCONFIG_ERROR" in listing and f"{flood}\tRUNNING" in listing
+
+
+def test_daemon_stop_ends_the_apps_and_a_restarted_daemon_wakes_them_on_request(spaces_daemon, owner, push):
+    """Runs last in this module: it restarts the module's daemon."""
+    d, token = spaces_daemon, owner[1]
+    full = push({"README.md": card("gradio"), "app.py": plain_app()})
+    _, body = wait_for(lambda: (r := get(app_url(d, full, "pid"), token)) and r[0] == 200 and r, 60, "app up")
+    pid = json.loads(body)["pid"]
+    d.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    d.start()
+    _, listing, _ = d.cli("spaces", "list")
+    stages = dict(line.split("\t")[:2] for line in listing.splitlines())
+    assert stages[full] == "SLEEPING"
+    assert not [n for n, s in stages.items() if s in ("RUNNING", "APP_STARTING") and runtime(d, n, token)["sdk"]
+                != "static"]  # no app process after a restart: every space sleeps until asked for
+    status, body = get(app_url(d, full, "pid"), token)
+    assert status == 200 and json.loads(body)["pid"] != pid
