@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from gitd.plugin_api import LimitExceeded, NotFoundInTree, RepoInfo, RepoView
@@ -83,6 +84,7 @@ class LocalRunner:
         self._lock = threading.RLock()
         self._running: dict[int, Supervised] = {}
         self._used: dict[int, float] = {}
+        self._active: dict[int, int] = {}  # proxied requests and WebSockets in progress
         self._deploying: dict[int, threading.Lock] = {}
         self._venv_locks: dict[str, threading.Lock] = {}
         self._closing = threading.Event()
@@ -227,6 +229,18 @@ class LocalRunner:
     def touch(self, repo_id: int) -> None:
         self._used[repo_id] = time.monotonic()
 
+    @contextlib.contextmanager
+    def serving(self, repo_id: int) -> Iterator[None]:
+        """A request or WebSocket is being proxied: the space does not sleep meanwhile."""
+        with self._lock:
+            self._active[repo_id] = self._active.get(repo_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active[repo_id] -= 1
+            self.touch(repo_id)
+
     def ensure_running(self, repo_id: int, timeout: float | None = None) -> int:
         """The port of the space's app, waking it when it sleeps; SpaceUnavailable otherwise."""
         self.touch(repo_id)
@@ -266,6 +280,9 @@ class LocalRunner:
             with self._lock:
                 running = list(self._running)
             for repo_id in running:
+                sup = self._running.get(repo_id)
+                if sup is None or sup.port is None or self._active.get(repo_id):
+                    continue  # still starting (or crashed, waiting to restart), or serving a request
                 row = self.states.get(repo_id)
                 idle = self.settings.sleep_time if row is None or row.sleep_time is None else row.sleep_time
                 if idle > 0 and now - self._used.get(repo_id, now) > idle:
@@ -404,6 +421,7 @@ class Supervised:
                 reason = self._wait_port(proc, port)
                 if reason is None and proc.poll() is None:
                     self.port = port
+                    runner.touch(row.repo_id)  # idle time counts from when it could first answer
                     states.set(row.repo_id, row.name, stage=RUNNING, error=None)
                     self.ready.set()
                     code = proc.wait()

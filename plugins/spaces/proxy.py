@@ -76,13 +76,12 @@ class SpaceProxy:
             url += "?" + raw.query_string
         headers = self._headers(raw, prefix)
         try:
-            if raw.headers.get("Upgrade", "").lower() == "websocket":
-                return await self._websocket(raw, url, headers)
-            return await self._http(raw, url, headers)
+            with self.runner.serving(repo.id):
+                if raw.headers.get("Upgrade", "").lower() == "websocket":
+                    return await self._websocket(raw, url, headers)
+                return await self._http(raw, url, headers)
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise HTTPError(502, f"the space's app is not answering ({type(exc).__name__})") from None
-        finally:
-            self.runner.touch(repo.id)
 
     @staticmethod
     def _headers(raw: web.Request, prefix: str) -> list[tuple[str, str]]:
