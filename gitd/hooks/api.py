@@ -172,7 +172,8 @@ def check_quarantine_env(env: dict[str, str], repo_path: Path) -> dict[str, str]
     for key, value in env.items():
         paths = value.split(os.pathsep) if key == "GIT_ALTERNATE_OBJECT_DIRECTORIES" else [value]
         base = repo_real if key == "GIT_QUARANTINE_PATH" else objects_real
-        if not all(p and os.path.isabs(p) and _inside(_realpath(p, objects, objects_real), base) for p in paths):
+        if not all(p and "\0" not in p and os.path.isabs(p) and _inside(_realpath(p, objects, objects_real), base)
+                   for p in paths):
             raise MalformedHookCall(f"{key} points outside the repository")
     return env
 
@@ -220,7 +221,8 @@ class HookAPI:
                 return 403, str(exc.message)
             # What post-receive may record: the approved updates, without the quarantine.
             session.approved = dataclasses.replace(event, git_env={})
-            session.intent = self.chain.record_intent(session.approved)
+            # Database writes go to the store's threads: a lock held elsewhere holds up this push only.
+            session.intent = await self.chain.jobs.store.run(self.chain.record_intent, session.approved)
             return 200, ""
         except Refused as exc:
             return exc.reply
@@ -233,7 +235,7 @@ class HookAPI:
         try:
             session, event = self._call("post-receive", token, body)
             session.post_receive_done = True
-            self.chain.finish_push(session, event.updates)
+            await self.chain.jobs.store.run(self.chain.finish_push, session, event.updates)
             return 200, ""
         except Refused as exc:
             return exc.reply

@@ -98,9 +98,10 @@ class HookServer:
             raise BadRequest(411, "gitd: hook requests carry a Content-Length.")
         if not length.isdigit() or not length.isascii():
             raise BadRequest(400, "gitd: malformed Content-Length.")
-        if int(length) > self.max_body:
+        digits = length.lstrip("0") or "0"
+        if len(digits) > 18 or int(digits) > self.max_body:  # (int() refuses more than 4300 digits)
             raise BadRequest(413, "gitd: hook request too large.")
-        return handler, token, int(length)
+        return handler, token, int(digits)
 
 
 class _Connection(asyncio.Protocol):

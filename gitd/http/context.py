@@ -68,28 +68,20 @@ def parse_json(raw: bytes | bytearray | str) -> Any:
     """JSON from a client: BadRequest (never a 500) for invalid or too deeply nested text."""
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("the request body is not valid JSON")
     except RecursionError:
         raise BadRequest("the request body is nested too deeply")
+    except ValueError:  # also: not UTF-8, a number of over 4300 digits (int()'s limit)
+        raise BadRequest("the request body is not valid JSON")
 
 
-async def read_json_value(request: web.Request, *, offload: Offload | None = None, max_size: int = JSON_MAX) -> Any:
-    """The body as JSON (None when empty; 413 over ``max_size``), parsed off the loop when it is large."""
-    raw = await read_limited(request, max_size, "the JSON body")
-    if not raw.strip():
-        return None
-    if len(raw) <= INLINE_JSON:
-        return parse_json(raw)
-    if offload is not None:
-        return await offload.run(parse_json, raw, what="parsing the JSON body")
-    return await asyncio.to_thread(parse_json, raw)
+def parse_json_body(raw: bytes) -> Any:
+    """A request body's JSON value: None for an empty (blank) body, else ``parse_json``'s."""
+    return parse_json(raw) if raw.strip() else None
 
 
-async def read_json(request: web.Request, *, allow_empty: bool = True, offload: Offload | None = None,
-                    max_size: int = JSON_MAX) -> dict[str, Any]:
-    """A JSON object body ({} for an empty one, if allowed); BadRequest for anything else."""
-    body = await read_json_value(request, offload=offload, max_size=max_size)
+def json_object(body: Any, *, allow_empty: bool = True) -> dict[str, Any]:
+    """A body's JSON value (None: empty) as the object a route expects ({} for an empty one, if
+    allowed); BadRequest for anything else."""
     if body is None:
         if allow_empty:
             return {}
@@ -97,3 +89,19 @@ async def read_json(request: web.Request, *, allow_empty: bool = True, offload: 
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body
+
+
+async def read_json_value(request: web.Request, *, offload: Offload | None = None, max_size: int = JSON_MAX) -> Any:
+    """The body as JSON (None when empty; 413 over ``max_size``), parsed off the loop when it is large."""
+    raw = await read_limited(request, max_size, "the JSON body")
+    if len(raw) <= INLINE_JSON:
+        return parse_json_body(raw)
+    if offload is not None:
+        return await offload.run(parse_json_body, raw, what="parsing the JSON body")
+    return await asyncio.to_thread(parse_json_body, raw)
+
+
+async def read_json(request: web.Request, *, allow_empty: bool = True, offload: Offload | None = None,
+                    max_size: int = JSON_MAX) -> dict[str, Any]:
+    """A JSON object body ({} for an empty one, if allowed); BadRequest for anything else."""
+    return json_object(await read_json_value(request, offload=offload, max_size=max_size), allow_empty=allow_empty)

@@ -24,13 +24,14 @@ from aiohttp import web
 
 from gitd.access.auth import Authenticator
 from gitd.access.rules import ANONYMOUS, Access, AccessLevel, Principal
-from gitd.errors import GitdError, NotFound, Unauthorized, Unprocessable
+from gitd.errors import NotFound, Unauthorized, Unprocessable
 from gitd.http.context import base_url, principal, read_json
 from gitd.http.errors import LFS_MEDIA_TYPE
 from gitd.http.lfs_multipart import LfsMultipart
 from gitd.http.routing import Match, Router
 from gitd.http.sendfile import open_local, send_open_file
 from gitd.http.upload_body import UploadBody
+from gitd.lfs.batch import batch_operation, check_batch_objects, object_error, parse_batch
 from gitd.lfs.service import LfsService, ObjectStatus
 from gitd.lfs.streams import is_oid
 from gitd.metrics import Metrics
@@ -38,17 +39,10 @@ from gitd.repos import RepoService
 from gitd.store import Repo
 
 OBJECT_TOKEN = "lfs-obj"
-OPERATIONS = ("upload", "download")
 
 
 def lfs_json(data: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(data), content_type=LFS_MEDIA_TYPE)
-
-
-def object_error(oid: object, size: object, exc: GitdError | int, message: str = "") -> dict[str, Any]:
-    code = exc if isinstance(exc, int) else exc.status
-    text = message or (exc.message if isinstance(exc, GitdError) else "")
-    return {"oid": oid, "size": size, "error": {"code": code, "message": text}}
 
 
 def byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
@@ -183,47 +177,21 @@ class LfsHTTP:
         self.access.require(p, repo, AccessLevel.READ)
         assert repo is not None
         body = await read_json(request)
-        operation = body.get("operation")
-        if operation not in OPERATIONS:
-            raise Unprocessable('"operation" must be "upload" or "download"')
+        operation = batch_operation(body)
         self.access.require(p, repo, AccessLevel.WRITE if operation == "upload" else AccessLevel.READ)
-        transfers = body.get("transfers")
-        if transfers is not None and (not isinstance(transfers, list) or "basic" not in transfers):
-            raise Unprocessable('this server supports the "basic" transfer (and "multipart" for Hub clients)')
-        ref = body.get("ref")
-        if ref is not None and not isinstance(ref, dict):
-            raise Unprocessable('"ref" must be an object or null')
-        objects = body.get("objects")
-        if not isinstance(objects, list):
-            raise Unprocessable('"objects" must be a list')
-        if len(objects) > self.max_batch_objects:
-            raise TooManyObjects(f"too many objects in one batch request (at most {self.max_batch_objects})")
-        hash_algo = body.get("hash_algo") or "sha256"
-        answered = self._answer(request, p, repo, operation, objects, hash_algo)
+        batch = parse_batch(body, max_objects=self.max_batch_objects)
+        self.lfs.check_storage()  # no links to a store known to be down: 503 with Retry-After
+        answered = self._answer(request, p, repo, operation, check_batch_objects(self.lfs, batch))
+        if operation == "upload" and any("actions" in item for item in answered):
+            self.lfs.check_room()  # no upload links while the disk is below its watermark (507)
         transfer = "basic"
-        if operation == "upload" and self.multipart is not None and self.multipart.offered(transfers) \
+        if operation == "upload" and self.multipart is not None and self.multipart.offered(batch.transfers) \
                 and await self.multipart.rewrite(request, p, repo, answered):
             transfer = "multipart"
         return lfs_json({"transfer": transfer, "objects": answered, "hash_algo": "sha256"})
 
-    def _answer(self, request: web.Request, p: Principal, repo: Repo, operation: str, objects: list[Any],
-                hash_algo: object) -> list[dict[str, Any]]:
-        checked: list[dict[str, Any] | tuple[str, int]] = []
-        for item in objects:
-            oid = item.get("oid") if isinstance(item, dict) else None
-            size = item.get("size") if isinstance(item, dict) else None
-            if hash_algo != "sha256":
-                checked.append(object_error(oid, size, 409, f"unsupported hash algorithm {hash_algo!r}; use sha256"))
-                continue
-            try:
-                if operation == "upload":
-                    self.lfs.check_upload(oid, size)
-                else:
-                    self.lfs.check_object(oid, size)
-            except GitdError as exc:
-                checked.append(object_error(oid, size, exc))
-                continue
-            checked.append((oid, size))
+    def _answer(self, request: web.Request, p: Principal, repo: Repo, operation: str,
+                checked: list[dict[str, Any] | tuple[str, int]]) -> list[dict[str, Any]]:
         status = self.lfs.status(repo.id, [c[0] for c in checked if isinstance(c, tuple)])
         answered = []
         for entry in checked:
@@ -351,8 +319,3 @@ class LfsHTTP:
             staged = claims.get("stg")
         await self.lfs.verify(repo.id, oid, size, staged=staged)
         return lfs_json({"oid": oid, "size": size})
-
-
-class TooManyObjects(GitdError):
-    status = 413
-    code = "TooManyObjects"

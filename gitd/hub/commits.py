@@ -26,6 +26,7 @@ from gitd.git.refs import RefConflict
 from gitd.git.runner import GitRunner
 from gitd.hooks.chain import HookChain
 from gitd.hub.gitread import SHA_RE, EntryNotFound, RepoReader, RevisionNotFound, ref_for
+from gitd.ops.diskspace import DiskSpace
 from gitd.plugins.events import ZERO_OID, RefUpdate, RepoInfo
 
 MODE_FILE = pygit2.GIT_FILEMODE_BLOB
@@ -76,12 +77,21 @@ def _is_dotgit(part: str) -> bool:
     return False
 
 
+def is_text(value: str) -> bool:
+    """False for a string with lone surrogates: JSON can carry them ("\\ud800"), git cannot."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_path(path: object) -> str:
     """A repository path from a client, refused as git's ``verify_path`` and fsck would: relative,
     no '.', '..' or '.git' components (in any form a file system takes for '.git'), no NUL,
-    backslash or control character, at most MAX_PATH characters."""
+    backslash or control character, at most MAX_PATH characters, UTF-8 (no lone surrogates)."""
     if not isinstance(path, str) or not path or len(path) > MAX_PATH or "\\" in path \
-            or any(ord(c) < 32 or ord(c) == 127 for c in path):
+            or any(ord(c) < 32 or ord(c) == 127 for c in path) or not is_text(path):
         raise BadRequest(f"invalid path {path[:200]!r}" if isinstance(path, str) else "invalid path")
     parts = path.strip("/").split("/")
     if path.startswith("/") or any(p in ("", ".", "..") or _is_dotgit(p) for p in parts):
@@ -176,10 +186,20 @@ def build_tree(repo: pygit2.Repository, parent: str | None, ops: list[Op]) -> st
     return oid
 
 
+def make_commit(repo: pygit2.Repository, parent: str | None, ops: list[Op], *, author: str, email: str,
+                message: str) -> str:
+    """Write the commit of ``ops`` on ``parent`` (None: a root commit), moving no ref; its sha."""
+    tree = build_tree(repo, parent, ops)
+    sig = pygit2.Signature(author, email, int(time.time()), 0)
+    parents = [pygit2.Oid(hex=parent)] if parent else []
+    return str(repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), parents))
+
+
 class CommitWriter:
     def __init__(self, chain: HookChain, reader: RepoReader, *, email_domain: str = "users.noreply.gitd",
-                 git: GitRunner | None = None):
+                 git: GitRunner | None = None, disk: DiskSpace | None = None):
         self.chain = chain
+        self.disk = disk  # below its watermark, commits are refused (507) before anything is written
         self.reader = reader
         self.email_domain = email_domain
         self.git = git  # for git's object checks on new objects (as pushes get); None: unchecked
@@ -188,6 +208,8 @@ class CommitWriter:
     @contextlib.asynccontextmanager
     async def quarantine(self, path: Path) -> AsyncIterator[ObjectQuarantine]:
         """Where one commit's new objects are written; whatever is not committed is removed on exit."""
+        if self.disk is not None:
+            self.disk.check()
         q = await asyncio.to_thread(ObjectQuarantine, path)
         try:
             yield q
@@ -199,12 +221,8 @@ class CommitWriter:
 
     def _make_commit(self, q: ObjectQuarantine, parent: str | None, ops: list[Op], author: str,
                      message: str) -> str:
-        repo = q.repository()
-        tree = build_tree(repo, parent, ops)
-        now = int(time.time())
-        sig = pygit2.Signature(author, f"{author}@{self.email_domain}", now, 0)
-        parents = [pygit2.Oid(hex=parent)] if parent else []
-        new = str(repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), parents))
+        new = make_commit(q.repository(), parent, ops, author=author, email=f"{author}@{self.email_domain}",
+                          message=message)
         if self.git is not None:
             q.check(self.git)
         return new
@@ -232,6 +250,8 @@ class CommitWriter:
         ``may_create`` lets a missing ref be created (from ``start_point``, or as a root
         commit). ``parent_commit`` (a sha or prefix) must be the ref's head.
         """
+        if not is_text(message):  # a lone surrogate ("\ud800" in JSON): pygit2 cannot encode it
+            raise BadRequest("the commit message must be valid Unicode text")
         # One API commit per ref at a time in this daemon, so they queue instead of racing;
         # the compare-and-swap still guards against pushes arriving meanwhile.
         key = f"{info.path}\0{ref}"

@@ -29,6 +29,7 @@ from gitd.store import Account, Store, utcnow
 MAX_PATH = 4096
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+_MAX_INTEGER = 2**63 - 1  # SQLite's largest integer: lock ids and cursors are compared with ids
 
 
 @dataclass(frozen=True)
@@ -56,25 +57,40 @@ class LockConflict(Conflict):
         self.lock = lock
 
 
+def _is_text(value: str) -> bool:
+    """False for a string with lone surrogates (JSON can carry them; UTF-8 and SQLite cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def normalise_path(path: object) -> str:
     if not isinstance(path, str) or not path.strip():
         raise Unprocessable("a lock needs a path")
-    if "\0" in path or len(path) > MAX_PATH:
+    if "\0" in path or len(path) > MAX_PATH or not _is_text(path):
         raise Unprocessable("invalid lock path")
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
-        raise Unprocessable(f"invalid lock path {path!r}: use a path inside the repository")
+        raise Unprocessable(f"invalid lock path {path!r:.200}: use a path inside the repository")
     return "/".join(parts)
+
+
+def _lock_number(value: object) -> int | None:
+    """``value`` (a lock id or cursor, any type) as a number SQLite can compare; None if it is none."""
+    try:
+        number = int(str(value))
+    except ValueError:  # not a number, or more than 4300 digits
+        return None
+    return number if -_MAX_INTEGER - 1 <= number <= _MAX_INTEGER else None
 
 
 def parse_cursor(cursor: object) -> int:
     if cursor in (None, ""):
         return 0
-    try:
-        value = int(str(cursor))
-    except ValueError:
-        raise Unprocessable("invalid cursor")
-    if value < 0:
+    value = _lock_number(cursor)
+    if value is None or value < 0:
         raise Unprocessable("invalid cursor")
     return value
 
@@ -111,6 +127,8 @@ class Locks:
 
     def create(self, repo_id: int, owner: Account, path: object, ref: str | None = None) -> Lock:
         norm = normalise_path(path)
+        if ref is not None and not _is_text(ref):
+            raise Unprocessable("invalid ref name")
         try:
             with self.store.transaction() as db:
                 db.execute("INSERT INTO lfs_locks (repo_id, path, owner_id, ref, locked_at) VALUES (?, ?, ?, ?, ?)",
@@ -133,10 +151,10 @@ class Locks:
             clauses.append("l.path = ?")
             args.append(normalise_path(path))
         if lock_id not in (None, ""):
-            try:
-                args.append(int(str(lock_id)))
-            except ValueError:
+            wanted = _lock_number(lock_id)
+            if wanted is None:
                 return [], None
+            args.append(wanted)
             clauses.append("l.id = ?")
         clauses.append("l.id > ?")
         args.append(parse_cursor(cursor))
@@ -156,9 +174,8 @@ class Locks:
 
     def unlock(self, repo_id: int, lock_id: object, account: Account, *, force: bool = False,
                is_admin: bool = False) -> Lock:
-        try:
-            wanted = int(str(lock_id))
-        except ValueError:
+        wanted = _lock_number(lock_id)
+        if wanted is None:
             raise NotFound("no such lock")
         lock = self.get(repo_id, wanted)
         if lock is None:

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 SPEC_URL = "https://git-lfs.github.com/spec/v1"
 MAX_POINTER_SIZE = 1024
-OID_RE = re.compile(r"^[0-9a-f]{64}$")
+OID_RE = re.compile(r"^[0-9a-f]{64}\Z")  # \Z, not $: '$' also matches before a final newline
 _POINTER_RE = re.compile(
     rb"^version https://git-lfs\.github\.com/spec/v1\n"
     rb"(?:[a-z0-9.-]+ [^\n]*\n)*$"

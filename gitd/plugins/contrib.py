@@ -126,7 +126,8 @@ class PluginRequest:
     def __init__(self, *, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
                  params: Mapping[str, str], user: str | None, body: bytes = b"",
                  repo: RepoInfo | None = None, view_factory: Callable[[], RepoView] | None = None,
-                 find_repo: Callable[[str, str, Level], RepoInfo] | None = None, raw: Any = None):
+                 find_repo: Callable[[str, str, Level], RepoInfo] | None = None, raw: Any = None,
+                 base_url: str = ""):
         self.method = method
         self.path = path
         self.query = query
@@ -139,6 +140,9 @@ class PluginRequest:
         self._view: RepoView | None = None
         self._find_repo = find_repo
         self.raw = raw  # the aiohttp request, for async handlers that stream
+        # The URL clients reach the daemon at (``[server] public_url``, else this request's
+        # scheme and host), without a trailing slash: for links in answers.
+        self.base_url = base_url
 
     @property
     def view(self) -> RepoView:
@@ -153,7 +157,7 @@ class PluginRequest:
         """The body parsed as JSON; HTTPError 400 if it is not."""
         try:
             return json.loads(self.body or b"null")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # ValueError: also not UTF-8, a number of 4300+ digits
             raise HTTPError(400, "the request body is not valid JSON") from None
 
     def repository(self, full_name: str, repo_type: str = "model", access: Level = "read") -> RepoInfo:

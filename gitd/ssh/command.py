@@ -54,12 +54,12 @@ def parse_repo_path(path: str) -> RepoName:
         repo_type = PREFIX_TYPE[parts[0]]
         parts = parts[1:]
     if len(parts) != 2:
-        raise CommandError(f"not a repository path: {path!r}; expected [datasets/|spaces/|codes/]NAMESPACE/NAME")
+        raise CommandError(f"not a repository path: {path!r:.100}; expected [datasets/|spaces/|codes/]NAMESPACE/NAME")
     namespace, name = parts
     if name.endswith(".git"):
         name = name[:-4]
     if not (is_valid_name(namespace) and is_valid_name(name)):
-        raise CommandError(f"not a repository path: {path!r}")
+        raise CommandError(f"not a repository path: {path!r:.100}")
     return RepoName(repo_type, namespace, name)
 
 

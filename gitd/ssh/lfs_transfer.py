@@ -27,17 +27,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from gitd.errors import GitdError
+from gitd.lfs.pointer import OID_RE
 from gitd.ssh.lfs_backend import LockConflict, TransferBackend
 from gitd.ssh.pktline import DELIM, FLUSH, Marker, PktLineError, PktReader, PktWriter, decode_text
 
 log = logging.getLogger("gitd.ssh.lfs")
 
-OID_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_BATCH = 10_000
 MAX_ARGS = 64
 MAX_LOCK_LIMIT = 1000
@@ -321,9 +320,11 @@ class LfsTransfer:
         self._check_args(request)
         limit = None
         if "limit" in request.args:
-            if not request.args["limit"].isdigit():
+            value = request.args["limit"]
+            if not _is_number(value):
                 raise RequestError(400, "limit= must be a number")
-            limit = min(int(request.args["limit"]), MAX_LOCK_LIMIT)
+            digits = value.lstrip("0") or "0"
+            limit = min(int(digits), MAX_LOCK_LIMIT) if len(digits) <= 19 else MAX_LOCK_LIMIT
         locks, next_cursor = self.backend.list_locks(
             self.repo_id, path=request.args.get("path") or None, lock_id=request.args.get("id") or None,
             cursor=request.args.get("cursor") or None, limit=limit,
@@ -384,13 +385,18 @@ def _size_arg(args: dict[str, str]) -> int:
     value = args.get("size")
     if value is None:
         raise RequestError(400, "a size= argument is required")
-    if not value.isdigit() or len(value) > 19:
+    if not _is_number(value) or len(value) > 19:
         raise RequestError(400, f"size= must be a non-negative integer, not {value[:20]!r}")
     return int(value)
 
 
+def _is_number(value: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes '²' and other scripts' digits, which int() refuses."""
+    return value.isascii() and value.isdigit()
+
+
 def _parse_object_line(line: str) -> tuple[str, int]:
     parts = line.split(" ")
-    if len(parts) < 2 or not OID_RE.match(parts[0]) or not parts[1].isdigit() or len(parts[1]) > 19:
+    if len(parts) < 2 or not OID_RE.match(parts[0]) or not _is_number(parts[1]) or len(parts[1]) > 19:
         raise RequestError(422, f"malformed object line {line[:80]!r}; expected '<sha256 oid> <size>'")
     return parts[0], int(parts[1])

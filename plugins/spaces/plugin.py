@@ -55,7 +55,7 @@ class SpacesPlugin:
 
     @cached_property
     def runner(self) -> LocalRunner:
-        root = Path(self.settings.work_dir) if self.settings.work_dir else self.context.data_dir / "local"
+        root = Path(self.settings.work_dir) if self.settings.work_dir else self.context.cache_dir / "local"
         return LocalRunner(root, self.settings, self.states)
 
     @cached_property

@@ -117,6 +117,15 @@ def test_regression_relative_quarantine_paths_are_refused(tmp_path: Path):
         check_quarantine_env({"GIT_OBJECT_DIRECTORY": "objects/tmp_objdir-incoming-x"}, repo)
 
 
+def test_regression_a_quarantine_path_with_a_nul_byte_is_malformed(tmp_path: Path):
+    # os.path.realpath raised ValueError (embedded null byte): a 500 instead of a malformed call.
+    repo = tmp_path / "r.git"
+    (repo / "objects").mkdir(parents=True)
+    for value in (f"{repo}/objects/tmp\0x", f"{repo}/other\0/objects"):
+        with pytest.raises(MalformedHookCall, match="GIT_OBJECT_DIRECTORY"):
+            check_quarantine_env({"GIT_OBJECT_DIRECTORY": value}, repo)
+
+
 def test_the_hook_endpoint_refuses_a_socket_path_the_kernel_cannot_bind(tmp_path: Path):
     deep = tmp_path / ("d" * 100) / "run" / "hooks.sock"
     with pytest.raises(ConfigError, match="use a data directory with a shorter path"):

@@ -129,3 +129,15 @@ def test_stop_lets_a_call_under_way_answer(tmp_path: Path, loop_kind):
             s.connect(str(sock))
 
     serve(tmp_path, test, loop_kind)
+
+
+def test_regression_a_content_length_of_5000_digits_is_answered_413(tmp_path: Path, loop_kind):
+    # int() refused to convert it (ValueError inside data_received): the connection closed unanswered.
+    async def test(sock, calls, server):
+        for digits in ("9" * 5000, "1" + "0" * 30):
+            assert (await exchange(sock, [request(headers=f"Content-Length: {digits}\r\n")]))[0] == 413
+        assert calls == []
+        assert (await exchange(sock, [request(headers=f"Content-Length: {'0' * 5000}1\r\n")]))[0] == 200
+        assert calls == [(None, b"r")]  # one byte of the body "refs"
+
+    serve(tmp_path, test, loop_kind)

@@ -3,10 +3,10 @@ import asyncio
 import pygit2
 import pytest
 
-from gitd.errors import BadRequest
+from gitd.errors import BadRequest, PayloadTooLarge
+from gitd.hub.commit_request import ndjson_lines
 from gitd.hub.commits import AddFile, DeleteFile, DeleteFolder, build_tree, check_path
 from gitd.hub.gitread import EntryNotFound
-from gitd.hub.upload import PayloadTooLarge, ndjson_lines
 
 
 @pytest.fixture

@@ -92,3 +92,22 @@ def test_racing_lock_requests_leave_exactly_one_lock(world):
     won = [o for o in outcomes if not isinstance(o, Exception)]
     assert len(won) == 1
     assert all(o.lock == won[0] for o in outcomes if isinstance(o, LockConflict))
+
+
+def test_regression_lock_ids_and_cursors_beyond_sqlite_integers_are_answered(world):
+    # Binding a number over 2**63 - 1 raised OverflowError (a 500 over HTTP, a dead SSH session).
+    locks = Locks(world.store)
+    locks.create(world.first.id, world.alice, "a.bin")
+    for big in (2**63, "9" * 30, -(2**63) - 1):
+        assert locks.list(world.first.id, lock_id=big) == ([], None)
+        with pytest.raises(Unprocessable):
+            locks.list(world.first.id, cursor=big)
+        with pytest.raises(NotFound):
+            locks.unlock(world.first.id, big, world.alice)
+
+
+@pytest.mark.parametrize("path, ref", [("\ud800.bin", None), ("a.bin", "refs/heads/\udc80")])
+def test_regression_lock_path_or_ref_with_a_lone_surrogate_is_unprocessable(world, path, ref):
+    # JSON bodies can carry lone surrogates; binding one raised UnicodeEncodeError.
+    with pytest.raises(Unprocessable):
+        Locks(world.store).create(world.first.id, world.alice, path, ref)

@@ -388,3 +388,12 @@ def test_regression_a_tree_bomb_diff_is_bounded(gitd_harness):
         view.diff(None, bomb, limit=50_000)
     assert time.monotonic() - started < 10
     assert len(view.diff(bomb, bomb)) == 0  # the same tree: nothing visited at all
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"n": ' + b"1" * 5000 + b"}", b"\xff{}"])
+def test_regression_plugin_request_json_is_a_400_for_any_bad_body(body):
+    """A body nested too deep: json.loads raised RecursionError out of PluginRequest.json (a 500)."""
+    request = PluginRequest(method="POST", path="/x", query={}, headers={}, params={}, user=None, body=body)
+    with pytest.raises(HTTPError, match="not valid JSON") as caught:
+        request.json()
+    assert caught.value.status == 400

@@ -73,3 +73,14 @@ def test_refused_commands(text, message):
     with pytest.raises(CommandError, match=message):
         parse_command(text)
 
+
+
+def test_regression_error_messages_quote_long_commands_cut_short():
+    # The whole path (up to the 4096-character command limit, escaped) came back in the message.
+    for text in ["git-upload-pack '" + "\x01" * 4000 + "'", "git-upload-pack 'a/b/" + "c" * 4000 + "'"]:
+        with pytest.raises(CommandError) as caught:
+            parse_command(text)
+        assert len(caught.value.message) < 300
+    with pytest.raises(CommandError) as caught:
+        parse_repo_path("x" * 10_000)
+    assert len(caught.value.message) < 300

@@ -163,3 +163,12 @@ def test_an_admin_breaks_a_lock_only_with_force_and_is_told_why(world):
     forced = world.session(world.alice, request(f"unlock {lock.id}", "force=true"), level=AccessLevel.ADMIN)
     assert forced[0][:4] == ["status 200", f"id={lock.id}", "path=b.bin", forced[0][3]]
     assert forced[0][4] == "ownername=bob"
+
+
+def test_regression_lock_ids_and_cursors_beyond_sqlite_integers_are_answered(world: World):
+    big = "9" * 30  # SQLite integers end at 2**63 - 1: binding this raised OverflowError
+    responses = world.session(world.alice, request("unlock " + big) + request("list-lock", f"id={big}")
+                              + request("list-lock", f"cursor={big}"))
+    assert responses[0][0] == "status 404"
+    assert responses[1] == ["status 200", DELIM]
+    assert responses[2][0] == "status 422"

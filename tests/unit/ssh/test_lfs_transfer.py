@@ -406,3 +406,24 @@ def test_locking_needs_an_upload_session_with_write_access():
         status, responses = run(backend, VERSION + request("lock", "path=a") + request("unlock 1") + QUIT, **kwargs)
         assert responses[2][0] == "status 403" and responses[3][0] == "status 403"
         assert backend.locks == {} and status == 0
+
+
+# -- found by fuzzing (tests/fuzz) ------------------------------------------------------------------
+@pytest.mark.parametrize("wire", [
+    request("put-object " + "a" * 64, "size=\u00b2", data=b"x"),  # '²'.isdigit(), but int('²') fails
+    request("verify-object " + "a" * 64, "size=\u00b9\u00b2"),
+    request("batch", lines=["a" * 64 + " \u00b2"]),
+    request("list-lock", "limit=\u00b2"),
+], ids=["put-object size", "verify-object size", "batch line", "list-lock limit"])
+def test_regression_numbers_in_other_scripts_digits_are_refused_and_the_session_goes_on(wire):
+    # int() refused what str.isdigit() let through: a ValueError ended the session.
+    status, responses = run(MemoryBackend(), VERSION + wire + QUIT)
+    assert status == 0
+    assert responses[2][0] in ("status 400", "status 422") and len(responses[2][2]) < 200
+    assert responses[3:] == [OK]
+
+
+def test_regression_a_limit_of_5000_digits_lists_as_many_locks_as_allowed():
+    # int() refuses more than 4300 digits: a ValueError ended the session.
+    status, responses = run(MemoryBackend(), VERSION + request("list-lock", "limit=" + "9" * 5000) + QUIT)
+    assert status == 0 and responses[2] == ["status 200", DELIM] and responses[3:] == [OK]
