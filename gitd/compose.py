@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from gitd.limits.rates import RateLimits
     from gitd.ops.diskspace import DiskSpace
     from gitd.ops.scheduler import Periodic
+    from gitd.plugins.secrets import PluginSecrets
     from gitd.plugins.view import RepoViews
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
@@ -135,6 +136,15 @@ class Parts:
             return RepoWriter(repo, apply=apply_through(self.portal, self.chain), lfs=self.lfs, portal=self.portal,
                               author=plugin)
 
+        def secrets(name: str) -> PluginSecrets:
+            from gitd.plugins.secrets import PluginSecrets
+
+            return PluginSecrets(self.data.secrets / "plugins.key", name)
+
+        def create_repo(full_name: str, repo_type: str, private: bool) -> RepoInfo:
+            ns, _, name = full_name.partition("/")
+            return self.repos.info(self.repos.create(self.accounts.get(ns), name, repo_type, private=private))
+
         def cache_dir(name: str) -> Path:
             path = self.data.plugin_dir(name)
             path.mkdir(parents=True, exist_ok=True)
@@ -143,8 +153,12 @@ class Parts:
         def progress(text: str) -> bool:
             return self.jobs.report_progress(text)
 
+        from gitd.plugins.gitcmd import GitCommands
+
+        git = GitCommands(fsck_settings(self.config), self.data.run / "no-hooks")
         return PluginServices(storage=storage, views=lambda: self.views, submit=submit, find_repo=find_repo,
-                              list_repos=list_repos, writer=writer, cache_dir=cache_dir, progress=progress)
+                              list_repos=list_repos, writer=writer, git=git, secrets=secrets,
+                              create_repo=create_repo, cache_dir=cache_dir, progress=progress)
 
     @cached_property
     def portal(self) -> Portal:

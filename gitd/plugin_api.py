@@ -18,7 +18,11 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   Hub listings' tag filters from an index (``gitd_repo_filter``, ``RepoIds``; API 1.1),
   add ``gitd`` subcommands (``CliCommand``), and add tabs to a repository's pages in
   the web UI (``gitd_web_tabs``, ``WebTab``, ``WebRequest``; API 1.2);
-* declare typed settings (a dataclass, ``context.settings(cls)``).
+* declare typed settings (a dataclass, ``context.settings(cls)``);
+* run git itself as the daemon does (``context.git_command``: a mirror's fetch), keep
+  secrets encrypted (``context.secrets``), store LFS objects it downloads
+  (``RepoWriter.lfs_receive``) and read held ones by id (``RepoView.lfs_open``), and
+  create repositories (``context.create_repo``) — added in API 1.2.
 
 The API follows semantic versioning: ``API_VERSION`` changes its major number only when
 something here is removed or changed incompatibly; additions raise the minor number.
@@ -46,7 +50,9 @@ from gitd.plugins.events import (
     VisibilityChanged,
 )
 from gitd.plugins.filters import RepoIds
+from gitd.plugins.gitcmd import GitCommand
 from gitd.plugins.hookspecs import hookimpl, hookspec
+from gitd.plugins.secrets import PluginSecrets, SecretError
 from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
 from gitd.plugins.storage import PluginStorage
 from gitd.plugins.view import (
@@ -61,7 +67,7 @@ from gitd.plugins.view import (
     ViewError,
 )
 from gitd.plugins.web import WebRequest, WebTab, html_escape
-from gitd.plugins.writer import LfsUpload, RepoWriter
+from gitd.plugins.writer import LfsRejected, LfsUpload, RepoWriter
 
 API_VERSION = "1.2"
 
@@ -74,16 +80,19 @@ __all__ = [
     "CommitInfo",
     "Duration",
     "FileChange",
+    "GitCommand",
     "HTTPError",
     "LfsFile",
     "LfsObjectMissing",
     "LfsPointer",
+    "LfsRejected",
     "LfsUpload",
     "LimitExceeded",
     "NotFoundInTree",
     "PluginContext",
     "PluginError",
     "PluginRequest",
+    "PluginSecrets",
     "PluginStorage",
     "PushEvent",
     "PushRejected",
@@ -99,6 +108,7 @@ __all__ = [
     "RepoWriter",
     "Response",
     "Route",
+    "SecretError",
     "SettingsError",
     "Size",
     "TaskEvent",

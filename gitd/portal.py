@@ -50,7 +50,7 @@ class Portal:
         with self._lock:
             if self._own is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="gitd-portal", daemon=True).start()
+                threading.Thread(target=_run_then_close, args=(loop,), name="gitd-portal", daemon=True).start()
                 self._own = loop
             return self._own
 
@@ -59,3 +59,12 @@ class Portal:
             if self._own is not None:
                 self._own.call_soon_threadsafe(self._own.stop)
                 self._own = None
+
+
+def _run_then_close(loop: asyncio.AbstractEventLoop) -> None:
+    """The private loop's thread: run until ``close()`` stops it, then close it here (a loop
+    left unclosed is closed by the garbage collector, on whatever thread, later)."""
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()

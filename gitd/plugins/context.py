@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gitd.plugins.settings import parse_settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from gitd.plugins.events import RepoInfo
+    from gitd.plugins.gitcmd import GitCommand, GitCommands
+    from gitd.plugins.secrets import PluginSecrets
     from gitd.plugins.storage import PluginStorage
     from gitd.plugins.view import RepoView, RepoViews
     from gitd.plugins.writer import RepoWriter
@@ -38,9 +42,15 @@ class PluginServices:
                  find_repo: Callable[[str, str | None], RepoInfo | None] | None = None,
                  list_repos: Callable[[str | None], list[RepoInfo]] | None = None,
                  writer: Callable[[RepoInfo, str], RepoWriter] | None = None,
+                 git: GitCommands | None = None,
+                 secrets: Callable[[str], PluginSecrets] | None = None,
+                 create_repo: Callable[[str, str, bool], RepoInfo] | None = None,
                  cache_dir: Callable[[str], Path] | None = None,
                  progress: Callable[[str], bool] | None = None):
         self.writer = writer
+        self.git = git
+        self.secrets = secrets
+        self.create_repo = create_repo
         self.cache_dir = cache_dir
         self.progress = progress
         self.storage = storage
@@ -63,6 +73,7 @@ class PluginContext(dict[str, Any]):
         self._raw = dict(settings)
         self._services = services
         self._storage: PluginStorage | None = None
+        self._secrets: PluginSecrets | None = None
         self.log = logging.getLogger(f"gitd.plugins.{name}")
 
     def __repr__(self) -> str:
@@ -85,6 +96,30 @@ class PluginContext(dict[str, Any]):
         if self._storage is None:
             self._storage = self._need(self._services.storage, "storage")(self.name)
         return self._storage
+
+    @property
+    def secrets(self) -> PluginSecrets:
+        """Encrypt values to store (``encrypt(value) -> str``) and get them back
+        (``decrypt(token) -> bytes``), under a key of this plugin's in the data directory's
+        secrets (see ``gitd.plugins.secrets``)."""
+        if self._secrets is None:
+            self._secrets = self._need(self._services.secrets, "secrets")(self.name)
+        return self._secrets
+
+    def git_command(self, args: list[str], *, git_dir: Path | str | None, env: Mapping[str, str] | None = None,
+                    protocols: tuple[str, ...] = ("http", "https", "ssh")) -> GitCommand:
+        """``git <args>`` as the daemon runs git: its allow-listed environment, no hooks or
+        credential helpers, only the ``protocols`` given, and for ``fetch`` git's object
+        checks as pushes get them. Returns ``.argv`` and ``.env`` to start it with (see
+        ``gitd.plugins.gitcmd``). ``env`` may add ``GIT_CONFIG_*`` (credentials as
+        ``http.<url>.extraHeader``), ``GIT_SSH_COMMAND`` and ``GIT_OBJECT_DIRECTORY``."""
+        commands: GitCommands = self._need(self._services.git, "git commands")
+        return commands.command(list(args), git_dir=git_dir, env=env, protocols=protocols)
+
+    def create_repo(self, full_name: str, repo_type: str = "model", *, private: bool = False) -> RepoInfo:
+        """Create an empty repository ``ns/name`` (``ns`` must be an existing user or
+        organisation), as ``gitd repo create`` does; other plugins hear of it."""
+        return self._need(self._services.create_repo, "repository creation")(full_name, repo_type, private)
 
     def view(self, repo: RepoInfo) -> RepoView:
         """A read-only view of ``repo`` as it is now (use one view per thread)."""

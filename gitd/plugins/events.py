@@ -182,12 +182,20 @@ class PushEvent:
         """Run ``git <args>`` in the repository with the quarantine environment (output captured)."""
         return subprocess.run(["git", *args], input=input, capture_output=True, env=self._env(), check=check)
 
-    def git_lines(self, *args: str) -> Iterator[bytes]:
+    def git_lines(self, *args: str, input: bytes | None = None) -> Iterator[bytes]:
         """Run ``git <args>`` like ``git()``, yielding its output line by line as it comes (for
         outputs too big to hold, such as ``rev-list --objects``); raises CalledProcessError
-        at the end if git failed."""
-        with tempfile.TemporaryFile() as errors, subprocess.Popen(
-            ["git", *args], stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, env=self._env()
+        at the end if git failed. ``input`` is git's standard input (``rev-list --stdin``
+        takes any number of tips, where the command line has a size limit)."""
+        with tempfile.TemporaryFile() as errors, tempfile.TemporaryFile() as stdin:
+            if input is not None:
+                stdin.write(input)
+                stdin.seek(0)
+            yield from self._lines(args, stdin if input is not None else subprocess.DEVNULL, errors)
+
+    def _lines(self, args: tuple[str, ...], stdin: Any, errors: Any) -> Iterator[bytes]:
+        with subprocess.Popen(
+            ["git", *args], stdout=subprocess.PIPE, stderr=errors, stdin=stdin, env=self._env()
         ) as proc:
             assert proc.stdout is not None
             try:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 DEFAULT_MAX_READ = 64 * 1024 * 1024
 DEFAULT_MAX_ENTRIES = 1_000_000
+LFS_READ_BLOCK = 4 * 1024 * 1024
 
 
 class ViewError(Exception):
@@ -249,6 +250,15 @@ class RepoView:
         entry = self._file(commit, path)
         return io.BufferedReader(_RangedFile(self, commit, path, entry.size), buffer_size=64 * 1024)
 
+    def lfs_open(self, oid: str) -> io.BufferedReader:
+        """A held LFS object by its id (sha256), as a seekable read-only file (for copying
+        objects elsewhere: a push mirror uploading them, say). LfsObjectMissing if the
+        repository does not hold it."""
+        size = self.lfs.held_size(self.repo.id, oid) if self.lfs is not None else None
+        if size is None:
+            raise LfsObjectMissing(f"the LFS object {oid} is not on this server")
+        return io.BufferedReader(_LfsObjectFile(self, oid, size), buffer_size=LFS_READ_BLOCK)
+
     # -- history -------------------------------------------------------------------------------
     def diff(self, old: str | None, new: str, *, limit: int | None = None) -> list[FileChange]:
         """Files added, modified or deleted from commit ``old`` (None: the empty tree) to ``new``.
@@ -314,6 +324,21 @@ class _RangedFile(io.RawIOBase):
         if want <= 0:
             return 0
         data = self.view.read_range(self.commit, self.path, self.pos, self.pos + want)
+        buffer[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+class _LfsObjectFile(_RangedFile):
+    def __init__(self, view: RepoView, oid: str, size: int):
+        super().__init__(view, "", oid, size)
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        want = min(len(buffer), self.size - self.pos, self.view.max_read)
+        if want <= 0:
+            return 0
+        assert self.view.lfs is not None
+        data = self.view.lfs.read(self.view.repo.id, self.path, self.pos, self.pos + want)
         buffer[:len(data)] = data
         self.pos += len(data)
         return len(data)

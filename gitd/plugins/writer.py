@@ -7,16 +7,18 @@ push: policy applies, other plugins hear of it, and ref caches see it at once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pygit2
 
+from gitd.errors import GitdError
 from gitd.lfs.pointer import format_pointer
 from gitd.plugins.events import ZERO_OID, PushEvent, RefUpdate, RepoInfo
 
@@ -40,6 +42,11 @@ class LfsUpload:
 
 
 FileContent = bytes | str | LfsUpload | None
+
+
+class LfsRejected(Exception):
+    """``RepoWriter.lfs_receive`` refused an object: its bytes are not ``size`` bytes with
+    that SHA-256, or it is over the server's size limit. Nothing was stored."""
 
 
 class RepoWriter:
@@ -67,6 +74,34 @@ class RepoWriter:
         if self._lfs.size(self.repo.id, oid) is None:
             lfs, repo_id, source = self._lfs, self.repo.id, content.source
             self._portal.run(lambda: lfs.receive(repo_id, oid, size, _chunks(source)))
+        return format_pointer(oid, size)
+
+    def lfs_missing(self, oids: Iterable[str]) -> set[str]:
+        """Of ``oids`` (LFS object ids), those this repository does not hold."""
+        wanted = set(oids)
+        return self._lfs.missing(self.repo.id, wanted) if self._lfs is not None else wanted
+
+    def lfs_receive(self, oid: str, size: int, chunks: Iterable[bytes]) -> bytes:
+        """Store the LFS object ``oid`` of ``size`` bytes from ``chunks`` (an iterator, read on
+        this thread as the store takes them: a download streamed in, never held whole),
+        linked to this repository; returns the pointer file's bytes. The bytes are hashed
+        as they arrive: if they are not ``size`` bytes with SHA-256 ``oid``, LfsRejected is
+        raised and nothing is stored. An object the store already has (for another
+        repository, say) is not written again, but its bytes are still checked: knowing an
+        id is never enough to get an object."""
+        if self._lfs is None:
+            raise RuntimeError("no LFS store")
+        lfs, repo_id, source = self._lfs, self.repo.id, iter(chunks)
+
+        async def store() -> None:
+            await lfs.receive(repo_id, oid, size, _from_thread(source))
+
+        try:
+            self._portal.run(store)
+        except GitdError as exc:
+            if exc.status in (413, 422):  # ObjectMismatch, ObjectTooLarge, a bad oid or size
+                raise LfsRejected(exc.message) from None
+            raise
         return format_pointer(oid, size)
 
     def commit(self, ref: str, files: Mapping[str, FileContent], *, message: str, parent: str | None = None,
@@ -122,6 +157,16 @@ def _sha256(source: bytes | Path) -> str:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+async def _from_thread(source: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The chunks of a blocking iterator, each read on a worker thread (not the loop's)."""
+    done = object()
+    while True:
+        chunk = await asyncio.to_thread(next, source, done)
+        if chunk is done:
+            return
+        yield chunk  # type: ignore[misc]
 
 
 async def _chunks(source: bytes | Path) -> AsyncIterator[bytes]:

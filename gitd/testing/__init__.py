@@ -199,13 +199,14 @@ class PluginHarness:
     def jobs(self, state: str | None = None) -> list[Job]:
         return self.parts.jobs.list(state=state, limit=10_000)
 
-    def run_jobs(self, *, raise_errors: bool = True, max_jobs: int = 1000) -> int:
+    def run_jobs(self, *, raise_errors: bool = True, max_jobs: int = 1000, due_only: bool = False) -> int:
         """Run every queued job now, in this thread, in order (jobs that queue more jobs
         included); returns how many ran. A job that raises is recorded as a failed attempt and,
-        with ``raise_errors``, its exception is raised here."""
+        with ``raise_errors``, its exception is raised here. ``due_only``: leave jobs queued
+        for later (tasks submitted with a ``delay``, a plugin's periodic work) where they are."""
         queue, ran = self.parts.jobs, 0
         while ran < max_jobs:
-            job = queue.claim(due_by=float("inf"))
+            job = queue.claim(due_by=None if due_only else float("inf"))
             if job is None:
                 return ran
             ran += 1

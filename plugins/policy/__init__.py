@@ -77,6 +77,8 @@ class PolicyPlugin:
                 )
 
     def _check_default_branch(self, event: PushEvent) -> None:
+        if event.via == "mirror":
+            return  # a mirror's branches follow its upstream; the mirror decides on forced updates
         protected = f"refs/heads/{event.repo.default_branch}"
         for update in event.updates:
             if update.ref != protected or update.is_create:
@@ -102,7 +104,9 @@ class PolicyPlugin:
         odb = event.repository.odb
         too_big: list[tuple[str, int]] = []
         pointers: list[tuple[str, str]] = []
-        for line in event.git_lines("rev-list", "--objects", *tips, "--not", "--all"):
+        # The tips go on standard input: a push (or a mirror) may move 100,000 refs.
+        for line in event.git_lines("rev-list", "--objects", "--stdin", "--not", "--all",
+                                    input="".join(f"{tip}\n" for tip in tips).encode()):
             sha, _, raw_path = line.partition(b" ")
             if not raw_path:
                 continue  # commits and root trees have no path
