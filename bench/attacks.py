@@ -219,7 +219,7 @@ class Answers:
 def setup_repo(d: Daemon, git: Git, root: Path) -> str:
     d.cli("user", "add", "alice")
     token = d.cli("token", "create", "alice").strip()
-    d.cli("repo", "create", "alice/pub")
+    d.cli("repo", "create", "alice/pub", "--empty")
     work = root / "w"
     work.mkdir()
     git("init", "-q", "-b", "main", cwd=work)

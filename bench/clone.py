@@ -273,7 +273,7 @@ def main() -> int:
         gitd.start()
         gitd.cli("user", "add", "bench")
         for name, source in (("big", big), ("small", small)):
-            gitd.cli("repo", "create", f"bench/{name}")
+            gitd.cli("repo", "create", f"bench/{name}", "--empty")
             gitd.install_repo(f"bench/{name}", source)
             peer.add_repo(name, source, git)
         peer.start()

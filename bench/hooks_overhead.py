@@ -125,7 +125,7 @@ class Peer:
         return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
     def fresh_repo_url(self, name: str) -> str:
-        gitd_cli(self.data, "repo", "create", f"bench/{name}")
+        gitd_cli(self.data, "repo", "create", f"bench/{name}", "--empty")
         parts = urlsplit(f"{self.url}/bench/{name}.git")
         return urlunsplit(parts._replace(netloc=f"bench:{self.token}@{parts.netloc}"))
 

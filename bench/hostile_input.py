@@ -88,7 +88,7 @@ def measure(server: GitdServer, attack: Callable[[], str]) -> dict:
 def user_and_repo(server: GitdServer) -> tuple[str, str, str]:
     server.cli("user", "add", "alice")
     token = server.cli("token", "create", "alice", "--scope", "write", "--name", "t").strip()
-    server.cli("repo", "create", "alice/r")
+    server.cli("repo", "create", "alice/r", "--empty")
     return "alice", token, "alice/r"
 
 

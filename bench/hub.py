@@ -61,7 +61,7 @@ def gitd_peer(tmp: Path):
     gitd(data, "init", str(data))
     gitd(data, "user", "add", "bench")
     token = gitd(data, "token", "create", "bench", "--name", "bench")
-    gitd(data, "repo", "create", "bench/model")
+    gitd(data, "repo", "create", "bench/model", "--empty")
     log = open(tmp / "gitd.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "gitd.cli", "--data", str(data), "serve", "--http",
                              "127.0.0.1:0", "--ssh", ""], stdout=log, stderr=log, cwd=ROOT,

@@ -107,7 +107,7 @@ def run(args) -> dict:
         assert server.proc is not None
         server.cli("user", "add", "bench")
         token = server.cli("token", "create", "bench", "--name", "bench").strip()
-        server.cli("repo", "create", "bench/model")
+        server.cli("repo", "create", "bench/model", "--empty")
         authed = server.url.replace("://", f"://bench:{token}@")
         repo_url = f"{authed}/bench/model.git"
         print(f"building the repository: {args.small} small files + {args.lfs_files} x {args.lfs_mb} MiB LFS files")

@@ -200,7 +200,7 @@ def gitd_empty(d: Daemon) -> Callable[[], None]:
     def reset() -> None:
         d.cli("repo", "delete", "bench/repo")
         d.cli("lfs", "gc", "--grace", "0")
-        d.cli("repo", "create", "bench/repo")
+        d.cli("repo", "create", "bench/repo", "--empty")
 
     return reset
 

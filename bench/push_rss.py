@@ -72,7 +72,7 @@ def main() -> int:
         gitd.cli("user", "add", "bench")
         token = gitd.cli("token", "create", "bench").strip()
         for name in ("small", "big"):
-            gitd.cli("repo", "create", f"bench/{name}")
+            gitd.cli("repo", "create", f"bench/{name}", "--empty")
         auth = gitd.url.replace("http://", f"http://bench:{token}@")
         steps: dict[str, dict[str, float]] = {}
 

@@ -161,7 +161,7 @@ def main() -> int:
             identical = {"gitd": True, "peer": True}
             for r in range(args.rounds):
                 repo = f"{name}-{r}"
-                gitd.cli("repo", "create", f"bench/{repo}")
+                gitd.cli("repo", "create", f"bench/{repo}", "--empty")
                 target = peer.repos / f"{repo}.git"
                 git("init", "-q", "--bare", str(target))
                 for setting in ("http.receivepack=true", *fsck.git_config(("receive",))):

@@ -232,7 +232,7 @@ def daemon(tmp: Path, way: str, peer_commit: str):
     gitd(data, "init", str(data))
     gitd(data, "user", "add", "bench")
     token = gitd(data, "token", "create", "bench", "--name", "bench")
-    gitd(data, "repo", "create", "bench/model")
+    gitd(data, "repo", "create", "bench/model", "--empty")
     serve = ["--data", str(data), "serve", "--http", "127.0.0.1:0", "--ssh", ""]
     argv = [sys.executable, "-m", "gitd.cli", *serve] if way == "aiohttp" else \
         [sys.executable, str(Path(__file__).resolve()), "_serve-raw-path", peer_commit, *serve]

@@ -51,7 +51,7 @@ def main() -> None:
             git = Git(root / "home")
             d.cli("user", "add", "alice")
             token = d.cli("token", "create", "alice").strip()
-            d.cli("repo", "create", "alice/r")
+            d.cli("repo", "create", "alice/r", "--empty")
             url = d.url.replace("http://", f"http://alice:{token}@") + "/alice/r.git"
             work = root / "w"
             work.mkdir()

@@ -189,7 +189,7 @@ def main() -> int:
         gitd.cli("user", "add", "bench")
         gitd.cli("sshkey", "add", "bench", str(key.with_suffix(".pub")))
         for name, source in (("large", large), ("small", small)):
-            gitd.cli("repo", "create", f"bench/{name}")
+            gitd.cli("repo", "create", f"bench/{name}", "--empty")
             gitd.install_repo(f"bench/{name}", source)
         gitd.start()
         assert gitd.proc is not None

@@ -22,7 +22,7 @@ from gitd.compose import Parts
 from gitd.config import Config, ConfigError, split_hostport
 from gitd.errors import GitdError, NotFound
 from gitd.jobs.queue import ALL_PLUGINS
-from gitd.names import REPO_TYPES, check_account_name, split_full_name
+from gitd.names import REPO_TYPES, SPACE_SDKS, check_account_name, split_full_name
 from gitd.paths import DataDir, default_data_dir
 from gitd.plugins.context import PluginError
 from gitd.plugins.host import PluginHost
@@ -127,6 +127,20 @@ def cmd_user_list(args: argparse.Namespace) -> None:
                                            for u in s.accounts.list("user")])
 
 
+def cmd_user_passwd(args: argparse.Namespace) -> None:
+    from gitd.access.passwords import Passwords
+    from gitd.cli_passwd import PasswordInputError, read_password
+
+    s = _parts(args)
+    user = s.accounts.get(args.name, "user")
+    try:
+        password = read_password(args.stdin)
+    except PasswordInputError as exc:
+        raise CLIError(str(exc))
+    Passwords(s.accounts).set(user, password)
+    print(f"password set for {user.name}")
+
+
 def cmd_token_create(args: argparse.Namespace) -> None:
     s = _parts(args)
     user = s.accounts.get(args.user, "user")
@@ -207,8 +221,13 @@ def cmd_org_list(args: argparse.Namespace) -> None:
 def cmd_repo_create(args: argparse.Namespace) -> None:
     s = _parts(args)
     ns, name = split_full_name(args.repo)
-    repo = s.repos.create(s.accounts.get(ns), name, args.type, private=args.private)
-    print(f"created {repo.type} {repo.full_name} ({'private' if repo.private else 'public'})")
+    if args.sdk is not None and args.type != "space":
+        raise CLIError("--sdk is for spaces (--type space)")
+    owner = s.accounts.get(ns)
+    repo = asyncio.run(s.seeder.create(owner, name, args.type, private=args.private, author=owner.name,
+                                       sdk=args.sdk, empty=args.empty))
+    first = "empty" if args.empty else "with a first commit (.gitattributes)"
+    print(f"created {repo.type} {repo.full_name} ({'private' if repo.private else 'public'}, {first})")
 
 
 def cmd_repo_list(args: argparse.Namespace) -> None:
@@ -235,11 +254,10 @@ def cmd_repo_set(args: argparse.Namespace) -> None:
 def cmd_jobs_list(args: argparse.Namespace) -> None:
     s = _parts(args)
     jobs = s.jobs.list(state="failed" if args.failed else None, limit=args.limit)
-    _table([("ID", "STATE", "HOOK", "PLUGIN", "REPO", "ATTEMPTS", "UPDATED", "ERROR")]
+    _table([("ID", "STATE", "HOOK", "PLUGIN", "REPO", "ATTEMPTS", "UPDATED", "PROGRESS", "ERROR")]
            + [(j.id, j.state, j.hook.removeprefix("gitd_"), "(all)" if j.plugin == ALL_PLUGINS else j.plugin,
-               j.repo_id or "-",
-               f"{j.attempts}/{j.max_attempts}", j.updated_at, (j.last_error or "").splitlines()[-1:][0]
-               if j.last_error else "") for j in jobs])
+               j.repo_id or "-", f"{j.attempts}/{j.max_attempts}", j.updated_at, j.progress or "",
+               (j.last_error or "").splitlines()[-1:][0] if j.last_error else "") for j in jobs])
 
 
 def cmd_jobs_retry(args: argparse.Namespace) -> None:
@@ -323,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", action="store_true", help="make the user a site admin")
     p.add_argument("--email")
     leaf(users, "list", cmd_user_list, "list users")
+    from gitd.cli_passwd import add_passwd_command
+
+    add_passwd_command(users, leaf, cmd_user_passwd)
 
     tokens = group("token", "manage API tokens")
     p = leaf(tokens, "create", cmd_token_create, "create a token and print it (it is stored hashed)")
@@ -364,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repo", metavar="NS/NAME")
     p.add_argument("--type", choices=REPO_TYPES, default="model")
     p.add_argument("--private", action="store_true")
+    p.add_argument("--empty", action="store_true",
+                   help="no first commit: for pushing an existing history with git")
+    p.add_argument("--sdk", choices=SPACE_SDKS, help="a space's SDK, named in its README card")
     p = leaf(repos, "list", cmd_repo_list, "list repositories")
     p.add_argument("--type", choices=REPO_TYPES)
     p = leaf(repos, "delete", cmd_repo_delete, "delete a repository and its data")

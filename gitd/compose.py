@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitd.access.auth import Authenticator
@@ -46,7 +47,9 @@ if TYPE_CHECKING:
     from gitd.http.routing import Router
     from gitd.http.rpc_body import BodyLimits
     from gitd.hub.commits import CommitWriter
+    from gitd.hub.files import HubFiles
     from gitd.hub.gitread import RepoReader
+    from gitd.hub.seed import RepoSeeder
     from gitd.jobs.workers import JobWorkers
     from gitd.lfs.service import LfsService
     from gitd.limits.connections import ConnectionLimiter
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
     from gitd.store.lastused import LastUsed
+    from gitd.web.site import WebSite
 
 
 class Parts:
@@ -131,8 +135,16 @@ class Parts:
             return RepoWriter(repo, apply=apply_through(self.portal, self.chain), lfs=self.lfs, portal=self.portal,
                               author=plugin)
 
+        def cache_dir(name: str) -> Path:
+            path = self.data.plugin_dir(name)
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+
+        def progress(text: str) -> bool:
+            return self.jobs.report_progress(text)
+
         return PluginServices(storage=storage, views=lambda: self.views, submit=submit, find_repo=find_repo,
-                              list_repos=list_repos, writer=writer)
+                              list_repos=list_repos, writer=writer, cache_dir=cache_dir, progress=progress)
 
     @cached_property
     def portal(self) -> Portal:
@@ -239,6 +251,13 @@ class Parts:
                             git=self.git, disk=self.disk)
 
     @cached_property
+    def seeder(self) -> RepoSeeder:
+        """Creates repositories with their first commit, as on the Hub."""
+        from gitd.hub.seed import RepoSeeder
+
+        return RepoSeeder(self.repos, self.commit_writer)
+
+    @cached_property
     def offload(self) -> Offload:
         """Runs work on client-controlled data (cards, trees, big JSON) off the loop, with a time limit."""
         from gitd.http.offload import Offload
@@ -262,11 +281,12 @@ class Parts:
         Ops(self.store, self.metrics, self.git.slots, disk=self.disk, storage=self.lfs.storage.health,
             clock=self.clock).add_routes(router)
         plugin_routes = PluginRoutes(self.plugins, self.repos, self.access, self.views,
-                                     timeout=cfg.get_float("plugins.http_timeout"))
+                                     timeout=cfg.get_float("plugins.http_timeout"),
+                                     public_url=cfg.get_str("server.public_url"))
         # /api/plugins/NAME/... belongs to the plugins: before the Hub's /api/{types}/{ns}/{name}.
         plugin_routes.add_plugin_routes(router)
         # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
-        self._add_hub_routes(router)
+        files = self._add_hub_routes(router)
         SmartHTTP(self.gateway, CapabilityCache(), self.body_limits()).add_routes(router)
         LfsHTTP(self.repos, self.access, self.auth, self.lfs, self.metrics,
                 public_url=cfg.get_str("server.public_url"), href_ttl=cfg.get_int("lfs.href_ttl"),
@@ -276,9 +296,51 @@ class Parts:
         LfsLocksHTTP(self.repos, self.access, self.lfs).add_routes(router)
         # Plugins' repository routes last: the daemon's own routes win over them.
         plugin_routes.add_repo_routes(router)
+        if cfg.get_bool("web.enabled"):
+            # The web UI's pages after every API and git route: those keep their paths.
+            self.web_site(files).add_routes(router)
         return router
 
-    def _add_hub_routes(self, router: Router) -> None:
+    def web_site(self, files: HubFiles) -> WebSite:
+        """The web UI (gitd/web): server-rendered pages, browser sessions, plugins' tabs."""
+        from gitd.access.passwords import Passwords
+        from gitd.hub.files import FileView
+        from gitd.hub.listing import RepoListing
+        from gitd.plugins.fields import InfoFields
+        from gitd.plugins.filters import RepoFilters
+        from gitd.store.comments import Comments
+        from gitd.store.discussions import Discussions
+        from gitd.store.redirects import Redirects
+        from gitd.web.core import WebCore, WebSettings
+        from gitd.web.login import LoginLimiter
+        from gitd.web.render import Renderer
+        from gitd.web.sessions import WebSessions
+        from gitd.web.site import WebSite
+        from gitd.web.tabs import WebTabs
+
+        cfg = self.config
+        public_url = cfg.get_str("server.public_url")
+        settings = WebSettings(public_url=public_url, tree_page=cfg.get_int("web.tree_page"),
+                               list_page=cfg.get_int("web.list_page"), max_view=cfg.get_size("web.max_file_view"),
+                               max_highlight=cfg.get_size("web.max_highlight"), max_edit=cfg.get_size("web.max_edit"),
+                               regular_upload_max=cfg.get_size("hub.regular_upload_max"),
+                               max_upload_files=cfg.get_int("web.max_upload_files"))
+        sessions = WebSessions(self.store, self.data.secret_key_file.read_bytes(),
+                               ttl=cfg.get_float("web.session_ttl"), public_url=public_url, clock=self.clock)
+        redirects = Redirects(self.store)
+        core = WebCore(self.repos, self.access, self.accounts, self.auth, sessions, Renderer(), self.reader,
+                       self.offload, WebTabs(self.plugins), settings, redirects=redirects)
+        return WebSite(core, repo_rows=self.repo_rows, view=FileView(self.lfs, url_ttl=cfg.get_int("lfs.href_ttl")),
+                       files=files, fields=InfoFields(self.plugins),
+                       listing=RepoListing(self.repo_rows, RepoFilters(self.plugins)), views=self.views,
+                       chain=self.chain, writer=self.commit_writer, lfs=self.lfs, passwords=Passwords(self.accounts),
+                       limiter=LoginLimiter(cfg.get_int("web.login_attempts"), cfg.get_float("web.login_window")),
+                       discussions=Discussions(self.store), comments=Comments(self.store), redirects=redirects,
+                       git=self.git, tmp=self.data.tmp, email_domain=cfg.get_str("hub.commit_email_domain"),
+                       max_object_size=cfg.get_size("lfs.max_object_size"),
+                       plugin_timeout=cfg.get_float("plugins.http_timeout"))
+
+    def _add_hub_routes(self, router: Router) -> HubFiles:
         from gitd.hub.discussions import PullRequests
         from gitd.hub.files import FileView, HubFiles
         from gitd.hub.history import HubHistory
@@ -304,12 +366,12 @@ class Parts:
         # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
         accounts_api = NativeAccounts(self.accounts, self.auth, self.access)
         planner = UploadPlanner(reader, view, regular_upload_max=cfg.get_size("hub.regular_upload_max"),
-                                max_paths=max_paths)
+                                max_paths=max_paths, lfs_by_content=cfg.get_bool("hub.lfs_by_content"))
         NativeAPI(repos, access, self.accounts, self.repo_rows, reader, self.commit_writer, view, accounts_api,
-                  planner, max_inline_file=cfg.get_size("hub.max_inline_file"),
+                  planner, self.seeder, max_inline_file=cfg.get_size("hub.max_inline_file"),
                   max_listed_files=cfg.get_int("hub.max_listed_files"), fields=InfoFields(self.plugins),
                   **common).add_routes(router)
-        HubManage(repos, access, self.accounts, max_card_size=max_card_size, **common).add_routes(router)
+        HubManage(repos, access, self.accounts, self.seeder, max_card_size=max_card_size, **common).add_routes(router)
         HubInfo(repos, access, self.repo_rows, reader, view, fields=InfoFields(self.plugins),
                 filters=RepoFilters(self.plugins), max_card_size=max_card_size,
                 max_listed_files=cfg.get_int("hub.max_listed_files"),
@@ -322,6 +384,7 @@ class Parts:
                    max_commit_size=cfg.get_size("hub.max_commit_size"),
                    inline_decodes=cfg.get_int("hub.inline_decodes"), **common).add_routes(router)
         prs.add_routes(router)
+        return files
 
     def body_limits(self) -> BodyLimits:
         """How much of a git request the daemon reads ahead, and how far it inflates gzip."""

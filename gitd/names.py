@@ -10,6 +10,8 @@ from gitd.errors import BadRequest
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 REPO_TYPES = ("model", "dataset", "code", "space")
+# The SDKs a space's README card may name (as on the Hub).
+SPACE_SDKS = ("gradio", "streamlit", "docker", "static")
 
 # URL prefix of each type, as on the Hugging Face Hub: models have none.
 TYPE_PREFIX = {"model": "", "dataset": "datasets", "space": "spaces", "code": "codes"}

@@ -183,7 +183,7 @@ def make_app(parts: Parts) -> web.Application:
 async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    install_child_watcher(loop)
+    restore_child_watcher = install_child_watcher(loop)
     parts.portal.attach(loop)  # plugins on worker threads reach the daemon's coroutines through it
     # Writes are made on the store's threads; one left on the loop fails fast (503) instead of freezing it.
     parts.store.on_event_loop(parts.config.get_float("database.loop_busy_timeout"))
@@ -234,6 +234,7 @@ async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -
         await runner.cleanup()
         over.cancel()
         parts.close()
+        restore_child_watcher()
         watchdog.disarm()
         log.info("stopped")
 

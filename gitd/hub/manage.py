@@ -15,7 +15,8 @@ from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
 from gitd.hub.card import CARD_YAML_MAX, README_MAX, CardError, parse_card
 from gitd.hub.common import API_TYPES, HubBase, api_patterns, json_response
-from gitd.names import check_name, split_full_name
+from gitd.hub.seed import RepoSeeder
+from gitd.names import SPACE_SDKS, check_name, split_full_name
 from gitd.repos import RepoService
 from gitd.store import Accounts, Repo
 from gitd.store.redirects import Redirects
@@ -58,12 +59,13 @@ def visibility_of(body: dict[str, Any]) -> bool | None:
 
 
 class HubManage(HubBase):
-    def __init__(self, repos: RepoService, access: Access, accounts: Accounts, *, public_url: str = "",
-                 redirects: Redirects | None = None, offload: Offload | None = None,
+    def __init__(self, repos: RepoService, access: Access, accounts: Accounts, seeder: RepoSeeder, *,
+                 public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None,
                  max_card_size: int = CARD_YAML_MAX):
         super().__init__(repos, access, public_url=public_url, redirects=redirects,
                          offload=offload)
         self.accounts = accounts
+        self.seeder = seeder
         self.max_card_size = max_card_size
 
     def add_routes(self, router: Router) -> None:
@@ -149,8 +151,9 @@ class HubManage(HubBase):
         namespace, name = self._target(request, body)
         repo_type = repo_type_of(body)
         private = visibility_of(body)
-        if repo_type == "space" and body.get("sdk") not in (None, "gradio", "streamlit", "docker", "static"):
-            raise BadRequest("sdk must be one of gradio, streamlit, docker, static")
+        sdk = body.get("sdk")
+        if repo_type == "space" and sdk not in (None, *SPACE_SDKS):
+            raise BadRequest(f"sdk must be one of {', '.join(SPACE_SDKS)}")
         who = principal(request)
         owner = self.accounts.find(namespace)
         self.access.require_namespace(who, owner, AccessLevel.WRITE)
@@ -160,7 +163,8 @@ class HubManage(HubBase):
             exists = Conflict("You already created this repo")
             return error_response(exists, "hub", url=self.repo_url(request, existing))
         try:
-            repo = self.repos.create(owner, name, repo_type, private=bool(private))
+            repo = await self.seeder.create(owner, name, repo_type, private=bool(private),
+                                            author=who.name or owner.name, sdk=sdk if repo_type == "space" else None)
         except Conflict as exc:
             found = self.repos.find(repo_type, namespace, name)
             if found is None:

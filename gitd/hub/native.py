@@ -26,6 +26,7 @@ from gitd.hub.files import FileView
 from gitd.hub.gitread import RepoReader, iso
 from gitd.hub.native_accounts import NativeAccounts, envelope
 from gitd.hub.openapi import ApiRoute, openapi_document, register
+from gitd.hub.seed import RepoSeeder
 from gitd.hub.upload import UploadPlanner
 from gitd.names import check_name
 from gitd.plugins.fields import InfoFields
@@ -56,7 +57,7 @@ UPLOAD_BODY = {"type": "object", "properties": {"file": {"type": "string", "form
 class NativeAPI(HubBase):
     def __init__(self, repos: RepoService, access: Access, accounts: Accounts, repo_rows: Repos,
                  reader: RepoReader, writer: CommitWriter, view: FileView, accounts_api: NativeAccounts,
-                 planner: UploadPlanner, *, max_inline_file: int, max_listed_files: int,
+                 planner: UploadPlanner, seeder: RepoSeeder, *, max_inline_file: int, max_listed_files: int,
                  fields: InfoFields | None = None,
                  public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects, offload=offload)
@@ -70,6 +71,7 @@ class NativeAPI(HubBase):
         self.max_listed_files = max_listed_files
         self.planner = planner
         self.accounts_api = accounts_api
+        self.seeder = seeder
 
     def routes(self) -> list[ApiRoute]:
         # Account routes first: /api/v1/user and /api/v1/orgs/... would match the {types} patterns.
@@ -151,10 +153,14 @@ class NativeAPI(HubBase):
         assert owner is not None
         if self.repos.find(repo_type, owner.name, name) is not None:
             raise Conflict(f"{owner.name}/{name} already exists")
-        repo = self.repos.create(owner, name, repo_type, private=bool(body.get("private", False)))
+        # The first commit (.gitattributes), as the Hub and CSGHub make it: csghub-sdk clones the
+        # default branch right after creating the repository.
+        repo = await self.seeder.create(owner, name, repo_type, private=bool(body.get("private", False)),
+                                        author=who.name or owner.name)
         if isinstance(body.get("description"), str):
             repo = self.repo_rows.update(repo, description=body["description"])
-        return envelope(self._repo_json(request, repo), status=201)
+        # 200, as CSGHub answers (csghub-sdk takes any other status for a failure).
+        return envelope(self._repo_json(request, repo))
 
     def _ctx(self, request: web.Request, m: Match, needed: AccessLevel = AccessLevel.READ) -> RepoCtx:
         return self.lookup(request, self._type(m), m.params["ns"], m.params["name"], needed)

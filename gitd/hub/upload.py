@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 from typing import Any
@@ -16,6 +18,7 @@ from gitd.git.refname import check_revision
 from gitd.http.context import JSON_MAX, read_json
 from gitd.http.offload import Offload, check_deadline
 from gitd.http.routing import Match, Router
+from gitd.hub.attributes import SAMPLE_SIZE, LfsAttributes, looks_binary
 from gitd.hub.commit_request import (
     CommitHeader,
     CommitParser,
@@ -38,8 +41,20 @@ from gitd.store.redirects import Redirects
 
 log = logging.getLogger("gitd.hub")
 
-# Largest .gitignore read from the repository for preupload's shouldIgnore.
+# Largest .gitignore read from the repository for preupload's shouldIgnore, and .gitattributes
+# for its upload modes.
 IGNORE_MAX = 64 * 1024
+ATTRIBUTES_MAX = 64 * 1024
+
+
+def _sample(raw: Any) -> bytes | None:
+    """preupload's ``sample`` (base64 of a file's first bytes); None when missing or not base64."""
+    if not isinstance(raw, str) or not raw or len(raw) > 4 * SAMPLE_SIZE:
+        return None
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 class UploadPlanner:
@@ -48,16 +63,45 @@ class UploadPlanner:
     the LFS batch API, then an ``lfsFile`` commit line), whether the gitignore rules skip it,
     and what the revision holds at its path (the object id, or a directory)."""
 
-    def __init__(self, reader: RepoReader, view: FileView, *, regular_upload_max: int, max_paths: int = 10_000):
+    def __init__(self, reader: RepoReader, view: FileView, *, regular_upload_max: int, max_paths: int = 10_000,
+                 lfs_by_content: bool = True):
         self.reader = reader
         self.view = view
         self.regular_upload_max = regular_upload_max
         self.max_paths = max_paths
+        self.lfs_by_content = lfs_by_content
 
-    def upload_mode(self, size: int) -> str:
-        """Empty files are always regular. huggingface_hub 2.4 sends 'lfs' files to Xet unless
+    def upload_mode(self, size: int, path: str = "", sample: bytes | None = None,
+                    attributes: LfsAttributes | None = None) -> str:
+        """'lfs' or 'regular', as the Hub decides: empty files are regular; files over
+        ``regular_upload_max``, files the revision's .gitattributes sends through LFS (whatever
+        their size) and files whose sample looks binary are 'lfs' (with ``lfs_by_content`` off,
+        only the size counts). huggingface_hub 2.4 sends 'lfs' files to Xet unless
         HF_HUB_DISABLE_XET=1."""
-        return "lfs" if size > 0 and size > self.regular_upload_max else "regular"
+        if size <= 0:
+            return "regular"
+        if size > self.regular_upload_max:
+            return "lfs"
+        if not self.lfs_by_content:
+            return "regular"
+        if attributes is not None and attributes.is_lfs(path):
+            return "lfs"
+        if sample is not None and looks_binary(sample[:SAMPLE_SIZE], truncated=size > len(sample)):
+            return "lfs"
+        return "regular"
+
+    def _attributes(self, ctx: RepoCtx, commit: str | None) -> LfsAttributes | None:
+        """The LFS rules of the revision's root .gitattributes (None without one)."""
+        if commit is None or not self.lfs_by_content:
+            return None
+        entry = self.reader.entry(ctx.path, commit, ".gitattributes")
+        if entry is None or entry.kind != "file" or entry.pointer is not None:
+            return None
+        if entry.size > ATTRIBUTES_MAX:
+            log.warning("the .gitattributes of %s at %s is larger than %d bytes: not used for LFS decisions",
+                        ctx.repo.full_name, commit, ATTRIBUTES_MAX)
+            return None
+        return LfsAttributes(self.reader.read_blob(ctx.path, entry.oid).decode("utf-8", "replace"))
 
     def plan(self, ctx: RepoCtx, commit: str | None, files: list[Any], ignore_text: Any = None) -> list[dict[str, Any]]:
         """One dict per file: path, uploadMode, shouldIgnore, oid ("" for none), isDir (blocking,
@@ -73,6 +117,7 @@ class UploadPlanner:
                 except BadRequest as exc:  # the repository's own: used when it can be, never an error
                     log.warning("the .gitignore of %s at %s is not used: %s", ctx.repo.full_name, commit,
                                 exc.message)
+        attributes = self._attributes(ctx, commit)
         out = []
         for n, f in enumerate(files):
             if not isinstance(f, dict) or not isinstance(f.get("path"), str):
@@ -84,7 +129,8 @@ class UploadPlanner:
                 check_deadline()
             size = f.get("size", 0)
             size = size if isinstance(size, int) and size >= 0 else 0
-            item: dict[str, Any] = {"path": path, "uploadMode": self.upload_mode(size),
+            mode = self.upload_mode(size, path.strip("/"), _sample(f.get("sample")), attributes)
+            item: dict[str, Any] = {"path": path, "uploadMode": mode,
                                     "shouldIgnore": bool(ignore and ignore.ignored(path.strip("/"))),
                                     "oid": "", "isDir": False}
             entry = self.reader.entry(ctx.path, commit, path.strip("/")) if commit is not None and path else None

@@ -187,12 +187,49 @@ def test_commands_work_while_the_daemon_runs(daemon, git, tmp_path):
     ok("--data", str(daemon.data), "user", "add", name)
     token = ok("--data", str(daemon.data), "token", "create", name).strip()
     ok("--data", str(daemon.data), "repo", "create", f"{name}/fresh", "--type", "dataset", "--private")
-    work = git.init_work(tmp_path / "w")
-    git("push", daemon.repo_url(f"{name}/fresh", token=token, repo_type="dataset"), "main", cwd=work)
+    # The new repository has its first commit (a dataset's .gitattributes): clone it and push on top.
+    url = daemon.repo_url(f"{name}/fresh", token=token, repo_type="dataset")
+    git("clone", "-q", url, str(tmp_path / "w"))
+    work = tmp_path / "w"
+    assert "*.png filter=lfs" in (work / ".gitattributes").read_text()
+    git.commit(work, {"README.md": "hello\n"})
+    git("push", url, "main", cwd=work)
     ok("--data", str(daemon.data), "repo", "set", f"{name}/fresh", "--public")
     assert git.out("rev-parse", "HEAD", cwd=work) in git.out("ls-remote", daemon.repo_url(f"{name}/fresh",
                                                                                           repo_type="dataset"))
     assert "dataset" in ok("--data", str(daemon.data), "repo", "list", "--type", "dataset")
+
+
+def test_repo_create_makes_a_first_commit_and_empty_skips_it(daemon, git, tmp_path):
+    owner, token = daemon.user()
+    seeded, empty = f"{owner}/{unique('seeded')}", f"{owner}/{unique('empty')}"
+    assert "with a first commit" in ok("--data", str(daemon.data), "repo", "create", seeded)
+    assert "empty" in ok("--data", str(daemon.data), "repo", "create", empty, "--empty")
+    assert git.out("ls-remote", daemon.repo_url(empty)) == ""
+    log = git.out("ls-remote", daemon.repo_url(seeded))
+    assert "refs/heads/main" in log and "HEAD" in log
+    # A history of its own is unrelated to the first commit: git refuses the non-fast-forward
+    # (nothing changes); it goes into the empty repository as it is, and into the other one once
+    # merged (the policy plugin refuses a force-push to the default branch).
+    work = git.init_work(tmp_path / "w", {"a.txt": "a\n"})
+    refused = git("push", daemon.repo_url(seeded, token=token), "main", cwd=work, check=False)
+    assert refused.returncode != 0 and b"fetch first" in refused.stderr
+    head = git.out("rev-parse", "HEAD", cwd=work)
+    git("push", daemon.repo_url(empty, token=token), "main", cwd=work)
+    assert f"{head}\trefs/heads/main" in git.out("ls-remote", daemon.repo_url(empty))
+    git("pull", "-q", "--no-rebase", "--allow-unrelated-histories", "--no-edit", daemon.repo_url(seeded), "main",
+        cwd=work)
+    git("push", daemon.repo_url(seeded, token=token), "main", cwd=work)
+    merged = git.out("rev-parse", "HEAD", cwd=work)
+    assert f"{merged}\trefs/heads/main" in git.out("ls-remote", daemon.repo_url(seeded))
+    assert sorted(p.name for p in work.iterdir() if p.name != ".git") == [".gitattributes", "a.txt"]
+    # Spaces get a README whose card names the SDK.
+    space = f"{owner}/{unique('space')}"
+    ok("--data", str(daemon.data), "repo", "create", space, "--type", "space", "--sdk", "docker")
+    git("clone", "-q", daemon.repo_url(space, repo_type="space"), str(tmp_path / "s"))
+    assert "sdk: docker" in (tmp_path / "s" / "README.md").read_text()
+    code, _, err = daemon.cli("repo", "create", f"{owner}/{unique('m')}", "--sdk", "docker", check=False)
+    assert code != 0 and "--sdk is for spaces" in err
 
 
 def test_repo_delete_removes_the_repository_and_its_data(daemon, git, tmp_path):
@@ -211,5 +248,5 @@ def test_repo_delete_removes_the_repository_and_its_data(daemon, git, tmp_path):
     gone = git("ls-remote", daemon.repo_url(repo, token=token, repo_type="code"), check=False)
     assert gone.returncode != 0 and b"not found" in gone.stderr
     # The name can be used again, for a new, empty repository.
-    daemon.cli("repo", "create", repo, "--type", "code")
+    daemon.cli("repo", "create", repo, "--type", "code", "--empty")
     assert git.out("ls-remote", daemon.repo_url(repo, token=token, repo_type="code")) == ""

@@ -35,7 +35,7 @@ def test_the_example_plugin_works_as_documented(tmp_path_factory, git: Git, tmp_
         user, token = d.user()
         _, other_token = d.user()
         repo = f"{user}/{unique('ex')}"
-        d.cli("repo", "create", repo)
+        d.cli("repo", "create", repo, "--empty")
         url = d.repo_url(repo, token=token)
 
         work = git.init_work(tmp_path / "w", {"a.txt": "a\n", "b.txt": "b\n"}, message="Initial import")

@@ -222,7 +222,7 @@ def test_repo_created_and_deleted_by_the_cli_reach_plugins_as_jobs(hooked):
     user, _ = hooked.daemon.user()
     name = unique("life")
     full = f"{user}/{name}"
-    hooked.daemon.cli("repo", "create", full, "--type", "dataset")
+    hooked.daemon.cli("repo", "create", full, "--type", "dataset", "--empty")
     [created] = wait_for(lambda: hooked.records("created", full_name=full), what="repo created record")
     assert created["type"] == "dataset" and created["path_exists"] is True
     assert created["thread"].startswith("gitd-job-")

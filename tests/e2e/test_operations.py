@@ -76,7 +76,7 @@ def test_sigterm_lets_an_inflight_clone_finish_then_exits_cleanly(make_daemon, g
     d.cli("user", "add", "ops")
     _, token, _ = d.cli("token", "create", "ops")
     token = token.strip()
-    d.cli("repo", "create", "ops/big")
+    d.cli("repo", "create", "ops/big", "--empty")
     work = tmp_path / "w"
     work.mkdir()
     git("init", "-q", "-b", "main", cwd=work)
@@ -132,7 +132,7 @@ def test_sigterm_during_a_real_clone_finishes_or_fails_cleanly(make_daemon, git,
     d = make_daemon()
     d.cli("user", "add", "ops")
     _, token, _ = d.cli("token", "create", "ops")
-    d.cli("repo", "create", "ops/r")
+    d.cli("repo", "create", "ops/r", "--empty")
     work = git.init_work(tmp_path / "w", {"a.bin": os.urandom(4 * 1024 * 1024)})
     git("push", "-q", d.repo_url("ops/r", token=token.strip()), "main", cwd=work)
     clone = tmp_path / "c"

@@ -1,7 +1,9 @@
 """Fixtures for the Hub API tests: the pinned huggingface_hub / transformers / datasets clients,
 pointed at the session's gitd daemon.
 
-The clients read HF_ENDPOINT and their cache directories once, at import time, so
+Uploads go through Git LFS (HF_HUB_DISABLE_XET=1, as the README asks); tests of a client
+with Xet enabled undo that themselves. The clients read HF_ENDPOINT and their cache
+directories once, at import time, so
 besides the environment the fixture also sets the module constants they already read
 (for the whole session, then restores them).
 """
@@ -50,6 +52,9 @@ def hub(daemon: Daemon, tmp_session: Path) -> Iterator[HubClients]:
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "DISABLE_SAFETENSORS_CONVERSION": "1",
         "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+        # What the README asks of every uploading machine: gitd does not speak Xet, and
+        # preupload answers "lfs" for binary and LFS-tracked files whatever their size.
+        "HF_HUB_DISABLE_XET": "1",
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
@@ -64,6 +69,7 @@ def hub(daemon: Daemon, tmp_session: Path) -> Iterator[HubClients]:
         mp.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
         mp.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
         mp.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
         try:
             import datasets.config as dconfig
         except ImportError:  # pragma: no cover - datasets is in the test extra

@@ -78,7 +78,7 @@ def test_owner_reads_with_precise_errors(hub, private_repo, tmp_path):
 def test_read_token_cannot_write(hub, daemon, private_repo):
     _, read_token, _ = daemon.cli("token", "create", private_repo["owner"], "--scope", "read", "--name", unique("r"))
     reader = hub.api(read_token.strip())
-    assert reader.list_repo_files(private_repo["repo"]) == ["secret.txt"]
+    assert reader.list_repo_files(private_repo["repo"]) == [".gitattributes", "secret.txt"]
     assert reader.whoami()["auth"]["accessToken"]["role"] == "read"
     with pytest.raises(HfHubHTTPError) as exc:
         reader.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=private_repo["repo"])

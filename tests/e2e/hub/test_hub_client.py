@@ -105,7 +105,7 @@ def test_download_by_branch_tag_and_sha(hub, seeded, tmp_path):
     assert (full / "README.md").read_text() == README
     main = Path(snapshot_download(repo, allow_patterns="*.json", endpoint=hub.url, cache_dir=tmp_path / "c3"))
     assert main.name == seeded["head"] and [p.name for p in main.iterdir()] == ["config.json"]
-    assert api.list_repo_files(repo, revision="v1.0") == ["README.md", "config.json", "sub/a.txt",
+    assert api.list_repo_files(repo, revision="v1.0") == [".gitattributes", "README.md", "config.json", "sub/a.txt",
                                                           "sub/deep/b.bin"]
 
 
@@ -113,7 +113,7 @@ def test_tree_paths_info_and_oids(hub, seeded):
     repo, api = seeded["repo"], seeded["api"]
     top = list(api.list_repo_tree(repo))
     assert [(type(e).__name__, e.path) for e in top] == [
-        ("RepoFile", "README.md"), ("RepoFile", "config.json"), ("RepoFolder", "sub")]
+        ("RepoFile", ".gitattributes"), ("RepoFile", "README.md"), ("RepoFile", "config.json"), ("RepoFolder", "sub")]
     files = {e.path: e for e in api.list_repo_tree(repo, recursive=True) if type(e).__name__ == "RepoFile"}
     assert files["config.json"].blob_id == git_blob_sha1(b'{"v": 2}\n')
     assert files["sub/deep/b.bin"].size == 256 * 40
@@ -136,7 +136,7 @@ def test_tree_pagination_follows_absolute_links(hub):
     api.create_commit(repo, operations=ops, commit_message="sixty files")
     # expand=True pages by 50 entries, so the client must follow the Link header once.
     listed = list(api.list_repo_tree(repo, expand=True))
-    assert [e.path for e in listed] == [f"f{i:03d}.txt" for i in range(60)]
+    assert [e.path for e in listed] == [".gitattributes"] + [f"f{i:03d}.txt" for i in range(60)]
     assert all(e.last_commit is not None for e in listed)
 
 
@@ -179,7 +179,8 @@ def test_refs_branches_tags_and_commits(hub, seeded):
     commits = api.list_repo_commits(repo)
     assert [c.commit_id for c in commits][:2] == [seeded["head"], seeded["v1"]]
     assert commits[0].title == "Upload config.json with huggingface_hub"
-    assert commits[-1].title == "add folder" and commits[0].authors == [seeded["user"]]
+    assert commits[-2].title == "add folder" and commits[0].authors == [seeded["user"]]
+    assert commits[-1].title == "initial commit"  # create_repo's, as on the Hub
     assert [c.commit_id for c in api.list_repo_commits(repo, revision="v1.0")] == [c.commit_id for c in commits[1:]]
 
 
@@ -191,7 +192,7 @@ def test_delete_file_and_parent_commit(hub):
     first = api.create_commit(repo, commit_message="two", operations=[
         CommitOperationAdd("x/one.txt", b"1"), CommitOperationAdd("x/two.txt", b"2"), CommitOperationAdd("keep", b"k")])
     api.delete_file("x/one.txt", repo)
-    assert api.list_repo_files(repo) == ["keep", "x/two.txt"]
+    assert api.list_repo_files(repo) == [".gitattributes", "keep", "x/two.txt"]
     with pytest.raises(EntryNotFoundError):
         api.delete_file("x/one.txt", repo)
     with pytest.raises(HfHubHTTPError) as stale:
@@ -201,7 +202,7 @@ def test_delete_file_and_parent_commit(hub):
     head = api.model_info(repo).sha
     api.create_commit(repo, commit_message="rm folder", parent_commit=head,
                       operations=[CommitOperationDelete("x/")])
-    assert api.list_repo_files(repo) == ["keep"]
+    assert api.list_repo_files(repo) == [".gitattributes", "keep"]
 
 
 def test_model_info_card_and_search(hub, seeded):
@@ -224,7 +225,7 @@ def test_model_info_card_and_search(hub, seeded):
     api.create_repo(ds, repo_type="dataset")
     api.upload_file(path_or_fileobj=b"a,b\n1,2\n", path_in_repo="data.csv", repo_id=ds, repo_type="dataset")
     dinfo = api.dataset_info(ds)
-    assert [s.rfilename for s in dinfo.siblings] == ["data.csv"] and len(dinfo.sha) == 40
+    assert [s.rfilename for s in dinfo.siblings] == [".gitattributes", "data.csv"] and len(dinfo.sha) == 40
     assert [d.id for d in api.list_datasets(author=seeded["user"])] == [ds]
 
 
@@ -291,7 +292,7 @@ def test_create_pr_commits_to_refs_pr(hub):
     assert [p.ref for p in refs.pull_requests] == ["refs/pr/1"]
     details = api.get_discussion_details(repo, 1)
     assert details.is_pull_request and details.target_branch == "refs/heads/main"
-    assert api.list_repo_files(repo, revision="refs/pr/1") == ["f.txt", "g.txt"]
+    assert api.list_repo_files(repo, revision="refs/pr/1") == [".gitattributes", "f.txt", "g.txt"]
 
 
 def test_upload_folder_as_pull_request(hub, tmp_path):
@@ -304,6 +305,6 @@ def test_upload_folder_as_pull_request(hub, tmp_path):
     (tmp_path / "extra.txt").write_bytes(b"new")
     info = api.upload_folder(folder_path=tmp_path, repo_id=repo, create_pr=True, commit_message="propose")
     assert info.pr_revision == "refs/pr/1"
-    assert api.list_repo_files(repo) == ["w.txt"]
-    assert api.list_repo_files(repo, revision="refs/pr/1") == ["extra.txt", "w.txt"]
+    assert api.list_repo_files(repo) == [".gitattributes", "w.txt"]
+    assert api.list_repo_files(repo, revision="refs/pr/1") == [".gitattributes", "extra.txt", "w.txt"]
     assert [d.num for d in api.get_repo_discussions(repo)] == [1]

@@ -56,22 +56,23 @@ def test_concurrent_api_commits_never_lose_each_other(hub):
     with ThreadPoolExecutor(8) as pool:
         oids = list(pool.map(commit, range(16)))
     assert len(set(oids)) == 16
-    assert sorted(api.list_repo_files(repo)) == sorted(["base.txt", *[f"f{i}.txt" for i in range(16)]])
+    assert sorted(api.list_repo_files(repo)) == sorted([".gitattributes", "base.txt",
+                                                        *[f"f{i}.txt" for i in range(16)]])
     history = [c.commit_id for c in api.list_repo_commits(repo)]
-    assert set(oids) <= set(history) and len(history) == 17  # base + 16, one straight line
+    assert set(oids) <= set(history) and len(history) == 18  # initial + base + 16, one straight line
 
 
 def test_policy_applies_to_api_commits(make_daemon, tmp_path):
-    d = make_daemon(settings={"plugins.policy.max_blob_size": "1KiB"})
+    d = make_daemon(settings={"plugins.policy.max_blob_size": "2KiB"})
     user, token = d.user()
     api = HfApi(endpoint=d.url, token=token)
     repo = f"{user}/{unique('pol')}"
     api.create_repo(repo)
     api.upload_file(path_or_fileobj=b"small", path_in_repo="ok.txt", repo_id=repo)
     with pytest.raises(HfHubHTTPError) as exc:
-        api.upload_file(path_or_fileobj=b"x" * 4096, path_in_repo="big.bin", repo_id=repo)
-    assert exc.value.response.status_code == 403 and "big.bin" in str(exc.value)
-    assert api.list_repo_files(repo) == ["ok.txt"]
+        api.upload_file(path_or_fileobj=b"x" * 4096, path_in_repo="big.txt", repo_id=repo)
+    assert exc.value.response.status_code == 403 and "big.txt" in str(exc.value)
+    assert api.list_repo_files(repo) == [".gitattributes", "ok.txt"]
     # the default branch is protected from deletion through the API as well
     with pytest.raises(HfHubHTTPError):
         api.delete_branch(repo, branch="main")

@@ -59,10 +59,17 @@ def get(url: str, token: str | None = None) -> tuple[int, object]:
 
 
 def tagged(api: HfApi, repo: str, *, repo_type: str = "model", key: str = "metadataFlags"):
-    """The info answer once the repository's metadata job has run (its flags field is there)."""
+    """The info answer once the repository's metadata job has run on its head (its flags field
+    is there, and the metadata route names the head: the first commit's job runs too)."""
     info = api.model_info if repo_type == "model" else api.dataset_info
-    return wait_for(lambda: (lambda i: i if getattr(i, key, None) is not None else None)(info(repo)),
-                    timeout=60, what=f"{repo} tagged")
+
+    def ready():
+        status, meta = get(f"{api.endpoint}/api/{repo_type}s/{repo}/metadata", api.token)
+        i = info(repo)  # read after the metadata: it holds at least what the metadata says
+        done = status == 200 and isinstance(meta, dict) and meta.get("commit") == i.sha
+        return i if done and getattr(i, key, None) is not None else None
+
+    return wait_for(ready, timeout=60, what=f"{repo} tagged")
 
 
 def write(folder: Path, files: dict[str, bytes | str]) -> Path:
@@ -135,7 +142,7 @@ def test_a_gguf_model_pushed_with_git_lfs(md, git: Git, tmp_path):
     d = md.daemon
     user, token = d.user()
     repo = f"{user}/{unique('gguf')}"
-    d.cli("repo", "create", repo)
+    d.cli("repo", "create", repo, "--empty")
     data = gguf_bytes(context_length=2048)
     work = lfs_work(lfs_git(git), tmp_path / "w", {"model-Q4_K_M.gguf": data,
                                                    "README.md": b"---\nlicense: llama3\nbase_model: meta/llama\n---\n"},

@@ -47,8 +47,13 @@ def test_head_resolve_headers(hub, repo):
                                  {"Accept-Encoding": "identity"})
     assert status == 200 and body == b""
     assert headers["X-Repo-Commit"] == repo["sha"]
-    assert headers["ETag"] == '"{}"'.format(hashlib.sha1(b"blob 1024\0" + DATA).hexdigest())
+    # *.bin is in the first commit's .gitattributes: the file went to LFS, small as it is, and its
+    # ETag is the LFS oid, as the Hub answers.
+    assert headers["ETag"] == headers["X-Linked-Etag"] == f'"{hashlib.sha256(DATA).hexdigest()}"'
     assert headers["Content-Length"] == "1024"
+    status, headers, _ = call(hub.url, "HEAD", f"/{repo['name']}/resolve/main/README.md",
+                              {"Accept-Encoding": "identity"})
+    assert status == 200 and headers["ETag"] == '"{}"'.format(hashlib.sha1(b"blob 5\0# hi\n").hexdigest())
     assert not [h for h in headers if h.lower().startswith("x-xet")]
     assert "xet" not in headers.get("Link", "")
 
@@ -135,8 +140,8 @@ def test_xet_is_never_offered(hub, repo):
                            {"Authorization": f"Bearer {repo['token']}", "Content-Type": "application/json"},
                            json.dumps({"files": [{"path": "big.bin", "size": 5 << 30, "sample": ""},
                                                  {"path": "README.md", "size": 5, "sample": ""},
-                                                 {"path": "at-limit.bin", "size": 10_000_000, "sample": ""},
-                                                 {"path": "over.bin", "size": 10_000_001, "sample": ""},
+                                                 {"path": "at-limit.txt", "size": 10_000_000, "sample": ""},
+                                                 {"path": "over.txt", "size": 10_000_001, "sample": ""},
                                                  {"path": "empty.bin", "size": 0, "sample": ""}]}).encode())
     files = json.loads(body)["files"]
     # [hub] regular_upload_max = 10MB: inline up to it, Git LFS above (the client must disable Xet)
@@ -171,7 +176,7 @@ def test_empty_repository_lists_as_empty(hub):
     user, token = hub.user()
     api = hub.api(token)
     name = f"{user}/{unique('empty')}"
-    api.create_repo(name)
+    hub.daemon.cli("repo", "create", name, "--empty")  # (create_repo makes a first commit, as on the Hub)
     assert api.list_repo_files(name) == []
     assert api.get_paths_info(name, ["README.md"]) == []
     assert api.model_info(name).sha is None
