@@ -158,6 +158,23 @@ def lfs_storage_ctx(parts: Parts) -> CleanupCtx:
     return ctx
 
 
+def plugin_lifecycle_ctx(parts: Parts) -> CleanupCtx:
+    """Plugins' ``gitd_daemon_started`` / ``gitd_daemon_stopping`` hooks (API 1.2), on a thread."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        plugins = parts.plugins
+        await asyncio.to_thread(plugins.collect, "gitd_daemon_started")
+        yield
+        timeout = parts.config.get_float("plugins.stop_timeout")
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.to_thread(plugins.collect, "gitd_daemon_stopping")
+        except TimeoutError:
+            log.error("plugins took more than %.0fs to stop; stopping anyway", timeout)
+
+    return ctx
+
+
 def make_app(parts: Parts) -> web.Application:
     app = parts.http_app()
     app[LISTENERS] = {}
@@ -175,7 +192,8 @@ def make_app(parts: Parts) -> web.Application:
                           lambda: int(not health.down))
     metrics.add_gauge("gitd_disk_low", "1 while free space is under [server] min_free_space (writes refused).",
                       lambda: int(disk.low() is not None))
-    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, periodic_ctx, ssh_server_ctx):
+    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, periodic_ctx,
+                     plugin_lifecycle_ctx, ssh_server_ctx):
         app.cleanup_ctx.append(resource(parts))
     return app
 
