@@ -25,7 +25,7 @@ from gitd.errors import BadRequest, Forbidden, GitdError, NotFound, Unauthorized
 from gitd.http.context import PRINCIPAL, read_limited
 from gitd.http.offload import Offload
 from gitd.http.routing import Match
-from gitd.hub.gitread import RepoReader
+from gitd.hub.gitread import RepoReader, RevisionNotFound
 from gitd.names import TYPE_PREFIX, is_valid_name
 from gitd.plugins.events import RepoInfo
 from gitd.repos import RepoService
@@ -131,6 +131,13 @@ class WebCore:
         return who.account
 
     # -- repositories ----------------------------------------------------------------------------
+    def resolve(self, page: RepoPage, rev: str) -> str:
+        """The commit ``rev`` names in the page's repository; a 404 page when it names none."""
+        try:
+            return self.reader.resolve(page.path, rev)
+        except RevisionNotFound:
+            raise NotFound(f"{page.repo.full_name} has no branch, tag or commit {rev[:100]!r}") from None
+
     def repo(self, request: web.Request, m: Match, needed: AccessLevel = AccessLevel.READ) -> RepoPage:
         assert m.repo is not None
         return self.find_repo(request, m.repo.type, m.repo.namespace, m.repo.name, needed)

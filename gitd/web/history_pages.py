@@ -14,7 +14,7 @@ from gitd.git.refname import check_branch_name, check_ref_component_rules
 from gitd.git.refs import RefConflict
 from gitd.hooks.chain import HookChain
 from gitd.http.routing import Match, Router
-from gitd.hub.gitread import SHA_RE, RevisionNotFound
+from gitd.hub.gitread import SHA_RE
 from gitd.plugins.events import ZERO_OID, RefUpdate
 from gitd.plugins.view import RepoViews
 from gitd.web.core import RepoPage, WebCore, page_handler
@@ -48,12 +48,6 @@ class HistoryPages:
     def _base(self, request: web.Request, page: RepoPage, **values: Any) -> dict[str, Any]:
         return {"page": page, "repo": page.repo, "tabs": self.core.repo_tabs(request, page, "commits"), **values}
 
-    def _resolve(self, page: RepoPage, rev: str) -> str:
-        try:
-            return self.core.reader.resolve(page.path, rev)
-        except RevisionNotFound:
-            raise NotFound(f"{page.repo.full_name} has no branch, tag or commit {rev[:100]!r}")
-
     @page_handler
     async def commits(self, request: web.Request, m: Match) -> web.StreamResponse:
         page = self.core.repo(request, m)
@@ -65,7 +59,7 @@ class HistoryPages:
         size = self.core.settings.commits_page
 
         def build() -> dict[str, Any]:
-            commit = self._resolve(page, rev)
+            commit = self.core.resolve(page, rev)
             items, more = [], False
             for n, c in enumerate(self.core.reader.log(page.path, commit)):
                 if n < p * size:
@@ -89,7 +83,7 @@ class HistoryPages:
         s = self.core.settings
 
         def build() -> dict[str, Any]:
-            sha = self._resolve(page, rev)
+            sha = self.core.resolve(page, rev)
             c = self.core.reader.commit(page.path, sha)
             parent = str(c.parent_ids[0]) if c.parent_ids else None
             view = self.views.open(page.info, repository=self.core.reader.open(page.path))

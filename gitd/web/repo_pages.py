@@ -16,7 +16,7 @@ from gitd.http.context import base_url
 from gitd.http.routing import Match, Router
 from gitd.hub.bounded_cache import BoundedCache
 from gitd.hub.files import FileView, HubFiles
-from gitd.hub.gitread import Entry, RevisionNotFound
+from gitd.hub.gitread import Entry
 from gitd.hub.info import CardCache
 from gitd.plugins.fields import InfoFields
 from gitd.web.blobs import decode, read_head
@@ -110,12 +110,6 @@ class RepoPages:
         return await self.core.page(request, "repo/card.html", build)
 
     # -- the tree ------------------------------------------------------------------------------
-    def _resolve(self, page: RepoPage, rev: str) -> str:
-        try:
-            return self.core.reader.resolve(page.path, rev)
-        except RevisionNotFound:
-            raise NotFound(f"{page.repo.full_name} has no branch, tag or commit {rev[:100]!r}")
-
     @page_handler
     async def tree(self, request: web.Request, m: Match) -> web.StreamResponse:
         page = self.core.repo(request, m)
@@ -175,7 +169,7 @@ class RepoPages:
 
         def build() -> dict[str, Any]:
             reader = self.core.reader
-            commit = self._resolve(page, rev)
+            commit = self.core.resolve(page, rev)
             entry = reader.entry(page.path, commit, file_path) if file_path else None
             if entry is None:
                 raise NotFound(f"no file {file_path[:200]!r} at {rev[:100]!r}")
@@ -222,7 +216,7 @@ class RepoPages:
         page = self.core.repo(request, m)
         rev, file_path = m.params["rev"], m.params["path"].strip("/")
         reader = self.core.reader
-        commit = self._resolve(page, rev)
+        commit = self.core.resolve(page, rev)
         entry = reader.entry(page.path, commit, file_path) if file_path else None
         if entry is None or entry.kind != "file":
             raise NotFound(f"no file {file_path[:200]!r} at {rev[:100]!r}")

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gitd import PluginContext, PluginError, PushRejected, RefConflict, RefUpdate, RepoInfo
+from gitd import GitCommand, PluginContext, PluginError, PushRejected, RefConflict, RefUpdate, RepoInfo
 
 from . import gitrepo, gitrun, hubsource
 from .gitrepo import ZERO
@@ -206,12 +206,8 @@ class PullSync:
     def _protocols(self, remote: Remote) -> tuple[str, ...]:
         return (remote.scheme,)
 
-    def _fetch(self, remote: Remote, staging: Path, access: GitAccess) -> None:
-        refspecs = [f"+{p}*:{p}*" for p in (p if p.endswith("/") else p + "/" for p in self.mirror.refs)]
-        args = ["fetch", "--atomic", "--prune", "--no-tags", "--no-write-fetch-head", "--no-show-forced-updates",
-                "--no-auto-maintenance", "--progress", remote.url, *refspecs]
-        cmd = self.context.git_command(args, git_dir=staging, env={**access.env, **self._objects_env()},
-                                       protocols=self._protocols(remote))
+    def _transfer(self, cmd: GitCommand) -> None:
+        """Run a fetch or clone within what is left of the sync's time, recording its progress."""
         self._progress("fetching", force=True)
         remaining = max(1.0, self.options.timeout - (time.monotonic() - self.started))
         try:
@@ -221,6 +217,14 @@ class PullSync:
         except gitrun.TransferFailed as exc:
             raise SyncError(str(exc)) from None
         self.result.update(objects=transfer.objects, bytes=transfer.bytes)
+
+    def _fetch(self, remote: Remote, staging: Path, access: GitAccess) -> None:
+        refspecs = [f"+{p}*:{p}*" for p in (p if p.endswith("/") else p + "/" for p in self.mirror.refs)]
+        args = ["fetch", "--atomic", "--prune", "--no-tags", "--no-write-fetch-head", "--no-show-forced-updates",
+                "--no-auto-maintenance", "--progress", remote.url, *refspecs]
+        cmd = self.context.git_command(args, git_dir=staging, env={**access.env, **self._objects_env()},
+                                       protocols=self._protocols(remote))
+        self._transfer(cmd)
 
     def _clone(self, remote: Remote, staging: Path, access: GitAccess) -> None:
         """The first fetch: a bare clone into the staging area, objects into the repository's
@@ -238,16 +242,11 @@ class PullSync:
         args = ["clone", "--template=", "--progress", *shape, remote.url, str(temp)]
         cmd = self.context.git_command(args, git_dir=None, env={**access.env, **self._objects_env()},
                                        protocols=self._protocols(remote))
-        self._progress("fetching", force=True)
-        remaining = max(1.0, self.options.timeout - (time.monotonic() - self.started))
         try:
-            transfer = gitrun.run(cmd, timeout=remaining, stall=self.options.stall, what="fetching",
-                                  pid_file=self._pid_file(),
-                                  on_progress=lambda t: self._progress("fetching", objects=t.objects, bytes=t.bytes))
-        except gitrun.TransferFailed as exc:
+            self._transfer(cmd)
+        except SyncError:
             shutil.rmtree(temp, ignore_errors=True)
-            raise SyncError(str(exc)) from None
-        self.result.update(objects=transfer.objects, bytes=transfer.bytes)
+            raise
         temp.rename(staging)
 
     def _keep_known_hosts(self, access: GitAccess) -> None:
