@@ -63,3 +63,25 @@ def test_git_clone_and_push_through_csghubs_url_layout(hub, git, tmp_path):
     git.commit(tmp_path / "w", {"b.txt": "b\n"})
     git("push", "-q", url, "main", cwd=tmp_path / "w")
     assert hub.api(token).list_repo_files(repo) == [".gitattributes", "b.txt"]
+
+
+@pytest.mark.parametrize("repo_type", ["model", "dataset"])
+def test_csghub_repository_upload_creates_clones_and_pushes(hub, repo_type, tmp_path, monkeypatch):
+    from pycsghub.repository import Repository
+
+    monkeypatch.chdir(tmp_path)
+    user, token = hub.user()
+    folder = tmp_path / "up"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("a\n")
+    (folder / "w.safetensors").write_bytes(bytes(range(256)) * 64)
+    repo = f"{user}/{unique('sdk')}"
+    Repository(repo_id=repo, upload_path=str(folder), token=token, endpoint=hub.url, repo_type=repo_type,
+               work_dir=str(tmp_path / "work")).upload()
+    api = hub.api(token)
+    files = {e.path: e for e in api.list_repo_tree(repo, repo_type=repo_type, recursive=True)
+             if type(e).__name__ == "RepoFile"}
+    assert "sub/a.txt" in files and "w.safetensors" in files and ".gitattributes" in files
+    assert files["w.safetensors"].lfs is not None and files["w.safetensors"].lfs.size == 256 * 64
+    assert api.repo_info(repo, repo_type=repo_type).private is True  # the SDK creates private repositories
+    assert hub.api().repo_exists(repo, repo_type=repo_type) is False
