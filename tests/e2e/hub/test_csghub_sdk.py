@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -85,3 +88,27 @@ def test_csghub_repository_upload_creates_clones_and_pushes(hub, repo_type, tmp_
     assert files["w.safetensors"].lfs is not None and files["w.safetensors"].lfs.size == 256 * 64
     assert api.repo_info(repo, repo_type=repo_type).private is True  # the SDK creates private repositories
     assert hub.api().repo_exists(repo, repo_type=repo_type) is False
+
+
+def csghub_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).parent / "csghub-cli"), *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "CSGHUB_DISABLE_XNET": "true"})
+
+
+@pytest.mark.parametrize("kind", ["inference", "finetune"])
+def test_csghub_cli_inference_and_finetune_answer(hub, kind):
+    user, token = hub.user()
+    _, other = hub.user()
+    listed = csghub_cli(kind, "list", "-u", user, "-k", token, "-e", hub.url)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[0].split() == ["ID", "Name", "Model", "Status"]
+    assert len(listed.stdout.splitlines()) == 2  # the header and its rule: no instances yet
+    assert csghub_cli(kind, "list", "-u", user, "-k", other, "-e", hub.url).returncode != 0  # not theirs
+    repo = f"{user}/{unique('run')}"
+    hub.api(token).create_repo(repo)
+    for action in ("start", "stop"):
+        done = csghub_cli(kind, action, repo, "7", "-k", token, "-e", hub.url)
+        out = done.stdout + done.stderr
+        # finetune prints the answer (the message); inference start first GETs the instance and
+        # stops at its 404
+        assert "instance 7 does not exist" in out or "404 Client Error" in out, (action, out)
