@@ -7,6 +7,7 @@ import http.client
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -79,3 +80,18 @@ def test_gating_and_unknown_settings_are_refused(hub):
     with pytest.raises(urllib.error.HTTPError) as raw:
         urllib.request.urlopen(req, timeout=30)
     assert raw.value.code == 400 and b"discussionsDisabled" in raw.value.read()
+
+
+def test_short_commit_shas_are_revisions(hub, tmp_path):
+    user, token = hub.user()
+    api = hub.api(token)
+    repo = f"{user}/{unique('short')}"
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=b"one", path_in_repo="f.txt", repo_id=repo)
+    first = api.model_info(repo).sha
+    api.upload_file(path_or_fileobj=b"two", path_in_repo="f.txt", repo_id=repo)
+    short = first[:7]
+    assert api.model_info(repo, revision=short).sha == first
+    assert Path(hf_hub_download(repo, "f.txt", revision=short, token=token, cache_dir=tmp_path)).read_bytes() == b"one"
+    assert [e.path for e in api.list_repo_tree(repo, revision=short)] == [".gitattributes", "f.txt"]
+    assert api.revision_exists(repo, "0000000") is False
