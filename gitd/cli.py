@@ -127,6 +127,20 @@ def cmd_user_list(args: argparse.Namespace) -> None:
                                            for u in s.accounts.list("user")])
 
 
+def cmd_user_passwd(args: argparse.Namespace) -> None:
+    from gitd.access.passwords import Passwords
+    from gitd.cli_passwd import PasswordInputError, read_password
+
+    s = _parts(args)
+    user = s.accounts.get(args.name, "user")
+    try:
+        password = read_password(args.stdin)
+    except PasswordInputError as exc:
+        raise CLIError(str(exc))
+    Passwords(s.accounts).set(user, password)
+    print(f"password set for {user.name}")
+
+
 def cmd_token_create(args: argparse.Namespace) -> None:
     s = _parts(args)
     user = s.accounts.get(args.user, "user")
@@ -240,11 +254,10 @@ def cmd_repo_set(args: argparse.Namespace) -> None:
 def cmd_jobs_list(args: argparse.Namespace) -> None:
     s = _parts(args)
     jobs = s.jobs.list(state="failed" if args.failed else None, limit=args.limit)
-    _table([("ID", "STATE", "HOOK", "PLUGIN", "REPO", "ATTEMPTS", "UPDATED", "ERROR")]
+    _table([("ID", "STATE", "HOOK", "PLUGIN", "REPO", "ATTEMPTS", "UPDATED", "PROGRESS", "ERROR")]
            + [(j.id, j.state, j.hook.removeprefix("gitd_"), "(all)" if j.plugin == ALL_PLUGINS else j.plugin,
-               j.repo_id or "-",
-               f"{j.attempts}/{j.max_attempts}", j.updated_at, (j.last_error or "").splitlines()[-1:][0]
-               if j.last_error else "") for j in jobs])
+               j.repo_id or "-", f"{j.attempts}/{j.max_attempts}", j.updated_at, j.progress or "",
+               (j.last_error or "").splitlines()[-1:][0] if j.last_error else "") for j in jobs])
 
 
 def cmd_jobs_retry(args: argparse.Namespace) -> None:
@@ -266,7 +279,7 @@ def cmd_lfs_gc(args: argparse.Namespace) -> None:
     for oid in report.deleted:
         print(f"{verb} {oid}")
     for oid in report.orphans:
-        print(f"deleted unrecorded {oid}")
+        print(f"{verb} unrecorded {oid}")
     print(f"{verb} {len(report.deleted)} unreferenced object(s), {report.deleted_bytes} bytes; "
           f"{len(report.orphans)} unrecorded object(s); {report.incomplete} abandoned upload(s)")
 
@@ -328,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", action="store_true", help="make the user a site admin")
     p.add_argument("--email")
     leaf(users, "list", cmd_user_list, "list users")
+    from gitd.cli_passwd import add_passwd_command
+
+    add_passwd_command(users, leaf, cmd_user_passwd)
 
     tokens = group("token", "manage API tokens")
     p = leaf(tokens, "create", cmd_token_create, "create a token and print it (it is stored hashed)")
@@ -397,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p = leaf(jobs, "retry", cmd_jobs_retry, "queue a job again")
     p.add_argument("id", type=int)
+
+    from gitd.ops import commands as ops_commands  # backup, restore, doctor, maintenance
+
+    ops_commands.register(sub, leaf, group, _parts)
     return parser
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitd.access.auth import Authenticator
@@ -46,15 +47,20 @@ if TYPE_CHECKING:
     from gitd.http.routing import Router
     from gitd.http.rpc_body import BodyLimits
     from gitd.hub.commits import CommitWriter
+    from gitd.hub.files import HubFiles
     from gitd.hub.gitread import RepoReader
     from gitd.hub.seed import RepoSeeder
     from gitd.jobs.workers import JobWorkers
     from gitd.lfs.service import LfsService
     from gitd.limits.connections import ConnectionLimiter
     from gitd.limits.rates import RateLimits
+    from gitd.ops.diskspace import DiskSpace
+    from gitd.ops.scheduler import Periodic
     from gitd.plugins.view import RepoViews
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
+    from gitd.store.lastused import LastUsed
+    from gitd.web.site import WebSite
 
 
 class Parts:
@@ -69,9 +75,16 @@ class Parts:
     # -- the store and accounts ------------------------------------------------------------------
     @cached_property
     def store(self) -> Store:
-        store = Store(self.data.db_file)
+        store = Store(self.data.db_file, busy_timeout=self.config.get_float("database.busy_timeout"))
         store.migrate()
         return store
+
+    @cached_property
+    def last_used(self) -> LastUsed:
+        """When tokens were last used: written in the background, never on a request's path."""
+        from gitd.store.lastused import LastUsed
+
+        return LastUsed(self.store)
 
     @cached_property
     def accounts(self) -> Accounts:
@@ -83,7 +96,8 @@ class Parts:
 
     @cached_property
     def auth(self) -> Authenticator:
-        return Authenticator(self.accounts, self.data.secret_key_file.read_bytes(), clock=self.clock)
+        return Authenticator(self.accounts, self.data.secret_key_file.read_bytes(), clock=self.clock,
+                             record_use=self.last_used.token_used)
 
     @cached_property
     def access(self) -> Access:
@@ -121,8 +135,16 @@ class Parts:
             return RepoWriter(repo, apply=apply_through(self.portal, self.chain), lfs=self.lfs, portal=self.portal,
                               author=plugin)
 
+        def cache_dir(name: str) -> Path:
+            path = self.data.plugin_dir(name)
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+
+        def progress(text: str) -> bool:
+            return self.jobs.report_progress(text)
+
         return PluginServices(storage=storage, views=lambda: self.views, submit=submit, find_repo=find_repo,
-                              list_repos=list_repos, writer=writer)
+                              list_repos=list_repos, writer=writer, cache_dir=cache_dir, progress=progress)
 
     @cached_property
     def portal(self) -> Portal:
@@ -151,12 +173,24 @@ class Parts:
         return HookChain(self.plugins, self.jobs, self.repo_rows, ref_changes=self.ref_changes,
                          enabled=self.config.get_bool("hooks.enabled"),
                          pre_receive_timeout=self.config.get_float("hooks.pre_receive_timeout"),
-                         views=self.views)
+                         views=self.views, intent_grace=self.config.get_float("hooks.intent_grace"))
 
     @cached_property
     def repos(self) -> RepoService:
         return RepoService(self.data, self.accounts, self.repo_rows, self.chain,
                            default_branch=self.config.get_str("git.default_branch"))
+
+    # -- resources the daemon watches ------------------------------------------------------------
+    @cached_property
+    def disk(self) -> DiskSpace:
+        """Free space under the data directory (and a local LFS store), with the watermark
+        below which writes are refused ([server] min_free_space)."""
+        from gitd.ops.diskspace import DiskSpace
+
+        paths = [self.data.root, self.data.repos]
+        if self.config.get_str("lfs.backend") == "local":
+            paths.append(self.data.lfs)
+        return DiskSpace(paths, self.config.get_size("server.min_free_space"), clock=self.clock)
 
     # -- git -------------------------------------------------------------------------------------
     @cached_property
@@ -181,7 +215,7 @@ class Parts:
         """The one git service gateway Smart HTTP and SSH share."""
         return GitGateway(self.repos, self.access, self.git, self.sessions, self.metrics,
                           ref_changes=self.ref_changes, hook_socket=self.data.hook_socket,
-                          hooks_enabled=self.config.get_bool("hooks.enabled"))
+                          hooks_enabled=self.config.get_bool("hooks.enabled"), disk=self.disk)
 
     # -- LFS -------------------------------------------------------------------------------------
     @cached_property
@@ -189,26 +223,32 @@ class Parts:
         from gitd.lfs.locks import Locks
         from gitd.lfs.objects import ObjectTable
         from gitd.lfs.service import LfsService
+        from gitd.lfs.storage.base import LocalFiles
         from gitd.lfs.storage.factory import build_storage
 
         cfg = self.config
-        return LfsService(ObjectTable(self.store), build_storage(cfg, self.data), Locks(self.store),
+        storage = build_storage(cfg, self.data, clock=self.clock)
+        return LfsService(ObjectTable(self.store), storage, Locks(self.store),
                           max_object_size=cfg.get_size("lfs.max_object_size"),
-                          direct_uploads=cfg.get_bool("lfs.s3.direct"))
+                          direct_uploads=cfg.get_bool("lfs.s3.direct"),
+                          disk=self.disk if isinstance(storage, LocalFiles) else None)
 
     # -- reading and writing repositories ------------------------------------------------------
     @cached_property
     def reader(self) -> RepoReader:
         from gitd.hub.gitread import RepoReader
+        from gitd.hub.handles import RepoHandles
 
-        return RepoReader(self.ref_changes, cache_entries=self.config.get_int("hub.resolve_cache_entries"))
+        handles = RepoHandles(max_age=self.config.get_float("hub.handle_max_age"), clock=self.clock)
+        return RepoReader(self.ref_changes, cache_entries=self.config.get_int("hub.resolve_cache_entries"),
+                          handles=handles)
 
     @cached_property
     def commit_writer(self) -> CommitWriter:
         from gitd.hub.commits import CommitWriter
 
         return CommitWriter(self.chain, self.reader, email_domain=self.config.get_str("hub.commit_email_domain"),
-                            git=self.git)
+                            git=self.git, disk=self.disk)
 
     @cached_property
     def seeder(self) -> RepoSeeder:
@@ -238,13 +278,15 @@ class Parts:
 
         cfg = self.config
         router = Router()
-        Ops(self.store, self.metrics, self.git.slots).add_routes(router)
+        Ops(self.store, self.metrics, self.git.slots, disk=self.disk, storage=self.lfs.storage.health,
+            clock=self.clock).add_routes(router)
         plugin_routes = PluginRoutes(self.plugins, self.repos, self.access, self.views,
-                                     timeout=cfg.get_float("plugins.http_timeout"))
+                                     timeout=cfg.get_float("plugins.http_timeout"),
+                                     public_url=cfg.get_str("server.public_url"))
         # /api/plugins/NAME/... belongs to the plugins: before the Hub's /api/{types}/{ns}/{name}.
         plugin_routes.add_plugin_routes(router)
         # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
-        self._add_hub_routes(router)
+        files = self._add_hub_routes(router)
         SmartHTTP(self.gateway, CapabilityCache(), self.body_limits()).add_routes(router)
         LfsHTTP(self.repos, self.access, self.auth, self.lfs, self.metrics,
                 public_url=cfg.get_str("server.public_url"), href_ttl=cfg.get_int("lfs.href_ttl"),
@@ -254,9 +296,51 @@ class Parts:
         LfsLocksHTTP(self.repos, self.access, self.lfs).add_routes(router)
         # Plugins' repository routes last: the daemon's own routes win over them.
         plugin_routes.add_repo_routes(router)
+        if cfg.get_bool("web.enabled"):
+            # The web UI's pages after every API and git route: those keep their paths.
+            self.web_site(files).add_routes(router)
         return router
 
-    def _add_hub_routes(self, router: Router) -> None:
+    def web_site(self, files: HubFiles) -> WebSite:
+        """The web UI (gitd/web): server-rendered pages, browser sessions, plugins' tabs."""
+        from gitd.access.passwords import Passwords
+        from gitd.hub.files import FileView
+        from gitd.hub.listing import RepoListing
+        from gitd.plugins.fields import InfoFields
+        from gitd.plugins.filters import RepoFilters
+        from gitd.store.comments import Comments
+        from gitd.store.discussions import Discussions
+        from gitd.store.redirects import Redirects
+        from gitd.web.core import WebCore, WebSettings
+        from gitd.web.login import LoginLimiter
+        from gitd.web.render import Renderer
+        from gitd.web.sessions import WebSessions
+        from gitd.web.site import WebSite
+        from gitd.web.tabs import WebTabs
+
+        cfg = self.config
+        public_url = cfg.get_str("server.public_url")
+        settings = WebSettings(public_url=public_url, tree_page=cfg.get_int("web.tree_page"),
+                               list_page=cfg.get_int("web.list_page"), max_view=cfg.get_size("web.max_file_view"),
+                               max_highlight=cfg.get_size("web.max_highlight"), max_edit=cfg.get_size("web.max_edit"),
+                               regular_upload_max=cfg.get_size("hub.regular_upload_max"),
+                               max_upload_files=cfg.get_int("web.max_upload_files"))
+        sessions = WebSessions(self.store, self.data.secret_key_file.read_bytes(),
+                               ttl=cfg.get_float("web.session_ttl"), public_url=public_url, clock=self.clock)
+        redirects = Redirects(self.store)
+        core = WebCore(self.repos, self.access, self.accounts, self.auth, sessions, Renderer(), self.reader,
+                       self.offload, WebTabs(self.plugins), settings, redirects=redirects)
+        return WebSite(core, repo_rows=self.repo_rows, view=FileView(self.lfs, url_ttl=cfg.get_int("lfs.href_ttl")),
+                       files=files, fields=InfoFields(self.plugins),
+                       listing=RepoListing(self.repo_rows, RepoFilters(self.plugins)), views=self.views,
+                       chain=self.chain, writer=self.commit_writer, lfs=self.lfs, passwords=Passwords(self.accounts),
+                       limiter=LoginLimiter(cfg.get_int("web.login_attempts"), cfg.get_float("web.login_window")),
+                       discussions=Discussions(self.store), comments=Comments(self.store), redirects=redirects,
+                       git=self.git, tmp=self.data.tmp, email_domain=cfg.get_str("hub.commit_email_domain"),
+                       max_object_size=cfg.get_size("lfs.max_object_size"),
+                       plugin_timeout=cfg.get_float("plugins.http_timeout"))
+
+    def _add_hub_routes(self, router: Router) -> HubFiles:
         from gitd.hub.discussions import PullRequests
         from gitd.hub.files import FileView, HubFiles
         from gitd.hub.history import HubHistory
@@ -300,6 +384,7 @@ class Parts:
                    max_commit_size=cfg.get_size("hub.max_commit_size"),
                    inline_decodes=cfg.get_int("hub.inline_decodes"), **common).add_routes(router)
         prs.add_routes(router)
+        return files
 
     def body_limits(self) -> BodyLimits:
         """How much of a git request the daemon reads ahead, and how far it inflates gzip."""
@@ -357,6 +442,24 @@ class Parts:
                           poll_interval=cfg.get_float("jobs.poll_interval"), timeout=cfg.get_float("jobs.timeout"),
                           start_delay=cfg.get_float("jobs.start_delay"))
 
+    def periodic(self) -> Periodic:
+        """The daemon's periodic work: letting go of pygit2 handles on packs gc replaced,
+        sweeping what crashes left behind, probing a remote LFS store."""
+        from gitd.ops.maintenance import Sweeper
+        from gitd.ops.scheduler import Periodic
+
+        periodic = Periodic()
+        handles = self.reader.handles
+        periodic.every("repo-handles", max(1.0, handles.max_age / 4), handles.sweep_quietly)
+        storage, cfg = self.lfs.storage, self.config
+        sweeper = Sweeper(self.data, storage, cfg.get_duration("maintenance.grace"),
+                          lock_grace=cfg.get_duration("maintenance.lock_grace"))
+        interval = cfg.get_duration("maintenance.interval")
+        periodic.every("leftovers", interval, sweeper.run, first=min(interval, 60.0))
+        if storage.health is not None:  # a remote store: know it is down before a client finds out
+            periodic.every("lfs-probe", self.config.get_float("lfs.probe_interval"), storage.probe, first=0)
+        return periodic
+
     def ssh_transport(self, http_listener: Callable[[], str]) -> SSHTransport:
         """The SSH transport; ``http_listener()`` tells the bound HTTP address once it is known
         (LFS over SSH hands out HTTP links when no public URL is configured)."""
@@ -385,5 +488,7 @@ class Parts:
                 context._storage.close()
         if "portal" in self.__dict__:
             self.portal.close()
+        if "last_used" in self.__dict__:
+            self.last_used.flush()  # best effort: waits at most its short busy timeout
         if "store" in self.__dict__:
             self.store.close()

@@ -185,6 +185,34 @@ class Config:
     def get_size(self, dotted: str) -> int:
         return parse_size(self.raw(dotted))
 
+    def get_duration(self, dotted: str) -> float:
+        """Seconds, from a number or a string such as "90s", "30m", "12h", "7d"."""
+        value = self.raw(dotted)
+        if isinstance(value, bool):
+            raise ConfigError(f"{dotted}: expected a duration, got {value!r}")
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{dotted}: {exc}") from None
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """'24h', '30m', '7d', '90s', '0' or a plain number of seconds."""
+    value = text.strip().lower()
+    try:
+        if value and value[-1] in _DURATION_UNITS:
+            seconds = float(value[:-1]) * _DURATION_UNITS[value[-1]]
+        else:
+            seconds = float(value)
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 24h, 30m, 7d)") from None
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
 
 def split_hostport(value: str, default_port: int) -> tuple[str, int]:
     """Parse HOST:PORT, [v6]:PORT or a bare host; ConfigError for anything else."""

@@ -78,6 +78,16 @@ class ServiceUnavailable(GitdError):
     code = "ServiceUnavailable"
 
 
+class InsufficientStorage(GitdError):
+    """The server's disk is full, or below the free-space watermark it keeps for itself."""
+
+    status = 507
+    code = "InsufficientStorage"
+
+    def __init__(self, message: str = "the server is out of disk space; try again later", **kw):
+        super().__init__(message, **kw)
+
+
 class PushRejected(Exception):
     """Raised by a ``gitd_pre_receive`` plugin to refuse a push.
 

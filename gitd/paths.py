@@ -71,6 +71,12 @@ class DataDir:
     def tmp(self) -> Path:
         return self.root / "tmp"
 
+    def plugin_dir(self, name: str) -> Path:
+        """A plugin's own directory (``PluginContext.cache_dir``)."""
+        if not name or name.startswith(".") or "/" in name or "\\" in name:
+            raise ValueError(f"not a plugin name: {name!r}")
+        return self.root / "plugins" / name
+
     def repo_path(self, repo_id: int) -> Path:
         """Where repository `repo_id` lives: derived from the id, never from a name."""
         return self.repos / f"{repo_id % 256:02x}" / f"{repo_id}.git"

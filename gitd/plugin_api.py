@@ -9,11 +9,15 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   ranged reads, diffs): ``event.view`` or ``context.view(repo)``, and write to them
   through a ``RepoWriter`` (``context.writer(repo)``: commits, LFS objects, ref moves,
   all through the hook chain);
-* keep its data in its own tables of the daemon's database (``context.storage``);
+* keep its data in its own tables of the daemon's database (``context.storage``), and
+  files it can recompute in its own directory (``context.cache_dir``; API 1.2);
+* report how far a running job has got (``context.progress``, shown by ``gitd jobs list``;
+  API 1.2);
 * serve HTTP routes (``Route``, ``RepoRoute``) behind the daemon's authentication and
   access checks, add fields to repository info answers (``gitd_repo_info``), answer the
   Hub listings' tag filters from an index (``gitd_repo_filter``, ``RepoIds``; API 1.1),
-  and add ``gitd`` subcommands (``CliCommand``);
+  add ``gitd`` subcommands (``CliCommand``), and add tabs to a repository's pages in
+  the web UI (``gitd_web_tabs``, ``WebTab``, ``WebRequest``; API 1.2);
 * declare typed settings (a dataclass, ``context.settings(cls)``).
 
 The API follows semantic versioning: ``API_VERSION`` changes its major number only when
@@ -25,6 +29,7 @@ from gitd.errors import PushRejected
 from gitd.git.refs import RefConflict
 from gitd.lfs.pointer import MAX_POINTER_SIZE as MAX_LFS_POINTER_SIZE
 from gitd.lfs.pointer import Pointer as LfsPointer
+from gitd.lfs.pointer import format_pointer as format_lfs_pointer
 from gitd.lfs.pointer import parse_pointer as parse_lfs_pointer
 from gitd.plugins.context import PluginContext, PluginError
 from gitd.plugins.contrib import CliCommand, HTTPError, PluginRequest, RepoRoute, Response, Route
@@ -55,9 +60,10 @@ from gitd.plugins.view import (
     TreeEntry,
     ViewError,
 )
+from gitd.plugins.web import WebRequest, WebTab, html_escape
 from gitd.plugins.writer import LfsUpload, RepoWriter
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 __all__ = [
     "API_VERSION",
@@ -99,8 +105,12 @@ __all__ = [
     "TreeEntry",
     "ViewError",
     "VisibilityChanged",
+    "WebRequest",
+    "WebTab",
+    "format_lfs_pointer",
     "hookimpl",
     "hookspec",
+    "html_escape",
     "parse_lfs_pointer",
     "parse_settings",
 ]

@@ -22,6 +22,20 @@ from gitd.store import Account, Accounts, Repo, Repos
 log = logging.getLogger("gitd.repos")
 
 
+def new_bare_repository(path: Path, default_branch: str, hooks: Path) -> Path:
+    """A new, empty bare repository configured as gitd serves them, made beside ``path``
+    under a temporary name (returned): rename it to ``path`` once it is ready."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    repo = pygit2.init_repository(str(staging), bare=True, initial_head=default_branch)
+    cfg = repo.config
+    # Pushes made straight into the data dir run our hooks too, which refuse them.
+    cfg["core.hooksPath"] = str(hooks)
+    cfg["core.logAllRefUpdates"] = True
+    cfg["receive.denyNonFastForwards"] = False
+    return staging
+
+
 class RepoService:
     def __init__(self, data: DataDir, accounts: Accounts, rows: Repos, chain: HookChain, *,
                  default_branch: str = "main"):
@@ -65,14 +79,7 @@ class RepoService:
         if path.exists():
             # A leftover from a crash between creating and recording: never reuse it.
             shutil.rmtree(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        repo = pygit2.init_repository(str(staging), bare=True, initial_head=default_branch)
-        cfg = repo.config
-        # Pushes made straight into the data dir run our hooks too, which refuse them.
-        cfg["core.hooksPath"] = str(self.data.hooks)
-        cfg["core.logAllRefUpdates"] = True
-        cfg["receive.denyNonFastForwards"] = False
+        staging = new_bare_repository(path, default_branch, self.data.hooks)
         staging.rename(path)
 
     def delete(self, repo: Repo) -> None:

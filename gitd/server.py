@@ -21,9 +21,11 @@ from aiohttp import web
 
 from gitd.compose import Parts
 from gitd.config import split_hostport
+from gitd.git.process import kill_all
 from gitd.git.runner import install_child_watcher
 from gitd.hooks.api import prepare_hook_endpoint
 from gitd.http.accesslog import RedactingAccessLogger
+from gitd.http.app import cancel_in_flight
 from gitd.http.listener import GuardedSite
 from gitd.lfs.storage.s3 import S3Storage
 from gitd.looplag import LoopLagMonitor
@@ -33,6 +35,11 @@ log = logging.getLogger("gitd.server")
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 LISTENERS = web.AppKey("listeners", dict)
+# Resources that start their graceful stop the moment SIGTERM arrives, alongside HTTP's,
+# each given the shutdown grace: callables taking the grace in seconds.
+DRAINS = web.AppKey("drains", list)
+# How long past the shutdown grace the daemon may take to clean up before it exits anyway.
+EXIT_MARGIN = 3.0
 
 
 def loop_lag_ctx(parts: Parts) -> CleanupCtx:
@@ -70,11 +77,36 @@ def hook_socket_ctx(parts: Parts) -> CleanupCtx:
 
 
 def job_workers_ctx(parts: Parts) -> CleanupCtx:
+    """The job workers; on SIGTERM they stop claiming at once and running jobs get the
+    shutdown grace (alongside HTTP's and SSH's), so the cleanup after it does not wait again."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         workers = parts.job_workers()
         await workers.start()
+        stopping: list[asyncio.Future[None]] = []
+
+        def begin_stop(grace: float) -> asyncio.Future[None]:
+            if not stopping:
+                stopping.append(asyncio.ensure_future(workers.stop(grace)))
+            return stopping[0]
+
+        app[DRAINS].append(begin_stop)
+        try:
+            yield
+        finally:
+            await begin_stop(min(parts.config.get_float("server.shutdown_grace"), 5.0))
+
+    return ctx
+
+
+def periodic_ctx(parts: Parts) -> CleanupCtx:
+    """The daemon's periodic work (gitd.ops.scheduler), each task on a thread of its own."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        periodic = parts.periodic()
+        await periodic.start()
         yield
-        await workers.stop()
+        await periodic.stop()
 
     return ctx
 
@@ -93,10 +125,18 @@ def ssh_server_ctx(parts: Parts) -> CleanupCtx:
         host, port = split_hostport(address, 2222)
         bound_host, bound_port = await transport.start(host, port)
         listeners["ssh"] = f"{_fmt_host(bound_host)}:{bound_port}"
+        stopping: list[asyncio.Future[None]] = []
+
+        def begin_stop(grace: float) -> asyncio.Future[None]:
+            if not stopping:
+                stopping.append(asyncio.ensure_future(transport.stop(grace)))
+            return stopping[0]
+
+        app[DRAINS].append(begin_stop)
         try:
             yield
         finally:
-            await transport.stop()
+            await begin_stop(parts.config.get_float("server.shutdown_grace"))
 
     return ctx
 
@@ -121,11 +161,21 @@ def lfs_storage_ctx(parts: Parts) -> CleanupCtx:
 def make_app(parts: Parts) -> web.Application:
     app = parts.http_app()
     app[LISTENERS] = {}
+    app[DRAINS] = []
     slots, connections, metrics = parts.git.slots, parts.connections, parts.metrics
     metrics.add_gauge("gitd_git_slots_in_use", "git process slots in use.", lambda: slots.state().used)
     metrics.add_gauge("gitd_git_slots_waiting", "git requests waiting for a slot.", lambda: slots.state().waiting)
     metrics.add_gauge("gitd_connections_open", "Client connections open (HTTP and SSH).", lambda: connections.open)
-    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, ssh_server_ctx):
+    disk = parts.disk
+    metrics.add_gauge("gitd_disk_free_bytes", "Free space on the data directory's fullest disk.",
+                      lambda: disk.free() or 0)
+    health = parts.lfs.storage.health
+    if health is not None:
+        metrics.add_gauge("gitd_lfs_storage_up", "1 while the LFS object store answers (0: known down).",
+                          lambda: int(not health.down))
+    metrics.add_gauge("gitd_disk_low", "1 while free space is under [server] min_free_space (writes refused).",
+                      lambda: int(disk.low() is not None))
+    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, periodic_ctx, ssh_server_ctx):
         app.cleanup_ctx.append(resource(parts))
     return app
 
@@ -135,16 +185,20 @@ async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -
     loop = asyncio.get_running_loop()
     install_child_watcher(loop)
     parts.portal.attach(loop)  # plugins on worker threads reach the daemon's coroutines through it
+    # Writes are made on the store's threads; one left on the loop fails fast (503) instead of freezing it.
+    parts.store.on_event_loop(parts.config.get_float("database.loop_busy_timeout"))
     if threading.current_thread() is threading.main_thread():  # tests may run it in a thread
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     app = make_app(parts)
+    grace = parts.config.get_float("server.shutdown_grace")
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("gitd.access") if parts.config.get_bool("server.access_log") else None,
         access_log_class=RedactingAccessLogger,
         handle_signals=False,
-        shutdown_timeout=30.0,
+        # Seconds in-flight requests get once SIGTERM came; then they are cancelled (their git killed).
+        shutdown_timeout=grace,
         # Seconds to send a request's headers, from connect or from the previous response.
         keepalive_timeout=parts.config.get_float("server.header_timeout"),
         # Request bodies are inflated only where git sends them gzipped, with bounds (gitd.http.rpc_body).
@@ -166,12 +220,45 @@ async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -
     try:
         await stop.wait()
     finally:
-        log.info("shutting down")
+        log.info("shutting down: work in flight has %gs to finish ([server] shutdown_grace)", grace)
+        watchdog = ExitWatchdog(grace + EXIT_MARGIN)
+        def grace_over() -> None:
+            log.warning("shutdown grace of %gs is over: cancelling %d HTTP request(s) still running", grace,
+                        cancel_in_flight(app))
+
+        over = loop.call_later(grace, grace_over)
         with contextlib.suppress(FileNotFoundError):
             parts.data.serve_info.unlink()
+        for begin_stop in app[DRAINS]:  # SSH drains alongside HTTP, within the same grace
+            begin_stop(grace)
         await runner.cleanup()
+        over.cancel()
         parts.close()
+        watchdog.disarm()
         log.info("stopped")
+
+
+class ExitWatchdog:
+    """The last resort of a bounded shutdown: if cleaning up is not over ``seconds`` after
+    SIGTERM (a thread stuck in a system call, a database lock held elsewhere), kill the git
+    children and exit, so a supervisor never has to SIGKILL the daemon mid-write."""
+
+    def __init__(self, seconds: float):
+        self._done = threading.Event()
+        self.seconds = seconds
+        threading.Thread(target=self._watch, name="gitd-exit-watchdog", daemon=True).start()
+
+    def disarm(self) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        if self._done.wait(self.seconds):
+            return
+        killed = kill_all()
+        log.error("shutdown still not over %gs after SIGTERM: killed %d git process(es); exiting", self.seconds,
+                  killed)
+        logging.shutdown()
+        os._exit(1)
 
 
 def _fmt_host(host: str) -> str:

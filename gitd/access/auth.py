@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 
 from gitd.access.rules import ANONYMOUS, AccessLevel, Parent, Principal
 from gitd.clock import SYSTEM_CLOCK, Clock
@@ -63,9 +64,12 @@ def _unb64(text: str) -> bytes:
 class Authenticator:
     """Turns credentials into a Principal. Holds the internal signing key."""
 
-    def __init__(self, accounts: Accounts, secret_key: bytes, *, clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, accounts: Accounts, secret_key: bytes, *, clock: Clock = SYSTEM_CLOCK,
+                 record_use: Callable[[int], None] | None = None):
         self.accounts = accounts
         self.clock = clock
+        # Notes a token's use (the daemon: gitd.store.lastused.LastUsed, which never blocks).
+        self.record_use = record_use or accounts.touch_token_id
         self._key = secret_key
         self._touched: dict[int, float] = {}
         # Authorization header -> Principal for API tokens: the same few headers come on every
@@ -172,13 +176,14 @@ class Authenticator:
 
     def _touch(self, token_id: int | None) -> None:
         """Record a token's use, at most once a minute per token (a write per request would
-        serialise every reader behind the database's write lock)."""
+        serialise every reader behind the database's write lock). The daemon's ``record_use``
+        writes in the background: it never delays or fails the request."""
         if token_id is None:
             return
         now = self.clock.monotonic()
         if now - self._touched.get(token_id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
             self._touched[token_id] = now
-            self.accounts.touch_token_id(token_id)
+            self.record_use(token_id)
 
     def principal_from_header(self, authorization: str | None) -> Principal:
         """Parse ``Authorization: Basic|Bearer``; anonymous when absent, 401 when invalid.

@@ -9,17 +9,22 @@ goes through the hook chain with ``event.via`` naming the transport.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from gitd.access.rules import Access, AccessLevel, Principal
+from gitd.errors import ServiceUnavailable
 from gitd.git.refs import RefChanges
 from gitd.git.runner import GitResult, GitRunner
 from gitd.git.slots import Caller
 from gitd.hooks.sessions import PushSessions
 from gitd.metrics import Metrics
+from gitd.ops.diskspace import DiskSpace
 from gitd.repos import RepoService
 from gitd.store import Repo
+
+log = logging.getLogger("gitd.git")
 
 Sink = Callable[[bytes], Awaitable[None]]
 
@@ -33,8 +38,10 @@ NEEDED = {
 
 class GitGateway:
     def __init__(self, repos: RepoService, access: Access, git: GitRunner, sessions: PushSessions,
-                 metrics: Metrics, *, ref_changes: RefChanges, hook_socket: Path, hooks_enabled: bool = True):
+                 metrics: Metrics, *, ref_changes: RefChanges, hook_socket: Path, hooks_enabled: bool = True,
+                 disk: DiskSpace | None = None):
         self.repos = repos
+        self.disk = disk  # below its watermark, pushes are refused (507) before git starts
         self.ref_changes = ref_changes
         self.access = access
         self.git = git
@@ -48,6 +55,13 @@ class GitGateway:
         client should see (a private repository looks exactly like a missing one)."""
         self.access.require(principal, repo, NEEDED[service])
         assert repo is not None
+        if not self.repos.path(repo).is_dir():  # a row without its directory (a bad copy or restore)
+            log.error("repository %s (id %d) has no directory %s; run 'gitd doctor'", repo.full_name, repo.id,
+                      self.repos.path(repo))
+            raise ServiceUnavailable("this repository's data is missing on the server; the administrator must "
+                                     "restore it (gitd doctor tells what is wrong)", code="RepositoryDataMissing")
+        if service == "receive-pack" and self.disk is not None:
+            self.disk.check()
         return repo
 
     async def run(self, repo: Repo, principal: Principal, service: str, args: list[str], *, via: str,

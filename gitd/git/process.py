@@ -25,6 +25,19 @@ from gitd.git import popen
 PIPE_SIZE = 1024 * 1024
 STDERR_CAP = 64 * 1024
 
+# Process groups of the git children running now: each starts a session of its own, so a
+# daemon that must exit at once (shutdown past its grace) kills them with ``kill_all``.
+_RUNNING: set[int] = set()
+
+
+def kill_all() -> int:
+    """SIGKILL every running git child's process group (thread-safe: signals only); returns how many."""
+    groups = list(_RUNNING)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    return len(groups)
+
 
 class GitProcess(asyncio.SubprocessProtocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, limit: int,
@@ -75,6 +88,7 @@ class GitProcess(asyncio.SubprocessProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's process transport has the SubprocessTransport methods but not the class.
         self.transport = cast(asyncio.SubprocessTransport, transport)
+        _RUNNING.add(self.transport.get_pid())
 
     def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
         if fd == 1:
@@ -101,6 +115,8 @@ class GitProcess(asyncio.SubprocessProtocol):
             self._err_closed.set_result(None)
 
     def process_exited(self) -> None:
+        if self.transport is not None:
+            _RUNNING.discard(self.transport.get_pid())
         if not self._exited.done():
             self._exited.set_result(None)
 

@@ -99,6 +99,28 @@ def landed_updates(repo_path: Path, updates: list[RefUpdate]) -> list[RefUpdate]
     return landed
 
 
+def head_left_unborn(repo_path: Path, created_branches: list[str]) -> bool:
+    """Whether HEAD names a branch that does not exist and that none of ``created_branches``
+    is: then it is for the push's bookkeeping to point HEAD at one of them (a few reads of
+    small files; no repository is opened)."""
+    if not created_branches:
+        return False
+    try:
+        head = (repo_path / "HEAD").read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    if not head.startswith("ref: refs/heads/") or head[5:] in created_branches:
+        return False
+    ref = head[5:]
+    if (repo_path / ref).is_file():
+        return False
+    try:
+        packed = (repo_path / "packed-refs").read_bytes()
+    except OSError:
+        packed = b""
+    return f" {ref}\n".encode() not in packed
+
+
 def point_unborn_head(repo_path: Path, created_branches: list[str], preferred: str) -> str | None:
     """After a push: if HEAD names a branch that does not exist, point it at a branch that
     was just created (``preferred`` if among them, else the first). Returns the branch HEAD

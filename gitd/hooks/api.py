@@ -221,7 +221,8 @@ class HookAPI:
                 return 403, str(exc.message)
             # What post-receive may record: the approved updates, without the quarantine.
             session.approved = dataclasses.replace(event, git_env={})
-            session.intent = self.chain.record_intent(session.approved)
+            # Database writes go to the store's threads: a lock held elsewhere holds up this push only.
+            session.intent = await self.chain.jobs.store.run(self.chain.record_intent, session.approved)
             return 200, ""
         except Refused as exc:
             return exc.reply
@@ -234,7 +235,7 @@ class HookAPI:
         try:
             session, event = self._call("post-receive", token, body)
             session.post_receive_done = True
-            self.chain.finish_push(session, event.updates)
+            await self.chain.jobs.store.run(self.chain.finish_push, session, event.updates)
             return 200, ""
         except Refused as exc:
             return exc.reply

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ from typing import Any
 
 from gitd.errors import PushRejected
 from gitd.git.quarantine import ObjectQuarantine
-from gitd.git.refs import RefChanges, landed_updates, point_unborn_head, update_refs
+from gitd.git.refs import RefChanges, head_left_unborn, landed_updates, point_unborn_head, update_refs
 from gitd.hooks.sessions import PushSession
 from gitd.jobs.queue import ALL_PLUGINS, Job, JobQueue, PermanentJobError
 from gitd.jobs.threads import ThreadPool
@@ -66,7 +67,7 @@ LIFECYCLE: dict[str, type[RepoCreated | RepoDeleted | RepoRenamed | VisibilityCh
 
 # How long an intent waits before it is acted on: longer than git takes between a
 # successful pre-receive and its post-receive hook (moving the quarantined objects in
-# and updating the refs), so it only ever does anything after a crash.
+# and updating the refs), so it only ever does anything after a crash ([hooks] intent_grace).
 INTENT_GRACE = 60.0
 
 PLUGIN_FAILED = (
@@ -87,7 +88,8 @@ def updates_key(updates: Iterable[RefUpdate]) -> str:
 
 class HookChain:
     def __init__(self, plugins: PluginHost, jobs: JobQueue, repo_rows: Repos, *, ref_changes: RefChanges,
-                 enabled: bool = True, pre_receive_timeout: float = 120.0, views: RepoViews | None = None):
+                 enabled: bool = True, pre_receive_timeout: float = 120.0, views: RepoViews | None = None,
+                 intent_grace: float = INTENT_GRACE):
         self.plugins = plugins
         self.views = views
         self.ref_changes = ref_changes
@@ -95,6 +97,7 @@ class HookChain:
         self.repo_rows = repo_rows
         self.enabled = enabled
         self.pre_receive_timeout = pre_receive_timeout
+        self.intent_grace = intent_grace
         self.threads = ThreadPool("gitd-pre-receive")
 
     def bind(self, event: PushEvent) -> PushEvent:
@@ -143,12 +146,21 @@ class HookChain:
     # -- post-receive --------------------------------------------------------------------------
     def record_intent(self, event: PushEvent) -> int | None:
         """Before refs move: remember the approved updates, in case the daemon dies before
-        ``post_receive``. Returns the intent's job id (pass it to ``post_receive``)."""
-        if not self.enabled or not event.updates or not self.plugins.implementations(POST_RECEIVE):
-            return None  # no post-receive plugin: nothing a crash could lose
+        ``post_receive``. Returns the intent's job id (pass it to ``post_receive``).
+
+        Recorded when post-receive plugins would hear of the push, and when the push
+        creates the first branch of a repository whose HEAD is unborn: its bookkeeping
+        points HEAD at it, without which the repository cannot be cloned right (a push
+        killed in post-receive lands, and its retry is "Everything up-to-date")."""
+        if not self.enabled or not event.updates:
+            return None
+        if not self.plugins.implementations(POST_RECEIVE):
+            created = [u.ref for u in event.updates if u.ref.startswith("refs/heads/") and not u.is_delete]
+            if not head_left_unborn(event.repo.path, created):
+                return None  # nothing a crash could lose
         key = f"{POST_RECEIVE}:{event.repo.id}:{ALL_PLUGINS}:intent-{secrets.token_hex(12)}"
         return self.jobs.enqueue(POST_RECEIVE, ALL_PLUGINS, event.to_dict(), dedup_key=key,
-                                 repo_id=event.repo.id, delay=INTENT_GRACE)
+                                 repo_id=event.repo.id, delay=self.intent_grace)
 
     def post_receive(self, event: PushEvent, *, intent: int | None = None) -> list[int]:
         """Refs moved: update the repository's bookkeeping, then record one durable job per
@@ -232,14 +244,15 @@ class HookChain:
         await self.run_pre_receive(event)
         if quarantine is not None:
             await asyncio.to_thread(quarantine.migrate)
-        intent = self.record_intent(event)
+        db = self.jobs.store.run  # database writes off the event loop
+        intent = await db(self.record_intent, event)
         try:
             await asyncio.to_thread(update_refs, repo.path, event.updates)
         except BaseException:
             if intent is not None:
-                self.jobs.discard(intent)
+                await asyncio.shield(db(self.jobs.discard, intent))
             raise
-        self.post_receive(event, intent=intent)
+        await db(functools.partial(self.post_receive, event, intent=intent))
         return event
 
     # -- repository lifecycle ------------------------------------------------------------------
@@ -282,6 +295,10 @@ class HookChain:
     # -- running jobs --------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:
         """Execute one job (on a worker thread). Exceptions make the queue retry it."""
+        with self.jobs.running(job):
+            self._run_job(job)
+
+    def _run_job(self, job: Job) -> None:
         if job.plugin == ALL_PLUGINS:
             self._expand(job)
             return

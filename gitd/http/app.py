@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -16,7 +17,7 @@ from gitd.access.auth import Authenticator
 from gitd.errors import GitdError, NotFound, TooManyRequests, UnsupportedMediaType
 from gitd.http.body_watch import BodyWatch
 from gitd.http.context import AUTHENTICATOR
-from gitd.http.errors import error_response
+from gitd.http.errors import error_response, resource_error
 from gitd.http.routing import Match, Router
 from gitd.http.smart import SMART_SERVICES
 from gitd.limits.rates import RateLimits
@@ -33,6 +34,8 @@ MISS = web.AppKey("miss", Callable[[str], "GitdError | None"])
 # Longest X-Request-Id echoed back; longer or odd ones are replaced by a fresh id.
 REQUEST_ID_MAX = 128
 _REQUEST_ID = re.compile(rf"^[A-Za-z0-9._:;=/+-]{{1,{REQUEST_ID_MAX}}}$")
+# The tasks handling requests right now: a shutdown past its grace cancels them.
+IN_FLIGHT = web.AppKey("in_flight", set)
 
 # Routes no rate limit applies to (health checks come from one address, often).
 UNLIMITED = frozenset({"healthz", "readyz", "metrics"})
@@ -50,6 +53,9 @@ async def run_match(request: web.Request, match: Match | None, allowed: set[str]
     style = match.route.style if match else "plain"
     status = 500
     watch = None
+    task = asyncio.current_task()
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.add(task)
     try:
         if match is None:
             miss = request.app[MISS](request.path)
@@ -70,7 +76,13 @@ async def run_match(request: web.Request, match: Match | None, allowed: set[str]
             # Refused unread: nothing here inflates bodies (aiohttp's auto_decompress is off).
             raise UnsupportedMediaType("compressed request bodies are not accepted here; send it uncompressed")
         watch = BodyWatch.start(request, request.app[BODY_TIMEOUT])
-        response = await match.route.handler(request, match)
+        try:
+            response = await match.route.handler(request, match)
+        except Exception as exc:
+            converted = resource_error(exc)  # a full disk, a database locked elsewhere
+            if converted is None:
+                raise
+            raise converted from exc
         status = response.status
         return response
     except GitdError as exc:
@@ -88,6 +100,7 @@ async def run_match(request: web.Request, match: Match | None, allowed: set[str]
         status = exc.status
         raise
     finally:
+        in_flight.discard(task)
         if watch is not None:
             watch.stop()
         metrics.http_requests.inc(method=request.method, route=route_name, status=str(status))
@@ -118,8 +131,17 @@ def build_app(router: Router, auth: Authenticator, metrics: Metrics, *, rates: R
     app[BODY_TIMEOUT] = body_timeout
     app[MISS] = miss if miss is not None else (lambda path: None)
     app.on_response_prepare.append(request_id)
+    app[IN_FLIGHT] = set()
     router.install(app.router, run_match)
     return app
+
+
+def cancel_in_flight(app: web.Application) -> int:
+    """Cancel every request still being handled (a shutdown past its grace); how many."""
+    tasks = [task for task in app[IN_FLIGHT] if task is not None and not task.done()]
+    for task in tasks:
+        task.cancel()
+    return len(tasks)
 
 
 def _compressed(request: web.Request) -> bool:

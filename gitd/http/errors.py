@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 
 from aiohttp import web
 
-from gitd.errors import GitdError
+from gitd.errors import GitdError, InsufficientStorage
+from gitd.store.db import DatabaseBusy, is_busy
 
 REALM = 'Basic realm="gitd", charset="UTF-8"'
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
@@ -16,6 +18,21 @@ def header_safe(text: str) -> str:
     """One line of printable ASCII: messages may span lines (plugin refusals) or carry any character."""
     flat = " ".join(text.split())
     return flat.encode("ascii", "replace").decode("ascii")
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def resource_error(exc: BaseException) -> GitdError | None:
+    """What a client should see for a server resource that ran out: the disk (507, never
+    retried in vain as a 500 would be) or the database's write lock (503 with Retry-After)."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return InsufficientStorage(detail=str(exc))
+    if is_busy(exc):
+        return DatabaseBusy(str(exc))
+    if "database or disk is full" in str(exc) and type(exc).__module__ == "sqlite3":
+        return InsufficientStorage(detail=str(exc))
+    return None
 
 
 def error_response(exc: GitdError, style: str, **extra: object) -> web.Response:
@@ -28,6 +45,8 @@ def error_response(exc: GitdError, style: str, **extra: object) -> web.Response:
     if style == "lfs":
         if exc.status == 401:
             headers["LFS-Authenticate"] = REALM
+        # git-lfs shows the body's message; huggingface_hub, which uses the batch API too, this header.
+        headers["X-Error-Message"] = header_safe(exc.message)
         body = json.dumps({"message": exc.message})
         return web.Response(status=exc.status, text=body, content_type=LFS_MEDIA_TYPE, headers=headers)
     if style == "hub":

@@ -180,7 +180,10 @@ class LfsHTTP:
         operation = batch_operation(body)
         self.access.require(p, repo, AccessLevel.WRITE if operation == "upload" else AccessLevel.READ)
         batch = parse_batch(body, max_objects=self.max_batch_objects)
+        self.lfs.check_storage()  # no links to a store known to be down: 503 with Retry-After
         answered = self._answer(request, p, repo, operation, check_batch_objects(self.lfs, batch))
+        if operation == "upload" and any("actions" in item for item in answered):
+            self.lfs.check_room()  # no upload links while the disk is below its watermark (507)
         transfer = "basic"
         if operation == "upload" and self.multipart is not None and self.multipart.offered(batch.transfers) \
                 and await self.multipart.rewrite(request, p, repo, answered):

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import GitdError, NotFound, PayloadTooLarge, Unauthorized
-from gitd.http.context import principal
+from gitd.http.context import base_url, principal
 from gitd.http.routing import Match, Router
 from gitd.hub.common import API_TYPES, api_patterns
 from gitd.jobs.threads import ThreadPool
@@ -43,8 +43,9 @@ class PluginTimeout(GitdError):
 
 class PluginRoutes:
     def __init__(self, plugins: PluginHost, repos: RepoService, access: Access, views: RepoViews, *,
-                 timeout: float = 30.0, max_body: int = 1 << 20):
+                 timeout: float = 30.0, max_body: int = 1 << 20, public_url: str = ""):
         self.plugins = plugins
+        self.public_url = public_url
         self.repos = repos
         self.access = access
         self.views = views
@@ -118,6 +119,7 @@ class PluginRoutes:
             preq = PluginRequest(
                 method=request.method, path=request.path, query=dict(request.query), headers=dict(request.headers),
                 params=params, user=who.name, body=body, repo=info, raw=request, find_repo=find_repo,
+                base_url=base_url(request, self.public_url),
                 view_factory=(lambda: self.views.open(target)) if target is not None else None)
             try:
                 if inspect.iscoroutinefunction(route.handler):

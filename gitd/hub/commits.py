@@ -26,6 +26,7 @@ from gitd.git.refs import RefConflict
 from gitd.git.runner import GitRunner
 from gitd.hooks.chain import HookChain
 from gitd.hub.gitread import SHA_RE, EntryNotFound, RepoReader, RevisionNotFound, ref_for
+from gitd.ops.diskspace import DiskSpace
 from gitd.plugins.events import ZERO_OID, RefUpdate, RepoInfo
 
 MODE_FILE = pygit2.GIT_FILEMODE_BLOB
@@ -196,8 +197,9 @@ def make_commit(repo: pygit2.Repository, parent: str | None, ops: list[Op], *, a
 
 class CommitWriter:
     def __init__(self, chain: HookChain, reader: RepoReader, *, email_domain: str = "users.noreply.gitd",
-                 git: GitRunner | None = None):
+                 git: GitRunner | None = None, disk: DiskSpace | None = None):
         self.chain = chain
+        self.disk = disk  # below its watermark, commits are refused (507) before anything is written
         self.reader = reader
         self.email_domain = email_domain
         self.git = git  # for git's object checks on new objects (as pushes get); None: unchecked
@@ -206,6 +208,8 @@ class CommitWriter:
     @contextlib.asynccontextmanager
     async def quarantine(self, path: Path) -> AsyncIterator[ObjectQuarantine]:
         """Where one commit's new objects are written; whatever is not committed is removed on exit."""
+        if self.disk is not None:
+            self.disk.check()
         q = await asyncio.to_thread(ObjectQuarantine, path)
         try:
             yield q

@@ -26,13 +26,13 @@ from gitd.errors import BadRequest, NotFound
 from gitd.git.refname import check_revision
 from gitd.git.refs import RefChanges, head_branch
 from gitd.http.offload import check_deadline
+from gitd.hub.handles import RepoHandles
 from gitd.lfs.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # A short commit sha, as the Hub accepts wherever a revision goes (git's own minimum is 4; 7 is
 # what clients print).
 SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}$")
-_OPEN_FLAGS = pygit2.enums.RepositoryOpenFlag.BARE | pygit2.enums.RepositoryOpenFlag.NO_SEARCH
 FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE, pygit2.GIT_FILEMODE_LINK)
 
 
@@ -231,8 +231,9 @@ class _LRU(OrderedDict):
 class RepoReader:
     """Read access to bare repositories by path, with per-thread handles and caches."""
 
-    def __init__(self, changes: RefChanges, *, cache_entries: int = 100_000):
-        self._local = threading.local()
+    def __init__(self, changes: RefChanges, *, cache_entries: int = 100_000, handles: RepoHandles | None = None):
+        # Per-thread pygit2 handles, re-opened when gc replaced the packs (see handles.py).
+        self.handles = handles or RepoHandles()
         self._lock = threading.Lock()
         # (path, commit sha, file path) -> Entry | None ; immutable facts, shared by threads.
         self._entries: _LRU = _LRU(cache_entries)
@@ -242,23 +243,10 @@ class RepoReader:
 
     # -- handles -------------------------------------------------------------------------------
     def open(self, path: Path) -> pygit2.Repository:
-        handles = getattr(self._local, "handles", None)
-        if handles is None:
-            handles = self._local.handles = _LRU(64)
-        key = str(path)
-        repo = handles.get(key)
-        if repo is None:
-            try:
-                repo = pygit2.Repository(key, _OPEN_FLAGS)
-            except pygit2.GitError:
-                raise NotFound("repository not found", code="RepoNotFound")
-            handles.put(key, repo)
-        return repo
+        return self.handles.open(path)
 
     def forget(self, path: Path) -> None:
-        handles = getattr(self._local, "handles", None)
-        if handles is not None:
-            handles.pop(str(path), None)
+        self.handles.forget(path)
 
     # -- revisions -----------------------------------------------------------------------------
     def resolve(self, path: Path, revision: str) -> str:

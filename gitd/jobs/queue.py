@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,10 @@ log = logging.getLogger("gitd.jobs")
 
 ALL_PLUGINS = "*"
 STATES = ("queued", "running", "done", "failed")
+MAX_PROGRESS = 500
+
+# The job the current thread is running (set by ``JobQueue.running``), for progress reports.
+_CURRENT_JOB: ContextVar[int | None] = ContextVar("gitd_current_job", default=None)
 
 
 class PermanentJobError(Exception):
@@ -54,6 +60,7 @@ class Job:
     last_error: str | None
     created_at: str
     updated_at: str
+    progress: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -120,6 +127,25 @@ class JobQueue:
                 [utcnow(), time.time() if due_by is None else due_by],
             ))
         return Job.from_row(rows[0]) if rows else None
+
+    @contextmanager
+    def running(self, job: Job) -> Iterator[None]:
+        """While the block runs, ``report_progress`` on this thread records ``job``'s progress."""
+        token = _CURRENT_JOB.set(job.id)
+        try:
+            yield
+        finally:
+            _CURRENT_JOB.reset(token)
+
+    def report_progress(self, text: str) -> bool:
+        """Record the progress of the job this thread runs (shown by ``gitd jobs list``; kept
+        when the job ends). False outside a job."""
+        job_id = _CURRENT_JOB.get()
+        if job_id is None:
+            return False
+        line = " ".join(str(text).split())[:MAX_PROGRESS]
+        self.store.db.execute("UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?", [line, utcnow(), job_id])
+        return True
 
     def complete(self, job: Job) -> None:
         self.store.db.execute(

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from gitd.jobs.queue import Job, JobQueue, PermanentJobError
 from gitd.jobs.threads import ThreadPool
+from gitd.store.db import is_busy
 
 log = logging.getLogger("gitd.jobs")
+T = TypeVar("T")
 
 
 class JobWorkers:
     """``workers`` asyncio tasks that claim jobs and run each on its own thread.
+
+Every queue operation (claim, complete, fail) is a database write: each runs on the
+store's threads, never on the event loop, so a write lock held by another process delays
+the jobs and nothing else.
 
     A job whose runner raises, or runs longer than ``timeout`` seconds (0: no limit),
     is retried with backoff (``PermanentJobError``: kept as failed at once); a job that
@@ -41,14 +49,29 @@ class JobWorkers:
     def wake(self) -> None:
         self._wake.set()
 
+    async def _db(self, function: Callable[..., T], *args: Any) -> T:
+        return await self.queue.store.run(function, *args)
+
     async def start(self) -> None:
-        recovered = self.queue.recover()
-        if recovered:
-            log.info("requeued %d job(s) interrupted by a previous shutdown", recovered)
         loop = asyncio.get_running_loop()
         self.queue.on_enqueue = lambda: loop.call_soon_threadsafe(self._wake_soon)
-        self._tasks = [asyncio.create_task(self._worker(i), name=f"gitd-job-worker-{i}")
-                       for i in range(self.workers)]
+        recovery = asyncio.create_task(self._recover(), name="gitd-job-recovery")
+        self._tasks = [recovery, *(asyncio.create_task(self._worker(i, recovery), name=f"gitd-job-worker-{i}")
+                                   for i in range(self.workers))]
+
+    async def _recover(self) -> None:
+        """Requeue the jobs a previous daemon left running, before any worker claims one; a
+        database locked by another process delays it (and the jobs), not the daemon's start."""
+        while True:
+            try:
+                recovered = await self._db(self.queue.recover)
+            except Exception as exc:
+                log.warning("cannot requeue interrupted jobs yet (%s); trying again", exc)
+                await asyncio.sleep(max(1.0, self.poll_interval))
+                continue
+            if recovered:
+                log.info("requeued %d job(s) interrupted by a previous shutdown", recovered)
+            return
 
     def _wake_soon(self) -> None:
         """A job was queued: wake a worker after ``start_delay`` (a push that queued
@@ -82,10 +105,11 @@ class JobWorkers:
                 await task
         self._tasks = []
 
-    async def _worker(self, index: int) -> None:
+    async def _worker(self, index: int, recovery: asyncio.Task[None]) -> None:
+        await asyncio.shield(recovery)
         while not self._stopping:
             try:
-                job = self.queue.claim()
+                job = await self._db(self.queue.claim)
                 if job is None:
                     await self._idle()
                     continue
@@ -93,13 +117,16 @@ class JobWorkers:
                 await self._execute(job)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("job worker %d: unexpected error; pausing", index)
+            except Exception as exc:
+                if is_busy(exc):  # another process held the database's write lock past the busy timeout
+                    log.warning("job worker %d: the database is busy (%s); trying again", index, exc)
+                else:
+                    log.exception("job worker %d: unexpected error; pausing", index)
                 await asyncio.sleep(self.poll_interval)
 
     async def _idle(self) -> None:
         self._wake.clear()
-        due = self.queue.next_due()
+        due = await self._db(self.queue.next_due)
         timeout = self.poll_interval
         if due is not None:
             timeout = max(0.0, min(timeout, due - time.time()))
@@ -123,10 +150,10 @@ class JobWorkers:
             error = f"{type(exc).__name__}: {exc}"
             if not permanent:  # keep the traceback for the administrator; its last line is the error
                 error = "".join(traceback.format_exception(exc)).rstrip()
-            state = self.queue.fail(job, error, permanent=permanent)
+            state = await self._db(functools.partial(self.queue.fail, job, error, permanent=permanent))
             log.warning("job %d (%s, plugin %s) attempt %d/%d failed: %s: %s; %s", job.id, job.hook, job.plugin,
                         job.attempts, job.max_attempts, type(exc).__name__, exc,
                         "giving up" if state == "failed" else "will retry")
         else:
-            self.queue.complete(job)
+            await self._db(self.queue.complete, job)
             log.debug("job %d (%s, plugin %s) done", job.id, job.hook, job.plugin)

@@ -21,25 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gitd.config import parse_duration  # noqa: F401 - `gitd lfs gc` parses --grace with it
 from gitd.lfs.objects import DELETING, LOST, STORED, ObjectTable
 from gitd.lfs.storage.base import ObjectStore
-
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """'24h', '30m', '7d', '90s', '0' or a plain number of seconds."""
-    value = text.strip().lower()
-    try:
-        if value and value[-1] in _DURATION_UNITS:
-            seconds = float(value[:-1]) * _DURATION_UNITS[value[-1]]
-        else:
-            seconds = float(value)
-    except ValueError:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 24h, 30m, 7d)") from None
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
 
 
 def _iso(ts: float) -> str:
@@ -72,10 +56,15 @@ async def gc(objects: ObjectTable, storage: ObjectStore, grace: float, *, now: f
     now = time.time() if now is None else now
     cutoff = now - grace
     report = GcReport()
-    if dry_run:
-        rows = [r for r in objects.all() if r.touched_at < _iso(cutoff) and not objects.references(r.oid)]
+    if dry_run:  # exactly what a real run would delete now (the same three steps, reading only)
+        rows = objects.unreferenced(_iso(cutoff))
         report.deleted = [r.oid for r in rows]
         report.deleted_bytes = sum(r.size for r in rows)
+        known = {row.oid for row in objects.all()}
+        async for stored in storage.iter_objects():
+            if stored.oid not in known and stored.mtime < cutoff:
+                report.orphans.append(stored.oid)
+        report.incomplete = await storage.sweep_incomplete(cutoff, dry_run=True)
         return report
     while True:
         claimed = objects.claim_unreferenced(_iso(cutoff))

@@ -114,14 +114,22 @@ class ObjectTable:
         return self.store.db.execute("SELECT count(*) FROM lfs_repo_objects WHERE oid = ?", [oid]).fetchone()[0]
 
     # -- garbage collection -------------------------------------------------------------------
+    _UNREFERENCED = ("(state = ? OR touched_at < ?) "
+                     "AND NOT EXISTS (SELECT 1 FROM lfs_repo_objects r WHERE r.oid = o.oid)")
+
+    def unreferenced(self, touched_before: str) -> list[ObjectRow]:
+        """What ``claim_unreferenced`` would claim now (read only: gc's dry run)."""
+        return [ObjectRow(*r) for r in self.store.db.execute(
+            f"SELECT oid, size, state, touched_at FROM lfs_objects o WHERE {self._UNREFERENCED} ORDER BY oid",
+            [DELETING, touched_before])]
+
     def claim_unreferenced(self, touched_before: str, limit: int = 1000) -> list[ObjectRow]:
         """Move objects no repository holds and untouched since ``touched_before`` to
         ``deleting`` (and return them), in one transaction; also returns objects a
         previous, interrupted gc left in ``deleting``."""
         with self.store.transaction() as db:
             rows = [ObjectRow(*r) for r in db.execute(
-                "SELECT oid, size, state, touched_at FROM lfs_objects o WHERE (state = ? OR touched_at < ?) "
-                "AND NOT EXISTS (SELECT 1 FROM lfs_repo_objects r WHERE r.oid = o.oid) LIMIT ?",
+                f"SELECT oid, size, state, touched_at FROM lfs_objects o WHERE {self._UNREFERENCED} LIMIT ?",
                 [DELETING, touched_before, limit])]
             for part in _chunks([r.oid for r in rows]):
                 db.execute(f"UPDATE lfs_objects SET state = ? WHERE oid IN ({','.join('?' * len(part))})",

@@ -55,9 +55,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from gitd.errors import NotFound, Unprocessable
 from gitd.lfs.errors import ObjectGone, ObjectMismatch, ObjectTooLarge, StorageUnavailable
@@ -73,8 +74,10 @@ from gitd.lfs.storage.base import (
     PresignedStore,
 )
 from gitd.lfs.streams import Verifier, grouped, is_oid
+from gitd.ops.diskspace import DiskSpace
 
 log = logging.getLogger("gitd.lfs")
+T = TypeVar("T")
 
 HASH_BLOCK = 4 * 1024 * 1024
 #: Most parts one chunked upload is split into (the chunk size grows beyond that).
@@ -102,8 +105,10 @@ def _human(size: int) -> str:
 
 class LfsService:
     def __init__(self, objects: ObjectTable, storage: ObjectStore, locks: Locks, *, max_object_size: int = 0,
-                 direct_uploads: bool = False):
+                 direct_uploads: bool = False, disk: DiskSpace | None = None):
         self.objects = objects
+        # The local disk the objects go to: below its watermark, uploads are refused (507).
+        self.disk = disk
         self.storage = storage
         self.locks = locks
         self.max_object_size = max_object_size
@@ -114,6 +119,10 @@ class LfsService:
         if isinstance(storage, PresignedStore) and storage.presign_enabled:
             return storage
         return None
+
+    async def _db(self, function: Callable[..., T], *args: Any) -> T:
+        """A write to the object tables, off the event loop (see ``Store.run``)."""
+        return await self.objects.store.run(function, *args)
 
     # -- queries --------------------------------------------------------------------------------
     def status(self, repo_id: int, oids: Iterable[str]) -> dict[str, ObjectStatus]:
@@ -145,19 +154,30 @@ class LfsService:
                 "for one Git LFS object"
             )
 
+    def check_storage(self) -> None:
+        """StorageUnavailable (503) while the object store is known to be down: hand out no links."""
+        if self.storage.health is not None:
+            self.storage.health.check_up()
+
+    def check_room(self) -> None:
+        """InsufficientStorage (507) while the disk objects are stored on is below its watermark."""
+        if self.disk is not None:
+            self.disk.check()
+
     # -- uploads --------------------------------------------------------------------------------
     async def receive(self, repo_id: int, oid: str, size: int, chunks: AsyncIterable[bytes]) -> None:
         self.check_upload(oid, size)
-        row = self.objects.touch(oid)
+        self.check_room()
+        row = await self._db(self.objects.touch, oid)
         if row is not None and row.state == DELETING:
             raise StorageUnavailable("this object is being garbage-collected right now; try again shortly")
         if row is not None and row.state == STORED and row.size == size and await self.storage.stat(oid) == size:
             await self._prove(oid, size, chunks)
-            if self.objects.link(repo_id, oid):
+            if await self._db(self.objects.link, repo_id, oid):
                 return
             raise StorageUnavailable("this object was removed while it was being uploaded; try again")
         await self.storage.put(oid, size, chunks)
-        self.objects.add_and_link(repo_id, oid, size)
+        await self._db(self.objects.add_and_link, repo_id, oid, size)
         log.info("stored LFS object %s (%d bytes) for repository %d", oid, size, repo_id)
 
     async def _prove(self, oid: str, size: int, chunks: AsyncIterable[bytes]) -> None:
@@ -196,7 +216,7 @@ class LfsService:
                 if self.size(repo_id, oid) == size:
                     return  # a retried verify of an upload already promoted
                 raise NotFound(f"object {oid} was not uploaded") from None
-            self.objects.add_and_link(repo_id, oid, size)
+            await self._db(self.objects.add_and_link, repo_id, oid, size)
             log.info("stored LFS object %s (%d bytes, direct upload) for repository %d", oid, size, repo_id)
             return
         held = self.status(repo_id, [oid]).get(oid)
@@ -214,6 +234,7 @@ class LfsService:
         if storage is None:
             return None
         self.check_upload(oid, size)
+        self.check_room()
         wanted = max(1, chunk_size, -(-size // MAX_CHUNKS))
         return await storage.chunked_begin(oid, size, storage.chunk_size_for(size, wanted))
 
@@ -221,6 +242,7 @@ class LfsService:
         storage = self._chunked()
         if storage is None or not 1 <= number <= upload.part_count:
             raise NotFound(f"this upload has no part {number}")
+        self.check_room()
         try:
             return await storage.chunked_write(upload, number, chunks)
         except FileNotFoundError:
@@ -234,7 +256,7 @@ class LfsService:
     async def chunked_finish(self, repo_id: int, upload: ChunkedUpload, etags: dict[int, str]) -> None:
         storage = self._chunked()
         self.check_upload(upload.oid, upload.size)
-        row = self.objects.touch(upload.oid)
+        row = await self._db(self.objects.touch, upload.oid)
         if row is not None and row.state == DELETING:
             raise StorageUnavailable("this object is being garbage-collected right now; try again shortly")
         try:
@@ -245,7 +267,7 @@ class LfsService:
             if self.size(repo_id, upload.oid) == upload.size:
                 return  # a retried completion of an upload that already finished
             raise NotFound("this upload was completed, cancelled or has expired; upload the file again") from None
-        self.objects.add_and_link(repo_id, upload.oid, upload.size)
+        await self._db(self.objects.add_and_link, repo_id, upload.oid, upload.size)
         log.info("stored LFS object %s (%d bytes, %d parts) for repository %d", upload.oid, upload.size,
                  upload.part_count, repo_id)
 

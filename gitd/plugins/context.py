@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gitd.plugins.settings import parse_settings
@@ -36,8 +37,12 @@ class PluginServices:
                  submit: Callable[..., int | None] | None = None,
                  find_repo: Callable[[str, str | None], RepoInfo | None] | None = None,
                  list_repos: Callable[[str | None], list[RepoInfo]] | None = None,
-                 writer: Callable[[RepoInfo, str], RepoWriter] | None = None):
+                 writer: Callable[[RepoInfo, str], RepoWriter] | None = None,
+                 cache_dir: Callable[[str], Path] | None = None,
+                 progress: Callable[[str], bool] | None = None):
         self.writer = writer
+        self.cache_dir = cache_dir
+        self.progress = progress
         self.storage = storage
         self.views = views
         self.submit = submit
@@ -96,6 +101,20 @@ class PluginContext(dict[str, Any]):
         ``key`` makes it unique: a task with the same key that is still queued is not
         queued again. Returns the job id (None when it was already queued)."""
         return self._need(self._services.submit, "the job queue")(self.name, repo, task, payload or {}, key, delay)
+
+    @property
+    def cache_dir(self) -> Path:
+        """The plugin's own directory on the daemon's disk (``DATA/plugins/NAME``, made on first
+        use) for files it can recompute: caches, local copies, indexes. gitd never reads it; a
+        plugin keeps it bounded itself."""
+        return self._need(self._services.cache_dir, "a cache directory")(self.name)
+
+    def progress(self, text: str) -> bool:
+        """Record how far the job this thread is running has got (``gitd jobs list`` shows it;
+        it stays after the job ends, so a last summary remains visible). Returns False (and
+        records nothing) outside a job."""
+        report = self._services.progress
+        return bool(report(text)) if report is not None else False
 
     def find_repo(self, full_name: str, repo_type: str | None = None) -> RepoInfo | None:
         """A repository by ``ns/name`` (any visibility: plugins run inside the daemon)."""

@@ -101,7 +101,8 @@ class PluginRequest:
     def __init__(self, *, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
                  params: Mapping[str, str], user: str | None, body: bytes = b"",
                  repo: RepoInfo | None = None, view_factory: Callable[[], RepoView] | None = None,
-                 find_repo: Callable[[str, str, Level], RepoInfo] | None = None, raw: Any = None):
+                 find_repo: Callable[[str, str, Level], RepoInfo] | None = None, raw: Any = None,
+                 base_url: str = ""):
         self.method = method
         self.path = path
         self.query = query
@@ -114,6 +115,9 @@ class PluginRequest:
         self._view: RepoView | None = None
         self._find_repo = find_repo
         self.raw = raw  # the aiohttp request, for async handlers that stream
+        # The URL clients reach the daemon at (``[server] public_url``, else this request's
+        # scheme and host), without a trailing slash: for links in answers.
+        self.base_url = base_url
 
     @property
     def view(self) -> RepoView:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         VisibilityChanged,
     )
     from gitd.plugins.filters import RepoIds
+    from gitd.plugins.web import WebTab
 
 PROJECT = "gitd"
 
@@ -125,6 +126,15 @@ def gitd_repo_filter(repo_type: str, filters: dict[str, list[str]]) -> RepoIds |
     ``language``, ``license``. Asked on every listing that filters, on a worker thread:
     answer from an index. Answer about every repository, private ones included: the
     daemon keeps what the caller may not read out of the listing.
+    """
+
+
+@hookspec
+def gitd_web_tabs(repo: RepoInfo) -> list[WebTab] | None:
+    """Tabs this plugin adds to ``repo``'s pages in the web UI (API 1.2): a list of
+    ``gitd.WebTab``, or None for none. Asked whenever one of the repository's pages is
+    drawn, on a worker thread: decide from ``repo`` (its type, what the plugin stored),
+    never by reading the repository. The daemon checks access before a tab's handler runs.
     """
 
 

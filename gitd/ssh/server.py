@@ -267,27 +267,34 @@ class SSHTransport:
         task.add_done_callback(self._sessions.discard)
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
-        """Stop accepting connections and sessions, let running commands finish, give
-        clients a moment to hang up by themselves (so they see their exit status), then
-        disconnect whoever is left."""
+        """Stop accepting connections and sessions, let running commands finish for up to
+        ``grace`` seconds (then cancel them: their git children are killed), give clients
+        what is left of the grace to hang up by themselves (so they see their exit status),
+        then disconnect whoever is left."""
         if self._acceptor is None:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         self.stopping = True
         self._acceptor.close()
         if self._sessions:
             log.info("ssh: waiting for %d running command(s)", len(self._sessions))
             _, pending = await asyncio.wait(set(self._sessions), timeout=grace)
+            if pending:
+                log.warning("ssh: shutdown grace of %gs is over: cancelling %d command(s) still running", grace,
+                            len(pending))
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending, timeout=5)
+                await asyncio.wait(pending, timeout=2)
         open_connections = [conn for conn in self.connections if conn is not None]
-        if open_connections:
+        hangup = min(CLIENT_HANGUP_GRACE, deadline - loop.time())
+        if open_connections and hangup > 0:
             await asyncio.wait([asyncio.ensure_future(conn.wait_closed()) for conn in open_connections],
-                               timeout=CLIENT_HANGUP_GRACE)
+                               timeout=hangup)
         for conn in list(self.connections):
             if conn is not None:
                 conn.close()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._acceptor.wait_closed(), 5)
+            await asyncio.wait_for(self._acceptor.wait_closed(), max(1.0, min(5.0, deadline - loop.time())))
         self._acceptor = None

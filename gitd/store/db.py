@@ -1,16 +1,27 @@
-"""SQLite through sqlite-utils: one connection per thread, WAL mode, migrations."""
+"""SQLite through sqlite-utils: one connection per thread, WAL mode, migrations.
+
+Another process may hold the database's write lock for a while (an administrator's sqlite3
+shell, a CLI command, a slow disk). Readers never wait for it (WAL); writers do, for up to
+``busy_timeout`` seconds. So the daemon makes its writes on the store's own threads
+(``Store.run``), never on the event loop, where a wait would freeze every request; the
+event loop's own connection waits at most ``on_event_loop(timeout)`` seconds, and a write
+left there fails fast as ``DatabaseBusy`` (503 with Retry-After).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from gitd.errors import ServiceUnavailable
 from gitd.store.migrations import MIGRATIONS
 from gitd.store.walstamp import WalStamp
 
@@ -44,30 +55,52 @@ def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def connect(path: Path) -> Database:
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0, check_same_thread=False)
+T = TypeVar("T")
+# Threads the store runs blocking database work on (Store.run).
+STORE_THREADS = 4
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """Another process held the database's write lock for longer than this write may wait."""
+
+    code = "DatabaseBusy"
+
+    def __init__(self, detail: str = ""):
+        super().__init__("the server's database is busy (another process holds its write lock); try again shortly",
+                         detail=detail or None, retry_after=5)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite giving up on a lock another connection holds."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def connect(path: Path, busy_timeout: float = 30.0) -> Database:
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     return Database(conn)
 
 
 class Store:
     """Owns the database file. ``store.db`` is this thread's sqlite-utils Database."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0):
         self.path = path
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._all: list[Database] = []
         self._lock = threading.Lock()
         self._wal: WalStamp | bool | None = None  # None: not looked at yet; False: use the PRAGMA
+        self._threads: ThreadPoolExecutor | None = None
 
     @property
     def db(self) -> Database:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = connect(self.path)
+            db = connect(self.path, self.busy_timeout)
             self._local.db = db
             with self._lock:
                 self._all.append(db)
@@ -88,6 +121,39 @@ class Store:
             raise
         else:
             db.execute("COMMIT")
+
+    async def run(self, function: Callable[..., T], /, *args: Any) -> T:
+        """``function(*args)`` on one of the store's threads (each has its connection): for
+        database writes from the event loop, which may wait up to ``busy_timeout`` seconds
+        for another process's lock without holding up anything else."""
+        if self._threads is None:
+            with self._lock:
+                if self._threads is None:
+                    self._threads = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="gitd-db")
+        return await asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
+
+    def on_event_loop(self, busy_timeout: float) -> None:
+        """This thread runs the event loop: its writes wait at most ``busy_timeout`` seconds
+        for a lock held elsewhere (then ``sqlite3.OperationalError``, shown as ``DatabaseBusy``)."""
+        self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+
+    def probe_writable(self, timeout: float) -> str | None:
+        """None if a write transaction can start within ``timeout`` seconds, else why not
+        (blocking: call it off the loop). Takes the write lock for an instant, writes nothing."""
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=timeout)
+        except sqlite3.Error as exc:
+            return str(exc)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            if is_busy(exc):
+                return f"another process has held the write lock for over {timeout:g}s"
+            return str(exc)
+        finally:
+            conn.close()
+        return None
 
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version."""
@@ -129,6 +195,9 @@ class Store:
             return self._wal
 
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
         with self._lock:
             for db in self._all:
                 db.conn.close()

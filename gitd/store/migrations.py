@@ -135,4 +135,38 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX repos_by_type_created ON repos (type, created_at);
         """,
     ),
+    (
+        6,
+        "the web UI: password hashes, browser sessions, comments on discussions",
+        """
+        CREATE TABLE passwords (
+            account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+            hash TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE web_sessions (
+            id_hash TEXT PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            csrf TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX web_sessions_by_account ON web_sessions (account_id);
+        CREATE TABLE discussion_comments (
+            id INTEGER PRIMARY KEY,
+            discussion_id INTEGER NOT NULL REFERENCES discussions(id) ON DELETE CASCADE,
+            author_id INTEGER REFERENCES accounts(id) ON DELETE SET NULL,
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX discussion_comments_by_discussion ON discussion_comments (discussion_id, id);
+        """,
+    ),
+    (
+        7,
+        "what a running job reports of its progress (PluginContext.progress)",
+        """
+        ALTER TABLE jobs ADD COLUMN progress TEXT;
+        """,
+    ),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from gitd.plugin_api import (
@@ -17,7 +18,10 @@ from gitd.plugin_api import (
     RepoInfo,
     RepoRoute,
     TaskEvent,
+    WebRequest,
+    WebTab,
     hookimpl,
+    html_escape,
 )
 
 from .settings import Settings, parse_tagging
@@ -125,8 +129,7 @@ class MetadataPlugin:
         return {"queued": job is not None, "job": job}
 
     def http_lineage(self, request: PluginRequest) -> dict[str, Any]:
-        """Ancestors and descendants among the repositories the caller may read: the walk
-        goes through readable repositories only, so nothing private is named or crossed."""
+        """Ancestors and descendants among the repositories the caller may read."""
         assert request.repo is not None
 
         def readable(name: str) -> RepoInfo | None:
@@ -135,33 +138,60 @@ class MetadataPlugin:
             except HTTPError:
                 return None
 
-        seen = {request.repo.id}
+        return self.lineage(request.repo, readable)
+
+    def lineage(self, repo: RepoInfo, readable: Callable[[str], RepoInfo | None]) -> dict[str, Any]:
+        """The walk goes through repositories ``readable`` answers only, so nothing private is
+        named or crossed."""
+        seen = {repo.id}
         ancestors: list[dict[str, Any]] = []
-        frontier = [(request.repo, 0)]
+        frontier = [(repo, 0)]
         while frontier and len(ancestors) < MAX_LINEAGE_NODES:
-            repo, depth = frontier.pop(0)
-            for link in self.store.bases(repo.id):
+            current, depth = frontier.pop(0)
+            for link in self.store.bases(current.id):
                 base = readable(link["base"])
                 if base is None or base.id in seen or depth >= MAX_LINEAGE_DEPTH:
                     continue
                 seen.add(base.id)
-                ancestors.append({"id": base.full_name, "relation": link["relation"], "of": repo.full_name,
+                ancestors.append({"id": base.full_name, "relation": link["relation"], "of": current.full_name,
                                   "depth": depth + 1})
                 frontier.append((base, depth + 1))
-        seen = {request.repo.id}
+        seen = {repo.id}
         descendants: list[dict[str, Any]] = []
-        frontier = [(request.repo, 0)]
+        frontier = [(repo, 0)]
         while frontier and len(descendants) < MAX_LINEAGE_NODES:
-            repo, depth = frontier.pop(0)
-            for link in self.store.children(repo.full_name):
+            current, depth = frontier.pop(0)
+            for link in self.store.children(current.full_name):
                 child = readable(link["full_name"]) if link["type"] == "model" else None
                 if child is None or child.id in seen or depth >= MAX_LINEAGE_DEPTH:
                     continue
                 seen.add(child.id)
-                descendants.append({"id": child.full_name, "relation": link["relation"], "of": repo.full_name,
+                descendants.append({"id": child.full_name, "relation": link["relation"], "of": current.full_name,
                                     "depth": depth + 1})
                 frontier.append((child, depth + 1))
-        return {"id": request.repo.full_name, "ancestors": ancestors, "descendants": descendants}
+        return {"id": repo.full_name, "ancestors": ancestors, "descendants": descendants}
+
+    # -- web UI --------------------------------------------------------------------------------
+    @hookimpl
+    def gitd_web_tabs(self, repo: RepoInfo) -> list[WebTab] | None:
+        return [WebTab("lineage", "Lineage", self.web_lineage, order=50)] if repo.type == "model" else None
+
+    def web_lineage(self, request: WebRequest) -> str:
+        """The Lineage tab: base models above, fine-tunes, adapters, quantisations and merges below."""
+        found = self.lineage(request.repo, lambda name: request.readable(name, "model"))
+
+        def listing(items: list[dict[str, Any]], empty: str) -> str:
+            if not items:
+                return f'<p class="muted">{html_escape(empty)}</p>'
+            rows = "".join(
+                f'<li><a href="/{html_escape(i["id"])}">{html_escape(i["id"])}</a> '
+                f'<span class="badge">{html_escape(i["relation"])}</span> '
+                f'<span class="muted">of {html_escape(i["of"])}</span></li>' for i in items)
+            return f"<ul>{rows}</ul>"
+
+        return ("<h2>Base models</h2>" + listing(found["ancestors"], "No base model here that you can see.")
+                + "<h2>Derived models</h2>"
+                + listing(found["descendants"], "No fine-tunes, adapters, quantisations or merges yet."))
 
     # -- command line --------------------------------------------------------------------------
     def _cli_repo(self, args: argparse.Namespace) -> RepoInfo:

@@ -140,7 +140,10 @@ print(json.dumps({"files": files, "plugins": plugins}))
     out = subprocess.run([python, "-c", probe], cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     found = json.loads(out.stdout)
-    assert {"gitd.lfs.storage.s3", "gitd._hooks", "gitd._config", "gitd_plugins.policy"} <= set(found["files"])
+    assert {"gitd.lfs.storage.s3", "gitd._hooks", "gitd._config", "gitd_plugins.policy",
+            "gitd_plugins.dataset_viewer.console"} <= set(found["files"])
+    # The built-in plugins load by default, so what they import (pyarrow, duckdb, gguf) is declared.
+    assert {"policy", "metadata", "datasets"} <= set(found["plugins"]), found["plugins"]
     outside = {m: f for m, f in found["files"].items() if not Path(f).is_relative_to(site)}
     assert not outside, f"imported from outside the venv: {outside}"
     assert found["plugins"] and all(Path(p) == site for p in found["plugins"].values()), found["plugins"]

@@ -25,6 +25,10 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gitd.lfs.storage.health import StorageHealth
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,11 @@ class ObjectStore(ABC):
     """The streaming capability, which every backend has."""
 
     name: str = "abstract"
+    #: Whether a remote store answers (S3); None where calls cannot be "down" (local disk).
+    health: StorageHealth | None = None
+
+    async def probe(self) -> None:  # noqa: B027 - a local store has nothing to probe
+        """Find out whether the store answers, and tell ``health`` (a remote store)."""
 
     @abstractmethod
     async def put(self, oid: str, size: int, chunks: AsyncIterable[bytes]) -> None:
@@ -82,10 +91,10 @@ class ObjectStore(ABC):
         """Re-read ``oid`` and return its (sha256 hex, size). FileNotFoundError if absent."""
 
     @abstractmethod
-    async def sweep_incomplete(self, older_than: float) -> int:
+    async def sweep_incomplete(self, older_than: float, *, dry_run: bool = False) -> int:
         """Remove temporaries and unfinished uploads last written before ``older_than``
         (seconds since the epoch), left by crashes or abandoned direct uploads.
-        Returns how many were removed."""
+        Returns how many were removed (``dry_run``: how many would be, removing nothing)."""
 
     @abstractmethod
     async def close(self) -> None:

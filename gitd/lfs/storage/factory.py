@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from gitd.clock import SYSTEM_CLOCK, Clock
 from gitd.config import Config, ConfigError
 from gitd.lfs.storage.base import ObjectStore
+from gitd.lfs.storage.health import StorageHealth
 from gitd.lfs.storage.local import LocalStorage
 from gitd.lfs.storage.s3 import S3Settings, S3Storage, split_endpoint
 from gitd.lfs.storage.s3_chunked import MIN_PART
@@ -46,11 +48,12 @@ def s3_settings(config: Config) -> S3Settings:
     return settings
 
 
-def build_storage(config: Config, data: DataDir) -> ObjectStore:
+def build_storage(config: Config, data: DataDir, *, clock: Clock = SYSTEM_CLOCK) -> ObjectStore:
     backend = config.get_str("lfs.backend")
     threads = max(2, config.get_int("lfs.io_threads"))
     if backend == "local":
         return LocalStorage(data.lfs, fsync=config.get_bool("lfs.fsync"), threads=threads)
     if backend == "s3":
-        return S3Storage(s3_settings(config), threads=threads)
+        health = StorageHealth(retry=config.get_float("lfs.unavailable_retry"), clock=clock)
+        return S3Storage(s3_settings(config), threads=threads, health=health)
     raise ConfigError(f"lfs.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")

@@ -188,12 +188,24 @@ class LocalStorage(ObjectStore, LocalFiles, ChunkedUploads):
 
         return await self._run(hash_file)
 
-    async def sweep_incomplete(self, older_than: float) -> int:
+    async def sweep_incomplete(self, older_than: float, *, dry_run: bool = False) -> int:
+        def newest(entry: os.DirEntry) -> float:
+            """When anything in it was last written (a chunked upload's parts are files in a folder)."""
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+            if entry.is_dir(follow_symlinks=False):
+                for part in os.scandir(entry.path):
+                    with contextlib.suppress(FileNotFoundError):
+                        mtime = max(mtime, part.stat(follow_symlinks=False).st_mtime)
+            return mtime
+
         def sweep() -> int:
             removed = 0
             for entry in os.scandir(self.tmp_dir):
                 with contextlib.suppress(FileNotFoundError):
-                    if entry.stat(follow_symlinks=False).st_mtime < older_than:
+                    if newest(entry) < older_than:
+                        if dry_run:
+                            removed += 1
+                            continue
                         if entry.is_dir(follow_symlinks=False):  # an abandoned chunked upload
                             shutil.rmtree(entry.path, ignore_errors=True)
                         else:

@@ -52,6 +52,7 @@ from gitd.lfs.storage.base import (
     StoredObject,
     UploadedPart,
 )
+from gitd.lfs.storage.health import StorageHealth
 from gitd.lfs.storage.s3_chunked import MIB, S3ChunkedUploads, part_size_for
 from gitd.lfs.streams import CHUNK, ThreadReader, Verifier, is_oid
 
@@ -94,7 +95,7 @@ def _missing(exc: BaseException) -> bool:
 class S3Storage(ObjectStore, PresignedStore, MultipartStore, S3ChunkedUploads):
     name = "s3"
 
-    def __init__(self, settings: S3Settings, *, threads: int = 16):
+    def __init__(self, settings: S3Settings, *, threads: int = 16, health: StorageHealth | None = None):
         if not settings.bucket:
             raise ValueError("lfs.s3.bucket is empty")
         self.settings = settings
@@ -102,12 +103,19 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore, S3ChunkedUploads):
         self.prefix = settings.prefix
         self.staging_prefix = f"{settings.prefix}staging/"
         host, secure = split_endpoint(settings.endpoint, settings.secure)
+        # A store that refuses connections fails after one quick retry, not after seconds of
+        # backoff; then StorageHealth fails calls at once until it is back (see health.py).
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=30, read=300), maxsize=max(threads, 10),
-            retries=urllib3.Retry(total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            timeout=urllib3.Timeout(connect=10, read=300), maxsize=max(threads, 10),
+            retries=urllib3.Retry(total=5, connect=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
         self.client = Minio(host, access_key=settings.access_key, secret_key=settings.secret_key,
                             secure=secure, region=settings.region, http_client=http)
+        probe_http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=5), maxsize=1,
+                                         retries=urllib3.Retry(total=0))
+        self._probe_client = Minio(host, access_key=settings.access_key, secret_key=settings.secret_key,
+                                   secure=secure, region=settings.region, http_client=probe_http)
+        self.health = health or StorageHealth()
         self.public: Minio | None = None
         if settings.public_endpoint:
             pub_host, pub_secure = split_endpoint(settings.public_endpoint, settings.secure)
@@ -136,15 +144,36 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore, S3ChunkedUploads):
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         """Run a blocking client call in the pool; storage failures become StorageUnavailable
         and a missing object FileNotFoundError."""
+        self.health.before_call()  # fails at once while the store is known down
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+            result = await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
         except (S3Error, MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
             if _missing(exc):
+                self.health.succeeded()
                 raise FileNotFoundError(str(exc)) from exc
             if isinstance(exc, FileNotFoundError):
                 raise
+            if isinstance(exc, S3Error):
+                self.health.succeeded()  # it answered (with an error): reachable
+            else:
+                self.health.failed(f"{type(exc).__name__}: {exc}")
             raise StorageUnavailable("the object store is unavailable; try again later",
                                      detail=f"{type(exc).__name__}: {exc}") from exc
+        self.health.succeeded()
+        return result
+
+    async def probe(self) -> None:
+        """Find out whether the store answers (a HEAD of the bucket, short timeouts, no
+        retries), and tell ``health``."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._probe_client.bucket_exists,
+                                                             self.bucket)
+        except S3Error:
+            self.health.succeeded()
+        except Exception as exc:
+            self.health.failed(f"{type(exc).__name__}: {exc}")
+        else:
+            self.health.succeeded()
 
     async def ensure_bucket(self) -> None:
         def ensure() -> None:
@@ -296,12 +325,13 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore, S3ChunkedUploads):
     async def digest(self, oid: str) -> tuple[str, int]:
         return await self._hash_key(self.key(oid))
 
-    async def sweep_incomplete(self, older_than: float) -> int:
+    async def sweep_incomplete(self, older_than: float, *, dry_run: bool = False) -> int:
         def sweep() -> int:
             removed = 0
             for item in self.client.list_objects(self.bucket, prefix=self.staging_prefix, recursive=True):
                 if item.last_modified and item.last_modified.timestamp() < older_than and item.object_name:
-                    self.client.remove_object(self.bucket, item.object_name)
+                    if not dry_run:
+                        self.client.remove_object(self.bucket, item.object_name)
                     removed += 1
             marker: str | None = None
             for _ in range(10_000):
@@ -309,7 +339,8 @@ class S3Storage(ObjectStore, PresignedStore, MultipartStore, S3ChunkedUploads):
                 for upload in result.uploads:
                     started = upload.initiated_time.timestamp() if upload.initiated_time else 0.0
                     if started < older_than and upload.upload_id:
-                        self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                        if not dry_run:
+                            self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
                         removed += 1
                 if not result.is_truncated or not result.next_key_marker or result.next_key_marker == marker:
                     break

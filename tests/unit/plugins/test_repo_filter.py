@@ -59,7 +59,7 @@ def h(request, gitd_harness):
 
 
 def test_the_plugins_answer_narrows_the_listing_to_what_the_caller_may_read(h):
-    assert gitd.API_VERSION == "1.1"
+    assert tuple(int(n) for n in gitd.API_VERSION.split(".")) >= (1, 1)  # where gitd_repo_filter came in
     assert names(h, "filter=even") == ["alice/m2", "alice/m6"]
     assert names(h, "filter=even", user="eve") == ["alice/m2", "alice/m6"]
     assert names(h, "filter=even", user="alice") == ["alice/m2", "alice/m4", "alice/m6"]
