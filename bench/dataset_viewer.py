@@ -209,7 +209,7 @@ def main() -> None:
         token = server.cli("token", "create", "bench", "--scope", "write", "--name", "bench").strip()
         git = Git(work / "home")
         for name in ("text", "big", "search"):
-            server.cli("repo", "create", f"bench/{name}", "--type", "dataset")
+            server.cli("repo", "create", f"bench/{name}", "--type", "dataset", "--empty")
 
         # -- conversion, interleaved with the peer ---------------------------------------------------
         idle = rss(server.proc.pid)

@@ -158,6 +158,23 @@ def lfs_storage_ctx(parts: Parts) -> CleanupCtx:
     return ctx
 
 
+def plugin_lifecycle_ctx(parts: Parts) -> CleanupCtx:
+    """Plugins' ``gitd_daemon_started`` / ``gitd_daemon_stopping`` hooks (API 1.2), on a thread."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        plugins = parts.plugins
+        await asyncio.to_thread(plugins.collect, "gitd_daemon_started")
+        yield
+        timeout = parts.config.get_float("plugins.stop_timeout")
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.to_thread(plugins.collect, "gitd_daemon_stopping")
+        except TimeoutError:
+            log.error("plugins took more than %.0fs to stop; stopping anyway", timeout)
+
+    return ctx
+
+
 def make_app(parts: Parts) -> web.Application:
     app = parts.http_app()
     app[LISTENERS] = {}
@@ -175,7 +192,8 @@ def make_app(parts: Parts) -> web.Application:
                           lambda: int(not health.down))
     metrics.add_gauge("gitd_disk_low", "1 while free space is under [server] min_free_space (writes refused).",
                       lambda: int(disk.low() is not None))
-    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, periodic_ctx, ssh_server_ctx):
+    for resource in (loop_lag_ctx, lfs_storage_ctx, hook_socket_ctx, job_workers_ctx, periodic_ctx,
+                     plugin_lifecycle_ctx, ssh_server_ctx):
         app.cleanup_ctx.append(resource(parts))
     return app
 
@@ -183,7 +201,7 @@ def make_app(parts: Parts) -> web.Application:
 async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    install_child_watcher(loop)
+    restore_child_watcher = install_child_watcher(loop)
     parts.portal.attach(loop)  # plugins on worker threads reach the daemon's coroutines through it
     # Writes are made on the store's threads; one left on the loop fails fast (503) instead of freezing it.
     parts.store.on_event_loop(parts.config.get_float("database.loop_busy_timeout"))
@@ -234,6 +252,7 @@ async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -
         await runner.cleanup()
         over.cancel()
         parts.close()
+        restore_child_watcher()
         watchdog.disarm()
         log.info("stopped")
 

@@ -27,7 +27,10 @@ def tmp_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def daemon(tmp_session: Path) -> Iterator[Daemon]:
-    d = new_daemon(tmp_session / "shared", {"jobs.backoff_base": 0.2, "jobs.poll_interval": 0.2})
+    # Every web test logs in from 127.0.0.1: the login rate limit (tests/unit/web) is not
+    # what they test.
+    d = new_daemon(tmp_session / "shared", {"jobs.backoff_base": 0.2, "jobs.poll_interval": 0.2,
+                                             "web.login_attempts": 10_000})
     d.start()
     yield d
     d.stop()

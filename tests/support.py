@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import io
 import itertools
@@ -31,14 +33,32 @@ def unique(prefix: str = "t") -> str:
     return f"{prefix}{os.getpid() % 1000}x{next(_counter)}"
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def run_cli(data: Path, *args: str, check: bool = True) -> tuple[int, str, str]:
     """Run a ``gitd`` command in-process (same code path as the console script)."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+
+    def main() -> int:
         try:
-            code = cli.main(["--data", str(data), *args])
+            return cli.main(["--data", str(data), *args])
         except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
+            return int(exc.code or 0)
+
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        if _loop_running():
+            # The console script never runs inside an event loop; a test can (Playwright's sync
+            # API runs one on the main thread), and commands that use asyncio.run need their own.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                code = pool.submit(main).result()
+        else:
+            code = main()
     if check and code != 0:
         raise AssertionError(f"gitd {' '.join(args)} failed ({code}): {err.getvalue()}")
     return code, out.getvalue(), err.getvalue()

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -222,23 +223,40 @@ class GitRunner:
         return result, bytes(out)
 
 
-def install_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
+def install_child_watcher(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
     """Watch git children with pidfds, as Python 3.12+ does by default.
 
     Python 3.11 starts one thread per child process to wait for it; on Linux 5.3+ a
-    pidfd in the event loop does the same job without a thread per request.
+    pidfd in the event loop does the same job without a thread per request. The watcher
+    is process-wide and bound to ``loop``: call the returned function when that loop stops
+    serving, so the process's other loops (an embedding program's, a test's) get the
+    previous watcher back instead of one tied to a closed loop.
     """
     if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher") or not hasattr(os, "pidfd_open"):
-        return
+        return lambda: None
     if not isinstance(loop, asyncio.BaseEventLoop):
-        return  # uvloop watches its children itself
+        return lambda: None  # uvloop watches its children itself
+    if threading.current_thread() is not threading.main_thread():
+        # The stdlib policy re-attaches its watcher to whatever loop the main thread sets
+        # (asyncio.run there ends by detaching it), so a loop on another thread (a test's or an
+        # embedding program's daemon) keeps the default thread-per-child watcher.
+        return lambda: None
     try:
         os.close(os.pidfd_open(os.getpid()))
     except OSError:
-        return
+        return lambda: None
+    policy = asyncio.get_event_loop_policy()
+    previous = getattr(policy, "_watcher", None)  # the stdlib policy's; None until first asked for
     watcher = asyncio.PidfdChildWatcher()
     watcher.attach_loop(loop)
-    asyncio.get_event_loop_policy().set_child_watcher(watcher)
+    policy.set_child_watcher(watcher)
+
+    def restore() -> None:
+        if getattr(policy, "_watcher", None) is watcher:
+            policy.set_child_watcher(previous if previous is not None else asyncio.ThreadedChildWatcher())
+        watcher.close()
+
+    return restore
 
 
 async def _pump(outputs: list[Coroutine[Any, Any, None]], feeder: Coroutine[Any, Any, None] | None) -> None:

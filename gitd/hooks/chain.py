@@ -19,6 +19,7 @@ updates actually landed, and records their jobs then: post-receive work is never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -295,7 +296,8 @@ class HookChain:
     # -- running jobs --------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:
         """Execute one job (on a worker thread). Exceptions make the queue retry it."""
-        with self.jobs.running(job):
+        releasing = self.views.releasing() if self.views is not None else contextlib.nullcontext()
+        with self.jobs.running(job), releasing:
             self._run_job(job)
 
     def _run_job(self, job: Job) -> None:
@@ -307,7 +309,11 @@ class HookChain:
             raise PermanentJobError(f"plugin {job.plugin} is not loaded (disabled or not installed) or does not "
                                     f"implement {job.hook}; enable it, then run 'gitd jobs retry {job.id}'")
         if job.hook == POST_RECEIVE:
-            call(event=self.bind(PushEvent.from_dict(job.payload)))
+            event = self.bind(PushEvent.from_dict(job.payload))
+            try:
+                call(event=event)
+            finally:
+                event.release()
         elif job.hook in LIFECYCLE:
             event = LIFECYCLE[job.hook].from_dict(job.payload)
             call(repo=event.repo, event=event)

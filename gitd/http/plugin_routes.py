@@ -24,7 +24,7 @@ from gitd.http.routing import Match, Router
 from gitd.hub.common import API_TYPES, api_patterns
 from gitd.jobs.threads import ThreadPool
 from gitd.names import check_repo_type, split_full_name
-from gitd.plugins.contrib import HTTPError, PluginRequest, RepoRoute, Response, Route
+from gitd.plugins.contrib import ANY_METHOD, ROUTE_METHODS, HTTPError, PluginRequest, RepoRoute, Response, Route
 from gitd.plugins.events import RepoInfo
 from gitd.plugins.host import PluginHost
 from gitd.plugins.view import RepoViews
@@ -72,13 +72,16 @@ class PluginRoutes:
                 self._add(router, name, route, f"/api/plugins/{name}{route.path}")
 
     def add_repo_routes(self, router: Router) -> None:
-        """``RepoRoute``s, under the repositories' API paths (after the daemon's own routes)."""
+        """``RepoRoute``s, under the repositories' API paths, or (``mount="repo"``, API 1.2)
+        under their own URLs (after the daemon's own routes)."""
         for name, route in self._declared():
             if isinstance(route, RepoRoute):
-                self._add(router, name, route, api_patterns(route.path))
+                pattern = "/{repo}" + route.path if route.mount == "repo" else api_patterns(route.path)
+                self._add(router, name, route, pattern)
 
     def _add(self, router: Router, name: str, route: Route | RepoRoute, pattern: str) -> None:
-        router.add(route.method, pattern, self._handler(name, route), style="api",
+        methods = ROUTE_METHODS if route.method == ANY_METHOD else route.method
+        router.add(methods, pattern, self._handler(name, route), style="api",
                    name=f"plugin:{name}:{route.method} {route.path}")
         log.info("plugin %s serves %s %s", name, route.method, pattern)
 
@@ -90,16 +93,20 @@ class PluginRoutes:
             info: RepoInfo | None = None
             params = dict(m.params)
             if isinstance(route, RepoRoute):
-                repo_type = API_TYPES.get(params["types"])
+                if m.repo is not None:  # mount="repo": the repository's own URL
+                    repo_type, ns, name = m.repo.type, m.repo.namespace, m.repo.name
+                else:
+                    repo_type, ns, name = API_TYPES.get(params["types"]), params["ns"], params["name"]
                 if repo_type is None or repo_type not in route.types:
                     raise NotFound("not found")
-                repo = self.repos.find(repo_type, params["ns"], params["name"])
+                repo = self.repos.find(repo_type, ns, name)
                 self.access.require(who, repo, LEVELS[route.access])
                 assert repo is not None
                 info = self.repos.info(repo)
                 for key in _REPO_PARAMS:
                     params.pop(key, None)
-            body = await self._body(request)
+            streaming = isinstance(route, RepoRoute) and route.stream
+            body = b"" if streaming else await self._body(request)
 
             def find_repo(full_name: str, repo_type: str = "model", level: str = "read") -> RepoInfo:
                 try:

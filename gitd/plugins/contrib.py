@@ -12,6 +12,7 @@ with a time limit, so they may block (a database query, reading a file). Raise
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,11 +25,13 @@ if TYPE_CHECKING:
 Level = Literal["read", "write", "admin"]
 Handler = Callable[["PluginRequest"], Any]
 
-ROUTE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+ROUTE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+ANY_METHOD = "*"  # API 1.2: a RepoRoute that takes every method in ROUTE_METHODS (a reverse proxy)
+Mount = Literal["api", "repo"]
 
 
 def _check_route(method: str, path: str) -> None:
-    if method.upper() not in ROUTE_METHODS:
+    if method.upper() not in ROUTE_METHODS and method != ANY_METHOD:
         raise ValueError(f"unsupported HTTP method {method!r}")
     if not path.startswith("/") or "//" in path or ".." in path:
         raise ValueError(f"a route path starts with '/' and has no empty or '..' segments: {path!r}")
@@ -47,6 +50,13 @@ class Route:
 
     def __post_init__(self) -> None:
         _check_route(self.method, self.path)
+        if self.method == ANY_METHOD:
+            raise ValueError("only a RepoRoute may take every method ('*')")
+
+
+# First segments below a repository's URL that belong to git, LFS and the Hub.
+RESERVED_REPO_SEGMENTS = frozenset({"info", "objects", "HEAD", "resolve", "blob", "tree", "raw", "commit",
+                                    "commits", "discussions", "settings", "api"})
 
 
 @dataclass(frozen=True)
@@ -62,11 +72,26 @@ class RepoRoute:
     access: Level = "read"
     types: tuple[str, ...] = ("model", "dataset", "space", "code")
     summary: str = ""
+    # API 1.2. ``mount="repo"``: under the repository's own URL, ``/{prefix}NS/REPO{path}``
+    # (``/spaces/NS/REPO/app/...``), beside its git URLs, instead of under ``/api/...``;
+    # its path must start with a literal segment git and the Hub do not use (not ``info``,
+    # ``resolve``, ``git-*``, ...). ``stream=True``: the daemon does not read the body; the
+    # handler must be ``async`` and reads ``request.raw`` itself (a proxy, a WebSocket).
+    mount: Mount = "api"
+    stream: bool = False
 
     def __post_init__(self) -> None:
         _check_route(self.method, self.path)
         if self.access not in ("read", "write", "admin"):
             raise ValueError(f"access must be read, write or admin, not {self.access!r}")
+        if self.mount not in ("api", "repo"):
+            raise ValueError(f"mount must be api or repo, not {self.mount!r}")
+        if self.mount == "repo":
+            first = self.path.strip("/").split("/")[0]
+            if not first or first.startswith("{") or first in RESERVED_REPO_SEGMENTS or first.startswith("git-"):
+                raise ValueError(f"a repo-mounted route starts with a literal segment of its own, not {first!r}")
+        if self.stream and not inspect.iscoroutinefunction(self.handler):
+            raise ValueError("a stream=True route needs an async handler (it reads request.raw)")
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,13 @@ class PushEvent:
             object.__setattr__(self, "_repository", found)
         return found
 
+    def release(self) -> None:
+        """Let the repository this event opened go of its pack files (the daemon calls it when
+        the hook that got the event has returned)."""
+        found = self.__dict__.get("_repository")
+        if found is not None:
+            found.free()
+
     @property
     def view(self) -> RepoView:
         """The read-only ``RepoView`` of the repository (trees, files with LFS content, diffs),

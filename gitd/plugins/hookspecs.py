@@ -143,6 +143,22 @@ def gitd_cli_commands() -> list[CliCommand]:
     """Subcommands this plugin adds to the ``gitd`` command line."""
 
 
+# -- the daemon's lifecycle (API 1.2) ----------------------------------------------------------
+@hookspec
+def gitd_daemon_started() -> None:
+    """``gitd serve`` is up (listeners bound, job workers running): start background work
+    that lives as long as the daemon (a supervisor, a scheduler). Called once, on a worker
+    thread; return promptly (start your own threads). Not called in ``gitd`` commands or
+    the test harness. An exception is logged; the daemon serves anyway."""
+
+
+@hookspec
+def gitd_daemon_stopping() -> None:
+    """``gitd serve`` is stopping (SIGTERM): stop what ``gitd_daemon_started`` started and
+    release its processes. Called once, on a worker thread, before the job workers stop;
+    the daemon waits for it at most ``[plugins] stop_timeout`` seconds."""
+
+
 # The hooks whose implementations run as durable jobs, and the hooks asked in-line.
 JOB_HOOKS = ("gitd_post_receive", "gitd_repo_created", "gitd_repo_deleted", "gitd_repo_renamed",
              "gitd_repo_visibility_changed", "gitd_task")

@@ -10,7 +10,9 @@ file costs a plugin an exception, never the daemon's memory.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -359,10 +361,30 @@ class RepoViews:
         self.lfs = lfs
         self.max_read = max_read
         self.max_entries = max_entries
+        self._local = threading.local()
+
+    @contextmanager
+    def releasing(self) -> Iterator[None]:
+        """While the block runs, repositories this thread opens are recorded; when it ends they
+        let go of their pack files (``Repository.free``), whoever still holds a view. A job runs
+        in such a block, so a view a plugin kept (or a reference cycle the collector has not met
+        yet) never pins the packs a later ``git gc`` deletes."""
+        previous = getattr(self._local, "opened", None)
+        opened: list[pygit2.Repository] = []
+        self._local.opened = opened
+        try:
+            yield
+        finally:
+            self._local.opened = previous
+            for repository in opened:
+                repository.free()
 
     def open(self, repo: RepoInfo, *, repository: pygit2.Repository | None = None) -> RepoView:
         if repository is None:
             repository = pygit2.Repository(str(repo.path))
+            opened = getattr(self._local, "opened", None)
+            if opened is not None:
+                opened.append(repository)
         return RepoView(repo, repository, self.lfs, max_read=self.max_read, max_entries=self.max_entries)
 
     def lfs_missing(self, repo_id: int, oids: Iterable[str]) -> set[str]:

@@ -77,10 +77,11 @@ def test_regression_writes_below_the_watermark_answer_507_and_clients_stop(on_tm
 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     api = HfApi(endpoint=d.url, token=token)
-    for size, route in ((200_000, "lfs-batch"), (100, "hub-commit")):
+    # (preupload sends binary content to LFS whatever its size: the small file is text)
+    for content, route in ((os.urandom(200_000), "lfs-batch"), (b"small text\n" * 9, "hub-commit")):
         before = statuses(d, route, "507")
         with pytest.raises(HfHubHTTPError) as raised:
-            api.upload_file(path_or_fileobj=os.urandom(size), path_in_repo=f"f{size}.bin", repo_id=repo)
+            api.upload_file(path_or_fileobj=content, path_in_repo=f"f{len(content)}.txt", repo_id=repo)
         assert raised.value.response.status_code == 507 and "out of disk space" in str(raised.value)
         assert statuses(d, route, "507") == before + 1  # asked once: not retried
 

@@ -1,0 +1,64 @@
+"""How the operator writes to the cluster: create-or-replace of the manifests it renders,
+deletes, and the Space's status, through the ``kubernetes`` client."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .render import GROUP, PLURAL, VERSION
+
+
+class Applier(Protocol):
+    def apply(self, manifest: dict[str, Any]) -> None: ...
+
+    def delete(self, kind: str, name: str, namespace: str) -> None: ...
+
+    def patch_space_status(self, name: str, namespace: str, status: dict[str, Any]) -> None: ...
+
+
+class KubeApplier:
+    def __init__(self) -> None:
+        from kubernetes import client, config
+
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        self.client = client
+        self.apps, self.core, self.batch = client.AppsV1Api(), client.CoreV1Api(), client.BatchV1Api()
+        self.net, self.custom = client.NetworkingV1Api(), client.CustomObjectsApi()
+
+    def _calls(self, kind: str) -> tuple[Any, Any, Any, Any]:
+        return {
+            "Deployment": (self.apps.create_namespaced_deployment, self.apps.replace_namespaced_deployment,
+                           self.apps.delete_namespaced_deployment, self.apps.read_namespaced_deployment),
+            "Service": (self.core.create_namespaced_service, self.core.patch_namespaced_service,
+                        self.core.delete_namespaced_service, self.core.read_namespaced_service),
+            "Job": (self.batch.create_namespaced_job, self.batch.replace_namespaced_job,
+                    self.batch.delete_namespaced_job, self.batch.read_namespaced_job),
+            "Ingress": (self.net.create_namespaced_ingress, self.net.replace_namespaced_ingress,
+                        self.net.delete_namespaced_ingress, self.net.read_namespaced_ingress),
+        }[kind]
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        create, replace, _, _ = self._calls(manifest["kind"])
+        name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
+        try:
+            create(namespace, manifest)
+        except self.client.ApiException as exc:
+            if exc.status != 409:
+                raise
+            if manifest["kind"] != "Job":  # a build Job is named after its commit: it exists, it ran
+                replace(name, namespace, manifest)
+
+    def delete(self, kind: str, name: str, namespace: str) -> None:
+        _, _, delete, _ = self._calls(kind)
+        try:
+            delete(name, namespace)
+        except self.client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def patch_space_status(self, name: str, namespace: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name,
+                                                          {"status": status})

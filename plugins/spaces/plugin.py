@@ -1,0 +1,286 @@
+"""The spaces plugin: a push to a space repository's default branch (re)starts the space.
+
+Hooks: ``gitd_post_receive`` deploys the pushed commit (only the newest: a job whose
+commit is no longer the branch's head leaves it to the next one); ``gitd_task`` runs
+deploy/restart/stop requests (from the CLI); the daemon's lifecycle hooks (API 1.2)
+start and stop the supervisor. Routes: the reverse proxy under the space's own URL
+(``/spaces/NS/NAME/app/...``, API 1.2's ``mount="repo"``), and the Hub's runtime API
+(``/api/spaces/NS/NAME/runtime``, ``restart``, ``pause``, ``sleeptime``, ``logs/KIND``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitd.plugin_api import (
+    CliCommand,
+    HTTPError,
+    PluginContext,
+    PluginError,
+    PluginRequest,
+    PushEvent,
+    RepoInfo,
+    RepoRoute,
+    RepoView,
+    Response,
+    TaskEvent,
+    hookimpl,
+)
+
+from .local import LocalRunner
+
+if TYPE_CHECKING:
+    from .kube import KubernetesRuntime
+from .proxy import SpaceProxy
+from .settings import Settings
+from .state import PAUSED, RUNNING, STOPPED, SpaceRow, SpaceStates
+
+SPACE = ("space",)
+
+
+class SpacesPlugin:
+    def __init__(self, context: PluginContext):
+        self.context = context
+        self.settings = context.settings(Settings)
+        self.settings.validate()
+
+    # Made on first use: a `gitd` command that only lists commands opens nothing.
+    @cached_property
+    def states(self) -> SpaceStates:
+        return SpaceStates(self.context.storage)
+
+    @cached_property
+    def runner(self) -> LocalRunner:
+        root = Path(self.settings.work_dir) if self.settings.work_dir else self.context.cache_dir / "local"
+        return LocalRunner(root, self.settings, self.states)
+
+    @cached_property
+    def proxy(self) -> SpaceProxy:
+        return SpaceProxy(self.runner, self.states)
+
+    @cached_property
+    def kube(self) -> KubernetesRuntime:
+        from .kube import KubernetesRuntime
+
+        return KubernetesRuntime(self.settings, self.states)
+
+    # -- hooks ---------------------------------------------------------------------------------
+    @hookimpl
+    def gitd_post_receive(self, event: PushEvent) -> None:
+        if event.repo.type != "space":
+            return
+        update = event.default_branch_update()
+        if update is None:
+            return
+        if update.is_delete:
+            self._stop(event.repo, STOPPED)
+            return
+        if event.view.head() != update.new:
+            return  # a newer push moved the branch since: its own job deploys that one
+        self._deploy(event.repo, event.view, update.new)
+
+    @hookimpl
+    def gitd_task(self, event: TaskEvent) -> None:
+        repo = event.repo
+        if repo is None or repo.type != "space":
+            return
+        if event.task == "deploy":
+            view = self.context.view(repo)
+            head = view.head()
+            if head is not None:
+                self._deploy(repo, view, head)
+        elif event.task == "restart":
+            self._restart(repo)
+        elif event.task in ("stop", "pause"):
+            self._stop(repo, PAUSED if event.task == "pause" else STOPPED)
+
+    @hookimpl
+    def gitd_repo_deleted(self, repo: RepoInfo) -> None:
+        if repo.type == "space":
+            if self.settings.runtime == "kubernetes":
+                self.kube.delete(repo)
+            self.runner.forget(repo.id)
+
+    @hookimpl
+    def gitd_repo_renamed(self, repo: RepoInfo) -> None:
+        row = self.states.get(repo.id) if repo.type == "space" else None
+        if row is not None:
+            self.states.set(repo.id, repo.full_name)
+            if row.stage == RUNNING and row.sdk != "static":
+                self._restart(repo)  # the app's URL prefix changed
+
+    @hookimpl
+    def gitd_daemon_started(self) -> None:
+        if self.settings.runtime == "local":
+            self.runner.suspend_all()
+
+    @hookimpl
+    def gitd_daemon_stopping(self) -> None:
+        if "runner" in self.__dict__:
+            self.runner.shutdown()
+        if "proxy" in self.__dict__:
+            self.proxy.close()
+
+    @hookimpl
+    def gitd_repo_info(self, repo: RepoInfo) -> dict | None:
+        if repo.type != "space":
+            return None
+        row = self.states.get(repo.id)
+        return {"runtime": self.runtime(row)} if row is not None else None
+
+    @hookimpl
+    def gitd_http_routes(self) -> list:
+        return [
+            RepoRoute("*", "/app/{path*}", self.proxy_request, mount="repo", stream=True, types=SPACE,
+                      summary="the space's app (HTTP and WebSocket)"),
+            RepoRoute("GET", "/runtime", self.get_runtime, types=SPACE, summary="the space's runtime"),
+            RepoRoute("POST", "/restart", self.post_restart, access="write", types=SPACE,
+                      summary="restart the space (factory=true: rebuild it)"),
+            RepoRoute("POST", "/pause", self.post_pause, access="write", types=SPACE, summary="pause the space"),
+            RepoRoute("POST", "/sleeptime", self.post_sleeptime, access="write", types=SPACE,
+                      summary="idle seconds before the space sleeps"),
+            RepoRoute("GET", "/logs/{kind}", self.get_logs, access="write", types=SPACE,
+                      summary="the space's build or run log"),
+        ]
+
+    @hookimpl
+    def gitd_cli_commands(self) -> list:
+        return [
+            CliCommand("spaces", "list", "list spaces and their stages", self.cli_list),
+            CliCommand("spaces", "status", "a space's stage and error", self.cli_status, _repo_arg),
+            CliCommand("spaces", "logs", "a space's run (or build) log", self.cli_logs, _logs_args),
+            CliCommand("spaces", "restart", "restart a space (the daemon does it)", self.cli_restart, _repo_arg),
+            CliCommand("spaces", "stop", "stop a space until it is restarted", self.cli_stop, _repo_arg),
+        ]
+
+    # -- the runtime ---------------------------------------------------------------------------
+    def _deploy(self, repo: RepoInfo, view: RepoView, commit: str) -> None:
+        if self.settings.runtime == "kubernetes":
+            self.kube.deploy(repo, view, commit)
+        else:
+            self.runner.deploy(repo, view, commit)
+
+    def _restart(self, repo: RepoInfo) -> None:
+        if self.settings.runtime == "local" and self.runner.restart(repo.id) is not None:
+            return
+        view = self.context.view(repo)
+        head = view.head()
+        if head is not None:
+            self._deploy(repo, view, head)
+
+    def _stop(self, repo: RepoInfo, stage: str) -> None:
+        if self.settings.runtime == "kubernetes":
+            self.kube.stop(repo, stage)
+        else:
+            self.runner.stop(repo.id, stage)
+            row = self.states.get(repo.id)
+            if row is not None and row.stage != stage:
+                self.states.set(repo.id, repo.full_name, stage=stage, pid=None, port=None)
+
+    def runtime(self, row: SpaceRow | None) -> dict:
+        """The Hub's runtime answer (huggingface_hub.SpaceRuntime)."""
+        stage = row.stage if row is not None else "NO_APP_FILE"
+        sleep = row.sleep_time if row is not None and row.sleep_time is not None else self.settings.sleep_time
+        return {"stage": stage, "hardware": {"current": "cpu-basic" if stage == RUNNING else None,
+                                             "requested": "cpu-basic"},
+                "storage": None, "gcTimeout": int(sleep) if sleep else None,
+                "replicas": {"current": 1 if stage == RUNNING else 0, "requested": 1},
+                "sdk": row.sdk if row else None, "errorMessage": row.error if row else None,
+                "commit": row.commit_id if row else None, "restarts": row.restarts if row else 0,
+                "runtime": row.runtime if row else self.settings.runtime}
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    async def proxy_request(self, request: PluginRequest):
+        return await self.proxy.handle(request)
+
+    def get_runtime(self, request: PluginRequest) -> dict:
+        repo = request.repo
+        assert repo is not None
+        row = self.states.get(repo.id)
+        if row is not None and row.runtime == "kubernetes" and self.settings.runtime == "kubernetes":
+            try:
+                row = self.kube.refresh(repo)
+            except Exception as exc:  # the cluster unreachable: answer what is known, say why
+                self.context.log.warning("space %s: cannot read its Space resource: %s", repo.full_name, exc)
+        return self.runtime(row)
+
+    def post_restart(self, request: PluginRequest) -> dict:
+        repo = request.repo
+        assert repo is not None
+        if request.query.get("factory") == "true":
+            self.context.submit(repo, "deploy", {}, key=f"deploy:{repo.id}")
+        else:
+            self._restart(repo)
+        return self.runtime(self.states.get(repo.id))
+
+    def post_pause(self, request: PluginRequest) -> dict:
+        assert request.repo is not None
+        self._stop(request.repo, PAUSED)
+        return self.runtime(self.states.get(request.repo.id))
+
+    def post_sleeptime(self, request: PluginRequest) -> dict:
+        repo = request.repo
+        assert repo is not None
+        seconds = (request.json() or {}).get("seconds")
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or (seconds < 0 and seconds != -1):
+            raise HTTPError(400, "seconds must be a whole number of seconds (-1: never sleep)")
+        if self.states.get(repo.id) is None:
+            self.states.set(repo.id, repo.full_name, stage=STOPPED)
+        self.states.set(repo.id, repo.full_name, sleep_time=float(max(seconds, 0)))
+        return self.runtime(self.states.get(repo.id))
+
+    def get_logs(self, request: PluginRequest) -> Response:
+        assert request.repo is not None
+        kind = request.params["kind"]
+        if kind not in ("build", "run"):
+            raise HTTPError(404, "logs are build or run")
+        return Response(self.runner.log(request.repo.id, kind).tail(), content_type="text/plain")
+
+    # -- command line --------------------------------------------------------------------------
+    def _space(self, name: str) -> tuple[RepoInfo, SpaceRow | None]:
+        repo = self.context.find_repo(name, "space")
+        if repo is None:
+            raise PluginError(f"no space named {name}")
+        return repo, self.states.get(repo.id)
+
+    def cli_list(self, args: argparse.Namespace) -> int:
+        for row in self.states.all():
+            print(f"{row.name}\t{row.stage}\t{row.sdk or '-'}\t{(row.commit_id or '-')[:12]}\t{row.error or ''}")
+        return 0
+
+    def cli_status(self, args: argparse.Namespace) -> int:
+        _, row = self._space(args.space)
+        runtime = self.runtime(row)
+        for key in ("stage", "sdk", "commit", "errorMessage", "restarts", "gcTimeout", "runtime"):
+            print(f"{key}: {runtime[key] if runtime[key] is not None else '-'}")
+        return 0
+
+    def cli_logs(self, args: argparse.Namespace) -> int:
+        repo, _ = self._space(args.space)
+        sys.stdout.write(self.runner.log(repo.id, "build" if args.build else "run").tail().decode("utf-8", "replace"))
+        return 0
+
+    def cli_restart(self, args: argparse.Namespace) -> int:
+        repo, _ = self._space(args.space)
+        self.context.submit(repo, "restart", {}, key=f"restart:{repo.id}")
+        print(f"{repo.full_name}: restart queued")
+        return 0
+
+    def cli_stop(self, args: argparse.Namespace) -> int:
+        repo, _ = self._space(args.space)
+        self.context.submit(repo, "stop", {}, key=f"stop:{repo.id}")
+        print(f"{repo.full_name}: stop queued")
+        return 0
+
+
+def _repo_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("space", metavar="NS/NAME")
+
+
+def _logs_args(parser: argparse.ArgumentParser) -> None:
+    _repo_arg(parser)
+    parser.add_argument("--build", action="store_true", help="the build log instead of the run log")

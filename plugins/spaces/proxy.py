@@ -1,0 +1,151 @@
+"""The reverse proxy: ``/spaces/NS/NAME/app/...`` to the space's app, HTTP and WebSocket.
+
+The daemon has authenticated the caller and checked read access to the space before the
+handler runs (a private space is 404 to others). The caller's ``Authorization`` header
+never reaches the app; the app's cookies are never kept by the proxy (no cookie jar).
+Static spaces are answered from their build directory. A sleeping space is woken by the
+request, which waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from gitd.plugin_api import HTTPError, PluginRequest
+
+from .local import LocalRunner, SpaceUnavailable
+from .state import PAUSED, SpaceStates
+
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "transfer-encoding", "upgrade", "authorization", "proxy-connection"})
+WS_HEADERS = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+                        "sec-websocket-protocol"})
+
+
+class SpaceProxy:
+    def __init__(self, runner: LocalRunner, states: SpaceStates):
+        self.runner = runner
+        self.states = states
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._loop = loop
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                connector=aiohttp.TCPConnector(limit=0, force_close=False),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        return self._session
+
+    def close(self) -> None:
+        """Close the client session from another thread (the daemon stops)."""
+        session, loop = self._session, self._loop
+        if session is not None and loop is not None and not session.closed and loop.is_running():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(session.close(), loop).result(5)
+
+    async def handle(self, request: PluginRequest) -> web.StreamResponse:
+        raw: web.Request = request.raw
+        repo = request.repo
+        assert repo is not None
+        path = request.params.get("path", "")
+        prefix = f"/spaces/{repo.full_name}/app"
+        if not path and not raw.path.endswith("/"):
+            raise web.HTTPTemporaryRedirect(prefix + "/" + (f"?{raw.query_string}" if raw.query_string else ""))
+        row = await asyncio.to_thread(self.states.get, repo.id)
+        if row is None:
+            raise HTTPError(503, "this space has not been built yet: push an app to it")
+        if row.stage == PAUSED:
+            raise HTTPError(503, "this space is paused; restart it to run it again")
+        if row.sdk == "static" and row.build_dir:
+            return await self._static(Path(row.build_dir), path, row.app_file or "index.html")
+        try:
+            port = await asyncio.to_thread(self.runner.ensure_running, repo.id)
+        except SpaceUnavailable as exc:
+            return web.json_response({"error": exc.message, "stage": exc.stage}, status=503,
+                                     headers={"Retry-After": "5"})
+        url = f"http://127.0.0.1:{port}/{path}"
+        if raw.query_string:
+            url += "?" + raw.query_string
+        headers = self._headers(raw, prefix)
+        try:
+            with self.runner.serving(repo.id):
+                if raw.headers.get("Upgrade", "").lower() == "websocket":
+                    return await self._websocket(raw, url, headers)
+                return await self._http(raw, url, headers)
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise HTTPError(502, f"the space's app is not answering ({type(exc).__name__})") from None
+
+    @staticmethod
+    def _headers(raw: web.Request, prefix: str) -> list[tuple[str, str]]:
+        out = [(k, v) for k, v in raw.headers.items()
+               if (low := k.lower()) not in HOP_BY_HOP and low not in WS_HEADERS and not low.startswith("x-forwarded-")]
+        peer = raw.remote or ""
+        out += [("X-Forwarded-For", peer), ("X-Forwarded-Proto", raw.scheme), ("X-Forwarded-Host", raw.host),
+                ("X-Forwarded-Prefix", prefix)]
+        return out
+
+    async def _http(self, raw: web.Request, url: str, headers: list[tuple[str, str]]) -> web.StreamResponse:
+        data = raw.content if raw.body_exists else None
+        async with self.session().request(raw.method, url, headers=headers, data=data, allow_redirects=False,
+                                          skip_auto_headers=("User-Agent", "Accept-Encoding")) as up:
+            resp = web.StreamResponse(status=up.status, reason=up.reason)
+            for key, value in up.headers.items():  # bytes pass unchanged (no decompression): lengths hold
+                if key.lower() not in HOP_BY_HOP:
+                    resp.headers.add(key, value)
+            await resp.prepare(raw)
+            if raw.method != "HEAD":
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+            await resp.write_eof()
+            return resp
+
+    async def _websocket(self, raw: web.Request, url: str, headers: list[tuple[str, str]]) -> web.StreamResponse:
+        protocols = [p.strip() for p in raw.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        upstream = await self.session().ws_connect(url, headers=headers, protocols=protocols, autoping=True,
+                                                   max_msg_size=0)
+        client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=True,
+                                       max_msg_size=0)
+        try:
+            await client.prepare(raw)
+
+            async def pump(src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+                           dst: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
+                async for msg in src:
+                    if msg.type == WSMsgType.TEXT:
+                        await dst.send_str(msg.data)
+                    elif msg.type == WSMsgType.BINARY:
+                        await dst.send_bytes(msg.data)
+                    else:
+                        break
+
+            tasks = [asyncio.ensure_future(pump(client, upstream)), asyncio.ensure_future(pump(upstream, client))]
+            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+        finally:
+            await upstream.close()
+            await client.close()
+        return client
+
+    async def _static(self, root: Path, path: str, index: str) -> web.StreamResponse:
+        def find() -> Path | None:
+            base = root.resolve()
+            target = (base / (path or index)).resolve()
+            if target != base and base not in target.parents:
+                return None
+            if target.is_dir():
+                target = target / "index.html"
+            return target if target.is_file() else None
+
+        found = await asyncio.to_thread(find)
+        if found is None:
+            raise HTTPError(404, f"{path or index}: no such file in this space")
+        return web.FileResponse(found)

@@ -1,0 +1,77 @@
+"""The space apps the end-to-end tests push: real Gradio and Streamlit apps, and small
+plain-Python servers (declared as gradio spaces: the runner starts ``python app.py``) for
+the faults, which start in a fraction of Gradio's time."""
+
+CARD = "---\ntitle: test\nsdk: {sdk}\n{extra}---\n# a space\n"
+
+
+def card(sdk: str, **extra: object) -> str:
+    return CARD.format(sdk=sdk, extra="".join(f"{k}: {v}\n" for k, v in extra.items()))
+
+
+# Gradio, mounted on FastAPI beside a WebSocket echo (the proxy carries both).
+GRADIO_APP = '''
+import os
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI, WebSocket
+
+app = FastAPI()
+
+
+@app.websocket("/ws")
+async def echo(ws: WebSocket):
+    await ws.accept()
+    while True:
+        await ws.send_text("echo:" + await ws.receive_text())
+
+
+demo = gr.Interface(lambda name: f"Hello {name}!", "text", "text")
+app = gr.mount_gradio_app(app, demo, path="/", root_path=os.environ["GRADIO_ROOT_PATH"])
+uvicorn.run(app, host="127.0.0.1", port=int(os.environ["GRADIO_SERVER_PORT"]), log_level="warning")
+'''
+
+STREAMLIT_APP = '''
+import streamlit as st
+st.title("streamlit space")
+st.write("hello from streamlit")
+'''
+
+# A plain HTTP server: /headers echoes the request headers, /crash exits with status 3,
+# /pid answers the process id. CRASH_ON_START makes it exit at once; FLOOD prints 5 MB first.
+PLAIN_APP = '''
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODE = {mode!r}
+if MODE == "crash-on-start":
+    print("cannot start: missing MODEL_PATH", flush=True)
+    sys.exit(2)
+if MODE == "flood":
+    line = "x" * 1023 + "\\n"
+    for _ in range(5 * 1024):
+        sys.stdout.write(line)
+    sys.stdout.flush()
+
+
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/crash":
+            os._exit(3)
+        body = json.dumps(dict(self.headers) if self.path == "/headers" else {{"pid": os.getpid()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+'''
+
+
+def plain_app(mode: str = "") -> str:
+    return PLAIN_APP.format(mode=mode)
