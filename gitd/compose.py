@@ -438,9 +438,10 @@ class Parts:
 
     def http_app(self) -> web.Application:
         from gitd.http.app import build_app
+        from gitd.hub.bare_ids import bare_repo_miss
 
         return build_app(self.router(), self.auth, self.metrics, rates=self.rate_limits(),
-                         body_timeout=self.config.get_float("server.body_timeout"))
+                         body_timeout=self.config.get_float("server.body_timeout"), miss=bare_repo_miss)
 
     def hook_api(self) -> HookAPI:
         from gitd.hooks.api import HookAPI

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
+import uuid
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -25,6 +28,12 @@ log = logging.getLogger("gitd.http")
 METRICS = web.AppKey("metrics", Metrics)
 RATES = web.AppKey("rates", RateLimits)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
+# Asked about a request no route took: an error to answer instead of the plain 404/405 (the
+# Hub's RepoNotFound for an id without a namespace, gitd.hub.bare_ids), or None.
+MISS = web.AppKey("miss", Callable[[str], "GitdError | None"])
+# Longest X-Request-Id echoed back; longer or odd ones are replaced by a fresh id.
+REQUEST_ID_MAX = 128
+_REQUEST_ID = re.compile(rf"^[A-Za-z0-9._:;=/+-]{{1,{REQUEST_ID_MAX}}}$")
 # The tasks handling requests right now: a shutdown past its grace cancels them.
 IN_FLIGHT = web.AppKey("in_flight", set)
 
@@ -49,6 +58,10 @@ async def run_match(request: web.Request, match: Match | None, allowed: set[str]
     in_flight.add(task)
     try:
         if match is None:
+            miss = request.app[MISS](request.path)
+            if miss is not None:
+                style = "hub"
+                raise miss
             if allowed:
                 raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
             raise NotFound("not found")
@@ -94,14 +107,30 @@ async def run_match(request: web.Request, match: Match | None, allowed: set[str]
         metrics.http_duration.observe(time.monotonic() - started, route=route_name)
 
 
+async def request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer carries X-Request-Id, as the Hub's do: the client's own (X-Request-Id, or the
+    X-Amzn-Trace-Id huggingface_hub sends) when it is a plain short token, else a fresh one; the
+    client quotes it in its error messages."""
+    if "X-Request-Id" in response.headers:
+        return
+    for name in ("X-Request-Id", "X-Amzn-Trace-Id"):
+        given = request.headers.get(name)
+        if given is not None and _REQUEST_ID.match(given):
+            response.headers["X-Request-Id"] = given
+            return
+    response.headers["X-Request-Id"] = uuid.uuid4().hex
+
+
 def build_app(router: Router, auth: Authenticator, metrics: Metrics, *, rates: RateLimits | None = None,
-              body_timeout: float = 60.0) -> web.Application:
+              body_timeout: float = 60.0, miss: Callable[[str], GitdError | None] | None = None) -> web.Application:
     # client_max_size bounds only read()/json()/post(); streamed bodies are unaffected.
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[METRICS] = metrics
     app[AUTHENTICATOR] = auth
     app[RATES] = rates if rates is not None else RateLimits(per_address=None, per_token=None)
     app[BODY_TIMEOUT] = body_timeout
+    app[MISS] = miss if miss is not None else (lambda path: None)
+    app.on_response_prepare.append(request_id)
     app[IN_FLIGHT] = set()
     router.install(app.router, run_match)
     return app

@@ -44,8 +44,15 @@ STYLES = ("plain", "git", "lfs", "hub", "api")
 # them equal): 1-96 of [A-Za-z0-9._-] starting with a letter or digit, no "..", not
 # ending in ".git" in any case. A repository's name may carry one more ".git".
 _NAME = r"(?![^/]*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,95}(?<!\.[gG][iI][tT])"
-_NOT_A_PREFIX = "(?!(?:" + "|".join(map(re.escape, PREFIX_TYPE)) + ")/)"
-_REPO_TYPES = [("", "model"), *((prefix, t) for prefix, t in PREFIX_TYPE.items())]
+# CSGHub's URL layout also names models: /models/{ns}/{name}.git (csghub-sdk clones from there).
+_ALIASES = {"models": "model"}
+_NOT_A_PREFIX = "(?!(?:" + "|".join(map(re.escape, [*PREFIX_TYPE, *_ALIASES])) + ")/)"
+_REPO_TYPES = [("", "model"), *((prefix, t) for prefix, t in PREFIX_TYPE.items()), *_ALIASES.items()]
+# Path prefixes under which the Hub-style and LFS routes are served again, as CSGHub does:
+# /hf for huggingface_hub (csghub-cli sets HF_ENDPOINT={endpoint}/hf), /csg for csghub-sdk's
+# own downloads (/csg/api/models/{id}/revision/{rev}, /csg/{id}/resolve/{rev}/{path}).
+MOUNTS = ("/hf", "/csg")
+MOUNTED_STYLES = frozenset({"hub", "lfs"})
 _SEGMENT = r"[^/]+"
 _REST = r"(?:/(?s:.*))?"  # (?s: a decoded %0A is a character like any other
 # In URL.path_safe only %2F and %25 stay encoded: any other escape left is one that did not decode.
@@ -129,7 +136,10 @@ class Router:
         shadow = web.UrlDispatcher()
         taken: dict[str, set[str]] = {}  # methods per path: a later route with the same ones never runs
         for route in self.routes:
-            for path, repo_type, star in aiohttp_paths(route):
+            forms = aiohttp_paths(route)
+            if route.style in MOUNTED_STYLES:
+                forms += [(mount + path, repo_type, star) for mount in MOUNTS for path, repo_type, star in forms]
+            for path, repo_type, star in forms:
                 methods = route.methods - taken.setdefault(path, set())
                 if methods:
                     taken[path] |= methods

@@ -30,6 +30,9 @@ from gitd.hub.handles import RepoHandles
 from gitd.lfs.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+# A short commit sha, as the Hub accepts wherever a revision goes (git's own minimum is 4; 7 is
+# what clients print).
+SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}$")
 FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE, pygit2.GIT_FILEMODE_LINK)
 
 
@@ -284,6 +287,14 @@ class RepoReader:
             try:
                 return self._peel(repo[ref.resolve().target])
             except (KeyError, pygit2.GitError):
+                return None
+        if SHORT_SHA_RE.match(revision):
+            # A short commit sha (no branch or tag of that name): the one object it starts, peeled to a
+            # commit; an ambiguous or unknown prefix names nothing. Not cached: a prefix unique today
+            # may not be tomorrow.
+            try:
+                return self._peel(repo[revision])
+            except (KeyError, ValueError, pygit2.GitError):
                 return None
         return None
 

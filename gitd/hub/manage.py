@@ -32,6 +32,10 @@ XET_MESSAGE = (
 VALIDATE_BODY_MAX = 2 * README_MAX
 
 
+# What PUT .../settings (update_repo_settings) may carry.
+SETTINGS_KEYS = frozenset({"private", "visibility", "gated"})
+
+
 class NotImplementedOnServer(GitdError):
     status = 501
     code = "XetNotSupported"
@@ -206,10 +210,19 @@ class HubManage(HubBase):
     async def settings(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m, AccessLevel.ADMIN)
         body = await read_json(request, allow_empty=False)
+        unknown = sorted(str(k)[:40] for k in body if k not in SETTINGS_KEYS)
+        if unknown:  # never accepted and ignored (the Hub has more settings than gitd keeps)
+            raise BadRequest(f"unsupported repository setting(s): {', '.join(unknown)}; gitd keeps "
+                             f"{', '.join(sorted(SETTINGS_KEYS))}")
         private = visibility_of(body)
         gated = body.get("gated", False)
         if gated not in (False, None, "auto", "manual"):
             raise BadRequest('gated must be false, "auto" or "manual"')
+        if gated:
+            # Refused, not ignored: a repository the owner believes gated would be open to all.
+            raise BadRequest(f'gated repositories (gated="{gated}") are not supported by this server; '
+                             "make the repository private and add readers to its organisation instead",
+                             code="GatingNotSupported")
         if private is not None and private != ctx.repo.private:
             self.repos.set_private(ctx.repo, private)
         return json_response({})

@@ -25,6 +25,7 @@ from gitd.hub.common import API_TYPES, HubBase, RepoCtx, dumps_in_pieces, int_pa
 from gitd.hub.files import FileView
 from gitd.hub.gitread import RepoReader, iso
 from gitd.hub.native_accounts import NativeAccounts, envelope
+from gitd.hub.native_runs import run_routes
 from gitd.hub.openapi import ApiRoute, openapi_document, register
 from gitd.hub.seed import RepoSeeder
 from gitd.hub.upload import UploadPlanner
@@ -77,6 +78,7 @@ class NativeAPI(HubBase):
         # Account routes first: /api/v1/user and /api/v1/orgs/... would match the {types} patterns.
         return [
             *self.accounts_api.routes(),
+            *run_routes(),
             ApiRoute("GET", V1 + "/{types}", "List the repositories you can see", self.list_repos, "repos",
                      query={"search": "substring of NAMESPACE/NAME", "namespace": "only this namespace",
                             "page": "page number (1-based)", "per_page": "page size (max 100)"}, public=True),

@@ -254,7 +254,7 @@ def test_settings_move_and_delete(hub):
     api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo)
     anon = hub.api(False)
     assert anon.repo_exists(repo) is True
-    api.update_repo_settings(repo, private=True, gated="auto")
+    api.update_repo_settings(repo, private=True, gated=False)  # gating is refused: test_hub_edges
     assert anon.repo_exists(repo) is False and api.model_info(repo).private is True
     api.update_repo_settings(repo, private=False)
     assert anon.model_info(repo).private is False

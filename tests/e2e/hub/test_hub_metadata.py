@@ -67,6 +67,11 @@ def tagged(api: HfApi, repo: str, *, repo_type: str = "model", key: str = "metad
         status, meta = get(f"{api.endpoint}/api/{repo_type}s/{repo}/metadata", api.token)
         i = info(repo)  # read after the metadata: it holds at least what the metadata says
         done = status == 200 and isinstance(meta, dict) and meta.get("commit") == i.sha
+        # and the info answer already shows what the metadata holds
+        done = done and (meta.get("last_job") or {}).get("commit") == i.sha
+        done = done and set(meta.get("tags", [])) <= set(i.tags or [])
+        done = done and all(getattr(i, k, None) is not None for k in ("safetensors", "gguf", "config")
+                            if k in meta.get("fields", {}))
         return i if done and getattr(i, key, None) is not None else None
 
     return wait_for(ready, timeout=60, what=f"{repo} tagged")

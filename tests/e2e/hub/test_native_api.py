@@ -177,7 +177,7 @@ def test_openapi_describes_the_routes(daemon):
     api = Client(daemon.url, token)
     api("POST", "/api/v1/models", {"name": "doc"})
     fill = {"types": "models", "ns": user, "name": "doc", "rev": "main", "path": "", "org": "nobody",
-            "user": user, "token": "none", "key": "none"}
+            "user": user, "token": "none", "key": "none", "id": "1"}
     for path, ops in paths.items():
         for method in ops:
             if method != "get":

@@ -1,0 +1,97 @@
+"""Edges the stock huggingface_hub 2.4 client meets: ids without a namespace, X-Request-Id,
+and settings the server does not keep (refused, never silently ignored)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+from tests.support import unique
+
+
+def call(url: str, method: str, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn.request(method, path, headers=headers or {})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp
+
+
+@pytest.mark.parametrize("repo_type", ["model", "dataset", "space"])
+def test_ids_without_a_namespace_are_not_found(hub, repo_type, tmp_path):
+    _, token = hub.user()
+    for api in (hub.api(token), hub.api()):
+        assert api.repo_exists("gpt2", repo_type=repo_type) is False
+        assert api.file_exists("gpt2", "config.json", repo_type=repo_type) is False
+        assert api.revision_exists("gpt2", "main", repo_type=repo_type) is False
+        with pytest.raises(RepositoryNotFoundError):
+            api.repo_info("gpt2", repo_type=repo_type, revision="main")
+        with pytest.raises(RepositoryNotFoundError):
+            api.list_repo_refs("gpt2", repo_type=repo_type)
+    with pytest.raises(RepositoryNotFoundError):
+        hf_hub_download("gpt2", "config.json", repo_type=repo_type, cache_dir=tmp_path)
+    prefix = "" if repo_type == "model" else f"{repo_type}s/"
+    for method in ("GET", "HEAD", "POST"):
+        for path in (f"/api/{repo_type}s/gpt2", f"/api/{repo_type}s/gpt2/revision/main",
+                     f"/api/{repo_type}s/gpt2/tree/main", f"/{prefix}gpt2/resolve/main/config.json"):
+            resp = call(hub.url, method, path)
+            assert resp.status in (401, 404) and resp.headers["X-Error-Code"] == "RepoNotFound", (method, path)
+
+
+def test_x_request_id_is_echoed(hub):
+    resp = call(hub.url, "GET", "/api/models/nobody/nothing", {"X-Amzn-Trace-Id": "trace-123"})
+    assert resp.status in (401, 404) and resp.headers["X-Request-Id"] == "trace-123"
+    assert call(hub.url, "GET", "/healthz", {"X-Request-Id": "abc.def"}).headers["X-Request-Id"] == "abc.def"
+    fresh = call(hub.url, "GET", "/healthz", {"X-Request-Id": "bad id\twith spaces"}).headers["X-Request-Id"]
+    assert fresh and " " not in fresh and fresh != call(hub.url, "GET", "/healthz").headers["X-Request-Id"]
+    user, token = hub.user()
+    with pytest.raises(RepositoryNotFoundError) as exc:
+        hub.api(token).model_info(f"{user}/{unique('none')}")
+    assert exc.value.request_id  # the client quotes it
+
+
+def test_gating_and_unknown_settings_are_refused(hub):
+    user, token = hub.user()
+    api = hub.api(token)
+    repo = f"{user}/{unique('g')}"
+    api.create_repo(repo)
+    for gated in ("auto", "manual"):
+        with pytest.raises(HfHubHTTPError) as exc:
+            api.update_repo_settings(repo, gated=gated)
+        assert exc.value.response.status_code == 400 and "gated repositories" in str(exc.value)
+        assert exc.value.response.headers["X-Error-Code"] == "GatingNotSupported"
+    assert api.model_info(repo).gated is False
+    api.update_repo_settings(repo, gated=False, private=True)  # what it keeps still works
+    assert api.model_info(repo).private is True
+    # The client sends only the keys it knows; a raw request with another is refused by name.
+    req = urllib.request.Request(f"{hub.url}/api/models/{repo}/settings", method="PUT",
+                                 data=json.dumps({"discussionsDisabled": True}).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as raw:
+        urllib.request.urlopen(req, timeout=30)
+    assert raw.value.code == 400 and b"discussionsDisabled" in raw.value.read()
+
+
+def test_short_commit_shas_are_revisions(hub, tmp_path):
+    user, token = hub.user()
+    api = hub.api(token)
+    repo = f"{user}/{unique('short')}"
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=b"one", path_in_repo="f.txt", repo_id=repo)
+    first = api.model_info(repo).sha
+    api.upload_file(path_or_fileobj=b"two", path_in_repo="f.txt", repo_id=repo)
+    short = first[:7]
+    assert api.model_info(repo, revision=short).sha == first
+    assert Path(hf_hub_download(repo, "f.txt", revision=short, token=token, cache_dir=tmp_path)).read_bytes() == b"one"
+    assert [e.path for e in api.list_repo_tree(repo, revision=short)] == [".gitattributes", "f.txt"]
+    assert api.revision_exists(repo, "0000000") is False
