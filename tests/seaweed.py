@@ -116,6 +116,10 @@ def start_seaweed(root: Path, timeout: float = 90.0) -> SeaweedS3:
     args = [
         weed_binary(), "mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
         f"-s3.config={config}", f"-dir={root / 'data'}",
+        # Each bucket is a collection with volumes of its own; weed counts the volumes it may
+        # make from free disk / volume size, and at its 1 GiB default a suite's hundreds of
+        # buckets ran out ("No writable volumes"). Small volumes leave room for them all.
+        "-master.volumeSizeLimitMB=64",
         f"-master.port={master}", f"-master.port.grpc={master + 10000}",
         f"-volume.port={volume}", f"-volume.port.grpc={volume + 10000}",
         f"-filer.port={filer}", f"-filer.port.grpc={filer + 10000}",
