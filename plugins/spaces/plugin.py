@@ -31,6 +31,7 @@ from gitd.plugin_api import (
     hookimpl,
 )
 
+from .env import SECRET, VARIABLE, EnvError, SpaceEnv
 from .local import LocalRunner
 
 if TYPE_CHECKING:
@@ -54,9 +55,16 @@ class SpacesPlugin:
         return SpaceStates(self.context.storage)
 
     @cached_property
+    def env(self) -> SpaceEnv:
+        self.states  # noqa: B018 -- its migrations create the table
+        return SpaceEnv(self.context.storage, self.context.secrets)
+
+    @cached_property
     def runner(self) -> LocalRunner:
         root = Path(self.settings.work_dir) if self.settings.work_dir else self.context.cache_dir / "local"
-        return LocalRunner(root, self.settings, self.states)
+        runner = LocalRunner(root, self.settings, self.states)
+        runner.environment = self.env.environment
+        return runner
 
     @cached_property
     def proxy(self) -> SpaceProxy:
@@ -66,7 +74,7 @@ class SpacesPlugin:
     def kube(self) -> KubernetesRuntime:
         from .kube import KubernetesRuntime
 
-        return KubernetesRuntime(self.settings, self.states)
+        return KubernetesRuntime(self.settings, self.states, self.env)
 
     # -- hooks ---------------------------------------------------------------------------------
     @hookimpl
@@ -104,6 +112,7 @@ class SpacesPlugin:
             if self.settings.runtime == "kubernetes":
                 self.kube.delete(repo)
             self.runner.forget(repo.id)
+            self.env.forget(repo.id)
 
     @hookimpl
     def gitd_repo_renamed(self, repo: RepoInfo) -> None:
@@ -145,6 +154,17 @@ class SpacesPlugin:
                       summary="idle seconds before the space sleeps"),
             RepoRoute("GET", "/logs/{kind}", self.get_logs, access="write", types=SPACE,
                       summary="the space's build or run log"),
+            RepoRoute("GET", "/secrets", self.get_secrets, access="write", types=SPACE,
+                      summary="the space's secrets: names and descriptions, never values"),
+            RepoRoute("POST", "/secrets", self.post_secret, access="write", types=SPACE,
+                      summary="add or update a secret (the app gets it on its next start)"),
+            RepoRoute("DELETE", "/secrets", self.delete_secret, access="write", types=SPACE,
+                      summary="delete a secret"),
+            RepoRoute("GET", "/variables", self.get_variables, types=SPACE, summary="the space's variables"),
+            RepoRoute("POST", "/variables", self.post_variable, access="write", types=SPACE,
+                      summary="add or update a variable (the app gets it on its next start)"),
+            RepoRoute("DELETE", "/variables", self.delete_variable, access="write", types=SPACE,
+                      summary="delete a variable"),
         ]
 
     @hookimpl
@@ -239,6 +259,46 @@ class SpacesPlugin:
         if kind not in ("build", "run"):
             raise HTTPError(404, "logs are build or run")
         return Response(self.runner.log(request.repo.id, kind).tail(), content_type="text/plain")
+
+    # -- secrets and variables (env.py) ----------------------------------------------------------
+    def get_secrets(self, request: PluginRequest) -> dict:
+        assert request.repo is not None
+        return {e.key: {"key": e.key, "description": e.description, "updatedAt": e.updated_at()}
+                for e in self.env.entries(request.repo.id, SECRET)}
+
+    def get_variables(self, request: PluginRequest) -> dict:
+        assert request.repo is not None
+        return {e.key: {"value": e.value, "description": e.description, "updatedAt": e.updated_at()}
+                for e in self.env.entries(request.repo.id, VARIABLE)}
+
+    def _change(self, request: PluginRequest, kind: str, delete: bool) -> None:
+        assert request.repo is not None
+        body = request.json()
+        if not isinstance(body, dict):
+            raise HTTPError(400, 'the body must be a JSON object: {"key": ..., "value": ..., "description": ...}')
+        try:
+            if delete:
+                self.env.delete(request.repo.id, kind, body.get("key"))
+            else:
+                self.env.put(request.repo.id, kind, body.get("key"), body.get("value"), body.get("description"))
+        except EnvError as exc:
+            raise HTTPError(exc.status, exc.message) from None
+
+    def post_secret(self, request: PluginRequest) -> dict:
+        self._change(request, SECRET, delete=False)
+        return {}
+
+    def delete_secret(self, request: PluginRequest) -> dict:
+        self._change(request, SECRET, delete=True)
+        return {}
+
+    def post_variable(self, request: PluginRequest) -> dict:
+        self._change(request, VARIABLE, delete=False)
+        return self.get_variables(request)
+
+    def delete_variable(self, request: PluginRequest) -> dict:
+        self._change(request, VARIABLE, delete=True)
+        return self.get_variables(request)
 
     # -- command line --------------------------------------------------------------------------
     def _space(self, name: str) -> tuple[RepoInfo, SpaceRow | None]:

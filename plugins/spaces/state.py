@@ -40,6 +40,16 @@ MIGRATIONS = [
         runtime TEXT NOT NULL DEFAULT 'local',
         updated REAL NOT NULL
     )""",
+    # env.SpaceEnv: secrets (value encrypted) and variables, given to the app as its environment
+    """CREATE TABLE {prefix}space_env (
+        repo_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        description TEXT,
+        updated REAL NOT NULL,
+        PRIMARY KEY (repo_id, key)
+    )""",
 ]
 
 

@@ -108,3 +108,58 @@ def test_repo_mounted_routes_are_checked():
     with pytest.raises(ValueError, match="only a RepoRoute"):
         gitd.Route("*", "/x", handler)
     assert gitd.API_VERSION == "1.2"
+
+
+def test_regression_secrets_need_write_variables_follow_read_and_private_spaces_are_404(gitd_harness):
+    h = gitd_harness(SpacesPlugin, name="spaces")
+    h.repo("alice/site", type="space", files={"README.md": card("static"), "index.html": "x"})
+    h.repo("alice/hidden", type="space", private=True, files={"README.md": card("static"), "index.html": "x"})
+    h.user("bob")
+    base = "/api/spaces/alice/site"
+    secret = {"key": "API_KEY", "value": "s3cr3t"}
+    assert h.http("POST", f"{base}/secrets", user="alice", json_body=secret).status == 200
+    assert h.http("POST", f"{base}/variables", user="alice",
+                  json_body={"key": "MODEL", "value": "alice/m", "description": "which"}).json()["MODEL"]["value"] \
+        == "alice/m"
+    # readers see variables, never secrets; writing either needs write access
+    assert h.http("GET", f"{base}/variables", user="bob").json()["MODEL"]["description"] == "which"
+    assert h.http("GET", f"{base}/variables").status == 200  # anonymous reader of a public space
+    assert h.http("GET", f"{base}/secrets", user="bob").status == 403
+    assert h.http("POST", f"{base}/secrets", user="bob", json_body={"key": "X", "value": "y"}).status == 403
+    assert h.http("DELETE", f"{base}/variables", user="bob", json_body={"key": "MODEL"}).status == 403
+    listed = h.http("GET", f"{base}/secrets", user="alice").json()
+    assert set(listed) == {"API_KEY"} and "value" not in listed["API_KEY"] and "s3cr3t" not in str(listed)
+    for path in ("secrets", "variables"):  # a private space: as if missing, to a non-reader
+        assert h.http("GET", f"/api/spaces/alice/hidden/{path}", user="bob").status == 404
+        assert h.http("POST", f"/api/spaces/alice/hidden/{path}", user="bob",
+                      json_body={"key": "K", "value": "v"}).status == 404
+    # encrypted at rest: the table holds no plain value
+    rows = h.plugin.context.storage.query("SELECT kind, value FROM {prefix}space_env")
+    assert {r["kind"] for r in rows} == {"secret", "variable"}
+    assert all("s3cr3t" not in r["value"] for r in rows)
+    repo = h.plugin.context.find_repo("alice/site", "space")
+    assert h.plugin.env.environment(repo.id) == {"API_KEY": "s3cr3t", "MODEL": "alice/m"}
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"key": "PORT", "value": "1"}, 400, "set by the space's runtime"),
+    ({"key": "GRADIO_SERVER_NAME", "value": "0.0.0.0"}, 400, "set by the space's runtime"),
+    ({"key": "gitd_token", "value": "1"}, 400, "set by the space's runtime"),
+    ({"key": "1BAD", "value": "1"}, 400, "environment variable name"),
+    ({"key": "OK", "value": 5}, 400, "value must be a string"),
+    ({"key": "OK", "value": "a\u0000b"}, 400, "NUL"),
+    ({"key": "OK", "value": "x" * 70000}, 400, "at most"),
+    ({"key": "SHARED", "value": "v"}, 409, "already a secret"),
+    ([1, 2], 400, "JSON object"),
+])
+def test_bad_secrets_and_variables_are_refused_and_lose_nothing(gitd_harness, body, status, message):
+    h = gitd_harness(SpacesPlugin, name="spaces")
+    h.repo("alice/site", type="space", files={"README.md": card("static"), "index.html": "x"})
+    base = "/api/spaces/alice/site"
+    assert h.http("POST", f"{base}/secrets", user="alice", json_body={"key": "SHARED", "value": "1"}).status == 200
+    response = h.http("POST", f"{base}/variables", user="alice", json_body=body)
+    assert response.status == status and message in response.json()["error"]
+    assert h.http("GET", f"{base}/variables", user="alice").json() == {}
+    assert list(h.http("GET", f"{base}/secrets", user="alice").json()) == ["SHARED"]
+    missing = h.http("DELETE", f"{base}/secrets", user="alice", json_body={"key": "NOPE"})
+    assert missing.status == 404 and "no secret named NOPE" in missing.json()["error"]

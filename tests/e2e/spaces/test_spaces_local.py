@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 from tests.support import Daemon, Git, new_daemon, unique
 
@@ -181,6 +182,35 @@ def test_a_crashed_app_restarts_and_one_that_cannot_start_reports_why(spaces_dae
     status, body = get(app_url(d, broken), token)
     assert status == 503 and json.loads(body)["stage"] == "RUNTIME_ERROR"
     assert d.cli("spaces", "logs", broken)[1].count("cannot start: missing MODEL_PATH") == 3  # 1 + 2 restarts
+
+
+def test_secrets_and_variables_reach_the_app_on_restart_and_secrets_never_come_back(spaces_daemon, owner, push):
+    d, token = spaces_daemon, owner[1]
+    full = push({"README.md": card("gradio"), "app.py": plain_app()})
+    wait_for(lambda: get(app_url(d, full, "pid"), token)[0] == 200, 60, "app up")
+    api = HfApi(endpoint=d.url, token=token)
+    api.add_space_secret(full, "API_KEY", "s3cr3t-value", description="the service's key")
+    api.add_space_secret(full, "GONE", "x")
+    api.delete_space_secret(full, "GONE")
+    assert api.add_space_variable(full, "MODEL_ID", "alice/tiny")["MODEL_ID"].value == "alice/tiny"
+    secrets = api.get_space_secrets(full)
+    assert list(secrets) == ["API_KEY"] and secrets["API_KEY"].description == "the service's key"
+    assert secrets["API_KEY"].updated_at is not None
+    assert "API_KEY" not in json.loads(get(app_url(d, full, "env"), token)[1])  # only on the next start
+    api.restart_space(full)
+    env = wait_for(lambda: (r := get(app_url(d, full, "env"), token))[0] == 200 and json.loads(r[1]), 60, "restart")
+    assert env["API_KEY"] == "s3cr3t-value" and env["MODEL_ID"] == "alice/tiny"
+    _, other = d.user()  # a reader who may not write sees the variables, not the secrets
+    reader = HfApi(endpoint=d.url, token=other)
+    assert reader.get_space_variables(full)["MODEL_ID"].value == "alice/tiny"
+    with pytest.raises(HfHubHTTPError) as refused:
+        reader.get_space_secrets(full)
+    assert refused.value.response.status_code == 403
+    assert api.delete_space_variable(full, "MODEL_ID") == {}
+    for route in ("secrets", "variables", "runtime"):  # no answer carries a secret's value
+        assert b"s3cr3t-value" not in get(f"{d.url}/api/spaces/{full}/{route}", token)[1]
+    assert "s3cr3t-value" not in d.cli("spaces", "status", full)[1]
+    assert api.pause_space(full).stage == "PAUSED"
 
 
 @pytest.mark.filterwarnings("ignore:If your Space runs on the default")
