@@ -11,7 +11,10 @@ start and stop the supervisor. Routes: the reverse proxy under the space's own U
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+import threading
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,19 +29,19 @@ from gitd.plugin_api import (
     RepoInfo,
     RepoRoute,
     RepoView,
-    Response,
     TaskEvent,
     hookimpl,
 )
 
 from .env import SECRET, VARIABLE, EnvError, SpaceEnv
 from .local import LocalRunner
+from .logstream import LogFollower, stream
 
 if TYPE_CHECKING:
     from .kube import KubernetesRuntime
 from .proxy import SpaceProxy
 from .settings import Settings
-from .state import PAUSED, RUNNING, STOPPED, SpaceRow, SpaceStates
+from .state import APP_STARTING, BUILDING, PAUSED, RUNNING, STOPPED, SpaceRow, SpaceStates
 
 SPACE = ("space",)
 
@@ -48,6 +51,8 @@ class SpacesPlugin:
         self.context = context
         self.settings = context.settings(Settings)
         self.settings.validate()
+        self._closing = threading.Event()
+        self._streams = 0
 
     # Made on first use: a `gitd` command that only lists commands opens nothing.
     @cached_property
@@ -129,6 +134,7 @@ class SpacesPlugin:
 
     @hookimpl
     def gitd_daemon_stopping(self) -> None:
+        self._closing.set()  # logs streams end
         if "runner" in self.__dict__:
             self.runner.shutdown()
         if "proxy" in self.__dict__:
@@ -253,12 +259,34 @@ class SpacesPlugin:
         self.states.set(repo.id, repo.full_name, sleep_time=float(max(seconds, 0)))
         return self.runtime(self.states.get(repo.id))
 
-    def get_logs(self, request: PluginRequest) -> Response:
-        assert request.repo is not None
+    def log_live(self, repo_id: int, kind: str) -> bool:
+        """Whether the log of ``kind`` may still grow: a build under way, an app starting,
+        running or waiting to restart after a crash (on this host)."""
+        row = self.states.get(repo_id)
+        if row is None or row.runtime != "local":
+            return False
+        if kind == "build":
+            return row.stage == BUILDING
+        return row.sdk != "static" and (row.stage in (BUILDING, APP_STARTING, RUNNING)
+                                        or repo_id in self.runner.running())
+
+    async def get_logs(self, request: PluginRequest):
+        """Server-sent events, as the Hub answers (logstream.py)."""
+        repo = request.repo
+        assert repo is not None
         kind = request.params["kind"]
         if kind not in ("build", "run"):
             raise HTTPError(404, "logs are build or run")
-        return Response(self.runner.log(request.repo.id, kind).tail(), content_type="text/plain")
+        if self._streams >= self.settings.log_streams:
+            raise HTTPError(429, f"{self._streams} logs streams are open, the most this server allows; "
+                                 "try again later")
+        self._streams += 1
+        try:
+            return await stream(request.raw, self.runner.log(repo.id, kind),
+                                lambda: asyncio.to_thread(self.log_live, repo.id, kind),
+                                follow_for=self.settings.log_follow, closing=self._closing.is_set)
+        finally:
+            self._streams -= 1
 
     # -- secrets and variables (env.py) ----------------------------------------------------------
     def get_secrets(self, request: PluginRequest) -> dict:
@@ -321,7 +349,24 @@ class SpacesPlugin:
 
     def cli_logs(self, args: argparse.Namespace) -> int:
         repo, _ = self._space(args.space)
-        sys.stdout.write(self.runner.log(repo.id, "build" if args.build else "run").tail().decode("utf-8", "replace"))
+        kind = "build" if args.build else "run"
+        if not args.follow:
+            sys.stdout.write(self.runner.log(repo.id, kind).tail().decode("utf-8", "replace"))
+            return 0
+        follower = LogFollower(self.runner.log(repo.id, kind))
+        try:
+            while True:
+                for data, _when in follower.read():
+                    sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+                if not self.log_live(repo.id, kind):
+                    break
+                time.sleep(0.25)
+        except KeyboardInterrupt:
+            pass
+        for data, _when in follower.read():
+            sys.stdout.buffer.write(data)
+        sys.stdout.flush()
         return 0
 
     def cli_restart(self, args: argparse.Namespace) -> int:
@@ -344,3 +389,5 @@ def _repo_arg(parser: argparse.ArgumentParser) -> None:
 def _logs_args(parser: argparse.ArgumentParser) -> None:
     _repo_arg(parser)
     parser.add_argument("--build", action="store_true", help="the build log instead of the run log")
+    parser.add_argument("-f", "--follow", action="store_true",
+                        help="the whole kept log, then what follows while the space builds or runs")

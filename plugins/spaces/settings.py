@@ -28,6 +28,8 @@ class Settings:
     max_log: Size = ONE_MIB                     # bytes of log kept per space and kind (x2: one rotation)
     max_restarts: int = 5                       # crashes in a row before a space stays in RUNTIME_ERROR
     backoff: Duration = ONE_SECOND              # first restart delay, doubled per crash (at most 60 s)
+    log_follow: Duration = HOUR                 # longest a logs stream follows a live space
+    log_streams: int = 32                       # logs streams open at once (more: 429)
     # kubernetes runtime
     namespace: str = "gitd-spaces"
     image: str = "python:3.11-slim"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -182,6 +183,32 @@ def test_a_crashed_app_restarts_and_one_that_cannot_start_reports_why(spaces_dae
     status, body = get(app_url(d, broken), token)
     assert status == 503 and json.loads(body)["stage"] == "RUNTIME_ERROR"
     assert d.cli("spaces", "logs", broken)[1].count("cannot start: missing MODEL_PATH") == 3  # 1 + 2 restarts
+    # the Hub's logs endpoints (server-sent events); the space gave up, so the streams end at once
+    api = HfApi(endpoint=d.url, token=token)
+    started = time.monotonic()
+    assert "".join(api.fetch_space_logs(broken)).count("cannot start: missing MODEL_PATH") == 3
+    assert f"built {rt['commit']}" in "".join(api.fetch_space_logs(broken, build=True, follow=True))
+    assert time.monotonic() - started < 4  # not huggingface_hub's 5 s wait for a quiet stream
+
+
+def test_run_logs_follow_a_running_space_until_it_stops(spaces_daemon, owner, push):
+    d, token = spaces_daemon, owner[1]
+    full = push({"README.md": card("gradio"), "app.py": plain_app()}, private=True)
+    wait_for(lambda: get(app_url(d, full, "pid"), token)[0] == 200, 60, "app up")
+    _, other = d.user()
+    assert get(f"{d.url}/api/spaces/{full}/logs/run", other)[0] == 404  # private: as if missing
+    seen: list[str] = []
+    follower = threading.Thread(target=lambda: seen.extend(
+        HfApi(endpoint=d.url, token=token).fetch_space_logs(full, follow=True)), daemon=True)
+    follower.start()
+    wait_for(lambda: any("starting gradio app" in line for line in seen), 30, "the kept log replayed")
+    get(app_url(d, full, "crash"), token)  # the supervisor logs the crash and the restart, while followed
+    wait_for(lambda: any("exited with status 3" in line for line in seen), 30, "the crash, as it happened")
+    wait_for(lambda: get(app_url(d, full, "pid"), token)[0] == 200, 60, "restarted")
+    HfApi(endpoint=d.url, token=token).pause_space(full)
+    follower.join(30)
+    assert not follower.is_alive()  # the stream ended with the space
+    assert sum("starting gradio app" in line for line in seen) == 2
 
 
 def test_secrets_and_variables_reach_the_app_on_restart_and_secrets_never_come_back(spaces_daemon, owner, push):
