@@ -4,8 +4,10 @@ Hooks: ``gitd_post_receive`` deploys the pushed commit (only the newest: a job w
 commit is no longer the branch's head leaves it to the next one); ``gitd_task`` runs
 deploy/restart/stop requests (from the CLI); the daemon's lifecycle hooks (API 1.2)
 start and stop the supervisor. Routes: the reverse proxy under the space's own URL
-(``/spaces/NS/NAME/app/...``, API 1.2's ``mount="repo"``), and the Hub's runtime API
-(``/api/spaces/NS/NAME/runtime``, ``restart``, ``pause``, ``sleeptime``, ``logs/KIND``).
+(``/spaces/NS/NAME/app/...``, API 1.2's ``mount="repo"``; with ``host_domain``, also at
+``NAME--NS.DOMAIN``, API 1.3's ``HostRoute``), and the Hub's runtime API
+(``/api/spaces/NS/NAME/runtime``, ``restart``, ``pause``, ``sleeptime``, ``logs/KIND``,
+``secrets``, ``variables``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from gitd.plugin_api import (
     CliCommand,
+    HostRoute,
     HTTPError,
     PluginContext,
     PluginError,
@@ -34,6 +37,7 @@ from gitd.plugin_api import (
 )
 
 from .env import SECRET, VARIABLE, EnvError, SpaceEnv
+from .hosts import SpaceHosts, host_label
 from .local import LocalRunner
 from .logstream import LogFollower, stream
 
@@ -70,6 +74,10 @@ class SpacesPlugin:
         runner = LocalRunner(root, self.settings, self.states)
         runner.environment = self.env.environment
         return runner
+
+    @cached_property
+    def hosts(self) -> SpaceHosts:
+        return SpaceHosts(self.states)
 
     @cached_property
     def proxy(self) -> SpaceProxy:
@@ -145,7 +153,17 @@ class SpacesPlugin:
         if repo.type != "space":
             return None
         row = self.states.get(repo.id)
-        return {"runtime": self.runtime(row)} if row is not None else None
+        info = {"runtime": self.runtime(row)} if row is not None else {}
+        label = host_label(repo.full_name)
+        if self.settings.host_domain and self.settings.runtime == "local" and label:
+            info.update(subdomain=label, host=f"{self.settings.host_scheme}://{label}.{self.settings.host_domain.lower()}")
+        return info or None
+
+    @hookimpl
+    def gitd_http_hosts(self) -> list:
+        if not self.settings.host_domain or self.settings.runtime != "local":
+            return []
+        return [HostRoute(self.settings.host_domain, self.hosts.target)]
 
     @hookimpl
     def gitd_http_routes(self) -> list:

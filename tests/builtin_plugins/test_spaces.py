@@ -107,7 +107,7 @@ def test_repo_mounted_routes_are_checked():
         gitd.RepoRoute("GET", "/app", lambda r: None, stream=True)
     with pytest.raises(ValueError, match="only a RepoRoute"):
         gitd.Route("*", "/x", handler)
-    assert gitd.API_VERSION == "1.2"
+    assert tuple(int(n) for n in gitd.API_VERSION.split(".")) >= (1, 2)
 
 
 def test_regression_secrets_need_write_variables_follow_read_and_private_spaces_are_404(gitd_harness):
@@ -178,3 +178,30 @@ def test_logs_are_server_sent_events_for_writers_and_the_streams_are_bounded(git
     built = h.http("GET", "/api/spaces/alice/site/logs/build", user="alice")
     assert built.status == 200 and built.headers["Content-Type"] == "text/event-stream"
     assert b'data: {"data": "[gitd] building alice/site' in built.body
+
+
+def test_regression_a_space_host_name_keeps_the_spaces_access_rules(gitd_harness):
+    h = gitd_harness(SpacesPlugin, name="spaces", settings={"host_domain": "Spaces.Test"})
+    h.repo("alice/My_Site", type="space", files={"README.md": card("static"), "index.html": "home",
+                                                "css/a.css": "h1{}"})
+    h.repo("alice/hidden", type="space", private=True, files={"README.md": card("static"), "index.html": "secret"})
+    h.run_jobs()
+    h.user("bob")
+    site = {"Host": "my-site--alice.spaces.test"}
+    assert h.http("GET", "/", headers=site).body == b"home"
+    assert h.http("GET", "/css/a.css?v=1", headers={"Host": "MY-SITE--ALICE.spaces.test:8080"}).body == b"h1{}"
+    # an app's absolute links (its root path) work on its host as well
+    assert h.http("GET", "/spaces/alice/My_Site/app/css/a.css", headers=site).body == b"h1{}"
+    hidden = {"Host": "hidden--alice.spaces.test"}
+    assert h.http("GET", "/", headers=hidden, user="alice").body == b"secret"
+    assert h.http("GET", "/", headers=hidden, user="bob").status == 404  # as if missing
+    assert h.http("GET", "/", headers=hidden).status in (401, 404)
+    # a label that names no space, and other hosts, are served as they are
+    assert h.http("GET", "/api/spaces/alice/My_Site/runtime", headers={"Host": "nothing.spaces.test"}).status == 200
+    assert h.http("GET", "/api/spaces/alice/My_Site/runtime", headers={"Host": "a.b.spaces.test"}).status == 200
+    info = h.http("GET", "/api/spaces/alice/My_Site").json()
+    assert (info["subdomain"], info["host"]) == ("my-site--alice", "https://my-site--alice.spaces.test")
+    # a second space with the same host label: neither has it (none takes another's host name)
+    h.repo("alice/my.site", type="space", files={"README.md": card("static"), "index.html": "impostor"})
+    h.run_jobs()
+    assert h.http("GET", "/", headers=site).body not in (b"home", b"impostor")

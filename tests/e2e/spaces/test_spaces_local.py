@@ -29,6 +29,8 @@ SETTINGS = {
     "plugins.spaces.max_restarts": 2,
     "plugins.spaces.max_log": 65536,
     "plugins.spaces.start_timeout": 120,
+    "plugins.spaces.host_domain": "spaces.test",  # NAME--NS.spaces.test: sent as the Host header below
+    "plugins.spaces.host_scheme": "http",
     "jobs.poll_interval": 0.1,
 }
 
@@ -82,6 +84,21 @@ def wait_for(predicate: Callable[[], object], timeout: float = 120, what: str = 
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def get_host(d: Daemon, full: str, path: str, token: str) -> int:
+    """The status of ``path`` asked at the space's own host name."""
+    ns, name = full.split("/")
+    host = f"{name}--{ns}".lower().replace("_", "-").replace(".", "-") + ".spaces.test"
+    return get_with(f"{d.url}/{path}", {"Host": host, "Authorization": f"Bearer {token}"})[0]
+
+
+def get_with(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def runtime(d: Daemon, full: str, token: str) -> dict:
@@ -147,6 +164,22 @@ def test_gradio_space_over_http_and_websocket_with_the_runtime_api(spaces_daemon
 
     assert asyncio.run(echo()) == ["echo:one", "echo:two"]
 
+    # the space's own host name: the same app, HTTP and WebSocket, the same access rules
+    info = api.space_info(full)
+    assert info.host == f"http://{info.subdomain}.spaces.test"
+    host = {"Host": f"{info.subdomain}.spaces.test", "Authorization": f"Bearer {token}"}
+
+    async def by_host() -> tuple[int, str, str]:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{d.url}/config", headers=host) as r:
+                status, config = r.status, await r.text()
+            async with s.ws_connect(f"{d.url.replace('http', 'ws', 1)}/ws", headers=host) as ws:
+                await ws.send_str("three")
+                return status, config, (await ws.receive(timeout=30)).data
+
+    status, config, echoed = asyncio.run(by_host())
+    assert status == 200 and "components" in json.loads(config) and echoed == "echo:three"
+
 
 def test_streamlit_space_over_http_and_websocket(spaces_daemon, owner, push):
     d, token = spaces_daemon, owner[1]
@@ -197,6 +230,7 @@ def test_run_logs_follow_a_running_space_until_it_stops(spaces_daemon, owner, pu
     wait_for(lambda: get(app_url(d, full, "pid"), token)[0] == 200, 60, "app up")
     _, other = d.user()
     assert get(f"{d.url}/api/spaces/{full}/logs/run", other)[0] == 404  # private: as if missing
+    assert get_host(d, full, "pid", other) == 404 and get_host(d, full, "pid", token) == 200  # its host name too
     seen: list[str] = []
     follower = threading.Thread(target=lambda: seen.extend(
         HfApi(endpoint=d.url, token=token).fetch_space_logs(full, follow=True)), daemon=True)
