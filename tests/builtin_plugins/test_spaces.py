@@ -3,6 +3,9 @@ the runtime API and commands. The apps themselves run end to end in tests/e2e/sp
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from gitd_plugins.spaces import SpacesPlugin
 from gitd_plugins.spaces.card import CardError, parse_card
@@ -205,3 +208,31 @@ def test_regression_a_space_host_name_keeps_the_spaces_access_rules(gitd_harness
     h.repo("alice/my.site", type="space", files={"README.md": card("static"), "index.html": "impostor"})
     h.run_jobs()
     assert h.http("GET", "/", headers=site).body not in (b"home", b"impostor")
+
+
+def test_an_app_that_never_opens_its_port_is_a_runtime_error_that_says_so(gitd_harness):
+    import time
+
+    h = gitd_harness(SpacesPlugin, name="spaces", settings={"python": "daemon", "start_timeout": 1,
+                                                            "max_restarts": 0})
+    repo = h.repo("alice/mute", type="space", files={
+        "README.md": card("gradio"), "app.py": "import time\nprint('loading a model', flush=True)\ntime.sleep(60)\n"})
+    try:
+        h.run_jobs()
+        deadline = time.monotonic() + 30
+        while (row := h.plugin.states.get(repo.id)).stage != "RUNTIME_ERROR" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert row.stage == "RUNTIME_ERROR" and "did not open its port within 1s" in row.error
+        assert "loading a model" in row.error and row.pid is None  # its last words; the process is gone:
+        assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cwd(p) == row.build_dir]
+        response = h.http("GET", "/spaces/alice/mute/app/", user="alice")
+        assert response.status == 503 and response.json()["stage"] == "RUNTIME_ERROR"
+    finally:
+        h.plugin.runner.shutdown()
+
+
+def _cwd(proc: Path) -> str | None:
+    try:
+        return os.readlink(proc / "cwd")
+    except OSError:
+        return None
