@@ -19,8 +19,8 @@ RUNTIME_ERROR = "RUNTIME_ERROR"
 PAUSED = "PAUSED"
 SLEEPING = "SLEEPING"
 STOPPED = "STOPPED"
-# Stages in which a request wakes the space.
-WAKEABLE = (SLEEPING, STOPPED)
+# Stages in which a request wakes the space (a stopped or paused one waits for a restart).
+WAKEABLE = (SLEEPING,)
 
 MIGRATIONS = [
     """CREATE TABLE {prefix}spaces (

@@ -236,3 +236,22 @@ def _cwd(proc: Path) -> str | None:
         return os.readlink(proc / "cwd")
     except OSError:
         return None
+
+
+def test_regression_a_stopped_space_stays_stopped_until_restarted(gitd_harness):
+    """`gitd spaces stop` said "until it is restarted", but the next request woke it."""
+    h = gitd_harness(SpacesPlugin, name="spaces")
+    repo = h.repo("alice/site", type="space", files={"README.md": card("static"), "index.html": "x"})
+    h.run_jobs()
+    status, out = h.cli("spaces", "stop", "alice/site")
+    assert status == 0 and "stop queued" in out
+    assert h.plugin.states.get(repo.id).stage == "RUNNING"  # the daemon's workers do it
+    h.run_jobs()
+    assert h.plugin.states.get(repo.id).stage == "STOPPED"
+    stopped = h.http("GET", "/spaces/alice/site/app/", user="alice")  # a request does not wake it
+    assert stopped.status == 503 and "stopped; restart it" in stopped.json()["error"]
+    assert h.cli("spaces", "restart", "alice/site")[0] == 0
+    h.run_jobs()
+    assert h.plugin.states.get(repo.id).stage == "RUNNING"
+    assert h.http("GET", "/spaces/alice/site/app/", user="alice").body == b"x"
+    assert h.cli("spaces", "stop", "alice/nothing")[0] != 0
