@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import sys
 import threading
 import time
@@ -372,19 +373,22 @@ class SpacesPlugin:
             sys.stdout.write(self.runner.log(repo.id, kind).tail().decode("utf-8", "replace"))
             return 0
         follower = LogFollower(self.runner.log(repo.id, kind))
+        text = codecs.getincrementaldecoder("utf-8")("replace")  # a character cut between two reads stays whole
+
+        def copy() -> None:
+            for data, _when in follower.read():
+                sys.stdout.write(text.decode(data))
+            sys.stdout.flush()
+
         try:
             while True:
-                for data, _when in follower.read():
-                    sys.stdout.buffer.write(data)
-                sys.stdout.flush()
+                copy()
                 if not self.log_live(repo.id, kind):
                     break
                 time.sleep(0.25)
         except KeyboardInterrupt:
             pass
-        for data, _when in follower.read():
-            sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        copy()
         return 0
 
     def cli_restart(self, args: argparse.Namespace) -> int:

@@ -222,6 +222,7 @@ def test_a_crashed_app_restarts_and_one_that_cannot_start_reports_why(spaces_dae
     assert "".join(api.fetch_space_logs(broken)).count("cannot start: missing MODEL_PATH") == 3
     assert f"built {rt['commit']}" in "".join(api.fetch_space_logs(broken, build=True, follow=True))
     assert time.monotonic() - started < 4  # not huggingface_hub's 5 s wait for a quiet stream
+    assert d.cli("spaces", "logs", "-f", broken)[1].count("missing MODEL_PATH") == 3  # ends: the space gave up
 
 
 def test_run_logs_follow_a_running_space_until_it_stops(spaces_daemon, owner, push):
