@@ -168,12 +168,14 @@ def test_bad_secrets_and_variables_are_refused_and_lose_nothing(gitd_harness, bo
     assert missing.status == 404 and "no secret named NOPE" in missing.json()["error"]
 
 
-def test_logs_are_server_sent_events_for_writers_and_the_streams_are_bounded(gitd_harness):
+def test_regression_logs_are_server_sent_events_for_writers_only_and_the_streams_are_bounded(gitd_harness):
     h = gitd_harness(SpacesPlugin, name="spaces", settings={"log_streams": 0})
     h.repo("alice/site", type="space", files={"README.md": card("static"), "index.html": "x"})
+    h.repo("alice/hidden", type="space", private=True, files={"README.md": card("static"), "index.html": "x"})
     h.run_jobs()
     h.user("bob")
     assert h.http("GET", "/api/spaces/alice/site/logs/build", user="bob").status == 403  # logs need write
+    assert h.http("GET", "/api/spaces/alice/hidden/logs/run", user="bob").status == 404  # private: as if missing
     assert h.http("GET", "/api/spaces/alice/site/logs/other", user="alice").status == 404
     refused = h.http("GET", "/api/spaces/alice/site/logs/build", user="alice")
     assert refused.status == 429 and "logs streams are open" in refused.json()["error"]
