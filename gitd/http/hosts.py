@@ -40,7 +40,11 @@ class HostRoutes:
         if found is None:
             return await handler(request)
         plugin, route, label = found
-        prefix = await asyncio.to_thread(route.target, label)  # the plugin's code, off the event loop
+        try:
+            prefix = await asyncio.to_thread(route.target, label)  # the plugin's code, off the event loop
+        except Exception:
+            log.exception("plugin %s: host route %s failed for %r", plugin, route.domain, label)
+            raise web.HTTPServiceUnavailable(text="this host's plugin failed; try again later") from None
         if prefix is None:
             return await handler(request)
         if not isinstance(prefix, str) or not prefix.startswith("/") or "?" in prefix or "#" in prefix:

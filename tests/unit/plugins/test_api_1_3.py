@@ -17,8 +17,14 @@ class Named:
 
     @hookimpl
     def gitd_http_hosts(self) -> list:
-        return [HostRoute("named.test", {"one": "/api/plugins/named/echo/one", "bad": "no-slash"}.get),
+        return [HostRoute("named.test", self.target),
                 HostRoute("deep.named.test", lambda label: "/api/plugins/named/echo/deep")]
+
+    @staticmethod
+    def target(label: str) -> str | None:
+        if label == "broken":
+            raise RuntimeError("the plugin's lookup failed")
+        return {"one": "/api/plugins/named/echo/one", "bad": "no-slash"}.get(label)
 
     @hookimpl
     def gitd_http_routes(self) -> list:
@@ -41,6 +47,7 @@ def test_host_names_are_served_as_paths_with_the_daemons_authentication(gitd_har
     for host in ("two.named.test", "bad.named.test", "named.test", "x.one.named.test", "elsewhere.test"):
         assert h.http("GET", "/api/plugins/named/echo/direct", headers={"Host": host},
                       user="alice").json()["path"] == "/api/plugins/named/echo/direct"
+    assert h.http("GET", "/x", headers={"Host": "broken.named.test"}).status == 503  # not another route's answer
 
 
 @pytest.mark.parametrize("domain", ["", "-x.test", "a..b", "white space.test", "x" * 64 + ".test", 5])
