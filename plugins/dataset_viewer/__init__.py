@@ -8,7 +8,8 @@ and written against the public plugin API only (docs/datasets.md has the guide):
   and splits, converts them to Parquet on ``refs/convert/parquet`` (committed through the
   hook chain), and precomputes first rows, statistics and a search index;
 * it serves the dataset viewer API under ``/api/plugins/datasets/`` and the Hub's
-  ``/api/datasets/NS/NAME/parquet`` listing, to whoever may read the dataset;
+  ``/api/datasets/NS/NAME/parquet`` listing, to whoever may read the dataset, and a
+  "Dataset viewer" tab on the dataset's web pages (``web.py``);
 * it keeps its state in its own tables, and a bounded disk cache in its own directory.
 """
 
@@ -31,6 +32,7 @@ from gitd.plugin_api import (
     hookimpl,
 )
 
+from . import web
 from .api import ViewerAPI
 from .cache import DiskCache
 from .console import Console
@@ -108,6 +110,10 @@ class DatasetViewer:
     @hookimpl
     def gitd_http_routes(self) -> list:
         return ViewerAPI(self).routes()
+
+    @hookimpl
+    def gitd_web_tabs(self, repo: RepoInfo) -> list | None:
+        return web.tabs(repo, self._part("web", lambda: web.ViewerTab(self, ViewerAPI(self))).page)
 
     @hookimpl
     def gitd_cli_commands(self) -> list:

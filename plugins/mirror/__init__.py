@@ -172,6 +172,12 @@ class MirrorPlugin:
         return routes(self)
 
     @hookimpl
+    def gitd_web_tabs(self, repo: RepoInfo) -> list | None:
+        from .web import MirrorTab
+
+        return MirrorTab(self).tabs(repo)
+
+    @hookimpl
     def gitd_cli_commands(self) -> list:
         from .commands import commands
 

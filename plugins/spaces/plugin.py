@@ -7,7 +7,7 @@ start and stop the supervisor. Routes: the reverse proxy under the space's own U
 (``/spaces/NS/NAME/app/...``, API 1.2's ``mount="repo"``; with ``host_domain``, also at
 ``NAME--NS.DOMAIN``, API 1.3's ``HostRoute``), and the Hub's runtime API
 (``/api/spaces/NS/NAME/runtime``, ``restart``, ``pause``, ``sleeptime``, ``logs/KIND``,
-``secrets``, ``variables``).
+``secrets``, ``variables``). The web UI's "Running app" tab is ``web.py``.
 """
 
 from __future__ import annotations
@@ -191,6 +191,12 @@ class SpacesPlugin:
             RepoRoute("DELETE", "/variables", self.delete_variable, access="write", types=SPACE,
                       summary="delete a variable"),
         ]
+
+    @hookimpl
+    def gitd_web_tabs(self, repo: RepoInfo) -> list | None:
+        from .web import SpaceTab
+
+        return SpaceTab(self).tabs(repo)
 
     @hookimpl
     def gitd_cli_commands(self) -> list:
