@@ -114,9 +114,14 @@ def test_listings_filter_by_the_metadata_plugins_tags_sort_and_page(make_daemon,
     daemon = make_daemon(settings={"web.list_page": 2, "jobs.poll_interval": 0.2})
     user, token = daemon.user()
     stem = unique("lst")
-    for n, license_ in enumerate(["mit", "apache-2.0", "mit"]):
+    cards = [("mit", "text-classification", "transformers", "en"), ("apache-2.0", "text-generation",
+                                                                     "transformers", "fr"),
+             ("mit", "text-generation", "peft", "en")]
+    for n, (license_, task, library, language) in enumerate(cards):
         repo = daemon.repo(user, f"{stem}-{n}")
-        push(daemon, git, tmp_path, repo, token, {"README.md": f"---\nlicense: {license_}\n---\n# {n}\n"})
+        push(daemon, git, tmp_path, repo, token, {"README.md": f"---\nlicense: {license_}\npipeline_tag: {task}\n"
+                                                             f"library_name: {library}\nlanguage: {language}\n"
+                                                             f"---\n# {n}\n"})
     web = WebClient(daemon.url)
 
     def shown(page) -> list[str]:
@@ -125,10 +130,15 @@ def test_listings_filter_by_the_metadata_plugins_tags_sort_and_page(make_daemon,
     deadline = time.monotonic() + 60
     while True:  # the metadata plugin tags in a background job
         page = web.get(f"/models?search={stem}&license=mit&sort=name")
-        if len(shown(page)) == 2 or time.monotonic() > deadline:
+        tagged = len(shown(page)) == 2 and len(shown(web.get(f"/models?search={stem}&license=apache-2.0"))) == 1
+        if tagged or time.monotonic() > deadline:
             break
         time.sleep(0.3)
     assert page.status == 200 and shown(page) == [f"{user}/{stem}-0", f"{user}/{stem}-2"]  # sorted by name
+    # The task, library and language filters, alone and together.
+    for query, expected in (("task=text-generation", [1, 2]), ("library=peft", [2]), ("language=en", [0, 2]),
+                            ("task=text-generation&language=en", [2]), ("library=transformers&language=de", [])):
+        assert shown(web.get(f"/models?search={stem}&sort=name&{query}")) == [f"{user}/{stem}-{n}" for n in expected]
     # Two repositories a page here: the pages link to each other.
     first = web.get(f"/models?search={stem}&sort=name")
     assert shown(first) == [f"{user}/{stem}-0", f"{user}/{stem}-1"] and 'rel="next"' in first.text
