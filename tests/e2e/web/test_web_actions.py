@@ -28,7 +28,16 @@ def test_every_form_refuses_a_forged_or_missing_csrf_token_and_changes_nothing(d
     _, _, other = web_user(daemon)
     theirs = other.get("/settings/tokens").csrf()  # a real token, of another session
     name = unique("made")
+    opened = web.post(f"/{repo}/discussions/new", {"title": "a real one", "description": "first"})
+    assert opened.status == 303
+    discussion = opened.location
     for forged in ("", "forged", theirs):
+        assert web.post(f"/{repo}/discussions/new", {"title": name, "description": "x"}, csrf=forged).status == 403
+        assert web.post(discussion, {"action": "comment", "body": name}, csrf=forged).status == 403
+        assert web.post(discussion, {"action": "close"}, csrf=forged).status == 403
+        assert web.post("/settings/orgs", {"name": name}, csrf=forged).status == 403
+        assert web.post("/settings/password", {"current": "a good password", "new": name, "again": name},
+                        csrf=forged).status == 403
         assert web.post("/new", {"name": name, "owner": user, "type": "model"}, csrf=forged).status == 403
         assert web.post("/settings/tokens", {"action": "create", "name": name}, csrf=forged).status == 403
         assert web.post(f"/{repo}/settings", {"action": "delete", "confirm": repo}, csrf=forged).status == 403
@@ -49,6 +58,10 @@ def test_every_form_refuses_a_forged_or_missing_csrf_token_and_changes_nothing(d
     assert set(remote_refs(daemon, git, repo, token)) == {"HEAD", "refs/heads/main"}
     assert web.get(f"/{repo}/raw/main/a.txt").body == b"a\n"
     assert web.get("/settings/tokens", follow=False).status == 200  # still logged in
+    thread = web.get(discussion).text
+    assert name not in thread and "Closed." not in thread and name not in web.get(f"/{repo}/discussions").text
+    assert name not in web.get("/settings/orgs").text and web.get(f"/{name}").status == 404
+    WebClient(daemon.url).login(user, "a good password")  # the password is unchanged
     # The real token works.
     assert web.post("/settings/tokens", {"action": "create", "name": name}).status == 200
     assert name in web.get("/settings/tokens").text
