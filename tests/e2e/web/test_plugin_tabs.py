@@ -167,3 +167,22 @@ def _make_private(daemon, repo, token) -> int:
                                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as resp:
         return resp.status
+
+
+def test_the_lineage_tab_names_bases_and_derivatives_the_caller_may_read(daemon, world, tmp_path):
+    owner, token, web = world["owner"], world["token"], world["web"]
+    git = Git(tmp_path / "home")
+    base = daemon.repo(owner, unique("base"))
+    tuned = daemon.repo(owner, unique("tuned"))
+    hidden = daemon.repo(owner, unique("hidden"), private=True)
+    push(daemon, git, tmp_path, base, token, {"README.md": "# base\n"}, "model")
+    for repo in (tuned, hidden):
+        push(daemon, git, tmp_path, repo, token, {"README.md": f"---\nbase_model: {base}\n---\n# t\n"}, "model")
+    tab = f"/{base}/tab/metadata/lineage"
+    mine = wait_for(lambda: (p := web.get(tab)) and hidden in p.text and tuned in p.text and p, timeout=60,
+                    what="both derivatives tagged")
+    assert f'<a href="/{tuned}">{tuned}</a> <span class="badge">finetune</span>' in mine.text
+    theirs = world["other"].get(tab)
+    assert theirs.status == 200 and tuned in theirs.text and hidden not in theirs.text  # private: not named
+    up = WebClient(daemon.url).get(f"/{tuned}/tab/metadata/lineage")
+    assert f'<a href="/{base}">{base}</a>' in up.text.split("<h2>Derived models</h2>")[0]
