@@ -279,3 +279,33 @@ def test_pages_fit_a_phone_screen(daemon, sessions, git, tmp_path):
         phone.page.goto(url)
         # No sideways scrolling of the page itself (long code scrolls inside its own box).
         assert phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), url
+
+
+SPACE_SCRIPT = """
+let seen;
+try { seen = "the hub's page: " + parent.document.title; } catch (e) { seen = "isolated"; }
+document.getElementById("out").textContent = seen;
+"""
+
+
+def test_a_spaces_app_runs_in_its_tab_isolated_from_the_hubs_page(daemon, sessions, git, tmp_path):
+    user = password_user(daemon)
+    _, token, _ = daemon.cli("token", "create", user, "--scope", "write", "--name", unique("t"))
+    space = daemon.repo(user, unique("sp"), repo_type="space")
+    work = git.init_work(tmp_path / "w", {"README.md": "---\nsdk: static\n---\n# s\n", "app.js": SPACE_SCRIPT,
+                                          "index.html": '<h1>static space</h1><p id="out"></p>'
+                                                        '<script src="app.js"></script>'})
+    git("push", "-q", daemon.repo_url(space, token=token.strip(), repo_type="space"), "main", cwd=work)
+    owner = sessions(daemon.url)
+    page = owner.login(user)
+    deadline = 60
+    for _ in range(deadline * 2):  # the static app is built by a job
+        page.goto(f"/spaces/{space}/tab/spaces/app")
+        if page.locator("iframe.space-app").count():
+            break
+        page.wait_for_timeout(500)
+    app = page.frame_locator("iframe.space-app")
+    expect(app.get_by_role("heading", name="static space")).to_be_visible()
+    expect(app.locator("#out")).to_have_text("isolated")  # its script ran, in an origin of its own
+    expect(page.get_by_role("heading", name="Build log")).to_be_visible()
+    assert owner.dialogs == []
