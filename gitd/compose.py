@@ -355,6 +355,7 @@ class Parts:
                        plugin_timeout=cfg.get_float("plugins.http_timeout"))
 
     def _add_hub_routes(self, router: Router) -> HubFiles:
+        from gitd.hub.discussion_actions import DiscussionActions
         from gitd.hub.discussions import PullRequests
         from gitd.hub.files import FileView, HubFiles
         from gitd.hub.history import HubHistory
@@ -365,6 +366,8 @@ class Parts:
         from gitd.hub.upload import HubUploads, UploadPlanner
         from gitd.plugins.fields import InfoFields
         from gitd.plugins.filters import RepoFilters
+        from gitd.store.comments import Comments
+        from gitd.store.discussion_events import DiscussionEvents
         from gitd.store.discussions import Discussions
         from gitd.store.redirects import Redirects
 
@@ -374,7 +377,8 @@ class Parts:
         common = {"public_url": cfg.get_str("server.public_url"), "redirects": Redirects(self.store),
                   "offload": self.offload}
         max_card_size, max_paths = cfg.get_size("hub.max_card_size"), cfg.get_int("hub.max_paths_info")
-        prs = PullRequests(repos, access, Discussions(self.store), reader, self.chain, **common)
+        prs = PullRequests(repos, access, Discussions(self.store), reader, self.chain, comments=Comments(self.store),
+                           events=DiscussionEvents(self.store), **common)
         files = HubFiles(repos, access, reader, view, max_paths=max_paths, **common)
         files.add_resolve_route(router)
         # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
@@ -398,6 +402,7 @@ class Parts:
                    max_commit_size=cfg.get_size("hub.max_commit_size"),
                    inline_decodes=cfg.get_int("hub.inline_decodes"), **common).add_routes(router)
         prs.add_routes(router)
+        DiscussionActions(prs, git=self.git, email_domain=cfg.get_str("hub.commit_email_domain")).add_routes(router)
         return files
 
     def body_limits(self) -> BodyLimits:

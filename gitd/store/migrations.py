@@ -169,4 +169,24 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE jobs ADD COLUMN progress TEXT;
         """,
     ),
+    (
+        8,
+        "hub discussions whole: comment edits and hiding, status and title events, merge commits",
+        """
+        ALTER TABLE discussions ADD COLUMN merge_commit TEXT;
+        ALTER TABLE discussions ADD COLUMN edited_at TEXT;
+        ALTER TABLE discussions ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE discussion_comments ADD COLUMN edited_at TEXT;
+        ALTER TABLE discussion_comments ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE discussion_events (
+            id INTEGER PRIMARY KEY,
+            discussion_id INTEGER NOT NULL REFERENCES discussions(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('status-change', 'title-change')),
+            author_id INTEGER REFERENCES accounts(id) ON DELETE SET NULL,
+            data TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX discussion_events_by_discussion ON discussion_events (discussion_id, id);
+        """,
+    ),
 ]
