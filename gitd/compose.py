@@ -102,7 +102,10 @@ class Parts:
 
     @cached_property
     def access(self) -> Access:
-        return Access(self.accounts, anonymous_read=self.config.get_bool("auth.anonymous_read"))
+        from gitd.store.gates import RepoGates
+
+        return Access(self.accounts, anonymous_read=self.config.get_bool("auth.anonymous_read"),
+                      gates=RepoGates(self.store))
 
     # -- plugins, jobs and the hook chain ---------------------------------------------------------
     @cached_property
@@ -358,6 +361,7 @@ class Parts:
         from gitd.hub.discussion_actions import DiscussionActions
         from gitd.hub.discussions import PullRequests
         from gitd.hub.files import FileView, HubFiles
+        from gitd.hub.gating import HubGating
         from gitd.hub.history import HubHistory
         from gitd.hub.info import HubInfo
         from gitd.hub.manage import HubManage
@@ -403,6 +407,8 @@ class Parts:
                    inline_decodes=cfg.get_int("hub.inline_decodes"), **common).add_routes(router)
         prs.add_routes(router)
         DiscussionActions(prs, git=self.git, email_domain=cfg.get_str("hub.commit_email_domain")).add_routes(router)
+        if access.gates is not None:
+            HubGating(repos, access, self.accounts, access.gates, **common).add_routes(router)
         return files
 
     def body_limits(self) -> BodyLimits:

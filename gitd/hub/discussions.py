@@ -98,6 +98,8 @@ def change_json(e: DiscussionEvent) -> dict[str, Any]:
 
 
 class PullRequests(HubBase):
+    shows_gated = True  # what the Hub shows of a gated repository to all
+
     def __init__(self, repos: RepoService, access: Access, discussions: Discussions, reader: RepoReader,
                  chain: HookChain, *, comments: Comments, events: DiscussionEvents, public_url: str = "",
                  redirects: Redirects | None = None, offload: Offload | None = None):
@@ -162,8 +164,9 @@ class PullRequests(HubBase):
             items = [d for d in items if d.author == request.query["author"]]
         page = int_param(request, "p", 0)
         chunk = items[page * PAGE:(page + 1) * PAGE]
+        closed = sum(d.status in ("closed", "merged") for d in items)
         return json_response({"discussions": [self._json(ctx, d) for d in chunk], "count": len(items),
-                              "start": page * PAGE, "numClosedDiscussions": sum(d.status in ("closed", "merged") for d in items)})
+                              "start": page * PAGE, "numClosedDiscussions": closed})
 
     async def create(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m)

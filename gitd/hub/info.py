@@ -73,6 +73,8 @@ class CardCache:
 
 
 class HubInfo(HubBase):
+    shows_gated = True  # what the Hub shows of a gated repository to all
+
     def __init__(self, repos: RepoService, access: Access, repo_rows: Repos, reader: RepoReader, view: FileView,
                  *, fields: InfoFields | None = None, public_url: str = "",
                  redirects: Redirects | None = None, offload: Offload | None = None,
@@ -127,7 +129,7 @@ class HubInfo(HubBase):
             "createdAt": repo.created_at,
             "private": repo.private,
             "disabled": False,
-            "gated": False,
+            "gated": (self.access.gates.mode(repo.id) if self.access.gates else None) or False,
             "downloads": 0,
             "likes": 0,
             "tags": card_tags(card or {}),

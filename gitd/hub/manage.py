@@ -63,6 +63,8 @@ def visibility_of(body: dict[str, Any]) -> bool | None:
 
 
 class HubManage(HubBase):
+    shows_gated = True  # what the Hub shows of a gated repository to all
+
     def __init__(self, repos: RepoService, access: Access, accounts: Accounts, seeder: RepoSeeder, *,
                  public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None,
                  max_card_size: int = CARD_YAML_MAX):
@@ -215,16 +217,13 @@ class HubManage(HubBase):
             raise BadRequest(f"unsupported repository setting(s): {', '.join(unknown)}; gitd keeps "
                              f"{', '.join(sorted(SETTINGS_KEYS))}")
         private = visibility_of(body)
-        gated = body.get("gated", False)
+        gated = body.get("gated")
         if gated not in (False, None, "auto", "manual"):
             raise BadRequest('gated must be false, "auto" or "manual"')
-        if gated:
-            # Refused, not ignored: a repository the owner believes gated would be open to all.
-            raise BadRequest(f'gated repositories (gated="{gated}") are not supported by this server; '
-                             "make the repository private and add readers to its organisation instead",
-                             code="GatingNotSupported")
         if private is not None and private != ctx.repo.private:
             self.repos.set_private(ctx.repo, private)
+        if "gated" in body and gated is not None and self.access.gates is not None:
+            self.access.gates.set_mode(ctx.repo.id, gated or None)
         return json_response({})
 
     async def xet(self, request: web.Request, m: Match) -> web.StreamResponse:

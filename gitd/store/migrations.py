@@ -189,4 +189,27 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX discussion_events_by_discussion ON discussion_events (discussion_id, id);
         """,
     ),
+    (
+        9,
+        "gated repositories: a repository's gate and the access requests of its users",
+        """
+        CREATE TABLE repo_gates (
+            repo_id INTEGER PRIMARY KEY REFERENCES repos(id) ON DELETE CASCADE,
+            mode TEXT NOT NULL CHECK (mode IN ('auto', 'manual')),
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE access_requests (
+            id INTEGER PRIMARY KEY,
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected')),
+            fields TEXT,
+            rejection_reason TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (repo_id, account_id)
+        );
+        CREATE INDEX access_requests_by_status ON access_requests (repo_id, status, id);
+        """,
+    ),
 ]

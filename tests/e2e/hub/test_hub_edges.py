@@ -1,5 +1,6 @@
 """Edges the stock huggingface_hub 2.4 client meets: ids without a namespace, X-Request-Id,
-and settings the server does not keep (refused, never silently ignored)."""
+and settings the server does not keep (refused, never silently ignored; gating is
+tests/e2e/hub/test_hub_gating.py)."""
 
 from __future__ import annotations
 
@@ -60,16 +61,11 @@ def test_x_request_id_is_echoed(hub):
     assert exc.value.request_id  # the client quotes it
 
 
-def test_gating_and_unknown_settings_are_refused(hub):
+def test_unknown_settings_are_refused(hub):
     user, token = hub.user()
     api = hub.api(token)
     repo = f"{user}/{unique('g')}"
     api.create_repo(repo)
-    for gated in ("auto", "manual"):
-        with pytest.raises(HfHubHTTPError) as exc:
-            api.update_repo_settings(repo, gated=gated)
-        assert exc.value.response.status_code == 400 and "gated repositories" in str(exc.value)
-        assert exc.value.response.headers["X-Error-Code"] == "GatingNotSupported"
     assert api.model_info(repo).gated is False
     api.update_repo_settings(repo, gated=False, private=True)  # what it keeps still works
     assert api.model_info(repo).private is True
@@ -80,6 +76,10 @@ def test_gating_and_unknown_settings_are_refused(hub):
     with pytest.raises(urllib.error.HTTPError) as raw:
         urllib.request.urlopen(req, timeout=30)
     assert raw.value.code == 400 and b"discussionsDisabled" in raw.value.read()
+    req.data = json.dumps({"gated": "sometimes"}).encode()
+    with pytest.raises(urllib.error.HTTPError) as raw:
+        urllib.request.urlopen(req, timeout=30)
+    assert raw.value.code == 400 and b"gated must be" in raw.value.read()
 
 
 def test_short_commit_shas_are_revisions(hub, tmp_path):
