@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from gitd.hub.files import HubFiles
     from gitd.hub.gitread import RepoReader
     from gitd.hub.seed import RepoSeeder
+    from gitd.hub.webhook_events import WebhookEvents
     from gitd.jobs.workers import JobWorkers
     from gitd.lfs.service import LfsService
     from gitd.limits.connections import ConnectionLimiter
@@ -110,7 +111,23 @@ class Parts:
     # -- plugins, jobs and the hook chain ---------------------------------------------------------
     @cached_property
     def plugins(self) -> PluginHost:
-        return PluginHost(self.config, self.plugin_services()).load_entry_points()
+        host = PluginHost(self.config, self.plugin_services()).load_entry_points()
+        if host.enabled("webhooks") and not host.pm.has_plugin("webhooks"):
+            from gitd.hub.webhook_events import WebhookEvents
+            from gitd.store.webhooks import Webhooks
+
+            # Built in, and registered as a plugin: repository events reach it as they reach
+            # every plugin, and its deliveries are its own durable tasks.
+            host.register("webhooks", WebhookEvents(host.context("webhooks"), Webhooks(self.store), self.accounts,
+                                                    self.repo_rows, self.access,
+                                                    public_url=self.config.get_str("server.public_url")))
+        return host
+
+    def webhook_events(self) -> WebhookEvents | None:
+        found = self.plugins.pm.get_plugin("webhooks")
+        from gitd.hub.webhook_events import WebhookEvents
+
+        return found if isinstance(found, WebhookEvents) else None
 
     def plugin_services(self) -> PluginServices:
         """What every plugin's context offers, each part made on first use."""
@@ -368,12 +385,14 @@ class Parts:
         from gitd.hub.native import NativeAPI
         from gitd.hub.native_accounts import NativeAccounts
         from gitd.hub.upload import HubUploads, UploadPlanner
+        from gitd.hub.webhooks import HubWebhooks
         from gitd.plugins.fields import InfoFields
         from gitd.plugins.filters import RepoFilters
         from gitd.store.comments import Comments
         from gitd.store.discussion_events import DiscussionEvents
         from gitd.store.discussions import Discussions
         from gitd.store.redirects import Redirects
+        from gitd.store.webhooks import Webhooks
 
         cfg = self.config
         repos, access, reader = self.repos, self.access, self.reader
@@ -385,7 +404,12 @@ class Parts:
                            events=DiscussionEvents(self.store), **common)
         files = HubFiles(repos, access, reader, view, max_paths=max_paths, **common)
         files.add_resolve_route(router)
-        # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
+        # /api/settings/webhooks and /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would
+        # match them too.
+        HubWebhooks(Webhooks(self.store), self.accounts, self.repo_rows, access).add_routes(router)
+        events = self.webhook_events()
+        if events is not None:
+            prs.listeners.append(events.discussion_listener)
         accounts_api = NativeAccounts(self.accounts, self.auth, self.access)
         planner = UploadPlanner(reader, view, regular_upload_max=cfg.get_size("hub.regular_upload_max"),
                                 max_paths=max_paths, lfs_by_content=cfg.get_bool("hub.lfs_by_content"))

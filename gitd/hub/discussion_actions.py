@@ -10,7 +10,6 @@ Each answers with the event it added, as the Hub does (``newMessage``, ``updated
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -38,16 +37,12 @@ from gitd.hub.gitread import ref_for
 from gitd.store.discussions import Discussion
 from gitd.web.merge import merge_into
 
-# Told of each change (webhooks): the repository, the discussion after it, what happened.
-DiscussionListener = Callable[[RepoCtx, Discussion, str], Awaitable[None]]
-
 
 class DiscussionActions:
     def __init__(self, prs: PullRequests, *, git: GitRunner | None, email_domain: str):
         self.prs = prs
         self.git = git
         self.email_domain = email_domain
-        self.listeners: list[DiscussionListener] = []
 
     def add_routes(self, router: Router) -> None:
         base = "/discussions/{num}"
@@ -61,9 +56,8 @@ class DiscussionActions:
         ):
             router.add("POST", api_patterns(base + tail), handler, style="hub", name=f"hub-discussion-{name}")
 
-    async def _tell(self, ctx: RepoCtx, d: Discussion, action: str) -> None:
-        for listener in self.listeners:
-            await listener(ctx, d, action)
+    async def _tell(self, ctx: RepoCtx, d: Discussion, action: str, comment: dict[str, Any] | None = None) -> None:
+        await self.prs.notify(ctx, d, action, comment)
 
     async def _start(self, request: web.Request, m: Match, *, body: bool = True
                      ) -> tuple[RepoCtx, Discussion, dict[str, Any]]:
@@ -90,7 +84,7 @@ class DiscussionActions:
     async def comment(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx, d, body = await self._start(request, m)
         event = self._add_comment(ctx, d, check_text(body.get("comment"), "the comment"))
-        await self._tell(ctx, d, "comment")
+        await self._tell(ctx, d, "create", event)
         return json_response({"newMessage": event})
 
     def _target(self, ctx: RepoCtx, d: Discussion, raw: str) -> tuple[str, int, str | None]:

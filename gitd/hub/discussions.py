@@ -8,6 +8,8 @@ the first digit says which table it lives in (0 description, 1 comment, 2 change
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -27,11 +29,16 @@ from gitd.store.discussion_events import DiscussionEvent, DiscussionEvents
 from gitd.store.discussions import Discussion, Discussions
 from gitd.store.redirects import Redirects
 
+log = logging.getLogger("gitd.hub")
+
 PAGE = 50
 MAX_TITLE = 300
 MAX_TEXT = 64 * 1024
 MAX_DIFF = 1 << 20
 DESCRIPTION, COMMENT, CHANGE = "0", "1", "2"
+
+
+DiscussionListener = Callable[["RepoCtx", Discussion, str, "dict[str, Any] | None"], Awaitable[None]]
 
 
 def event_id(kind: str, row_id: int) -> str:
@@ -110,6 +117,16 @@ class PullRequests(HubBase):
         self.events = events
         self.reader = reader
         self.chain = chain
+        # Told of each new discussion, comment and change (webhooks): repository, discussion,
+        # action ("create", "update"), and the comment event for a comment.
+        self.listeners: list[DiscussionListener] = []
+
+    async def notify(self, ctx: RepoCtx, d: Discussion, action: str, comment: dict[str, Any] | None = None) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(ctx, d, action, comment)
+            except Exception:  # the change is made: a listener's failure is logged, never the caller's
+                log.exception("discussion listener failed for %s #%d", ctx.repo.full_name, d.num)
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", api_patterns("/discussions"), self.list, style="hub", name="hub-discussions")
@@ -186,6 +203,7 @@ class PullRequests(HubBase):
         else:
             author_id = ctx.principal.account.id if ctx.principal.account else None
             d = self.discussions.create(ctx.repo.id, title, description, author_id, pull_request=False)
+        await self.notify(ctx, d, "create")
         return json_response({**self._json(ctx, d), "url": f"{self.repo_url(request, ctx.repo)}/discussions/{d.num}"})
 
     def timeline(self, d: Discussion) -> list[dict[str, Any]]:

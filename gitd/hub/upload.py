@@ -234,6 +234,7 @@ class HubUploads(HubBase):
                     self.prs.discussions.set_status(ctx.repo.id, pr.num, "closed")
                     raise
                 pr_url = f"{self.repo_url(request, ctx.repo)}/discussions/{pr.num}"
+                await self.prs.notify(ctx, pr, "create")
             else:
                 oid = await self.writer.commit_to_branch(q, info, rev, ops, author=author, message=message,
                                                          parent_commit=parent)

@@ -212,4 +212,50 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX access_requests_by_status ON access_requests (repo_id, status, id);
         """,
     ),
+    (
+        10,
+        "hub webhooks (what each watches) and collections (their items)",
+        """
+        CREATE TABLE webhooks (
+            id INTEGER PRIMARY KEY,
+            owner_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            secret TEXT,
+            domains TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE webhook_watched (
+            webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('user', 'org', 'model', 'dataset', 'space', 'code')),
+            name TEXT NOT NULL COLLATE NOCASE,
+            PRIMARY KEY (webhook_id, kind, name)
+        );
+        CREATE INDEX webhook_watched_by_name ON webhook_watched (kind, name);
+        CREATE TABLE collections (
+            id INTEGER PRIMARY KEY,
+            owner_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            slug TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            private INTEGER NOT NULL DEFAULT 0,
+            theme TEXT NOT NULL DEFAULT 'default',
+            position INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX collections_by_owner ON collections (owner_id, position);
+        CREATE TABLE collection_items (
+            id INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            note TEXT,
+            position INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (collection_id, repo_id)
+        );
+        CREATE INDEX collection_items_by_repo ON collection_items (repo_id);
+        """,
+    ),
 ]
