@@ -375,6 +375,7 @@ class Parts:
                        plugin_timeout=cfg.get_float("plugins.http_timeout"))
 
     def _add_hub_routes(self, router: Router) -> HubFiles:
+        from gitd.hub.collections import HubCollections
         from gitd.hub.discussion_actions import DiscussionActions
         from gitd.hub.discussions import PullRequests
         from gitd.hub.files import FileView, HubFiles
@@ -388,6 +389,7 @@ class Parts:
         from gitd.hub.webhooks import HubWebhooks
         from gitd.plugins.fields import InfoFields
         from gitd.plugins.filters import RepoFilters
+        from gitd.store.collections import Collections
         from gitd.store.comments import Comments
         from gitd.store.discussion_events import DiscussionEvents
         from gitd.store.discussions import Discussions
@@ -407,6 +409,7 @@ class Parts:
         # /api/settings/webhooks and /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would
         # match them too.
         HubWebhooks(Webhooks(self.store), self.accounts, self.repo_rows, access).add_routes(router)
+        HubCollections(Collections(self.store), self.accounts, self.repo_rows, access).add_routes(router)
         events = self.webhook_events()
         if events is not None:
             prs.listeners.append(events.discussion_listener)

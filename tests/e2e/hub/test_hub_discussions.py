@@ -116,21 +116,21 @@ def test_regression_a_private_repositorys_discussions_are_not_found_to_non_reade
     comment = api.comment_discussion(repo, d.num, "note", repo_type="dataset")
     for caller in (hub.api(other_token), hub.api()):
         calls = [
-            lambda: list(caller.get_repo_discussions(repo, repo_type="dataset")),
-            lambda: caller.get_discussion_details(repo, d.num, repo_type="dataset"),
-            lambda: caller.create_discussion(repo, "Let me in", repo_type="dataset"),
-            lambda: caller.comment_discussion(repo, d.num, "hi", repo_type="dataset"),
-            lambda: caller.edit_discussion_comment(repo, d.num, comment.id, "x", repo_type="dataset"),
-            lambda: caller.hide_discussion_comment(repo, d.num, comment.id, repo_type="dataset"),
-            lambda: caller.change_discussion_status(repo, d.num, "closed", repo_type="dataset"),
-            lambda: caller.rename_discussion(repo, d.num, "renamed", repo_type="dataset"),
-            lambda: caller.merge_pull_request(repo, pr.pr_num, repo_type="dataset"),
-            lambda: caller.create_commit(repo, repo_type="dataset", operations=[CommitOperationAdd("b", b"b")],
+            lambda c: list(c.get_repo_discussions(repo, repo_type="dataset")),
+            lambda c: c.get_discussion_details(repo, d.num, repo_type="dataset"),
+            lambda c: c.create_discussion(repo, "Let me in", repo_type="dataset"),
+            lambda c: c.comment_discussion(repo, d.num, "hi", repo_type="dataset"),
+            lambda c: c.edit_discussion_comment(repo, d.num, comment.id, "x", repo_type="dataset"),
+            lambda c: c.hide_discussion_comment(repo, d.num, comment.id, repo_type="dataset"),
+            lambda c: c.change_discussion_status(repo, d.num, "closed", repo_type="dataset"),
+            lambda c: c.rename_discussion(repo, d.num, "renamed", repo_type="dataset"),
+            lambda c: c.merge_pull_request(repo, pr.pr_num, repo_type="dataset"),
+            lambda c: c.create_commit(repo, repo_type="dataset", operations=[CommitOperationAdd("b", b"b")],
                                          commit_message="sneak", create_pr=True),
         ]
         for i, call in enumerate(calls):
             with pytest.raises(RepositoryNotFoundError):
-                call()
+                call(caller)
                 pytest.fail(f"call {i} succeeded")
     assert api.get_discussion_details(repo, d.num, repo_type="dataset").status == "open"
     assert [x.num for x in api.get_repo_discussions(repo, repo_type="dataset")] == [pr.pr_num, d.num]

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import RepositoryNotFoundError
 
 from tests.support import unique
 

@@ -93,7 +93,7 @@ def test_a_gated_repository_lets_in_only_whom_it_accepted(hub, git, tmp_path):
 
     # auto: asking is enough. Ungating opens the files to all.
     api.update_repo_settings(repo, gated="auto")
-    late, late_token = hub.user()
+    _late, late_token = hub.user()
     assert ask_access(hub, repo, late_token)[1]["status"] == "accepted"
     assert can_download(hub, repo, late_token, tmp_path)
     api.update_repo_settings(repo, gated=False)
@@ -110,13 +110,13 @@ def test_regression_a_private_gated_repository_is_not_found_to_non_readers(hub):
     api.create_repo(repo, repo_type="dataset", private=True)
     api.update_repo_settings(repo, gated="auto", repo_type="dataset")
     for caller in (hub.api(other_token), hub.api()):
-        for call in (lambda: caller.auth_check(repo, repo_type="dataset"),
-                     lambda: list(caller.list_pending_access_requests(repo, repo_type="dataset")),
-                     lambda: caller.accept_access_request(repo, other, repo_type="dataset"),
-                     lambda: caller.grant_access(repo, other, repo_type="dataset"),
-                     lambda: caller.update_repo_settings(repo, gated=False, repo_type="dataset")):
+        for call in (lambda c: c.auth_check(repo, repo_type="dataset"),
+                     lambda c: list(c.list_pending_access_requests(repo, repo_type="dataset")),
+                     lambda c: c.accept_access_request(repo, other, repo_type="dataset"),
+                     lambda c: c.grant_access(repo, other, repo_type="dataset"),
+                     lambda c: c.update_repo_settings(repo, gated=False, repo_type="dataset")):
             with pytest.raises(RepositoryNotFoundError):
-                call()
+                call(caller)
     assert ask_access(hub, repo, other_token, repo_type="dataset")[0] == 404
     assert ask_access(hub, repo, None, repo_type="dataset")[0] == 401
     assert list(api.list_pending_access_requests(repo, repo_type="dataset")) == []
