@@ -382,10 +382,13 @@ class Parts:
         from gitd.hub.gating import HubGating
         from gitd.hub.history import HubHistory
         from gitd.hub.info import HubInfo
+        from gitd.hub.likes import HubLikes
         from gitd.hub.manage import HubManage
         from gitd.hub.native import NativeAPI
         from gitd.hub.native_accounts import NativeAccounts
+        from gitd.hub.repo_upkeep import HubUpkeep
         from gitd.hub.upload import HubUploads, UploadPlanner
+        from gitd.hub.user_repos import HubUserRepos
         from gitd.hub.webhooks import HubWebhooks
         from gitd.plugins.fields import InfoFields
         from gitd.plugins.filters import RepoFilters
@@ -393,6 +396,7 @@ class Parts:
         from gitd.store.comments import Comments
         from gitd.store.discussion_events import DiscussionEvents
         from gitd.store.discussions import Discussions
+        from gitd.store.likes import Likes
         from gitd.store.redirects import Redirects
         from gitd.store.webhooks import Webhooks
 
@@ -410,6 +414,9 @@ class Parts:
         # match them too.
         HubWebhooks(Webhooks(self.store), self.accounts, self.repo_rows, access).add_routes(router)
         HubCollections(Collections(self.store), self.accounts, self.repo_rows, access).add_routes(router)
+        HubUserRepos(repos, self.repo_rows, self.accounts, access, self.store).add_routes(router)
+        likes = Likes(self.store)
+        HubLikes(repos, access, self.accounts, self.repo_rows, likes, **common).add_routes(router)
         events = self.webhook_events()
         if events is not None:
             prs.listeners.append(events.discussion_listener)
@@ -424,7 +431,8 @@ class Parts:
         HubInfo(repos, access, self.repo_rows, reader, view, fields=InfoFields(self.plugins),
                 filters=RepoFilters(self.plugins), max_card_size=max_card_size,
                 max_listed_files=cfg.get_int("hub.max_listed_files"),
-                listing_cache_entries=cfg.get_int("hub.listing_cache_entries"), **common).add_routes(router)
+                listing_cache_entries=cfg.get_int("hub.listing_cache_entries"), likes=likes,
+                **common).add_routes(router)
         files.add_routes(router)
         HubHistory(repos, access, reader, self.chain, email_domain=cfg.get_str("hub.commit_email_domain"),
                    **common).add_routes(router)
@@ -433,6 +441,8 @@ class Parts:
                    max_commit_size=cfg.get_size("hub.max_commit_size"),
                    inline_decodes=cfg.get_int("hub.inline_decodes"), **common).add_routes(router)
         prs.add_routes(router)
+        HubUpkeep(repos, access, reader, self.chain, self.store, git=self.git,
+                  email_domain=cfg.get_str("hub.commit_email_domain"), **common).add_routes(router)
         DiscussionActions(prs, git=self.git, email_domain=cfg.get_str("hub.commit_email_domain")).add_routes(router)
         if access.gates is not None:
             HubGating(repos, access, self.accounts, access.gates, **common).add_routes(router)

@@ -33,6 +33,7 @@ from gitd.plugins.fields import InfoFields
 from gitd.plugins.filters import RepoFilters
 from gitd.repos import RepoService
 from gitd.store import Repo, Repos
+from gitd.store.likes import Likes
 from gitd.store.redirects import Redirects
 
 LIST_PAGE = 1000
@@ -79,10 +80,12 @@ class HubInfo(HubBase):
                  *, fields: InfoFields | None = None, public_url: str = "",
                  redirects: Redirects | None = None, offload: Offload | None = None,
                  max_listed_files: int = DEFAULT_WALK, listing_cache_entries: int = 200_000,
-                 max_card_size: int = CARD_YAML_MAX, filters: RepoFilters | None = None):
+                 max_card_size: int = CARD_YAML_MAX, filters: RepoFilters | None = None,
+                 likes: Likes | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects,
                          offload=offload)
         self.fields = fields
+        self.likes = likes
         self.repo_rows = repo_rows
         self.listing_rows = RepoListing(repo_rows, filters)
         self.reader = reader
@@ -131,7 +134,7 @@ class HubInfo(HubBase):
             "disabled": False,
             "gated": (self.access.gates.mode(repo.id) if self.access.gates else None) or False,
             "downloads": 0,
-            "likes": 0,
+            "likes": self.likes.count(repo.id) if self.likes is not None else 0,
             "tags": card_tags(card or {}),
             "description": repo.description,
         }

@@ -14,6 +14,7 @@ from gitd.http.errors import error_response, header_safe
 from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
 from gitd.hub.card import CARD_YAML_MAX, README_MAX, CardError, parse_card
+from gitd.hub.card_schema import check_card
 from gitd.hub.common import API_TYPES, HubBase, api_patterns, json_response
 from gitd.hub.seed import RepoSeeder
 from gitd.names import SPACE_SDKS, check_name, split_full_name
@@ -130,10 +131,17 @@ class HubManage(HubBase):
         if not isinstance(content, str):
             return refuse(400, "BadRequest", 'expected JSON {"content": README text}')
         try:
-            await self.offload.run(lambda: parse_card(content, max_yaml=self.max_card_size), what="checking the card")
+            card = await self.offload.run(lambda: parse_card(content, max_yaml=self.max_card_size),
+                                          what="checking the card")
         except CardError as exc:
             return refuse(400, "InvalidYaml", str(exc))
-        return json_response({})
+        errors, warnings = check_card(card)
+        if errors:
+            return json_response({"errors": [{"message": e} for e in errors],
+                                  "warnings": [{"message": w} for w in warnings]}, status=400,
+                                 headers={"X-Error-Code": "InvalidMetadata",
+                                          "X-Error-Message": header_safe("; ".join(errors))})
+        return json_response({"warnings": [{"message": w} for w in warnings]} if warnings else {})
 
     # -- repositories ------------------------------------------------------------------------------
     def _target(self, request: web.Request, body: dict[str, Any]) -> tuple[str, str]:

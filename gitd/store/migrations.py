@@ -258,4 +258,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX collection_items_by_repo ON collection_items (repo_id);
         """,
     ),
+    (
+        11,
+        "likes of repositories",
+        """
+        CREATE TABLE repo_likes (
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (repo_id, account_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX repo_likes_by_account ON repo_likes (account_id, created_at);
+        """,
+    ),
 ]
