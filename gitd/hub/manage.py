@@ -33,6 +33,9 @@ XET_MESSAGE = (
 VALIDATE_BODY_MAX = 2 * README_MAX
 
 
+# What POST /api/repos/create (create_repo) may carry.
+CREATE_KEYS = frozenset({"name", "organization", "type", "private", "visibility", "sdk"})
+
 # What PUT .../settings (update_repo_settings) may carry.
 SETTINGS_KEYS = frozenset({"private", "visibility", "gated"})
 
@@ -162,6 +165,11 @@ class HubManage(HubBase):
 
     async def create(self, request: web.Request, m: Match) -> web.StreamResponse:
         body = await read_json(request, allow_empty=False)
+        unknown = sorted(str(k)[:40] for k, v in body.items() if k not in CREATE_KEYS and v is not None)
+        if unknown:  # never accepted and ignored: a Space's hardware, secrets, a resource group, a region...
+            raise BadRequest(f"unsupported create_repo parameter(s): {', '.join(unknown)}; gitd takes "
+                             f"{', '.join(sorted(CREATE_KEYS))} (set a Space's secrets and variables once it exists)",
+                             code="UnsupportedParameter")
         namespace, name = self._target(request, body)
         repo_type = repo_type_of(body)
         private = visibility_of(body)

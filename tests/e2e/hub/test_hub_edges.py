@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import RepositoryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from tests.support import unique
 
@@ -80,6 +80,20 @@ def test_unknown_settings_are_refused(hub):
     with pytest.raises(urllib.error.HTTPError) as raw:
         urllib.request.urlopen(req, timeout=30)
     assert raw.value.code == 400 and b"gated must be" in raw.value.read()
+
+
+def test_unsupported_create_repo_parameters_are_refused(hub):
+    user, token = hub.user()
+    api = hub.api(token)
+    for kwargs, named in (({"repo_type": "space", "space_sdk": "gradio", "space_hardware": "t4-small"}, "hardware"),
+                          ({"repo_type": "space", "space_sdk": "docker", "space_secrets": [{"key": "K", "value": "v"}]},
+                           "secrets"),
+                          ({"resource_group_id": "0" * 24}, "resourceGroupId")):
+        repo = f"{user}/{unique('np')}"
+        with pytest.raises(HfHubHTTPError) as exc:
+            api.create_repo(repo, **kwargs)
+        assert exc.value.response.status_code == 400 and named in str(exc.value)
+        assert not api.repo_exists(repo, repo_type=kwargs.get("repo_type", "model"))
 
 
 def test_short_commit_shas_are_revisions(hub, tmp_path):
