@@ -68,7 +68,7 @@ class HubBase:
         return f"{self.base(request)}/{repo.url_path}"
 
     def lookup(self, request: web.Request, repo_type: str, namespace: str, name: str,
-               needed: AccessLevel = AccessLevel.READ) -> RepoCtx:
+               needed: AccessLevel = AccessLevel.READ, *, show_gated: bool = False) -> RepoCtx:
         who = principal(request)
         repo = None
         if is_valid_name(namespace) and is_valid_name(name):
@@ -76,7 +76,7 @@ class HubBase:
             if repo is None and request.method in ("GET", "HEAD"):
                 self._follow_move(request, repo_type, namespace, name)
         if repo is not None and self.access.gated_out(who, repo):
-            if not self.shows_gated:
+            if not (self.shows_gated or show_gated):
                 raise gated_repo_error(who, repo)
             level = self.access.require(who, repo, needed, gate=False)
         else:
@@ -98,12 +98,13 @@ class HubBase:
         query = f"?{request.rel_url.raw_query_string}" if request.rel_url.raw_query_string else ""
         raise web.HTTPTemporaryRedirect(f"{self.base(request)}{new_path}{query}")
 
-    def api_repo(self, request: web.Request, m: Match, needed: AccessLevel = AccessLevel.READ) -> RepoCtx:
+    def api_repo(self, request: web.Request, m: Match, needed: AccessLevel = AccessLevel.READ, *,
+                 show_gated: bool = False) -> RepoCtx:
         """The repository of an ``/api/{types}/{ns}/{name}/...`` route."""
         repo_type = API_TYPES.get(m.params["types"])
         if repo_type is None:
             raise NotFound(f"unknown repository type {m.params['types']!r}")
-        return self.lookup(request, repo_type, m.params["ns"], m.params["name"], needed)
+        return self.lookup(request, repo_type, m.params["ns"], m.params["name"], needed, show_gated=show_gated)
 
     def web_repo(self, request: web.Request, m: Match, needed: AccessLevel = AccessLevel.READ) -> RepoCtx:
         """The repository of a ``/{repo}/...`` route (type prefix in the URL)."""

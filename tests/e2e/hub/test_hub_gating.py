@@ -50,6 +50,7 @@ def test_a_gated_repository_lets_in_only_whom_it_accepted(hub, git, tmp_path):
     # What the Hub shows of a gated repository to all stays visible; its files do not.
     r_api = hub.api(reader_token)
     assert r_api.model_info(repo).gated == "manual" and r_api.repo_exists(repo)
+    assert r_api.list_repo_files(repo) == [".gitattributes", "w.bin"]  # the file list is public, as on the Hub
     assert not can_download(hub, repo, reader_token, tmp_path) and not can_download(hub, repo, None, tmp_path)
     with pytest.raises(GatedRepoError):
         r_api.auth_check(repo)
