@@ -114,53 +114,59 @@ def test_csghub_cli_inference_and_finetune_answer(hub, kind):
         assert "instance 7 does not exist" in out or "404 Client Error" in out, (action, out)
 
 
-@pytest.mark.parametrize(("repo_type", "private"), [("model", False), ("dataset", True)])
-def test_csghub_cli_upload_download_and_upload_large_folder(hub, repo_type, private, tmp_path):
-    """csghub-cli's own commands end to end: `upload` of a file (its multipart upload_file route)
-    and of a folder (CSGHub's git URL layout with LFS), `download` of a snapshot and of one file
-    (/csg routes), and `upload-large-folder` (the native preupload and commit routes)."""
-    user, token = hub.user()
-    repo = f"{user}/{unique('cli')}"
-    hub.api(token).create_repo(repo, repo_type=repo_type, private=private)
+def csghub_cli_as(tmp_path: Path):
+    """csghub-cli run from ``tmp_path``, with a git identity for its git-based folder upload."""
+    env = {**os.environ, "CSGHUB_DISABLE_XNET": "true", "GIT_AUTHOR_NAME": "csg", "GIT_AUTHOR_EMAIL": "csg@example.com",
+           "GIT_COMMITTER_NAME": "csg", "GIT_COMMITTER_EMAIL": "csg@example.com"}
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(Path(sys.executable).parent / "csghub-cli"), *args], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path, env=env)
+        assert (done.returncode == 0) == ok, (args, done.stdout[-2000:], done.stderr[-2000:])
+        return done
+
+    return run
+
+
+def upload_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "up"
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "a.txt").write_text("a\n")
     (folder / "w.safetensors").write_bytes(bytes(range(256)) * 64)
+    return folder
+
+
+def test_csghub_cli_upload_and_download_a_public_model(hub, tmp_path):
+    """`upload` of a folder (CSGHub's git URL layout, with LFS) and of a file (the multipart
+    upload_file route), then `download` of the snapshot (/csg routes)."""
+    user, token = hub.user()
+    repo = f"{user}/{unique('cli')}"
+    hub.api(token).create_repo(repo)
+    run = csghub_cli_as(tmp_path)
     one = tmp_path / "one.txt"
     one.write_text("one\n")
-    auth = ("-t", repo_type, "-k", token, "-e", hub.url)
-    env = {"GIT_AUTHOR_NAME": "csg", "GIT_AUTHOR_EMAIL": "csg@example.com", "GIT_COMMITTER_NAME": "csg",
-           "GIT_COMMITTER_EMAIL": "csg@example.com"}
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([str(Path(sys.executable).parent / "csghub-cli"), *args], capture_output=True,
-                              text=True, timeout=120, cwd=tmp_path,
-                              env={**os.environ, **env, "CSGHUB_DISABLE_XNET": "true"})
-        assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-2000:])
-        return done
-
-    run("upload", repo, str(folder), *auth)  # (the SDK's git upload makes the repository the folder's copy)
+    auth = ("-k", token, "-e", hub.url)
+    run("upload", repo, str(upload_folder(tmp_path)), *auth)  # the SDK's git upload: the repo becomes the folder
     run("upload", repo, str(one), "docs", *auth)  # lands at docs/one.txt
-    api = hub.api(token)
-    files = {e.path: e for e in api.list_repo_tree(repo, repo_type=repo_type, recursive=True)
-             if type(e).__name__ == "RepoFile"}
+    files = {e.path: e for e in hub.api(token).list_repo_tree(repo, recursive=True) if type(e).__name__ == "RepoFile"}
     assert {"docs/one.txt", "sub/a.txt", "w.safetensors"} <= set(files)
     assert files["w.safetensors"].lfs is not None  # pushed with git-lfs
-    run("download", repo, *auth, "--local-dir", str(tmp_path / "all"))
+    run("download", repo, "-e", hub.url, "--local-dir", str(tmp_path / "all"))  # public: no token needed
     assert (tmp_path / "all" / "w.safetensors").read_bytes() == bytes(range(256)) * 64
     assert (tmp_path / "all" / "docs" / "one.txt").read_text() == "one\n"
-    run("download", repo, "sub/a.txt", *auth, "--local-dir", str(tmp_path / "single"))
-    assert (tmp_path / "single" / "sub" / "a.txt").read_text() == "a\n"
 
-    large = f"{user}/{unique('large')}"
-    (folder / "sub" / "a.txt").write_text("changed\n")
-    run("upload-large-folder", large, str(folder), *auth)
-    uploaded = set(api.list_repo_files(large, repo_type=repo_type))
-    assert {"sub/a.txt", "w.safetensors"} <= uploaded
-    got = api.hf_hub_download(large, "sub/a.txt", repo_type=repo_type, local_dir=tmp_path / "large")
-    assert Path(got).read_text() == "changed\n"
-    if private:  # and what is private stays hidden from csghub-cli without the token
-        denied = subprocess.run([str(Path(sys.executable).parent / "csghub-cli"), "download", repo, "-t", repo_type,
-                                 "-e", hub.url, "--local-dir", str(tmp_path / "denied")], capture_output=True,
-                                text=True, timeout=120, cwd=tmp_path, env={**os.environ, "CSGHUB_DISABLE_XNET": "true"})
-        assert denied.returncode != 0 and not (tmp_path / "denied" / "w.safetensors").exists()
+
+def test_csghub_cli_upload_large_folder_and_download_a_private_dataset(hub, tmp_path):
+    """`upload-large-folder` (the native preupload and commit routes) into a private dataset, then
+    `download` of one file with the token, and nothing without it."""
+    user, token = hub.user()
+    repo = f"{user}/{unique('large')}"
+    hub.api(token).create_repo(repo, repo_type="dataset", private=True)
+    run = csghub_cli_as(tmp_path)
+    run("upload-large-folder", repo, str(upload_folder(tmp_path)), "-t", "dataset", "-k", token, "-e", hub.url)
+    assert {"sub/a.txt", "w.safetensors"} <= set(hub.api(token).list_repo_files(repo, repo_type="dataset"))
+    run("download", repo, "sub/a.txt", "-t", "dataset", "-k", token, "-e", hub.url, "--local-dir",
+        str(tmp_path / "one"))
+    assert (tmp_path / "one" / "sub" / "a.txt").read_text() == "a\n"
+    run("download", repo, "-t", "dataset", "-e", hub.url, "--local-dir", str(tmp_path / "denied"), ok=False)
+    assert not (tmp_path / "denied" / "w.safetensors").exists()
