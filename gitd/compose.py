@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from gitd.http.routing import Router
     from gitd.http.rpc_body import BodyLimits
     from gitd.hub.commits import CommitWriter
+    from gitd.hub.common import RepoCtx
     from gitd.hub.files import HubFiles
     from gitd.hub.gitread import RepoReader
     from gitd.hub.seed import RepoSeeder
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from gitd.plugins.view import RepoViews
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
+    from gitd.store.discussions import Discussion
     from gitd.store.lastused import LastUsed
     from gitd.web.site import WebSite
 
@@ -112,21 +114,31 @@ class Parts:
     @cached_property
     def plugins(self) -> PluginHost:
         host = PluginHost(self.config, self.plugin_services()).load_entry_points()
-        if host.enabled("webhooks") and not host.pm.has_plugin("webhooks"):
-            from gitd.hub.webhook_events import WebhookEvents
-            from gitd.store.webhooks import Webhooks
+        from gitd.store.webhooks import Webhooks
 
-            # Built in, and registered as a plugin: repository events reach it as they reach
-            # every plugin, and its deliveries are its own durable tasks.
-            host.register("webhooks", WebhookEvents(host.context("webhooks"), Webhooks(self.store), self.accounts,
-                                                    self.repo_rows, self.access,
-                                                    public_url=self.config.get_str("server.public_url")))
+        if host.enabled("webhooks") and Webhooks(self.store).exist():
+            host.register("webhooks", self._webhook_events(host))
         return host
 
+    def _webhook_events(self, host: PluginHost) -> WebhookEvents:
+        from gitd.hub.webhook_events import WebhookEvents
+        from gitd.store.webhooks import Webhooks
+
+        return WebhookEvents(host.context("webhooks"), Webhooks(self.store), self.accounts, self.repo_rows,
+                             self.access, public_url=self.config.get_str("server.public_url"))
+
+    def start_webhooks(self) -> None:
+        """The daemon's webhook deliveries are the built-in plugin ``webhooks`` (gitd.hub.webhook_events),
+        registered once a webhook exists: repository events reach it as plugin hooks, each delivery is
+        its own durable task. Until then it adds no job to any push."""
+        host = self.plugins
+        if host.enabled("webhooks") and not host.pm.has_plugin("webhooks"):
+            host.register("webhooks", self._webhook_events(host))
+
     def webhook_events(self) -> WebhookEvents | None:
-        found = self.plugins.pm.get_plugin("webhooks")
         from gitd.hub.webhook_events import WebhookEvents
 
+        found = self.plugins.pm.get_plugin("webhooks")
         return found if isinstance(found, WebhookEvents) else None
 
     def plugin_services(self) -> PluginServices:
@@ -412,14 +424,19 @@ class Parts:
         files.add_resolve_route(router)
         # /api/settings/webhooks and /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would
         # match them too.
-        HubWebhooks(Webhooks(self.store), self.accounts, self.repo_rows, access).add_routes(router)
+        HubWebhooks(Webhooks(self.store), self.accounts, self.repo_rows, access,
+                    on_create=self.start_webhooks).add_routes(router)
         HubCollections(Collections(self.store), self.accounts, self.repo_rows, access).add_routes(router)
         HubUserRepos(repos, self.repo_rows, self.accounts, access, self.store).add_routes(router)
         likes = Likes(self.store)
         HubLikes(repos, access, self.accounts, self.repo_rows, likes, **common).add_routes(router)
-        events = self.webhook_events()
-        if events is not None:
-            prs.listeners.append(events.discussion_listener)
+
+        async def tell_webhooks(ctx: RepoCtx, d: Discussion, action: str, comment: dict | None) -> None:
+            events = self.webhook_events()
+            if events is not None:
+                await events.discussion_listener(ctx, d, action, comment)
+
+        prs.listeners.append(tell_webhooks)
         accounts_api = NativeAccounts(self.accounts, self.auth, self.access)
         planner = UploadPlanner(reader, view, regular_upload_max=cfg.get_size("hub.regular_upload_max"),
                                 max_paths=max_paths, lfs_by_content=cfg.get_bool("hub.lfs_by_content"))

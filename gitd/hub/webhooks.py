@@ -9,6 +9,7 @@ watching a repository or namespace never reveals a private repository."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,8 +36,10 @@ def webhook_json(w: Webhook) -> dict[str, Any]:
 
 
 class HubWebhooks:
-    def __init__(self, webhooks: Webhooks, accounts: Accounts, repo_rows: Repos, access: Access):
+    def __init__(self, webhooks: Webhooks, accounts: Accounts, repo_rows: Repos, access: Access, *,
+                 on_create: Callable[[], None] | None = None):
         self.webhooks = webhooks
+        self.on_create = on_create  # starts deliveries (the daemon registers its webhooks plugin)
         self.accounts = accounts
         self.repo_rows = repo_rows
         self.access = access
@@ -140,6 +143,8 @@ class HubWebhooks:
         created = self.webhooks.create(account.id, self._url(body.get("url")), self._secret(body.get("secret")),
                                        self._domains(body.get("domains", list(DOMAINS))),
                                        self._watched(who, body.get("watched")))
+        if self.on_create is not None:
+            self.on_create()
         return json_response({"webhook": webhook_json(created)})
 
     async def update(self, request: web.Request, m: Match) -> web.StreamResponse:

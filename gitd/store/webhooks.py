@@ -47,6 +47,9 @@ class Webhooks:
                                      [owner_id]).fetchall()
         return self._load(rows)
 
+    def exist(self) -> bool:
+        return self.store.db.execute("SELECT 1 FROM webhooks LIMIT 1").fetchone() is not None
+
     def count_of(self, owner_id: int) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM webhooks WHERE owner_id = ?", [owner_id]).fetchone()[0])
 
