@@ -13,6 +13,7 @@ import pytest
 from huggingface_hub import CommitOperationAdd, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
+from tests.e2e.hub.test_hub_discussions import hf
 from tests.support import unique
 
 
@@ -54,6 +55,8 @@ def test_likes_and_the_users_repository_list(hub):
     assert mine[private].visibility == "private" and mine[private].type == "dataset"
     assert mine[public].storage >= 5000
     assert [r.id for r in fan_api.list_user_repos()] == []
+    listed = json.loads(hf(hub, token, "repos", "ls", "--format", "json").stdout)  # the hf CLI's view of it
+    assert sorted(r["id"] for r in listed) == sorted([public, private])
     org = unique("org")
     hub.daemon.cli("org", "create", org, "--owner", owner)
     with pytest.raises(HfHubHTTPError) as exc:
