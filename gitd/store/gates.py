@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,22 +38,40 @@ def _request(row: Any) -> AccessRequest:
 
 
 class RepoGates:
-    def __init__(self, store: Store):
+    """``mode`` is asked on every read of a public repository (gitd.access.rules), so the gates
+    are held in memory: read again after a change made through this object (at once) and at
+    most ``ttl`` seconds after one made by another process."""
+
+    def __init__(self, store: Store, *, ttl: float = 1.0):
         self.store = store
+        self.ttl = ttl
+        self._modes: tuple[float, dict[int, str]] | None = None
+        self._changes = 0  # bumped by every change made here: a read that raced one is not kept
 
     def mode(self, repo_id: int) -> str | None:
         """"auto" or "manual" for a gated repository, None for an open one."""
-        row = self.store.db.execute("SELECT mode FROM repo_gates WHERE repo_id = ?", [repo_id]).fetchone()
-        return row[0] if row else None
+        cached = self._modes
+        now = time.monotonic()
+        if cached is None or now - cached[0] > self.ttl:
+            changes = self._changes
+            rows = self.store.db.execute("SELECT repo_id, mode FROM repo_gates").fetchall()
+            cached = (now, {r[0]: r[1] for r in rows})
+            if changes == self._changes:
+                self._modes = cached
+        return cached[1].get(repo_id)
 
     def set_mode(self, repo_id: int, mode: str | None) -> None:
-        if mode is None:
-            self.store.db.execute("DELETE FROM repo_gates WHERE repo_id = ?", [repo_id])
-            return
-        assert mode in MODES
-        self.store.db.execute("INSERT INTO repo_gates (repo_id, mode, updated_at) VALUES (?, ?, ?) "
-                              "ON CONFLICT (repo_id) DO UPDATE SET mode = excluded.mode, "
-                              "updated_at = excluded.updated_at", [repo_id, mode, utcnow()])
+        try:
+            if mode is None:
+                self.store.db.execute("DELETE FROM repo_gates WHERE repo_id = ?", [repo_id])
+                return
+            assert mode in MODES
+            self.store.db.execute("INSERT INTO repo_gates (repo_id, mode, updated_at) VALUES (?, ?, ?) "
+                                  "ON CONFLICT (repo_id) DO UPDATE SET mode = excluded.mode, "
+                                  "updated_at = excluded.updated_at", [repo_id, mode, utcnow()])
+        finally:
+            self._changes += 1
+            self._modes = None
 
     def granted(self, repo_id: int, account_id: int) -> bool:
         row = self.store.db.execute("SELECT 1 FROM access_requests WHERE repo_id = ? AND account_id = ? "
