@@ -36,7 +36,7 @@ from gitd.lfs.pointer import Pointer as LfsPointer
 from gitd.lfs.pointer import format_pointer as format_lfs_pointer
 from gitd.lfs.pointer import parse_pointer as parse_lfs_pointer
 from gitd.plugins.context import PluginContext, PluginError
-from gitd.plugins.contrib import CliCommand, HTTPError, PluginRequest, RepoRoute, Response, Route
+from gitd.plugins.contrib import CliCommand, HostRoute, HTTPError, PluginRequest, RepoRoute, Response, Route
 from gitd.plugins.events import (
     VIA,
     ZERO_OID,
@@ -69,7 +69,7 @@ from gitd.plugins.view import (
 from gitd.plugins.web import WebRequest, WebTab, html_escape
 from gitd.plugins.writer import LfsRejected, LfsUpload, RepoWriter
 
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 
 __all__ = [
     "API_VERSION",
@@ -82,6 +82,7 @@ __all__ = [
     "FileChange",
     "GitCommand",
     "HTTPError",
+    "HostRoute",
     "LfsFile",
     "LfsObjectMissing",
     "LfsPointer",
