@@ -154,6 +154,13 @@ def test_regression_webhooks_never_reveal_a_private_repository(hub, receiver):
         for name in (open_repo, secret_repo) if webhook is mine else (open_repo,):
             receiver.wait(lambda p, n=name, w=webhook: p["repo"]["name"] == n and p["webhook"]["id"] == w.id
                           and p["event"]["scope"] == "repo.content")
+    moved = f"{owner}/{unique('moved')}"
+    api.move_repo(open_repo, moved)
+    receiver.wait(lambda p: p["event"] == {"action": "move", "scope": "repo"} and p["movedTo"]["name"] == moved)
+    api.delete_repo(moved)
+    receiver.wait(lambda p: p["event"] == {"action": "delete", "scope": "repo"} and p["repo"]["name"] == moved)
+    api.delete_repo(secret_repo)
+    receiver.wait(lambda p: p["event"]["action"] == "delete" and p["repo"]["name"] == secret_repo)
     time.sleep(0.5)
     assert not [p for p in receiver.payloads() if p["webhook"]["id"] == hook.id and p["repo"]["name"] == secret_repo]
     _, read_only = hub.daemon.user(scope="read")
