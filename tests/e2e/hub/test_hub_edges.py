@@ -109,3 +109,29 @@ def test_short_commit_shas_are_revisions(hub, tmp_path):
     assert Path(hf_hub_download(repo, "f.txt", revision=short, token=token, cache_dir=tmp_path)).read_bytes() == b"one"
     assert [e.path for e in api.list_repo_tree(repo, revision=short)] == [".gitattributes", "f.txt"]
     assert api.revision_exists(repo, "0000000") is False
+
+
+def test_conflicts_and_misses_answer_the_hubs_status_codes(hub):
+    """What huggingface_hub maps to its exceptions: 409 for an existing branch or tag (exist_ok
+    relies on it), 404 RevisionNotFound/EntryNotFound for missing revisions and files (412 for a
+    stale parent_commit: test_hub_client.py::test_delete_file_and_parent_commit)."""
+    from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
+
+    user, token = hub.user()
+    api = hub.api(token)
+    repo = f"{user}/{unique('codes')}"
+    api.create_repo(repo)
+    api.create_branch(repo, branch="b")
+    api.create_tag(repo, tag="t")
+    for call in (lambda: api.create_branch(repo, branch="b"), lambda: api.create_tag(repo, tag="t")):
+        with pytest.raises(HfHubHTTPError) as exc:
+            call()
+        assert exc.value.response.status_code == 409
+    api.create_branch(repo, branch="b", exist_ok=True)
+    api.create_tag(repo, tag="t", exist_ok=True)
+    for call in (lambda: api.model_info(repo, revision="nope"),
+                 lambda: api.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=repo, revision="nope")):
+        with pytest.raises(RevisionNotFoundError):
+            call()
+    with pytest.raises(EntryNotFoundError):
+        api.delete_file("nope.txt", repo)
