@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
-from gitd.errors import NotFound
+from gitd.errors import BadRequest, NotFound
 from gitd.http.context import principal
 from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
@@ -72,6 +72,9 @@ class CardCache:
             self._cards.put(key, found, weight)
         return None if isinstance(found, CardError) else found
 
+
+# list_models/list_datasets parameters gitd cannot filter on (huggingface_hub sends each only when set).
+UNSUPPORTED_LISTING_FILTERS = ("gated", "inference", "inference_provider", "apps")
 
 class HubInfo(HubBase):
     shows_gated = True  # what the Hub shows of a gated repository to all
@@ -179,6 +182,10 @@ class HubInfo(HubBase):
 
     def _listing(self, request: web.Request, repo_type: str) -> tuple[str, dict[str, str]]:
         query = request.query
+        refused = sorted(k for k in UNSUPPORTED_LISTING_FILTERS if k in query)
+        if refused:  # refused by name: a filter ignored would list what the caller asked to leave out
+            raise BadRequest(f"listing filter(s) not supported by this server: {', '.join(refused)}",
+                             code="UnsupportedParameter")
         owner = None
         if query.get("author"):
             owner = self.repos.accounts.find(query["author"])

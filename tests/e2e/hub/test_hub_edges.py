@@ -96,6 +96,17 @@ def test_unsupported_create_repo_parameters_are_refused(hub):
         assert not api.repo_exists(repo, repo_type=kwargs.get("repo_type", "model"))
 
 
+def test_unsupported_listing_filters_are_refused(hub):
+    api = hub.api()
+    for kwargs in ({"gated": True}, {"inference": "warm"}, {"apps": ["llama.cpp"]}):
+        with pytest.raises(HfHubHTTPError) as exc:
+            list(api.list_models(limit=5, **kwargs))
+        assert exc.value.response.status_code == 400 and next(iter(kwargs)) in str(exc.value)
+    with pytest.raises(HfHubHTTPError):
+        list(api.list_datasets(gated=False, limit=5))
+    assert isinstance(list(api.list_models(limit=1)), list)
+
+
 def test_short_commit_shas_are_revisions(hub, tmp_path):
     user, token = hub.user()
     api = hub.api(token)
