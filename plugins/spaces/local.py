@@ -26,12 +26,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitd.plugin_api import LimitExceeded, NotFoundInTree, RepoInfo, RepoView
+from gitd.plugin_api import BoundedLog, LimitExceeded, NotFoundInTree, RepoInfo, RepoView, free_port
+from gitd.plugin_api import limited_argv as limited
 
 from .card import MAX_CARD, CardError, SpaceCard, parse_card
 from .checkout import checkout
-from .launch import limited
-from .logs import BoundedLog
 from .settings import Settings
 from .state import (
     APP_STARTING,
@@ -60,12 +59,6 @@ class SpaceUnavailable(Exception):
         super().__init__(message)
         self.stage = stage
         self.message = message
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalRunner:
