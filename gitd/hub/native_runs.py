@@ -91,7 +91,7 @@ class RunInstances:
             error.status = exc.status
             raise error from None
         if answer is None:
-            raise NotFound(f"instance {m.params['id'][:40]} of {info.full_name} does not exist")
+            raise NotFound(f"instance {m.params['id'][:40]} does not exist (model {info.full_name})")
         return envelope(answer)
 
 

@@ -120,7 +120,8 @@ class EngineRunner:
             raise Unavailable(LOADING, "the endpoint is loading its model; try again shortly")
         if engine.port is None:
             row = self.endpoints.get(endpoint_id)
-            raise Unavailable(row.status if row else FAILED, (row.reason if row else None) or "the engine is not running")
+            reason = (row.reason if row else None) or "the engine is not running"
+            raise Unavailable(row.status if row else FAILED, reason)
         return engine.port
 
     def running(self) -> list[int]:

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gitd.plugin_api import Duration, Size, SettingsError
+from gitd.plugin_api import Duration, SettingsError, Size
 
 ENGINES = ("transformers", "vllm", "tgi")
+EIGHT_GIB, NONE, ONE_MIB = Size(8 << 30), Size(0), Size(1 << 20)
+IDLE, START, MONTH = Duration(900), Duration(600), Duration(30 * 86400)
 LOCAL_ENGINES = ("transformers",)
 
 
 @dataclass(frozen=True)
 class Settings:
     runtime: str = "local"                          # "local" (engines on this host) or "kubernetes" (the operator)
-    max_model_memory: Size = Size(8 << 30)          # weights larger than this (as stored) are refused before loading
-    address_space: Size = Size(0)                   # RLIMIT_AS per engine process (0: none; torch maps much)
-    sleep_time: Duration = Duration(900)            # idle seconds before an endpoint scales to zero (0: never)
-    start_timeout: Duration = Duration(600)         # seconds an engine may take to fetch, load and listen
+    max_model_memory: Size = EIGHT_GIB              # weights larger than this (as stored) are refused before loading
+    address_space: Size = NONE                      # RLIMIT_AS per engine process (0: none; torch maps much)
+    sleep_time: Duration = IDLE                     # idle seconds before an endpoint scales to zero (0: never)
+    start_timeout: Duration = START                 # seconds an engine may take to fetch, load and listen
     rate_limit: float = 60.0                        # requests per minute per endpoint (0: unlimited)
     burst: int = 10                                 # requests at once above the rate
     device: str = "auto"                            # auto (a GPU where present), cpu, cuda
     threads: int = 0                                # torch threads per engine (0: torch's default)
     concurrency: int = 8                            # generations at once per engine
     python: str = ""                                # the engines' interpreter (empty: the daemon's)
-    max_log: Size = Size(1 << 20)                   # bytes of log kept per endpoint (x2: one rotation)
+    max_log: Size = ONE_MIB                         # bytes of log kept per endpoint (x2: one rotation)
     max_restarts: int = 3                           # crashes in a row before an endpoint stays failed
-    token_ttl: Duration = Duration(30 * 86400)      # life of the read token an engine fetches its model with
+    token_ttl: Duration = MONTH                     # life of the read token an engine fetches its model with
     work_dir: str = ""                              # caches, logs (empty: DATA/plugins/inference)
     # kubernetes runtime
     namespace: str = "gitd-inference"
