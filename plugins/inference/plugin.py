@@ -265,7 +265,13 @@ class InferencePlugin:
         return [e.public(request.base_url) for e in self.endpoints.all(owner=request.user)]
 
     def get(self, request: PluginRequest) -> dict:
-        return self._mine(request).public(request.base_url)
+        endpoint = self._mine(request)
+        if endpoint.runtime == "kubernetes" and self.settings.runtime == "kubernetes":
+            try:
+                endpoint = self.kube.refresh(endpoint)
+            except Exception as exc:  # the cluster unreachable: answer what is known, say why
+                self.context.log.warning("endpoint %s: cannot read its resource: %s", endpoint.id, exc)
+        return endpoint.public(request.base_url)
 
     def delete(self, request: PluginRequest) -> Response:
         self._delete(self._mine(request))

@@ -178,3 +178,23 @@ def test_deployment_readiness_becomes_the_endpoint_status():
 def test_resource_names_are_dns_labels():
     assert resource_name(12, "My_Model.v2") == "ie-12-my-model-v2"
     assert len(resource_name(1, "x" * 100)) <= 63
+
+
+def test_gitd_operator_runs_every_plugins_operator_in_one_kopf_registry(tmp_path):
+    from gitd.operator.run import operator_modules
+    from gitd.testing import PluginHarness
+    from gitd_plugins.spaces import SpacesPlugin
+
+    from tests.support import run_cli
+
+    run_cli(tmp_path / "data", "init", str(tmp_path / "data"))
+    _, out, _ = run_cli(tmp_path / "data", "operator", "--list")
+    assert out.split() == ["gitd_plugins.inference.operator.handlers", "gitd_plugins.spaces.operator.handlers"]
+    h = PluginHarness(SpacesPlugin, tmp_path / "h", name="spaces")  # a plugin without one lists none of the others
+    assert operator_modules(h.parts.plugins) == ["gitd_plugins.spaces.operator.handlers"]
+    # Both modules' handlers sit side by side in kopf's registry, each on its own resource.
+    import gitd_plugins.spaces.operator.handlers  # noqa: F401
+
+    registry = kopf.get_default_registry()
+    plurals = {h.selector.any_name for h in registry._changing.get_all_handlers() if h.selector}
+    assert {"spaces", "inferenceendpoints"} <= plurals
