@@ -104,6 +104,14 @@ class EngineRunner:
                 self._active[endpoint_id] -= 1
             self.touch(endpoint_id)
 
+    def port(self, endpoint_id: int) -> int | None:
+        """The engine's port when it is up now (no waiting, no database): the proxy's fast path."""
+        engine = self._running.get(endpoint_id)
+        if engine is not None and engine.port is not None and engine.alive():
+            self._used[endpoint_id] = time.monotonic()
+            return engine.port
+        return None
+
     def ensure_running(self, endpoint_id: int, timeout: float | None = None) -> int:
         """The engine's port, waking a sleeping endpoint; Unavailable otherwise."""
         self.touch(endpoint_id)

@@ -296,7 +296,7 @@ class InferencePlugin:
     def _reachable(self, request: PluginRequest) -> Endpoint:
         """The endpoint, if the caller may use it: a private one needs its owner's token."""
         raw = request.params.get("id", "")
-        endpoint = self.endpoints.get(int(raw)) if raw.isdigit() else None
+        endpoint = self.endpoints.cached(int(raw)) if raw.isdigit() else None
         if endpoint is not None and endpoint.private:
             if request.user is None:
                 raise HTTPError(401, "this endpoint is private: send a token (Authorization: Bearer ...)")
@@ -326,7 +326,7 @@ class InferencePlugin:
 
     async def proxy(self, request: PluginRequest) -> web.StreamResponse:
         self._seen(request)
-        endpoint = await asyncio.to_thread(self._reachable, request)
+        endpoint = self._reachable(request)  # from memory, but for the first request in a second
         try:
             self._limit(endpoint)
         except _TooMany as exc:
@@ -352,10 +352,12 @@ class InferencePlugin:
         else:
             if endpoint.status in (STOPPED, FAILED) or (not wake and endpoint.status != RUNNING):
                 return _unavailable(endpoint.status, endpoint.reason or f"the endpoint is {endpoint.status}")
-            try:
-                port = await asyncio.to_thread(self.runner.ensure_running, endpoint.id)
-            except Unavailable as exc:
-                return _unavailable(exc.status, exc.message)
+            port = self.runner.port(endpoint.id)
+            if port is None:  # asleep, loading, or gone: wait for it on a thread
+                try:
+                    port = await asyncio.to_thread(self.runner.ensure_running, endpoint.id)
+                except Unavailable as exc:
+                    return _unavailable(exc.status, exc.message)
             base = f"http://127.0.0.1:{port}"
         raw: web.Request = request.raw
         url = f"{base}/{path}" + (f"?{raw.query_string}" if raw.query_string else "")
@@ -390,9 +392,10 @@ class InferencePlugin:
         return 0
 
     def cli_status(self, args: argparse.Namespace) -> int:
-        info = self._find(args.id).public()
+        endpoint = self._find(args.id)
+        info = {**endpoint.public(), "port": endpoint.port}  # the engine's port on this host (local runtime)
         for key in ("name", "owner", "model", "revision", "commit", "engine", "status", "reason", "private",
-                    "runtime", "timings"):
+                    "runtime", "port", "timings"):
             print(f"{key}: {info[key] if info[key] not in (None, '') else '-'}")
         return 0
 

@@ -193,6 +193,23 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
+def _generate_all(engine: Engine, job: Job) -> list[int]:
+    """On a pool thread: run ``generate`` to its end; the new token ids (a request that is not
+    streamed and has no stop strings needs nothing token by token)."""
+    import torch
+
+    ids = job.prompt_ids.to(engine.device)
+    tok = engine.tokenizer
+    options: dict[str, Any] = {"do_sample": job.temperature > 0}
+    if job.temperature > 0:
+        options.update(temperature=job.temperature, top_p=job.top_p, top_k=0)
+    with torch.inference_mode():
+        out = engine.model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=job.max_tokens,
+            pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id, **options)
+    return out[0, ids.shape[1]:].tolist()
+
+
 def _generate(engine: Engine, job: Job) -> None:
     """On a pool thread: run ``generate``, handing each new token to the event loop."""
     import torch
@@ -341,6 +358,19 @@ class Api:
         except BadRequest as exc:
             return _error(exc)
 
+    def _whole(self, rid: str, created: int, chat: bool, decoded: Decoded, n_prompt: int,
+               count: int) -> web.Response:
+        """A completion answered in one piece."""
+        name, text, reason = self.engine.name, decoded.text, _finish(decoded)
+        if chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                      "finish_reason": reason}
+            return web.json_response({"id": rid, "object": "chat.completion", "created": created, "model": name,
+                                      "choices": [choice], "usage": _usage(n_prompt, count)})
+        return web.json_response({"id": rid, "object": "text_completion", "created": created, "model": name,
+                                  "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": reason}],
+                                  "usage": _usage(n_prompt, count)})
+
     async def _run(self, request: web.Request, body: dict, ids: Any, *, chat: bool,
                    default_max: int | None) -> web.StreamResponse:
         e = self.engine
@@ -365,6 +395,12 @@ class Api:
         created = int(time.time())
         decoded = Decoded(e.tokenizer, job.stops)
         count = 0
+        if not stream and not job.stops:
+            new = await job.loop.run_in_executor(e.pool, _generate_all, e, job)
+            count = len(new)
+            decoded.eos = bool(new) and new[-1] == e.tokenizer.eos_token_id
+            decoded.text = e.tokenizer.decode(new, skip_special_tokens=True)
+            return self._whole(rid, created, chat, decoded, n_prompt, count)
         e.pool.submit(_generate, e, job)
 
         async def tokens():
@@ -384,10 +420,10 @@ class Api:
                 yield piece
 
         def finish() -> str:
-            return "stop" if decoded.stopped or decoded.eos else "length"
+            return _finish(decoded)
 
         def usage() -> dict:
-            return {"prompt_tokens": n_prompt, "completion_tokens": count, "total_tokens": n_prompt + count}
+            return _usage(n_prompt, count)
 
         def chunk(delta: dict | str, reason: str | None) -> dict:
             if chat:
@@ -404,15 +440,7 @@ class Api:
             finally:
                 job.cancel.set()
             decoded.flush()
-            text = decoded.text
-            if chat:
-                choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                          "finish_reason": finish()}
-                return web.json_response({"id": rid, "object": "chat.completion", "created": created,
-                                          "model": e.name, "choices": [choice], "usage": usage()})
-            return web.json_response({"id": rid, "object": "text_completion", "created": created, "model": e.name,
-                                      "choices": [{"index": 0, "text": text, "logprobs": None,
-                                                   "finish_reason": finish()}], "usage": usage()})
+            return self._whole(rid, created, chat, decoded, n_prompt, count)
 
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
@@ -440,6 +468,14 @@ class Api:
         finally:
             job.cancel.set()
         return resp
+
+
+def _finish(decoded: Decoded) -> str:
+    return "stop" if decoded.stopped or decoded.eos else "length"
+
+
+def _usage(n_prompt: int, count: int) -> dict:
+    return {"prompt_tokens": n_prompt, "completion_tokens": count, "total_tokens": n_prompt + count}
 
 
 def main(argv: list[str] | None = None) -> int:

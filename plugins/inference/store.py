@@ -97,9 +97,27 @@ class Endpoint:
 
 
 class Endpoints:
+    """The table, with the rows the proxy reads on every request kept in memory for ``CACHED``
+    seconds (writes through this object drop them at once; another process's, such as a
+    ``gitd endpoints`` command's, are seen within that time)."""
+
+    CACHED = 1.0
+
     def __init__(self, storage: PluginStorage):
         self.storage = storage
         storage.migrate(MIGRATIONS)
+        self._cache: dict[int, tuple[float, Endpoint | None]] = {}
+
+    def cached(self, endpoint_id: int) -> Endpoint | None:
+        hit = self._cache.get(endpoint_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.CACHED:
+            return hit[1]
+        found = self.get(endpoint_id)
+        self._cache[endpoint_id] = (now, found)
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        return found
 
     def add(self, **fields: Any) -> Endpoint:
         now = time.time()
@@ -142,10 +160,12 @@ class Endpoints:
         if "private" in fields:
             fields["private"] = int(bool(fields["private"]))
         fields["updated"] = time.time()
+        self._cache.pop(endpoint_id, None)
         cols = list(fields)
         self.storage.execute(f"UPDATE {{prefix}}endpoints SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
                              [*(fields[c] for c in cols), endpoint_id])
         return self.get(endpoint_id)
 
     def delete(self, endpoint_id: int) -> None:
+        self._cache.pop(endpoint_id, None)
         self.storage.execute("DELETE FROM {prefix}endpoints WHERE id = ?", [endpoint_id])
