@@ -19,8 +19,10 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   add ``gitd`` subcommands (``CliCommand``), and add tabs to a repository's pages in
   the web UI (``gitd_web_tabs``, ``WebTab``, ``WebRequest``; API 1.2);
 * declare typed settings (a dataclass, ``context.settings(cls)``);
-* run processes as the daemon's plugins do (API 1.3): ``limited_argv`` (resource limits set
-  by a launcher before exec), ``BoundedLog`` (a child's output kept to a size on disk),
+* run processes as the daemon's plugins do (API 1.3): ``Supervised`` and ``Supervisor``
+  (a child process kept running on a port, restarted with backoff, put to sleep when idle),
+  ``limited_argv`` (resource limits set by a launcher before exec), ``BoundedLog`` (a
+  child's output kept to a size on disk),
   ``free_port``, ``TokenBuckets`` (request rates per key), and mint a read token for one
   repository on the caller's behalf (``PluginRequest.repo_token``);
 * answer CSGHub's run instances (inference, finetune) for csghub-cli
@@ -65,6 +67,7 @@ from gitd.plugins.launch import limited as limited_argv
 from gitd.plugins.secrets import PluginSecrets, SecretError
 from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
 from gitd.plugins.storage import PluginStorage
+from gitd.plugins.supervisor import Supervised, Supervisor
 from gitd.plugins.view import (
     CommitInfo,
     FileChange,
@@ -122,6 +125,8 @@ __all__ = [
     "SecretError",
     "SettingsError",
     "Size",
+    "Supervised",
+    "Supervisor",
     "TaskEvent",
     "TokenBuckets",
     "TreeEntry",

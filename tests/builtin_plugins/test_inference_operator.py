@@ -181,10 +181,10 @@ def test_resource_names_are_dns_labels():
 
 
 def test_gitd_operator_runs_every_plugins_operator_in_one_kopf_registry(tmp_path):
-    from gitd.operator.run import operator_modules
-    from gitd.testing import PluginHarness
     from gitd_plugins.spaces import SpacesPlugin
 
+    from gitd.operator.run import operator_modules
+    from gitd.testing import PluginHarness
     from tests.support import run_cli
 
     run_cli(tmp_path / "data", "init", str(tmp_path / "data"))
