@@ -22,7 +22,7 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
 * run processes as the daemon's plugins do (API 1.3): ``Supervised`` and ``Supervisor``
   (a child process kept running on a port, restarted with backoff, put to sleep when idle),
   ``limited_argv`` (resource limits set by a launcher before exec), ``BoundedLog`` (a
-  child's output kept to a size on disk),
+  child's output kept to a size on disk), ``relay_response`` (a reverse proxy's streamed answer),
   ``free_port``, ``TokenBuckets`` (request rates per key), and mint a read token for one
   repository on the caller's behalf (``PluginRequest.repo_token``);
 * answer CSGHub's run instances (inference, finetune) for csghub-cli
@@ -64,6 +64,7 @@ from gitd.plugins.gitcmd import GitCommand
 from gitd.plugins.hookspecs import hookimpl, hookspec
 from gitd.plugins.launch import free_port
 from gitd.plugins.launch import limited as limited_argv
+from gitd.plugins.relay import relay_response
 from gitd.plugins.secrets import PluginSecrets, SecretError
 from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
 from gitd.plugins.storage import PluginStorage
@@ -142,4 +143,5 @@ __all__ = [
     "limited_argv",
     "parse_lfs_pointer",
     "parse_settings",
+    "relay_response",
 ]

@@ -35,6 +35,7 @@ from gitd.plugin_api import (
     TaskEvent,
     TokenBuckets,
     hookimpl,
+    relay_response,
 )
 
 from .local import EngineRunner, Unavailable
@@ -48,7 +49,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 WEIGHTS = (".safetensors",)
 # Headers passed to the engine and back (nothing else: no credentials, no cookies).
 REQUEST_HEADERS = ("Content-Type", "Accept")
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "set-cookie"})
+NO_COOKIES = ("set-cookie",)
 
 
 class InferencePlugin:
@@ -367,15 +368,9 @@ class InferencePlugin:
             with guard:
                 async with self.session().request(request.method, url, data=request.body or None,
                                                   headers=headers, allow_redirects=False) as up:
-                    resp = web.StreamResponse(status=up.status, reason=up.reason)
-                    for key, value in up.headers.items():
-                        if key.lower() not in HOP_BY_HOP:
-                            resp.headers.add(key, value)
-                    await resp.prepare(raw)
-                    async for chunk in up.content.iter_any():
-                        await resp.write(chunk)  # a client gone mid-stream raises here: the engine's
-                    await resp.write_eof()       # connection closes with it and its generation stops
-                    return resp
+                    # A client gone mid-stream: the engine's connection closes with it, and its
+                    # generation stops at the next token.
+                    return await relay_response(up, raw, drop=NO_COOKIES)
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise HTTPError(502, f"the endpoint's engine is not answering ({type(exc).__name__})") from None
 
