@@ -166,6 +166,8 @@ class Engine(Supervised):
         return str(self.runner.root)
 
     def env(self, port: int) -> dict[str, str]:
+        # Never empty: huggingface_hub would fall back to the internet. server.py refuses to run
+        # without it (the endpoint fails, saying to set plugins.inference.hub_url).
         cache = str(self.runner.cache)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": cache, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
                "HF_ENDPOINT": self.runner.hub_url(), "HF_HOME": cache, "HF_HUB_DISABLE_TELEMETRY": "1",

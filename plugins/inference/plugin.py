@@ -57,7 +57,7 @@ class InferencePlugin:
         self.context = context
         self.settings = context.settings(Settings)
         self.settings.validate()
-        self._hub_url = ""
+        self._hub_url = self.settings.hub_url.rstrip("/")
         self._buckets: dict[int, TokenBuckets] = {}
         self._lock = threading.Lock()
         self._session: aiohttp.ClientSession | None = None

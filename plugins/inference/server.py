@@ -493,6 +493,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     status = Status(args.status)
+    if not os.environ.get("HF_ENDPOINT"):  # huggingface_hub's default is the internet: never
+        reason = ("no gitd URL to fetch the model from (HF_ENDPOINT): set plugins.inference.hub_url, or start the "
+                  "endpoint through the API")
+        log.error("%s", reason)
+        status.set(phase="failed", reason=reason)
+        return FAILED_EXIT
     try:
         engine = load(args, status)
     except Refused as exc:

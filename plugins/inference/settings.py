@@ -29,6 +29,7 @@ class Settings:
     max_restarts: int = 3                           # crashes in a row before an endpoint stays failed
     token_ttl: Duration = MONTH                     # life of the read token an engine fetches its model with
     work_dir: str = ""                              # caches, logs (empty: DATA/plugins/inference)
+    hub_url: str = ""                               # where local engines fetch models (empty: the URL requests came to)
     # kubernetes runtime
     namespace: str = "gitd-inference"
     public_url: str = ""                            # how pods reach gitd (HF_ENDPOINT)
