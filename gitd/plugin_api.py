@@ -19,14 +19,14 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   add ``gitd`` subcommands (``CliCommand``), and add tabs to a repository's pages in
   the web UI (``gitd_web_tabs``, ``WebTab``, ``WebRequest``; API 1.2);
 * declare typed settings (a dataclass, ``context.settings(cls)``);
-* run processes as the daemon's plugins do (API 1.3): ``Supervised`` and ``Supervisor``
+* run processes as the daemon's plugins do (API 1.4): ``Supervised`` and ``Supervisor``
   (a child process kept running on a port, restarted with backoff, put to sleep when idle),
   ``limited_argv`` (resource limits set by a launcher before exec), ``BoundedLog`` (a
   child's output kept to a size on disk), ``relay_response`` (a reverse proxy's streamed answer),
   ``free_port``, ``TokenBuckets`` (request rates per key), and mint a read token for one
   repository on the caller's behalf (``PluginRequest.repo_token``);
 * answer CSGHub's run instances (inference, finetune) for csghub-cli
-  (``gitd_run_instances``, ``gitd_run_instance``; API 1.3);
+  (``gitd_run_instances``, ``gitd_run_instance``; API 1.4);
 * run git itself as the daemon does (``context.git_command``: a mirror's fetch), keep
   secrets encrypted (``context.secrets``), store LFS objects it downloads
   (``RepoWriter.lfs_receive``) and read held ones by id (``RepoView.lfs_open``), and
@@ -46,7 +46,7 @@ from gitd.lfs.pointer import parse_pointer as parse_lfs_pointer
 from gitd.limits.rates import TokenBuckets
 from gitd.plugins.boundedlog import BoundedLog
 from gitd.plugins.context import PluginContext, PluginError
-from gitd.plugins.contrib import CliCommand, HTTPError, PluginRequest, RepoRoute, Response, Route
+from gitd.plugins.contrib import CliCommand, HostRoute, HTTPError, PluginRequest, RepoRoute, Response, Route
 from gitd.plugins.events import (
     VIA,
     ZERO_OID,
@@ -83,7 +83,7 @@ from gitd.plugins.view import (
 from gitd.plugins.web import WebRequest, WebTab, html_escape
 from gitd.plugins.writer import LfsRejected, LfsUpload, RepoWriter
 
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 
 __all__ = [
     "API_VERSION",
@@ -97,6 +97,7 @@ __all__ = [
     "FileChange",
     "GitCommand",
     "HTTPError",
+    "HostRoute",
     "LfsFile",
     "LfsObjectMissing",
     "LfsPointer",

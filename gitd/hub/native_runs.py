@@ -2,7 +2,7 @@
 ``finetune list/start/stop``).
 
 Inference instances (``/run/...``) are answered by the plugins that run them, through the
-hooks ``gitd_run_instances`` and ``gitd_run_instance`` (plugin API 1.3; the built-in
+hooks ``gitd_run_instances`` and ``gitd_run_instance`` (plugin API 1.4; the built-in
 ``inference`` plugin's endpoints). Finetune instances: gitd runs none yet, so the list is
 empty and an instance id names nothing (404 in the native envelope), never an unrouted 404
 or a 405."""

@@ -18,7 +18,7 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from gitd.plugins.contrib import CliCommand, RepoRoute, Route
+    from gitd.plugins.contrib import CliCommand, HostRoute, RepoRoute, Route
     from gitd.plugins.events import (
         PushEvent,
         RepoCreated,
@@ -92,6 +92,13 @@ def gitd_task(event: TaskEvent) -> None:
 
 # -- contribution points ----------------------------------------------------------------------
 @hookspec
+def gitd_http_hosts() -> list[HostRoute]:
+    """API 1.3. Host routes (``gitd.HostRoute``): requests to ``LABEL.DOMAIN`` served as a
+    path the plugin names for ``LABEL`` (asked once, when the daemon starts). The path's
+    own routes, authentication and access checks apply."""
+
+
+@hookspec
 def gitd_http_routes() -> list[Route | RepoRoute]:
     """HTTP routes this plugin serves (asked once, when the daemon starts).
 
@@ -142,7 +149,7 @@ def gitd_web_tabs(repo: RepoInfo) -> list[WebTab] | None:
 def gitd_run_instances(kind: str, user: str) -> list[dict[str, Any]] | None:
     """CSGHub's run instances of ``kind`` (``"inference"``, ``"finetune"``) that ``user`` owns,
     for ``GET /api/v1/user/{user}/run/model`` and ``.../finetune/instances`` (csghub-cli's
-    ``inference list``, ``finetune list``; API 1.3). Each a dict in CSGHub's form (``deploy_id``,
+    ``inference list``, ``finetune list``; API 1.4). Each a dict in CSGHub's form (``deploy_id``,
     ``deploy_name``, ``model_id``, ``status``, ...); None when the plugin runs no such kind.
     The daemon has checked that the caller is ``user`` (or an admin). Asked on a worker thread."""
 
@@ -151,7 +158,7 @@ def gitd_run_instances(kind: str, user: str) -> list[dict[str, Any]] | None:
 def gitd_run_instance(kind: str, repo: RepoInfo, instance: str, action: str, user: str) -> dict[str, Any] | None:
     """One run instance of ``kind`` on model ``repo``: ``action`` is ``"get"``, ``"start"`` or
     ``"stop"`` (``GET /api/v1/models/NS/NAME/run/{id}``, ``PUT .../run/{id}/start|stop``, and
-    the finetune ones; API 1.3), asked by signed-in ``user``, who may read ``repo``. Answer
+    the finetune ones; API 1.4), asked by signed-in ``user``, who may read ``repo``. Answer
     the instance (a dict) when it is the plugin's, None when it is not (the daemon answers
     404 when no plugin claims it); raise ``HTTPError`` to refuse (403: not the owner)."""
 

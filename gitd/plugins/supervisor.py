@@ -1,4 +1,4 @@
-"""Supervised child processes that answer on a port, for plugins that run them (plugin API 1.3):
+"""Supervised child processes that answer on a port, for plugins that run them (plugin API 1.4):
 the spaces plugin's apps and the inference plugin's engines.
 
 ``Supervised`` keeps one process running on its own thread: it starts it on a free loopback

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from gitd.plugin_api import BoundedLog, LimitExceeded, NotFoundInTree, RepoInfo, RepoView, Supervised, Supervisor
@@ -76,6 +77,8 @@ class LocalRunner:
         self.procs = Supervisor("spaces", self._idle_time, self._sleep)
         self._deploying: dict[int, threading.Lock] = {}
         self._venv_locks: dict[str, threading.Lock] = {}
+        # The space's secrets and variables (SpaceEnv.environment), read at every (re)start.
+        self.environment: Callable[[int], dict[str, str]] = lambda repo_id: {}
 
     # -- logs ----------------------------------------------------------------------------------
     def log(self, repo_id: int, kind: str) -> BoundedLog:
@@ -307,7 +310,8 @@ class AppProcess(Supervised):
     def env(self, port: int) -> dict[str, str]:
         row = self.row
         bindir = os.path.dirname(row.python or sys.executable)
-        return {"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "HOME": self._home(), "LANG": "C.UTF-8",
+        return {**self.runner.environment(row.repo_id),  # the runtime's own names below win
+                "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "HOME": self._home(), "LANG": "C.UTF-8",
                 "PYTHONUNBUFFERED": "1", "PORT": str(port), "SPACE_ID": row.name, "SYSTEM": "spaces",
                 "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
                 "GRADIO_ROOT_PATH": f"/spaces/{row.name}/app", "GRADIO_ANALYTICS_ENABLED": "False",

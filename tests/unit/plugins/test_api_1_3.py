@@ -1,46 +1,58 @@
-"""Plugin API 1.3: read tokens minted for one repository on the caller's behalf
-(``PluginRequest.repo_token``), and the process pieces plugins share."""
+"""What plugin API 1.3 added: ``HostRoute`` and ``gitd_http_hosts``, a domain's host names
+served as paths of the daemon's own routes (with their authentication and access checks)."""
 
 from __future__ import annotations
 
+import pytest
+
 import gitd
+from gitd.plugin_api import HostRoute, PluginContext, PluginRequest, Route, hookimpl
 
 
-class Minter:
-    @gitd.hookimpl
+class Named:
+    """Serves ``/api/plugins/named/echo/...`` at ``LABEL.named.test`` for the labels it knows."""
+
+    def __init__(self, context: PluginContext):
+        self.context = context
+
+    @hookimpl
+    def gitd_http_hosts(self) -> list:
+        return [HostRoute("named.test", self.target),
+                HostRoute("deep.named.test", lambda label: "/api/plugins/named/echo/deep")]
+
+    @staticmethod
+    def target(label: str) -> str | None:
+        if label == "broken":
+            raise RuntimeError("the plugin's lookup failed")
+        return {"one": "/api/plugins/named/echo/one", "bad": "no-slash"}.get(label)
+
+    @hookimpl
     def gitd_http_routes(self) -> list:
-        return [gitd.Route("GET", "/token/{ns}/{name}", self.mint)]
+        return [Route("GET", "/echo/{rest*}", self.echo, signed_in=True)]
 
-    def mint(self, request: gitd.PluginRequest) -> dict:
-        repo = request.repository(f"{request.params['ns']}/{request.params['name']}")
-        return {"token": request.repo_token(repo, ttl=60)}
-
-
-def test_a_repo_token_reads_that_repository_only_and_writes_nothing(gitd_harness):
-    h = gitd_harness(Minter(), name="minter")
-    h.repo("alice/secret", private=True, files={"a.txt": "a"})
-    h.repo("alice/other", private=True, files={"b.txt": "b"})
-    h.user("bob")
-    assert h.http("GET", "/api/plugins/minter/token/alice/secret").status == 401  # anonymous: sign in
-    assert h.http("GET", "/api/plugins/minter/token/alice/secret", user="bob").status == 404
-    token = h.http("GET", "/api/plugins/minter/token/alice/secret", user="alice").json()["token"]
-    assert token.startswith("gitds.")
-    bearer = {"Authorization": f"Bearer {token}"}
-    assert h.http("GET", "/api/models/alice/secret", headers=bearer).status == 200
-    assert h.http("GET", "/api/models/alice/secret/resolve/main/a.txt", headers=bearer).body == b"a"
-    assert h.http("GET", "/api/models/alice/other", headers=bearer).status == 404
-    commit = {"summary": "x", "files": [{"path": "c.txt", "content": "c", "encoding": "utf-8"}]}
-    assert h.http("POST", "/api/models/alice/secret/commit/main", headers=bearer, json_body=commit).status in (401, 403)
+    def echo(self, request: PluginRequest) -> dict:
+        return {"path": request.path, "user": request.user, "query": request.query}
 
 
-def test_the_shared_process_pieces_are_public(tmp_path):
+def test_host_names_are_served_as_paths_with_the_daemons_authentication(gitd_harness):
+    h = gitd_harness(Named, name="named")
+    h.user("alice")
+    one = {"Host": "one.named.test"}
+    answer = h.http("GET", "/x/y?q=1", headers=one, user="alice").json()
+    assert answer == {"path": "/api/plugins/named/echo/one/x/y", "user": "alice", "query": {"q": "1"}}
+    assert h.http("GET", "/x", headers=one).status == 401  # the route's own rule: signed in
+    assert h.http("GET", "/", headers={"Host": "any.deep.named.test"}, user="alice").json()["path"] \
+        == "/api/plugins/named/echo/deep/"  # the longest domain wins
+    # unknown labels, answers that are not paths, hosts outside the domain: served as they are
+    for host in ("two.named.test", "bad.named.test", "named.test", "x.one.named.test", "elsewhere.test"):
+        assert h.http("GET", "/api/plugins/named/echo/direct", headers={"Host": host},
+                      user="alice").json()["path"] == "/api/plugins/named/echo/direct"
+    assert h.http("GET", "/x", headers={"Host": "broken.named.test"}).status == 503  # not another route's answer
+
+
+@pytest.mark.parametrize("domain", ["", "-x.test", "a..b", "white space.test", "x" * 64 + ".test", 5])
+def test_a_host_route_needs_a_dns_name(domain):
+    with pytest.raises(ValueError, match="DNS name"):
+        HostRoute(domain, lambda label: None)
+    assert HostRoute("Spaces.Example.COM", lambda label: None).domain == "spaces.example.com"
     assert tuple(int(n) for n in gitd.API_VERSION.split(".")) >= (1, 3)
-    log = gitd.BoundedLog(tmp_path / "x.log", 4096)
-    log.write(b"y" * 5000)
-    log.line("done")
-    assert log.tail().endswith(b"[gitd] done\n") and len(log.tail()) <= 2 * 4096
-    argv = gitd.limited_argv(["python", "-V"], memory=1 << 30, cpu=0, nofile=64, nproc=0)
-    assert argv[0] == "python" and argv[-2:] == ["python", "-V"]
-    assert 0 < gitd.free_port() < 65536
-    buckets = gitd.TokenBuckets(rate=1.0, burst=1)
-    assert buckets.take("k", now=0.0) == 0.0 and buckets.take("k", now=0.0) > 0
