@@ -37,6 +37,7 @@ class Supervised:
     """One child process, kept running by its own thread. Subclass it: ``argv`` is required."""
 
     what = "process"  # how log lines and reasons name it ("app", "engine")
+    not_ready = "did not get ready"  # the reason when it is not ready within start_timeout
 
     def __init__(self, key: Any, output: BoundedLog, *, start_timeout: float, max_restarts: int,
                  backoff: float = 1.0, stable_after: float = 60.0, supervisor: Supervisor | None = None):
@@ -153,7 +154,7 @@ class Supervised:
             if self.probe(proc, port):
                 return None
             if time.monotonic() > deadline:
-                return f"the {self.what} did not get ready within {self.start_timeout:.0f}s"
+                return f"the {self.what} {self.not_ready} within {self.start_timeout:.0f}s"
             self._stopping.wait(0.05)
         return "stopped"
 

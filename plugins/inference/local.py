@@ -136,6 +136,7 @@ class Engine(Supervised):
     reports its phases in a status file; a model it refuses is not restarted."""
 
     what = "engine"
+    not_ready = "did not fetch, load and answer"
 
     def __init__(self, runner: EngineRunner, endpoint: Endpoint):
         s = runner.settings

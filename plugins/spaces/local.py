@@ -263,6 +263,7 @@ class AppProcess(Supervised):
     """One space's app process (``gitd.Supervised``: restarts, readiness, its log)."""
 
     what = "app"
+    not_ready = "did not open its port"
 
     def __init__(self, runner: LocalRunner, row: SpaceRow):
         s = runner.settings
