@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import Daemon, new_daemon, unique
-from tests.tiny_model import make_tiny_model, upload_directory
+from tests.tiny_model import make_tiny_model, parameter_count, upload_directory
 
 openai = pytest.importorskip("openai")
 
@@ -256,7 +256,9 @@ def test_bad_models_are_refused(daemon, owner, model, model_dir, tmp_path):
                         {"model": model[0], "name": "too-big", "resources": {"memory": 1000}})
     assert status == 201, info
     failed = wait_status(daemon, info["id"], owner[1], {"failed"})
-    assert "parameters" in failed["reason"] and "refused before loading" in failed["reason"], failed
+    # the estimate: the parameter count the metadata plugin reports (the safetensors headers'), before any load
+    assert f"has {parameter_count(model_dir):,} parameters" in failed["reason"], failed
+    assert "refused before loading" in failed["reason"], failed
     # a revision that does not exist
     status, info = call(daemon, "POST", "/api/plugins/inference/endpoints", owner[1],
                         {"model": model[0], "revision": "nope"})
