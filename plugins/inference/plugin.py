@@ -89,6 +89,8 @@ class InferencePlugin:
             Route("GET", "/endpoints", self.list, signed_in=True, summary="your inference endpoints"),
             Route("GET", "/endpoints/{id}", self.get, signed_in=True, summary="an endpoint's status"),
             Route("DELETE", "/endpoints/{id}", self.delete, signed_in=True, summary="delete an endpoint"),
+            Route("PATCH", "/endpoints/{id}", self.update, signed_in=True,
+                  summary="change an endpoint's sleep time, rate limit or visibility"),
             Route("POST", "/endpoints/{id}/start", self.start, signed_in=True, summary="start an endpoint"),
             Route("POST", "/endpoints/{id}/stop", self.stop, signed_in=True, summary="stop an endpoint"),
             Route("GET", "/endpoints/{id}/logs", self.logs, signed_in=True, summary="an endpoint's engine log"),
@@ -240,11 +242,7 @@ class InferencePlugin:
             raise HTTPError(400, "resources may set memory (bytes), device, cpu, gpus, node_selector, replicas")
         private = body.get("private", True)
         rate, sleep = body.get("rate_limit"), body.get("sleep_time")
-        for key, value in (("rate_limit", rate), ("sleep_time", sleep)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
-                raise HTTPError(400, f"{key} must be a number >= 0")
-        if not isinstance(private, bool):
-            raise HTTPError(400, "private must be true or false")
+        _check_policy(body)
         if self.endpoints.by_name(request.user or "", name) is not None:
             raise HTTPError(409, f"you already have an endpoint named {name}")
         token = self.context.secrets.encrypt(request.repo_token(repo, float(self.settings.token_ttl)))
@@ -273,6 +271,15 @@ class InferencePlugin:
             except Exception as exc:  # the cluster unreachable: answer what is known, say why
                 self.context.log.warning("endpoint %s: cannot read its resource: %s", endpoint.id, exc)
         return endpoint.public(request.base_url)
+
+    def update(self, request: PluginRequest) -> dict:
+        endpoint = self._mine(request)
+        body = request.json()
+        if not isinstance(body, dict) or not body or set(body) - {"sleep_time", "rate_limit", "private"}:
+            raise HTTPError(400, "the body sets sleep_time (seconds, 0: never), rate_limit (a minute; null: the "
+                                 "default) or private")
+        _check_policy(body)
+        return (self.endpoints.set(endpoint.id, **body) or endpoint).public(request.base_url)
 
     def delete(self, request: PluginRequest) -> Response:
         self._delete(self._mine(request))
@@ -453,6 +460,16 @@ class _nothing:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _check_policy(body: dict) -> None:
+    """An endpoint's sleep_time, rate_limit and private, as a create or update body sets them."""
+    for key in ("rate_limit", "sleep_time"):
+        value = body.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise HTTPError(400, f"{key} must be a number >= 0")
+    if not isinstance(body.get("private", True), bool):
+        raise HTTPError(400, "private must be true or false")
 
 
 def _unavailable(status: str, message: str) -> web.Response:

@@ -265,21 +265,26 @@ def test_bad_models_are_refused(daemon, owner, model, model_dir, tmp_path):
     assert status == 400 and "no revision" in info["error"]
 
 
-def test_scale_to_zero_wake_and_delete(daemon, owner, model):
-    status, info = call(daemon, "POST", "/api/plugins/inference/endpoints", owner[1],
-                        {"model": model[0], "name": "sleepy", "sleep_time": 1})
-    assert status == 201, info
-    eid = info["id"]
-    wait_status(daemon, eid, owner[1], {"running"})
-    wait_status(daemon, eid, owner[1], {"sleeping"}, timeout=30)  # idle: scaled to zero
-    c = client(daemon, info, owner[1])
-    woke = c.completions.create(model=model[0], prompt="the model", max_tokens=2, temperature=0)  # wakes it
+def test_scale_to_zero_wake_and_delete(daemon, owner, model, endpoint):
+    base = f"/api/plugins/inference/endpoints/{endpoint['id']}"
+    status, info = call(daemon, "PATCH", base, owner[1], {"sleep_time": 1})
+    assert status == 200 and info["sleep_time"] == 1
+    wait_status(daemon, endpoint["id"], owner[1], {"sleeping"}, timeout=30)  # idle: scaled to zero
+    _, out, _ = daemon.cli("endpoints", "list")  # the commands see it
+    assert f"{endpoint['id']}\t{owner[0]}/tiny-chat\t{model[0]}@{model[1][:12]}\ttransformers\tsleeping" in out
+    assert call(daemon, "PATCH", base, owner[1], {"sleep_time": 0})[1]["sleep_time"] == 0
+    woke = client(daemon, endpoint, owner[1]).completions.create(model=model[0], prompt="the model", max_tokens=2,
+                                                                 temperature=0)  # wakes it, and waits for it
     assert woke.usage.completion_tokens == 2
-    # The CLI sees it; delete ends it. (Stop and start: test_csghub_cli_inference_list_start_stop.)
-    _, out, _ = daemon.cli("endpoints", "list")
-    assert f"{eid}\t{owner[0]}/sleepy\t{model[0]}@{model[1][:12]}\ttransformers\trunning" in out
-    assert call(daemon, "DELETE", f"/api/plugins/inference/endpoints/{eid}", owner[1])[0] == 204
-    assert call(daemon, "GET", f"/api/plugins/inference/endpoints/{eid}", owner[1])[0] == 404
+    assert call(daemon, "GET", base, owner[1])[1]["status"] == "running"
+    assert call(daemon, "PATCH", base, owner[1], {"gpus": 2})[0] == 400
+    # delete ends an endpoint (here a second one, stopped at once)
+    status, other = call(daemon, "POST", "/api/plugins/inference/endpoints", owner[1],
+                         {"model": model[0], "name": "short-lived"})
+    assert status == 201, other
+    assert call(daemon, "DELETE", f"/api/plugins/inference/endpoints/{other['id']}", owner[1])[0] == 204
+    assert call(daemon, "GET", f"/api/plugins/inference/endpoints/{other['id']}", owner[1])[0] == 404
+    assert f"\t{owner[0]}/short-lived\t" not in daemon.cli("endpoints", "list")[1]
 
 
 def csghub_cli(*args: str) -> subprocess.CompletedProcess[str]:
