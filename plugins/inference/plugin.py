@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import sys
 import threading
@@ -86,7 +87,7 @@ class InferencePlugin:
     def gitd_http_routes(self) -> list:
         return [
             Route("POST", "/endpoints", self.create, signed_in=True, summary="create an inference endpoint"),
-            Route("GET", "/endpoints", self.list, signed_in=True, summary="your inference endpoints"),
+            Route("GET", "/endpoints", self.list_endpoints, signed_in=True, summary="your inference endpoints"),
             Route("GET", "/endpoints/{id}", self.get, signed_in=True, summary="an endpoint's status"),
             Route("DELETE", "/endpoints/{id}", self.delete, signed_in=True, summary="delete an endpoint"),
             Route("PATCH", "/endpoints/{id}", self.update, signed_in=True,
@@ -129,6 +130,12 @@ class InferencePlugin:
         if repo.type == "model":
             for endpoint in self.endpoints.of_repo(repo.id):
                 self._delete(endpoint)
+
+    @hookimpl
+    def gitd_repo_renamed(self, repo: RepoInfo) -> None:
+        if repo.type == "model":
+            for endpoint in self.endpoints.of_repo(repo.id):  # its engine fetches by name at its next start
+                self.endpoints.set(endpoint.id, repo=repo.full_name)
 
     @hookimpl
     def gitd_daemon_started(self) -> None:
@@ -259,7 +266,7 @@ class InferencePlugin:
         if not any(entry.path.endswith(WEIGHTS) for entry in view.walk(commit)):
             raise HTTPError(400, f"{repo.full_name} has no safetensors weights at {commit[:12]}")
 
-    def list(self, request: PluginRequest) -> list[dict]:
+    def list_endpoints(self, request: PluginRequest) -> list[dict]:
         self._seen(request)
         return [e.public(request.base_url) for e in self.endpoints.all(owner=request.user)]
 
@@ -355,11 +362,11 @@ class InferencePlugin:
 
     async def _forward(self, request: PluginRequest, endpoint: Endpoint, path: str, *,
                        wake: bool) -> web.StreamResponse:
+        if endpoint.status in (STOPPED, FAILED) or (not wake and endpoint.status != RUNNING):
+            return _unavailable(endpoint.status, endpoint.reason or f"the endpoint is {endpoint.status}")
         if endpoint.runtime == "kubernetes":
             base = self.kube.service_url(endpoint)
         else:
-            if endpoint.status in (STOPPED, FAILED) or (not wake and endpoint.status != RUNNING):
-                return _unavailable(endpoint.status, endpoint.reason or f"the endpoint is {endpoint.status}")
             port = self.runner.port(endpoint.id)
             if port is None:  # asleep, loading, or gone: wait for it on a thread
                 try:
@@ -370,7 +377,7 @@ class InferencePlugin:
         raw: web.Request = request.raw
         url = f"{base}/{path}" + (f"?{raw.query_string}" if raw.query_string else "")
         headers = {k: request.headers[k] for k in REQUEST_HEADERS if k in request.headers}
-        guard = self.runner.serving(endpoint.id) if endpoint.runtime == "local" else _nothing()
+        guard = self.runner.serving(endpoint.id) if endpoint.runtime == "local" else contextlib.nullcontext()
         try:
             with guard:
                 async with self.session().request(request.method, url, data=request.body or None,
@@ -452,14 +459,6 @@ class InferencePlugin:
 class _TooMany(Exception):
     def __init__(self, wait: float):
         self.wait = wait
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _check_policy(body: dict) -> None:

@@ -134,3 +134,15 @@ def test_stop_strings_are_cut_even_across_tokens():
     assert run(["nowhere"]) == ("the model serve the request", False)
     eos = Decoded(tok, [])
     assert eos.add(tok.eos_token_id) == "" and eos.eos
+
+
+def test_endpoints_follow_their_model_renamed_and_go_with_it_deleted(gitd_harness):
+    h = harness(gitd_harness)
+    repo = h.repo("alice/tiny", files={"config.json": "{}"})
+    endpoint = add(h, repo)
+    h.rename(repo, "renamed")
+    h.run_jobs()
+    assert h.plugin.endpoints.get(endpoint.id).repo == "alice/renamed"
+    h.delete(h.plugin.context.find_repo("alice/renamed", "model"))
+    h.run_jobs()
+    assert h.plugin.endpoints.get(endpoint.id) is None
