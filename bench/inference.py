@@ -153,8 +153,11 @@ def main() -> int:
                   f"running after {running:.2f}s, first token {first * 1000:.0f} ms)")
 
             _, out, _ = daemon.cli("endpoints", "status", str(eid))
-            port = int(next(line.split(": ")[1] for line in out.splitlines() if line.startswith("port: ")))
-            direct = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0,
+            fields = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+            # The engine answers its daemon's key only: read it where the daemon put it (same user).
+            environ = Path(f"/proc/{fields['pid']}/environ").read_bytes().split(b"\0")
+            key = next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"GITD_ENGINE_KEY="))
+            direct = openai.OpenAI(base_url=f"http://127.0.0.1:{fields['port']}/v1", api_key=key, max_retries=0,
                                    timeout=600)
 
             # Proxy overhead on streaming: time to first token, alternating.

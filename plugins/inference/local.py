@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -88,6 +89,11 @@ class EngineRunner:
         """The engine's port when it is up now (no waiting, no database): the proxy's fast path."""
         return self.procs.port(endpoint_id)
 
+    def key(self, endpoint_id: int) -> str:
+        """The bearer key the engine of ``endpoint_id`` wants (its proxy's alone)."""
+        engine = self.procs.get(endpoint_id)
+        return engine.key if isinstance(engine, Engine) else ""
+
     def ensure_running(self, endpoint_id: int, timeout: float | None = None) -> int:
         """The engine's port, waking a sleeping endpoint; Unavailable otherwise."""
         self.procs.touch(endpoint_id)
@@ -145,6 +151,7 @@ class Engine(Supervised):
         self.runner = runner
         self.endpoint = endpoint
         self.status_file = runner.root / f"{endpoint.id}.status"
+        self.key = secrets.token_urlsafe(24)  # what the proxy shows the engine (nobody else has it)
         self._phase_seen = ""
         self._started_at = 0.0
 
@@ -180,6 +187,7 @@ class Engine(Supervised):
         token = self.runner.token(self.endpoint)
         if token:
             env["HF_TOKEN"] = token
+        env["GITD_ENGINE_KEY"] = self.key
         return env
 
     def _phase(self) -> dict:

@@ -377,6 +377,8 @@ class InferencePlugin:
         raw: web.Request = request.raw
         url = f"{base}/{path}" + (f"?{raw.query_string}" if raw.query_string else "")
         headers = {k: request.headers[k] for k in REQUEST_HEADERS if k in request.headers}
+        if endpoint.runtime == "local":
+            headers["Authorization"] = f"Bearer {self.runner.key(endpoint.id)}"
         guard = self.runner.serving(endpoint.id) if endpoint.runtime == "local" else contextlib.nullcontext()
         try:
             with guard:
@@ -402,9 +404,9 @@ class InferencePlugin:
 
     def cli_status(self, args: argparse.Namespace) -> int:
         endpoint = self._find(args.id)
-        info = {**endpoint.public(), "port": endpoint.port}  # the engine's port on this host (local runtime)
+        info = {**endpoint.public(), "port": endpoint.port, "pid": endpoint.pid}  # the engine here (local runtime)
         for key in ("name", "owner", "model", "revision", "commit", "engine", "status", "reason", "private",
-                    "runtime", "port", "timings"):
+                    "runtime", "port", "pid", "timings"):
             print(f"{key}: {info[key] if info[key] not in (None, '') else '-'}")
         return 0
 

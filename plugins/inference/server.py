@@ -13,7 +13,9 @@ then listens on ``127.0.0.1:PORT``. Its progress goes to ``--status`` as JSON (`
 fetching, loading, ready or failed with ``reason``; the seconds each part took), which the
 plugin reads for the endpoint's status. A model that cannot be served exits with status 3.
 
-Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/completions``,
+With ``GITD_ENGINE_KEY`` set, every route but ``/health`` wants it as a bearer token (the
+daemon's proxy sends it; nobody else on the host can use the engine). Routes:
+``GET /health``, ``GET /v1/models``, ``POST /v1/completions``,
 ``POST /v1/chat/completions`` (the tokenizer's chat template), with ``max_tokens``,
 ``temperature``, ``top_p``, ``stop``, ``stream`` (server-sent events, ``[DONE]`` last;
 ``stream_options.include_usage``) and usage counts. A prompt over the model's context length
@@ -470,6 +472,26 @@ class Api:
         return resp
 
 
+def _keyed(key: str) -> Any:
+    """Only the daemon's proxy may call the API: it sends the key it started the engine with
+    (``GITD_ENGINE_KEY``), so another local user cannot reach a private model through the
+    engine's port. ``/health`` answers anyone (kubernetes probes it)."""
+    import hmac
+
+    expected = f"Bearer {key}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+        if key and request.path != "/health":
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return _error(BadRequest("this engine answers its gitd daemon only", code="invalid_api_key",
+                                         status=401))
+        return await handler(request)
+
+    return check
+
+
 def _finish(decoded: Decoded) -> str:
     return "stop" if decoded.stopped or decoded.eos else "length"
 
@@ -505,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         status.set(phase="failed", reason=str(exc))
         return FAILED_EXIT
-    app = web.Application(client_max_size=8 << 20)
+    app = web.Application(client_max_size=8 << 20, middlewares=[_keyed(os.environ.get("GITD_ENGINE_KEY", ""))])
     app.add_routes(Api(engine).routes())
 
     async def ready(_: web.Application) -> None:

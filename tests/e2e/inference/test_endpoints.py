@@ -172,6 +172,16 @@ def test_access_rules_and_rate_limit(daemon, owner, model, endpoint):
         client(daemon, endpoint, other).models.list()
     status, _ = call(daemon, "GET", f"/api/plugins/inference/endpoints/{endpoint['id']}", other)
     assert status == 404
+    # The engine's own port answers its daemon only (the proxy's key), but for its health.
+    _, out, _ = daemon.cli("endpoints", "status", str(endpoint["id"]))
+    port = next(line.split(": ")[1] for line in out.splitlines() if line.startswith("port: "))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30)
+    assert refused.value.code == 401
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=owner[1], max_retries=0).models.list()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30) as ok:
+        assert json.loads(ok.read())["status"] == "ok"
     # A wrong model name is the engine's 404, as OpenAI answers it.
     with pytest.raises(openai.NotFoundError):
         client(daemon, endpoint, owner[1]).completions.create(model="other/model", prompt="x", max_tokens=1)
