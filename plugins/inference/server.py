@@ -258,13 +258,20 @@ def _generate(engine: Engine, job: Job) -> None:
 
 class Decoded:
     """Tokens decoded incrementally, ``stop`` strings cut, text released only once no stop
-    string can still begin in it."""
+    string can still begin in it.
+
+    Each token decodes only a short window (the tokens since the last released piece, with
+    the one before as context: byte-level and sentencepiece tokenizers join pieces
+    differently at the start of a text), so a long completion costs linear time."""
 
     def __init__(self, tokenizer: Any, stops: list[str]):
         self.tokenizer = tokenizer
         self.stops = stops
+        self.hold = max((len(s) - 1 for s in stops), default=0)
         self.ids: list[int] = []
-        self.text = ""
+        self.prefix = 0  # ids[prefix:read] decode to the context of the next piece
+        self.read = 0
+        self.text = ""  # decoded so far (cut at a stop string once one is found)
         self.sent = 0
         self.stopped = False
         self.eos = False
@@ -274,24 +281,39 @@ class Decoded:
             self.eos = True
             return ""
         self.ids.append(token)
-        self.text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        for stop in self.stops:
-            at = self.text.find(stop, max(0, self.sent - len(stop)))
-            if at >= 0:
-                self.text = self.text[:at]
-                self.stopped = True
+        if not self._decode(final=False):
+            return ""
         if self.stopped:
             return self.flush()
-        hold = max((len(s) - 1 for s in self.stops), default=0)
-        end = len(self.text) - hold
-        if self.text.endswith("\ufffd"):  # a character split across tokens: wait for the rest
-            end = min(end, len(self.text) - 1)
+        end = len(self.text) - self.hold
         if end <= self.sent:
             return ""
         out, self.sent = self.text[self.sent:end], end
         return out
 
+    def _decode(self, *, final: bool) -> bool:
+        """Move what the tokens since the last piece decode to into ``text`` (unless it may be a
+        character still split across tokens, and more may come); cut at a stop string."""
+        if self.stopped or self.read == len(self.ids):
+            return False
+        decode = self.tokenizer.decode
+        context = decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
+        window = decode(self.ids[self.prefix:], skip_special_tokens=True)
+        if not final and (len(window) <= len(context) or window.endswith("\ufffd")):
+            return False
+        start = len(self.text)
+        self.text += window[len(context):]
+        self.prefix, self.read = self.read, len(self.ids)
+        for stop in self.stops:
+            at = self.text.find(stop, max(0, start - len(stop) + 1))
+            if at >= 0:
+                self.text = self.text[:at]
+                self.stopped = True
+        return True
+
     def flush(self) -> str:
+        """The rest of the text (the generation ended, or a stop string was found)."""
+        self._decode(final=True)
         out, self.sent = self.text[self.sent:], len(self.text)
         return out
 

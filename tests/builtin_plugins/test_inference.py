@@ -146,3 +146,17 @@ def test_endpoints_follow_their_model_renamed_and_go_with_it_deleted(gitd_harnes
     h.delete(h.plugin.context.find_repo("alice/renamed", "model"))
     h.run_jobs()
     assert h.plugin.endpoints.get(endpoint.id) is None
+
+
+def test_incremental_decoding_adds_up_to_the_whole_text():
+    import random
+
+    tok = train_tokenizer()
+    rng = random.Random(7)
+    special = set(tok.all_special_ids)
+    half = tok.convert_tokens_to_ids("Ã")  # the first byte of "é" alone: a character left split at the end
+    ids = [i for i in (rng.randrange(len(tok)) for _ in range(400)) if i not in special] + [half]
+    assert tok.decode([half]) == "\ufffd"
+    d = Decoded(tok, [])
+    pieces = "".join(d.add(i) for i in ids) + d.flush()
+    assert pieces == tok.decode(ids, skip_special_tokens=True)
