@@ -111,7 +111,11 @@ class Engine:
 
 
 def load(args: argparse.Namespace, status: Status) -> Engine:
-    from huggingface_hub import snapshot_download
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise Refused(f"the engine's interpreter lacks {exc.name or exc}: install gitd with its 'inference' extra "
+                      "there (or set plugins.inference.python to one that has it)") from None
 
     status.set(phase="fetching")
     t0 = time.monotonic()
@@ -127,8 +131,12 @@ def load(args: argparse.Namespace, status: Status) -> Engine:
                       f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     fetched = time.monotonic()
     status.set(phase="loading", fetch_s=round(fetched - t0, 3))
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise Refused(f"the engine's interpreter lacks {exc.name or exc}: install gitd with its 'inference' extra "
+                      "there (or set plugins.inference.python to one that has it)") from None
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
