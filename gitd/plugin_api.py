@@ -22,7 +22,9 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
 * run processes as the daemon's plugins do (API 1.4): ``Supervised`` and ``Supervisor``
   (a child process kept running on a port, restarted with backoff, put to sleep when idle),
   ``limited_argv`` (resource limits set by a launcher before exec), ``BoundedLog`` (a
-  child's output kept to a size on disk), ``relay_response`` (a reverse proxy's streamed answer),
+  child's output kept to a size on disk), ``spawn``, ``stop_group`` and ``exit_reason`` (a
+  child in its own session, stopped with what it started), ``relay_response`` (a reverse
+  proxy's streamed answer),
   ``free_port``, ``TokenBuckets`` (request rates per key), and mint a read token for one
   repository on the caller's behalf (``PluginRequest.repo_token``);
 * answer CSGHub's run instances (inference, finetune) for csghub-cli
@@ -64,6 +66,7 @@ from gitd.plugins.gitcmd import GitCommand
 from gitd.plugins.hookspecs import hookimpl, hookspec
 from gitd.plugins.launch import free_port
 from gitd.plugins.launch import limited as limited_argv
+from gitd.plugins.processes import exit_reason, spawn, stop_group
 from gitd.plugins.relay import relay_response
 from gitd.plugins.secrets import PluginSecrets, SecretError
 from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
@@ -136,6 +139,7 @@ __all__ = [
     "VisibilityChanged",
     "WebRequest",
     "WebTab",
+    "exit_reason",
     "format_lfs_pointer",
     "free_port",
     "hookimpl",
@@ -145,4 +149,6 @@ __all__ = [
     "parse_lfs_pointer",
     "parse_settings",
     "relay_response",
+    "spawn",
+    "stop_group",
 ]

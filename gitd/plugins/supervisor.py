@@ -1,8 +1,8 @@
 """Supervised child processes that answer on a port, for plugins that run them (plugin API 1.4):
 the spaces plugin's apps and the inference plugin's engines.
 
-``Supervised`` keeps one process running on its own thread: it starts it on a free loopback
-port (its output pumped into a ``BoundedLog``), waits until it is ready (by default: its port
+``Supervised`` keeps one process running on its own thread: it starts it (``spawn``) on a
+free loopback port (its output pumped into a ``BoundedLog``), waits until it is ready (by default: its port
 accepts connections), then for its exit, and restarts a crash with exponential backoff until
 ``max_restarts`` crashes in a row (a process that ran ``stable_after`` seconds starts a new
 count). A subclass says what to run (``argv``, ``env``, ``cwd``, ``user``) and hears what
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
 import socket
 import subprocess
 import threading
@@ -29,6 +27,7 @@ from typing import Any
 
 from gitd.plugins.boundedlog import BoundedLog
 from gitd.plugins.launch import free_port
+from gitd.plugins.processes import exit_reason, spawn, stop_group
 
 log = logging.getLogger("gitd.plugins.supervisor")
 
@@ -117,33 +116,13 @@ class Supervised:
             self._thread.join(grace + 5)
 
     def kill(self, grace: float) -> None:
-        """SIGTERM the process's session, SIGKILL after ``grace`` seconds."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        """SIGTERM the process's session, SIGKILL after ``grace`` seconds (``stop_group``)."""
+        if self.proc is not None:
+            stop_group(self.proc, grace)
 
     def _spawn(self, port: int) -> subprocess.Popen:
-        read, write = os.pipe()
-        try:
-            proc = subprocess.Popen(self.argv(port), cwd=self.cwd(), env=self.env(port), stdin=subprocess.DEVNULL,
-                                    stdout=write, stderr=write, start_new_session=True, close_fds=True,
-                                    user=self.user())
-        except BaseException:
-            os.close(read)
-            raise
-        finally:
-            os.close(write)
-        threading.Thread(target=self.output.pump, args=(read,), name=f"gitd-supervised-log-{self.key}",
-                         daemon=True).start()
-        return proc
+        return spawn(self.argv(port), cwd=self.cwd() or ".", env=self.env(port), log=self.output, user=self.user(),
+                     name=f"gitd-supervised-log-{self.key}")
 
     def _wait_ready(self, proc: subprocess.Popen, port: int) -> str | None:
         """None once the process is ready (or has exited); else why it did not get ready."""
@@ -185,7 +164,7 @@ class Supervised:
                 self.port = None
                 if self._stopping.is_set() or not self.exited(code):
                     return
-                reason = reason or exit_reason(code, self.what)
+                reason = reason or exit_reason(code, f"the {self.what}")
                 self.output.line(reason)
                 if time.monotonic() - started > self.stable_after:
                     crashes = 0
@@ -204,17 +183,6 @@ class Supervised:
             self.ready.set()
             if self.supervisor is not None and not self._stopping.is_set():
                 self.supervisor.discard(self.key, self)
-
-
-def exit_reason(code: int, what: str = "process") -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = str(-code)
-        hint = {"SIGXCPU": " (its CPU time limit)", "SIGKILL": " (killed; out of memory?)"}.get(name, "")
-        return f"the {what} was killed by {name}{hint}"
-    return f"the {what} exited with status {code}"
 
 
 class Supervisor:
