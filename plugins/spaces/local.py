@@ -111,7 +111,7 @@ class LocalRunner:
         python = self.settings.interpreter or sys.executable
         if card.sdk != "static" and self.settings.python == "venv":
             try:
-                python = self._venv(card, target, build)
+                python = self._venv(card, target, build, base_python(card.python_version))
             except SpaceUnavailable as exc:
                 return self._fail(repo, BUILD_ERROR, exc.message, build, sdk=card.sdk)
         if view.head() not in (None, commit):
@@ -133,12 +133,12 @@ class LocalRunner:
         self.stop(repo.id, STOPPED)
         return self.states.set(repo.id, repo.full_name, stage=stage, error=message, pid=None, port=None, **fields)
 
-    def _venv(self, card: SpaceCard, build_dir: Path, build: BoundedLog) -> str:
+    def _venv(self, card: SpaceCard, build_dir: Path, build: BoundedLog, base: str) -> str:
         requirements = build_dir / "requirements.txt"
         reqs = requirements.read_bytes() if requirements.is_file() else b""
         sdk = card.sdk + (f"=={card.sdk_version}" if card.sdk_version else "")
         pip_args = list(self.settings.pip_args or [])
-        key = hashlib.sha256("\0".join([sys.version, sdk, *pip_args]).encode() + b"\0" + reqs).hexdigest()[:24]
+        key = hashlib.sha256("\0".join([sys.version, base, sdk, *pip_args]).encode() + b"\0" + reqs).hexdigest()[:24]
         venv = self.venvs / key
         python = venv / "bin" / "python"
         with self._lock:
@@ -149,7 +149,7 @@ class LocalRunner:
                 return str(python)
             shutil.rmtree(venv, ignore_errors=True)
             build.line(f"creating virtualenv {key}")
-            cmds = [[sys.executable, "-m", "venv", "--without-pip", str(venv)],
+            cmds = [[base, "-m", "venv", "--without-pip", str(venv)],
                     [sys.executable, "-m", "pip", "--python", str(python), "install", "--disable-pip-version-check",
                      "--no-input", *pip_args, sdk, *(["-r", str(requirements)] if reqs else [])]]
             for cmd in cmds:
@@ -345,3 +345,21 @@ def _read_or_none(view: RepoView, commit: str, path: str) -> bytes | None:
         return None
     except LimitExceeded:  # a huge README: its front matter is at the start
         return view.read_range(commit, path, 0, MAX_CARD)
+
+
+def base_python(version: str | None) -> str:
+    """The interpreter a space's virtualenv is made from: the daemon's, or for a card's
+    ``python_version`` that differs, ``pythonX.Y`` from PATH. SpaceUnavailable (a build
+    error naming the version) when this host has no such Python."""
+    have = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if version is None:
+        return sys.executable
+    want = ".".join(version.split(".")[:2])
+    if want == have:
+        return sys.executable
+    found = shutil.which(f"python{want}")
+    if found is None:
+        raise SpaceUnavailable(BUILD_ERROR, f"the card asks for python_version {version}, which this host does not "
+                                            f"have (python{want} is not on PATH; the daemon runs {have}); the "
+                                            f"kubernetes runtime runs python:{want}-slim")
+    return found
