@@ -31,6 +31,7 @@ from gitd.hub.seed import RepoSeeder
 from gitd.hub.upload import UploadPlanner
 from gitd.names import check_name
 from gitd.plugins.fields import InfoFields
+from gitd.plugins.host import PluginHost
 from gitd.repos import RepoService
 from gitd.store import Accounts, Repo, Repos
 from gitd.store.redirects import Redirects
@@ -55,13 +56,17 @@ UPLOAD_BODY = {"type": "object", "properties": {"file": {"type": "string", "form
                                                 "file_path": _STR, "branch": _STR, "message": _STR}}
 
 
+_LINE_BREAKS = {10: None, 13: None}
+
 class NativeAPI(HubBase):
     def __init__(self, repos: RepoService, access: Access, accounts: Accounts, repo_rows: Repos,
                  reader: RepoReader, writer: CommitWriter, view: FileView, accounts_api: NativeAccounts,
                  planner: UploadPlanner, seeder: RepoSeeder, *, max_inline_file: int, max_listed_files: int,
                  fields: InfoFields | None = None,
-                 public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None):
+                 public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None,
+                 plugins: PluginHost | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects, offload=offload)
+        self.plugins = plugins
         self.fields = fields
         self.accounts = accounts
         self.repo_rows = repo_rows
@@ -78,7 +83,7 @@ class NativeAPI(HubBase):
         # Account routes first: /api/v1/user and /api/v1/orgs/... would match the {types} patterns.
         return [
             *self.accounts_api.routes(),
-            *run_routes(),
+            *run_routes(self.plugins, self.repos, self.access),
             ApiRoute("GET", V1 + "/{types}", "List the repositories you can see", self.list_repos, "repos",
                      query={"search": "substring of NAMESPACE/NAME", "namespace": "only this namespace",
                             "page": "page number (1-based)", "per_page": "page size (max 100)"}, public=True),
@@ -315,7 +320,9 @@ class NativeAPI(HubBase):
                 if action not in ("create", "update"):
                     raise BadRequest(f"unknown action {str(action)[:40]!r}")
                 try:
-                    data = base64.b64decode(str(f.get("content", "")), validate=True)
+                    # Line breaks are skipped, as CSGHub's server does: csghub-cli's upload-large-folder
+                    # sends MIME base64 (base64.encode: a newline every 76 characters).
+                    data = base64.b64decode(str(f.get("content", "")).translate(_LINE_BREAKS), validate=True)
                 except (binascii.Error, ValueError):
                     raise BadRequest(f"{path}: content is not base64")
                 if len(data) > self.max_inline_file:
