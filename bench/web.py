@@ -3,7 +3,7 @@
 Hub API's JSON answers for the same data and a floor (a static file the same server
 answers from memory).
 
-    .venv/bin/python bench/web.py [--files 10000] [--requests 200] [--rounds 3]
+    .venv/bin/python bench/web.py [--files 10000] [--requests 200] [--rounds 3] [--tree-page N]
 
 A ``gitd serve`` of its own on loopback, with one public model: a card with front
 matter (license, base model, tags) and a few paragraphs, a ``src/`` folder, and a
@@ -17,7 +17,7 @@ round's requests), and the ratios of the pages' p50 to their JSON peers' (the Hu
 
 Goals (issue 17): p50 < 30 ms for the repository page, < 100 ms for the 10,000-file tree
 (the page shows the first ``[web] tree_page`` entries, 1000 by default, with a link to the
-next page, and counts them all).
+next page, and counts them all; ``--tree-page 10000`` draws the whole folder on one page).
 """
 
 from __future__ import annotations
@@ -97,13 +97,15 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tree-page", type=int, default=None, help="[web] tree_page (default: the daemon's)")
     args = parser.parse_args()
 
     root = WORK / "web"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     git = Git(root / "home")
-    server = GitdServer(root).start()
+    settings = {"web.tree_page": str(args.tree_page)} if args.tree_page else {}
+    server = GitdServer(root, settings).start()
     try:
         server.cli("user", "add", "bench")
         token = server.cli("token", "create", "bench", "--scope", "write", "--name", "t").strip()
@@ -122,7 +124,8 @@ def main() -> int:
     finally:
         server.stop()
 
-    results: dict = {"files": args.files, "requests": args.requests, "rounds": args.rounds, "urls": urls}
+    results: dict = {"files": args.files, "tree_page": args.tree_page, "requests": args.requests,
+                     "rounds": args.rounds, "urls": urls}
     for name, values in times.items():
         results[name] = {"bytes": sizes[name], "p50_ms": round(statistics.median(values), 2),
                          "p90_ms": round(pct(values, 90), 2)}
