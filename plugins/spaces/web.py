@@ -43,6 +43,11 @@ class SpaceTab:
             else:
                 notice = '<p class="notice bad" role="alert">Unknown action.</p>'
         row = self.plugin.states.get(repo.id)
+        if row is not None and row.runtime == "kubernetes" and self.plugin.settings.runtime == "kubernetes":
+            try:  # the Space resource's status, as the runtime API reads it
+                row = self.plugin.kube.refresh(repo)
+            except Exception as exc:  # the cluster unreachable: show what is known
+                self.plugin.context.log.warning("space %s: cannot read its Space resource: %s", repo.full_name, exc)
         runtime = self.plugin.runtime(row)
         stage = str(runtime["stage"])
         app = f"/spaces/{repo.full_name}/app/"
