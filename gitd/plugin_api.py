@@ -22,7 +22,10 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
 * run git itself as the daemon does (``context.git_command``: a mirror's fetch), keep
   secrets encrypted (``context.secrets``), store LFS objects it downloads
   (``RepoWriter.lfs_receive``) and read held ones by id (``RepoView.lfs_open``), and
-  create repositories (``context.create_repo``) — added in API 1.2.
+  create repositories (``context.create_repo``) — added in API 1.2;
+* start supervised processes (``spawn``, ``stop_group``, ``Limits``, ``BoundedLog``,
+  ``exit_reason``) and give them a short-lived token pinned to one repository
+  (``context.access_token``: HF_TOKEN for a training job or a model server) — API 1.3.
 
 The API follows semantic versioning: ``API_VERSION`` changes its major number only when
 something here is removed or changed incompatibly; additions raise the minor number.
@@ -52,6 +55,7 @@ from gitd.plugins.events import (
 from gitd.plugins.filters import RepoIds
 from gitd.plugins.gitcmd import GitCommand
 from gitd.plugins.hookspecs import hookimpl, hookspec
+from gitd.plugins.processes import BoundedLog, Limits, exit_reason, spawn, stop_group
 from gitd.plugins.secrets import PluginSecrets, SecretError
 from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
 from gitd.plugins.storage import PluginStorage
@@ -69,13 +73,14 @@ from gitd.plugins.view import (
 from gitd.plugins.web import WebRequest, WebTab, html_escape
 from gitd.plugins.writer import LfsRejected, LfsUpload, RepoWriter
 
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 
 __all__ = [
     "API_VERSION",
     "MAX_LFS_POINTER_SIZE",
     "VIA",
     "ZERO_OID",
+    "BoundedLog",
     "CliCommand",
     "CommitInfo",
     "Duration",
@@ -88,6 +93,7 @@ __all__ = [
     "LfsRejected",
     "LfsUpload",
     "LimitExceeded",
+    "Limits",
     "NotFoundInTree",
     "PluginContext",
     "PluginError",
@@ -117,10 +123,13 @@ __all__ = [
     "VisibilityChanged",
     "WebRequest",
     "WebTab",
+    "exit_reason",
     "format_lfs_pointer",
     "hookimpl",
     "hookspec",
     "html_escape",
     "parse_lfs_pointer",
     "parse_settings",
+    "spawn",
+    "stop_group",
 ]

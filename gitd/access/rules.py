@@ -49,7 +49,7 @@ class Principal:
     account: Account | None
     cap: AccessLevel = AccessLevel.ADMIN
     repo_id: int | None = None
-    method: str = "anonymous"  # anonymous | token | signed | ssh | internal
+    method: str = "anonymous"  # anonymous | token | signed | ssh | session | daemon
     token_id: int | None = None  # the API token it came with (method "token")
     # The credential behind it, which signed tokens minted for it are bound to: its API
     # token or SSH key (for method "signed": the one its signed token was minted from).
@@ -66,6 +66,9 @@ class Principal:
 
 
 ANONYMOUS = Principal(account=None)
+# A token the daemon minted for a process it started (Authenticator.sign_daemon): no account,
+# always pinned to one repository, which it may use up to its ``cap`` whatever its visibility.
+DAEMON = "daemon"
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class Access:
         """The one function that decides what ``principal`` may do with ``repo``."""
         if principal.repo_id is not None and principal.repo_id != repo.id:
             return AccessLevel.NONE
+        if principal.method == DAEMON and principal.repo_id is not None:
+            return principal.cap
         return min(self._account_level(principal.account, repo), principal.cap)
 
     def _account_level(self, account: Account | None, repo: Repo) -> AccessLevel:
@@ -110,6 +115,8 @@ class Access:
         if principal.cap < AccessLevel.READ:
             return Readable(repo_id=principal.repo_id)
         account = principal.account
+        if principal.method == DAEMON and principal.repo_id is not None:
+            return Readable(everything=True, repo_id=principal.repo_id)
         if account is None:
             return Readable(public=self.anonymous_read, repo_id=principal.repo_id)
         if account.is_admin:

@@ -17,7 +17,6 @@ import logging
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,12 +25,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitd.plugin_api import LimitExceeded, NotFoundInTree, RepoInfo, RepoView
+from gitd.plugin_api import (
+    BoundedLog,
+    LimitExceeded,
+    Limits,
+    NotFoundInTree,
+    RepoInfo,
+    RepoView,
+    exit_reason,
+    spawn,
+    stop_group,
+)
 
 from .card import MAX_CARD, CardError, SpaceCard, parse_card
 from .checkout import checkout
-from .launch import limited
-from .logs import BoundedLog
 from .settings import Settings
 from .state import (
     APP_STARTING,
@@ -329,16 +336,8 @@ class Supervised:
 
     def _kill(self, grace: float) -> None:
         proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        if proc is not None:
+            stop_group(proc, grace)
 
     def _command(self, port: int) -> list[str]:
         row, python = self.row, self.row.python or sys.executable
@@ -371,21 +370,11 @@ class Supervised:
 
     def _spawn(self, port: int) -> subprocess.Popen:
         s = self.runner.settings
-        argv = limited(self._command(port), memory=int(s.memory), cpu=int(s.cpu_time), nofile=s.open_files,
-                       nproc=s.processes)
-        read, write = os.pipe()
-        try:
-            proc = subprocess.Popen(argv, cwd=self.row.build_dir, env=self._env(port), stdin=subprocess.DEVNULL,
-                                    stdout=write, stderr=write, start_new_session=True, close_fds=True,
-                                    user=s.run_as or None)
-        except BaseException:
-            os.close(read)
-            raise
-        finally:
-            os.close(write)
-        threading.Thread(target=self.runner.log(self.row.repo_id, "run").pump, args=(read,),
-                         name=f"gitd-space-log-{self.row.repo_id}", daemon=True).start()
-        return proc
+        limits = Limits(memory=int(s.memory), cpu_time=int(s.cpu_time), open_files=s.open_files,
+                        processes=s.processes)
+        return spawn(self._command(port), cwd=str(self.row.build_dir), env=self._env(port),
+                     log=self.runner.log(self.row.repo_id, "run"), limits=limits, user=s.run_as or None,
+                     name=f"gitd-space-log-{self.row.repo_id}")
 
     def _wait_port(self, proc: subprocess.Popen, port: int) -> str | None:
         """None once the app accepts connections; else why it did not."""
@@ -431,7 +420,7 @@ class Supervised:
                 self.port = None
                 if self._stopping.is_set():
                     return
-                reason = reason or _exit_reason(code)
+                reason = reason or exit_reason(code, "the app")
                 out.line(reason)
                 if time.monotonic() - started > STABLE_AFTER:
                     crashes = 0
@@ -454,17 +443,6 @@ class Supervised:
             with runner._lock:
                 if runner._running.get(row.repo_id) is self and not self._stopping.is_set():
                     runner._running.pop(row.repo_id, None)
-
-
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = str(-code)
-        hint = {"SIGXCPU": " (its CPU time limit)", "SIGKILL": " (killed; out of memory?)"}.get(name, "")
-        return f"the app was killed by {name}{hint}"
-    return f"the app exited with status {code}"
 
 
 def _read_or_none(view: RepoView, commit: str, path: str) -> bytes | None:
