@@ -35,8 +35,10 @@ POLL = 0.5
 
 
 class LocalJobs:
-    def __init__(self, root: Path, settings: Settings, jobs: JobStore, tokens: Callable[[Job], dict[str, str]]):
+    def __init__(self, root: Path, settings: Settings, jobs: JobStore, tokens: Callable[[Job], dict[str, str]],
+                 landed: Callable[[Job], str | None]):
         self.root = root
+        self.landed = landed  # job -> the commit its target repository holds (None: none yet)
         self.settings = settings
         self.jobs = jobs
         self.tokens = tokens  # job -> {"GITD_MODEL_TOKEN": ..., "GITD_DATASET_TOKEN": ..., "GITD_TARGET_TOKEN": ...}
@@ -212,11 +214,14 @@ class Running:
             state = json.loads((work / "progress.json").read_text())
         except (OSError, ValueError):
             state = {}
-        if code == 0 and state.get("phase") == "done" and state.get("commit"):
-            out.line(f"succeeded: {self.job.target}@{state['commit'][:12]}")
-            self.owner.jobs.update(self.job.id, when=(RUNNING,), status=SUCCEEDED, phase="done",
-                                   result_commit=state["commit"], step=int(state.get("step") or 0),
-                                   loss=state.get("loss"), finished=time.time(), pid=None)
+        # What decides success is the target's commit, whatever the exit: a cancel or a kill that
+        # came after the push (or during it, once the commit landed) leaves a finished job.
+        commit = self.owner.landed(self.job)
+        if commit is not None:
+            out.line(f"succeeded: {self.job.target}@{commit[:12]}")
+            self.owner.jobs.update(self.job.id, when=(RUNNING,), status=SUCCEEDED, phase="done", result_commit=commit,
+                                   step=int(state.get("step") or 0), loss=state.get("loss"), finished=time.time(),
+                                   pid=None, reason=None)
             return
         if self._cancelled:
             self._finish(CANCELLED, "cancelled", out)

@@ -56,7 +56,7 @@ class FinetunePlugin:
     @cached_property
     def local(self) -> LocalJobs:
         root = Path(self.settings.work_dir) if self.settings.work_dir else self.context.cache_dir
-        return LocalJobs(root, self.settings, self.jobs, self.tokens)
+        return LocalJobs(root, self.settings, self.jobs, self.tokens, self.landed)
 
     @cached_property
     def kube(self) -> KubernetesJobs:
@@ -72,6 +72,10 @@ class FinetunePlugin:
         levels = ("read", "read", "write")
         return {name: self.context.access_token(repo, level, ttl) for name, repo, level in zip(TOKENS, repos, levels,
                                                                                              strict=True)}
+
+    def landed(self, job: Job) -> str | None:
+        """The commit a job pushed to its target (a job's target gets exactly one commit, or none)."""
+        return self.context.view(self._repo(job.target, job.target_id, "model")).head()
 
     def _repo(self, name: str, repo_id: int, repo_type: str) -> RepoInfo:
         repo = self.context.find_repo(name, repo_type)
@@ -177,6 +181,10 @@ class FinetunePlugin:
             self.local.cancel(job_id)
 
     def restart(self, job: Job) -> Job:
+        commit = self.landed(job) if job.status in (FAILED, CANCELLED) else None
+        if commit is not None:  # its push landed after all (the daemon stopped as it pushed): it succeeded
+            self.jobs.update(job.id, when=(FAILED, CANCELLED), status=SUCCEEDED, result_commit=commit, reason=None)
+            job = self.jobs.get(job.id) or job
         if job.status == SUCCEEDED:
             raise HTTPError(409, f"job {job.id} succeeded already: its model is {job.target}")
         if job.status in (FAILED, CANCELLED):

@@ -1,4 +1,4 @@
-"""A daemon of the fine-tune tests' own (jobs run side by side), a tiny model and tiny datasets
+"""A daemon of the fine-tune tests' own, shared by this package (jobs run side by side), a tiny model and tiny datasets
 made on the spot (tests/tiny_model.py) and pushed to it with huggingface_hub, and the plugin's
 routes called over HTTP."""
 
@@ -68,7 +68,7 @@ class World:
         return self.wait(job_id, lambda j: j["status"] not in ("pending", "running"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from huggingface_hub import constants
 
