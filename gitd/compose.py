@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
     from gitd.hooks.api import HookAPI
     from gitd.http.offload import Offload
-    from gitd.http.plugin_routes import PluginRoutes
     from gitd.http.routing import Router
     from gitd.http.rpc_body import BodyLimits
     from gitd.hub.commits import CommitWriter
@@ -303,11 +302,11 @@ class Parts:
             clock=self.clock).add_routes(router)
         plugin_routes = PluginRoutes(self.plugins, self.repos, self.access, self.views,
                                      timeout=cfg.get_float("plugins.http_timeout"),
-                                     public_url=cfg.get_str("server.public_url"))
+                                     public_url=cfg.get_str("server.public_url"), auth=self.auth)
         # /api/plugins/NAME/... belongs to the plugins: before the Hub's /api/{types}/{ns}/{name}.
         plugin_routes.add_plugin_routes(router)
         # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
-        files = self._add_hub_routes(router, plugin_routes)
+        files = self._add_hub_routes(router)
         SmartHTTP(self.gateway, CapabilityCache(), self.body_limits()).add_routes(router)
         LfsHTTP(self.repos, self.access, self.auth, self.lfs, self.metrics,
                 public_url=cfg.get_str("server.public_url"), href_ttl=cfg.get_int("lfs.href_ttl"),
@@ -361,7 +360,7 @@ class Parts:
                        max_object_size=cfg.get_size("lfs.max_object_size"),
                        plugin_timeout=cfg.get_float("plugins.http_timeout"))
 
-    def _add_hub_routes(self, router: Router, plugin_routes: PluginRoutes | None = None) -> HubFiles:
+    def _add_hub_routes(self, router: Router) -> HubFiles:
         from gitd.hub.discussions import PullRequests
         from gitd.hub.files import FileView, HubFiles
         from gitd.hub.history import HubHistory
@@ -391,7 +390,7 @@ class Parts:
         NativeAPI(repos, access, self.accounts, self.repo_rows, reader, self.commit_writer, view, accounts_api,
                   planner, self.seeder, max_inline_file=cfg.get_size("hub.max_inline_file"),
                   max_listed_files=cfg.get_int("hub.max_listed_files"), fields=InfoFields(self.plugins),
-                  plugin_routes=plugin_routes, **common).add_routes(router)
+                  plugins=self.plugins, **common).add_routes(router)
         HubManage(repos, access, self.accounts, self.seeder, max_card_size=max_card_size, **common).add_routes(router)
         HubInfo(repos, access, self.repo_rows, reader, view, fields=InfoFields(self.plugins),
                 filters=RepoFilters(self.plugins), max_card_size=max_card_size,

@@ -19,13 +19,19 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   add ``gitd`` subcommands (``CliCommand``), and add tabs to a repository's pages in
   the web UI (``gitd_web_tabs``, ``WebTab``, ``WebRequest``; API 1.2);
 * declare typed settings (a dataclass, ``context.settings(cls)``);
+* run processes as the daemon's plugins do (API 1.3): ``limited_argv`` (resource limits set
+  by a launcher before exec), ``BoundedLog`` (a child's output kept to a size on disk),
+  ``free_port``, ``TokenBuckets`` (request rates per key), and mint a read token for one
+  repository on the caller's behalf (``PluginRequest.repo_token``); start them supervised
+  (``spawn``, ``stop_group``, ``exit_reason``) and give them the daemon's own token for one
+  repository, read or write, when no caller stands behind them (``context.access_token``:
+  a queued training job);
+* answer CSGHub's run instances (inference, finetune) for csghub-cli
+  (``gitd_run_instances``, ``gitd_run_instance``; API 1.3);
 * run git itself as the daemon does (``context.git_command``: a mirror's fetch), keep
   secrets encrypted (``context.secrets``), store LFS objects it downloads
   (``RepoWriter.lfs_receive``) and read held ones by id (``RepoView.lfs_open``), and
-  create repositories (``context.create_repo``) — added in API 1.2;
-* start supervised processes (``spawn``, ``stop_group``, ``Limits``, ``BoundedLog``,
-  ``exit_reason``) and give them a short-lived token pinned to one repository
-  (``context.access_token``: HF_TOKEN for a training job or a model server) — API 1.3.
+  create repositories (``context.create_repo``) — added in API 1.2.
 
 The API follows semantic versioning: ``API_VERSION`` changes its major number only when
 something here is removed or changed incompatibly; additions raise the minor number.
@@ -38,6 +44,8 @@ from gitd.lfs.pointer import MAX_POINTER_SIZE as MAX_LFS_POINTER_SIZE
 from gitd.lfs.pointer import Pointer as LfsPointer
 from gitd.lfs.pointer import format_pointer as format_lfs_pointer
 from gitd.lfs.pointer import parse_pointer as parse_lfs_pointer
+from gitd.limits.rates import TokenBuckets
+from gitd.plugins.boundedlog import BoundedLog
 from gitd.plugins.context import PluginContext, PluginError
 from gitd.plugins.contrib import CliCommand, HTTPError, PluginRequest, RepoRoute, Response, Route
 from gitd.plugins.events import (
@@ -55,7 +63,9 @@ from gitd.plugins.events import (
 from gitd.plugins.filters import RepoIds
 from gitd.plugins.gitcmd import GitCommand
 from gitd.plugins.hookspecs import hookimpl, hookspec
-from gitd.plugins.processes import BoundedLog, Limits, exit_reason, spawn, stop_group
+from gitd.plugins.launch import free_port
+from gitd.plugins.launch import limited as limited_argv
+from gitd.plugins.processes import exit_reason, spawn, stop_group
 from gitd.plugins.secrets import PluginSecrets, SecretError
 from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
 from gitd.plugins.storage import PluginStorage
@@ -93,7 +103,6 @@ __all__ = [
     "LfsRejected",
     "LfsUpload",
     "LimitExceeded",
-    "Limits",
     "NotFoundInTree",
     "PluginContext",
     "PluginError",
@@ -118,6 +127,7 @@ __all__ = [
     "SettingsError",
     "Size",
     "TaskEvent",
+    "TokenBuckets",
     "TreeEntry",
     "ViewError",
     "VisibilityChanged",
@@ -125,9 +135,11 @@ __all__ = [
     "WebTab",
     "exit_reason",
     "format_lfs_pointer",
+    "free_port",
     "hookimpl",
     "hookspec",
     "html_escape",
+    "limited_argv",
     "parse_lfs_pointer",
     "parse_settings",
     "spawn",

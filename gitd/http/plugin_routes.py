@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gitd.access.auth import Authenticator
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import GitdError, NotFound, PayloadTooLarge, Unauthorized
 from gitd.http.context import base_url, principal
@@ -43,8 +44,10 @@ class PluginTimeout(GitdError):
 
 class PluginRoutes:
     def __init__(self, plugins: PluginHost, repos: RepoService, access: Access, views: RepoViews, *,
-                 timeout: float = 30.0, max_body: int = 1 << 20, public_url: str = ""):
+                 timeout: float = 30.0, max_body: int = 1 << 20, public_url: str = "",
+                 auth: Authenticator | None = None):
         self.plugins = plugins
+        self.auth = auth
         self.public_url = public_url
         self.repos = repos
         self.access = access
@@ -87,82 +90,74 @@ class PluginRoutes:
 
     def _handler(self, plugin: str, route: Route | RepoRoute):
         async def handle(request: web.Request, m: Match) -> web.StreamResponse:
+            who = principal(request)  # the daemon's authentication: bad credentials are a 401 here
+            if isinstance(route, Route) and route.signed_in and who.account is None:
+                raise Unauthorized("sign in to use this route")
+            info: RepoInfo | None = None
+            params = dict(m.params)
+            if isinstance(route, RepoRoute):
+                if m.repo is not None:  # mount="repo": the repository's own URL
+                    repo_type, ns, name = m.repo.type, m.repo.namespace, m.repo.name
+                else:
+                    repo_type, ns, name = API_TYPES.get(params["types"]), params["ns"], params["name"]
+                if repo_type is None or repo_type not in route.types:
+                    raise NotFound("not found")
+                repo = self.repos.find(repo_type, ns, name)
+                self.access.require(who, repo, LEVELS[route.access])
+                assert repo is not None
+                info = self.repos.info(repo)
+                for key in _REPO_PARAMS:
+                    params.pop(key, None)
+            streaming = isinstance(route, RepoRoute) and route.stream
+            body = b"" if streaming else await self._body(request)
+
+            def find_repo(full_name: str, repo_type: str = "model", level: str = "read") -> RepoInfo:
+                try:
+                    ns, name = split_full_name(full_name)
+                    check_repo_type(repo_type)
+                except GitdError:
+                    raise HTTPError(404, f"repository {full_name!r} not found") from None
+                found = self.repos.find(repo_type, ns, name)
+                try:
+                    self.access.require(who, found, LEVELS.get(level, AccessLevel.ADMIN))
+                except GitdError as exc:  # 401, 403, or 404 (a private repository looks missing)
+                    raise HTTPError(exc.status, exc.message) from None
+                assert found is not None
+                return self.repos.info(found)
+
+            def repo_token(repo: RepoInfo, ttl: float) -> str:
+                if self.auth is None:
+                    raise HTTPError(500, "repository tokens are not available here")
+                found = self.repos.find(repo.type, repo.namespace, repo.name)
+                try:
+                    self.access.require(who, found, AccessLevel.READ)
+                except GitdError as exc:
+                    raise HTTPError(exc.status, exc.message) from None
+                assert found is not None
+                return self.auth.sign_access(who, found.id, AccessLevel.READ, ttl)
+
+            target = info
+            preq = PluginRequest(repo_token=repo_token,
+                method=request.method, path=request.path, query=dict(request.query), headers=dict(request.headers),
+                params=params, user=who.name, body=body, repo=info, raw=request, find_repo=find_repo,
+                base_url=base_url(request, self.public_url),
+                view_factory=(lambda: self.views.open(target)) if target is not None else None)
             try:
-                result = await self._invoke(plugin, route, request, m.params, m.repo)
+                if inspect.iscoroutinefunction(route.handler):
+                    result = await route.handler(preq)
+                else:
+                    try:
+                        async with asyncio.timeout(self.timeout):
+                            result = await self.threads.run(route.handler, preq)
+                    except TimeoutError:
+                        log.error("plugin %s: %s %s took more than %.0fs", plugin, route.method, route.path,
+                                  self.timeout)
+                        raise PluginTimeout("the plugin took too long to answer; try again later") from None
             except HTTPError as exc:
                 return web.json_response({"error": exc.message}, status=exc.status)
             return _respond(result)
 
         return handle
-
-    def declared(self, plugin: str, method: str, path: str) -> Route | None:
-        """Plugin ``plugin``'s ``Route`` declared as ``method path`` (the template, as declared)."""
-        for name, route in self._declared():
-            if name == plugin and isinstance(route, Route) and route.method == method and route.path == path:
-                return route
-        return None
-
-    async def call(self, plugin: str, method: str, path: str, request: web.Request, params: dict[str, str]) -> Any:
-        """Answer ``request`` with plugin ``plugin``'s ``Route`` ``method path`` and ``params``, as
-        if it had come to ``/api/plugins/PLUGIN{path}``: for the daemon's routes a plugin serves
-        (CSGHub's finetune routes). Returns the handler's result; raises ``HTTPError`` as the
-        handler does, and ``LookupError`` when the plugin is not loaded or has no such route."""
-        route = self.declared(plugin, method, path)
-        if route is None:
-            raise LookupError(f"plugin {plugin} serves no {method} {path}")
-        return await self._invoke(plugin, route, request, params, None)
-
-    async def _invoke(self, plugin: str, route: Route | RepoRoute, request: web.Request, match_params: dict[str, str],
-                      match_repo: Any) -> Any:
-        who = principal(request)  # the daemon's authentication: bad credentials are a 401 here
-        if isinstance(route, Route) and route.signed_in and who.account is None:
-            raise Unauthorized("sign in to use this route")
-        info: RepoInfo | None = None
-        params = dict(match_params)
-        if isinstance(route, RepoRoute):
-            if match_repo is not None:  # mount="repo": the repository's own URL
-                repo_type, ns, name = match_repo.type, match_repo.namespace, match_repo.name
-            else:
-                repo_type, ns, name = API_TYPES.get(params["types"]), params["ns"], params["name"]
-            if repo_type is None or repo_type not in route.types:
-                raise NotFound("not found")
-            repo = self.repos.find(repo_type, ns, name)
-            self.access.require(who, repo, LEVELS[route.access])
-            assert repo is not None
-            info = self.repos.info(repo)
-            for key in _REPO_PARAMS:
-                params.pop(key, None)
-        streaming = isinstance(route, RepoRoute) and route.stream
-        body = b"" if streaming else await self._body(request)
-
-        def find_repo(full_name: str, repo_type: str = "model", level: str = "read") -> RepoInfo:
-            try:
-                ns, name = split_full_name(full_name)
-                check_repo_type(repo_type)
-            except GitdError:
-                raise HTTPError(404, f"repository {full_name!r} not found") from None
-            found = self.repos.find(repo_type, ns, name)
-            try:
-                self.access.require(who, found, LEVELS.get(level, AccessLevel.ADMIN))
-            except GitdError as exc:  # 401, 403, or 404 (a private repository looks missing)
-                raise HTTPError(exc.status, exc.message) from None
-            assert found is not None
-            return self.repos.info(found)
-
-        target = info
-        preq = PluginRequest(
-            method=request.method, path=request.path, query=dict(request.query), headers=dict(request.headers),
-            params=params, user=who.name, body=body, repo=info, raw=request, find_repo=find_repo,
-            base_url=base_url(request, self.public_url),
-            view_factory=(lambda: self.views.open(target)) if target is not None else None)
-        if inspect.iscoroutinefunction(route.handler):
-            return await route.handler(preq)
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await self.threads.run(route.handler, preq)
-        except TimeoutError:
-            log.error("plugin %s: %s %s took more than %.0fs", plugin, route.method, route.path, self.timeout)
-            raise PluginTimeout("the plugin took too long to answer; try again later") from None
 
     async def _body(self, request: web.Request) -> bytes:
         if request.method in ("GET", "HEAD") or not request.can_read_body:

@@ -19,7 +19,6 @@ from gitd.git.quarantine import ObjectQuarantine
 from gitd.git.refname import check_revision
 from gitd.http.context import principal, read_json
 from gitd.http.offload import Offload
-from gitd.http.plugin_routes import PluginRoutes
 from gitd.http.routing import Match, Router
 from gitd.hub.commits import AddFile, CommitWriter, DeleteFile, Op, check_path
 from gitd.hub.common import API_TYPES, HubBase, RepoCtx, dumps_in_pieces, int_param
@@ -32,6 +31,7 @@ from gitd.hub.seed import RepoSeeder
 from gitd.hub.upload import UploadPlanner
 from gitd.names import check_name
 from gitd.plugins.fields import InfoFields
+from gitd.plugins.host import PluginHost
 from gitd.repos import RepoService
 from gitd.store import Accounts, Repo, Repos
 from gitd.store.redirects import Redirects
@@ -62,9 +62,9 @@ class NativeAPI(HubBase):
                  planner: UploadPlanner, seeder: RepoSeeder, *, max_inline_file: int, max_listed_files: int,
                  fields: InfoFields | None = None,
                  public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None,
-                 plugin_routes: PluginRoutes | None = None):
+                 plugins: PluginHost | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects, offload=offload)
-        self.plugin_routes = plugin_routes  # plugins that serve some of CSGHub's routes (finetune)
+        self.plugins = plugins
         self.fields = fields
         self.accounts = accounts
         self.repo_rows = repo_rows
@@ -81,7 +81,7 @@ class NativeAPI(HubBase):
         # Account routes first: /api/v1/user and /api/v1/orgs/... would match the {types} patterns.
         return [
             *self.accounts_api.routes(),
-            *run_routes(self.plugin_routes),
+            *run_routes(self.plugins, self.repos, self.access),
             ApiRoute("GET", V1 + "/{types}", "List the repositories you can see", self.list_repos, "repos",
                      query={"search": "substring of NAMESPACE/NAME", "namespace": "only this namespace",
                             "page": "page number (1-based)", "per_page": "page size (max 100)"}, public=True),

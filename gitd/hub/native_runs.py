@@ -1,33 +1,44 @@
 """csghub-cli's inference and finetune commands (``csghub-cli inference list/start/stop``,
-``finetune list/start/stop``). Finetune instances are the fine-tune plugin's jobs: these
-routes answer through its routes (``PluginRoutes.call``) in CSGHub's envelope; without that
-plugin the list is empty and an instance id names nothing (404 in the native envelope),
-never an unrouted 404 or a 405. Inference: no instances yet."""
+``finetune list/start/stop``).
+
+Inference instances (``/run/...``) and finetune instances (``/finetune/...``) are answered
+by the plugins that run them, through the hooks ``gitd_run_instances`` and
+``gitd_run_instance`` (plugin API 1.3; the built-in ``inference`` plugin's endpoints and
+``finetune`` plugin's jobs). Without such a plugin the list is empty and an instance id
+names nothing (404 in the native envelope), never an unrouted 404 or a 405."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from aiohttp import web
 
-from gitd.access.rules import AccessLevel
+from gitd.access.rules import Access, AccessLevel
 from gitd.errors import Forbidden, GitdError, NotFound, Unauthorized
 from gitd.http.context import principal
-from gitd.http.plugin_routes import PluginRoutes
 from gitd.http.routing import Match
 from gitd.hub.native_accounts import V1, envelope
 from gitd.hub.openapi import ApiRoute
 from gitd.plugins.contrib import HTTPError
+from gitd.plugins.host import PluginHost
+from gitd.repos import RepoService
 
 MODEL = V1 + "/models/{ns}/{name}"
 
 
 async def instances(request: web.Request, m: Match) -> web.StreamResponse:
     """A user's inference or finetune instances: their own (or any, for an admin)."""
+    _owner_or_admin(request, m)
+    return envelope([])
+
+
+def _owner_or_admin(request: web.Request, m: Match) -> None:
     who = principal(request)
     if who.account is None:
         raise Unauthorized("authentication required")
     if who.account.name != m.params["user"] and not (who.account.is_admin and who.cap >= AccessLevel.ADMIN):
         raise Forbidden("you may list only your own instances")
-    return envelope([])
 
 
 async def no_instance(request: web.Request, m: Match) -> web.StreamResponse:
@@ -37,53 +48,68 @@ async def no_instance(request: web.Request, m: Match) -> web.StreamResponse:
                    "finetune instances")
 
 
-FINETUNE = "finetune"  # the plugin that runs fine-tune jobs (gitd_plugins.finetune)
+class RunInstances:
+    """``/run/...`` (``kind`` inference) or ``/finetune/...`` (``kind`` finetune): instances,
+    from the plugins that run them."""
 
-
-class FinetuneInstances:
-    """CSGHub's finetune routes, answered by the fine-tune plugin's own routes."""
-
-    def __init__(self, plugins: PluginRoutes | None):
+    def __init__(self, plugins: PluginHost | None, repos: RepoService | None, access: Access | None,
+                 kind: str = "inference"):
+        self.kind = kind
         self.plugins = plugins
+        self.repos = repos
+        self.access = access
 
-    async def _call(self, method: str, path: str, request: web.Request, params: dict[str, str]) -> object:
-        if self.plugins is None or self.plugins.declared(FINETUNE, method, path) is None:
-            raise LookupError(path)
-        try:
-            return await self.plugins.call(FINETUNE, method, path, request, params)
-        except HTTPError as exc:
-            error = GitdError(exc.message)
-            error.status = exc.status
-            error.code = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict"}.get(
-                exc.status, "PluginError")
-            raise error from None
+    async def run_instances(self, request: web.Request, m: Match) -> web.StreamResponse:
+        _owner_or_admin(request, m)
+        if self.plugins is None:
+            return envelope([])
+        user = m.params["user"]
+        answers = await asyncio.to_thread(self.plugins.collect, "gitd_run_instances", kind=self.kind, user=user)
+        return envelope([item for _, items in answers for item in items])
 
-    async def instances(self, request: web.Request, m: Match) -> web.StreamResponse:
-        """A user's finetune instances (jobs): their own."""
-        try:
-            return envelope(await self._call("GET", "/csghub/instances/{user}", request, dict(m.params)))
-        except LookupError:
-            return await instances(request, m)
-
-    async def action(self, request: web.Request, m: Match) -> web.StreamResponse:
-        params = {"ns": m.params["ns"], "name": m.params["name"], "id": m.params["id"],
-                  "action": request.path.rsplit("/", 1)[-1]}
-        try:
-            return envelope(await self._call("PUT", "/csghub/models/{ns}/{name}/{id}/{action}", request, params))
-        except LookupError:
+    async def run_instance(self, request: web.Request, m: Match) -> web.StreamResponse:
+        who = principal(request)
+        if who.account is None:
+            raise Unauthorized("authentication required")
+        if self.plugins is None or self.repos is None or self.access is None:
             return await no_instance(request, m)
+        repo = self.repos.find("model", m.params["ns"], m.params["name"])
+        self.access.require(who, repo, AccessLevel.READ)
+        assert repo is not None
+        info = self.repos.info(repo)
+        action = {"GET": "get"}.get(request.method) or request.path.rsplit("/", 1)[-1]
+
+        def ask() -> dict[str, Any] | None:
+            for _, call in self.plugins.implementations("gitd_run_instance"):  # type: ignore[union-attr]
+                answer = call(kind=self.kind, repo=info, instance=m.params["id"], action=action,
+                              user=who.account.name)  # type: ignore[union-attr]
+                if answer is not None:
+                    return answer
+            return None
+
+        try:
+            answer = await asyncio.to_thread(ask)
+        except HTTPError as exc:
+            error = GitdError(exc.message, code="RunInstance")
+            error.status = exc.status
+            raise error from None
+        if answer is None:
+            raise NotFound(f"instance {m.params['id'][:40]} does not exist (model {info.full_name})")
+        return envelope(answer)
 
 
-def run_routes(plugins: PluginRoutes | None = None) -> list[ApiRoute]:
-    finetune = FinetuneInstances(plugins)
+def run_routes(plugins: PluginHost | None = None, repos: RepoService | None = None,
+               access: Access | None = None) -> list[ApiRoute]:
+    runs = RunInstances(plugins, repos, access)
+    finetunes = RunInstances(plugins, repos, access, kind="finetune")
     return [
-        ApiRoute("GET", V1 + "/user/{user}/run/model", "Your inference instances (none yet)", instances, "runs"),
+        ApiRoute("GET", V1 + "/user/{user}/run/model", "Your inference instances", runs.run_instances, "runs"),
         ApiRoute("GET", V1 + "/user/{user}/finetune/instances", "Your finetune instances (fine-tune jobs)",
-                 finetune.instances, "runs", query={"per": "page size"}),
-        ApiRoute("GET", MODEL + "/run/{id}", "An inference instance", no_instance, "runs"),
-        ApiRoute("PUT", MODEL + "/run/{id}/start", "Start an inference instance", no_instance, "runs"),
-        ApiRoute("PUT", MODEL + "/run/{id}/stop", "Stop an inference instance", no_instance, "runs"),
+                 finetunes.run_instances, "runs"),
+        ApiRoute("GET", MODEL + "/run/{id}", "An inference instance", runs.run_instance, "runs"),
+        ApiRoute("PUT", MODEL + "/run/{id}/start", "Start an inference instance", runs.run_instance, "runs"),
+        ApiRoute("PUT", MODEL + "/run/{id}/stop", "Stop an inference instance", runs.run_instance, "runs"),
         ApiRoute("PUT", MODEL + "/finetune/{id}/start", "Run a failed or cancelled fine-tune job again",
-                 finetune.action, "runs"),
-        ApiRoute("PUT", MODEL + "/finetune/{id}/stop", "Cancel a fine-tune job", finetune.action, "runs"),
+                 finetunes.run_instance, "runs"),
+        ApiRoute("PUT", MODEL + "/finetune/{id}/stop", "Cancel a fine-tune job", finetunes.run_instance, "runs"),
     ]

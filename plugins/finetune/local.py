@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gitd.plugin_api import BoundedLog, Limits, exit_reason, spawn, stop_group
+from gitd.plugin_api import BoundedLog, exit_reason, limited_argv, spawn, stop_group
 
 from .settings import Settings
 from .state import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job, JobStore
@@ -161,8 +161,9 @@ class Running:
             out.line(f"job {job.id}: {job.config['method']} fine-tune of {job.model}@{job.model_revision[:12]} "
                      f"on {job.dataset}@{job.dataset_revision[:12]} into {job.target}")
             try:
-                self.proc = spawn([python, str(TRAIN), str(self._spec(work))], cwd=work, env=self._env(work, python),
-                                  log=out, limits=Limits(memory=int(owner.settings.memory)),
+                argv = limited_argv([python, str(TRAIN), str(self._spec(work))], memory=int(owner.settings.memory),
+                                    cpu=0, nofile=0, nproc=0)
+                self.proc = spawn(argv, cwd=work, env=self._env(work, python), log=out,
                                   name=f"gitd-finetune-log-{job.id}")
             except OSError as exc:
                 self._finish(FAILED, f"the job cannot start: {exc}", out)

@@ -4,8 +4,9 @@ and pushes the result to a new model repository, whose card names its base model
 
 Routes (``/api/plugins/finetune``, signed in): ``POST /jobs`` (create), ``GET /jobs`` (yours),
 ``GET /jobs/{id}``, ``GET /jobs/{id}/logs``, ``POST /jobs/{id}/cancel``, ``POST /jobs/{id}/start``
-(run a failed or cancelled job again); CSGHub's finetune routes reach them through the
-daemon (``gitd/hub/native_runs.py``). Commands: ``gitd finetune create|list|status|logs|cancel|start``.
+(run a failed or cancelled job again); CSGHub's finetune routes (csghub-cli ``finetune
+list|start|stop``) through the hooks ``gitd_run_instances`` and ``gitd_run_instance`` (kind
+``finetune``). Commands: ``gitd finetune create|list|status|logs|cancel|start``.
 Runtimes: ``local`` (``local.py``) and ``kubernetes`` (``kube.py``, a ``FinetuneJob`` resource the
 operator in ``operator/`` turns into a Job).
 """
@@ -122,10 +123,6 @@ class FinetunePlugin:
             Route("POST", "/jobs/{id}/cancel", self.post_cancel, signed_in=True, summary="cancel a job"),
             Route("POST", "/jobs/{id}/start", self.post_start, signed_in=True,
                   summary="run a failed or cancelled job again"),
-            Route("GET", "/csghub/instances/{user}", self.csghub_instances, signed_in=True,
-                  summary="csghub-cli finetune list"),
-            Route("PUT", "/csghub/models/{ns}/{name}/{id}/{action}", self.csghub_action, signed_in=True,
-                  summary="csghub-cli finetune start/stop"),
         ]
 
     @hookimpl
@@ -231,30 +228,26 @@ class FinetunePlugin:
         self.launch(job)
         return self.current(self.jobs.get(job.id) or job).public()
 
-    # -- CSGHub's shapes -----------------------------------------------------------------------
-    def csghub_instances(self, request: PluginRequest) -> list[dict]:
-        if request.params["user"] != request.user:
-            raise HTTPError(403, "you may list only your own instances")
-        try:
-            per = max(1, min(500, int(request.query.get("per") or 50)))
-        except ValueError:
-            raise HTTPError(400, "per: a number") from None
-        return [_csghub(self.current(job)) for job in self.jobs.of_owner(request.user, per)]
+    # -- CSGHub's finetune instances (csghub-cli finetune list/start/stop) ----------------------
+    @hookimpl
+    def gitd_run_instances(self, kind: str, user: str) -> list[dict] | None:
+        if kind != "finetune":
+            return None
+        return [_csghub(self.current(job)) for job in self.jobs.of_owner(user)]
 
-    def csghub_action(self, request: PluginRequest) -> dict:
-        job = self._mine(request, request.params["id"])
-        if job.model != f"{request.params['ns']}/{request.params['name']}":
-            raise HTTPError(404, f"fine-tune job {job.id} does not fine-tune {request.params['ns']}/"
-                                 f"{request.params['name']}")
-        action = request.params["action"]
+    @hookimpl
+    def gitd_run_instance(self, kind: str, repo: RepoInfo, instance: str, action: str, user: str) -> dict | None:
+        """A job of ``user``'s that fine-tunes ``repo``: ``stop`` cancels it, ``start`` runs a
+        failed or cancelled one again. Anyone else's job is not there (None: 404)."""
+        job = self.jobs.get(int(instance)) if kind == "finetune" and instance.isdigit() and len(instance) < 19 else None
+        if job is None or job.owner != user or job.model_id != repo.id:
+            return None
         if action == "stop":
             if job.status not in FINISHED:
                 self._cancel(job.id)
         elif action == "start":
             job = self.restart(job)
             self.launch(job)
-        else:
-            raise HTTPError(404, "start or stop")
         return _csghub(self.current(self.jobs.get(job.id) or job))
 
     # -- command line --------------------------------------------------------------------------

@@ -28,14 +28,15 @@ from pathlib import Path
 from gitd.plugin_api import (
     BoundedLog,
     LimitExceeded,
-    Limits,
     NotFoundInTree,
     RepoInfo,
     RepoView,
     exit_reason,
+    free_port,
     spawn,
     stop_group,
 )
+from gitd.plugin_api import limited_argv as limited
 
 from .card import MAX_CARD, CardError, SpaceCard, parse_card
 from .checkout import checkout
@@ -67,12 +68,6 @@ class SpaceUnavailable(Exception):
         super().__init__(message)
         self.stage = stage
         self.message = message
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalRunner:
@@ -370,10 +365,10 @@ class Supervised:
 
     def _spawn(self, port: int) -> subprocess.Popen:
         s = self.runner.settings
-        limits = Limits(memory=int(s.memory), cpu_time=int(s.cpu_time), open_files=s.open_files,
-                        processes=s.processes)
-        return spawn(self._command(port), cwd=str(self.row.build_dir), env=self._env(port),
-                     log=self.runner.log(self.row.repo_id, "run"), limits=limits, user=s.run_as or None,
+        argv = limited(self._command(port), memory=int(s.memory), cpu=int(s.cpu_time), nofile=s.open_files,
+                       nproc=s.processes)
+        return spawn(argv, cwd=str(self.row.build_dir), env=self._env(port),
+                     log=self.runner.log(self.row.repo_id, "run"), user=s.run_as or None,
                      name=f"gitd-space-log-{self.row.repo_id}")
 
     def _wait_port(self, proc: subprocess.Popen, port: int) -> str | None:

@@ -1,15 +1,16 @@
-"""The kopf operator for gitd's ``FinetuneJob`` resources.
+"""The kopf operator for gitd's ``FinetuneJob`` resources (run by ``gitd operator``, which
+loads every enabled plugin's ``operator.handlers``).
 
-* create / resume: render the ConfigMap and the Job, adopt them (owner references: deleting
-  the FinetuneJob, which is how gitd cancels one, deletes them), create them where missing,
-  and set the status to ``pending`` (``failed`` with the reason for a bad spec);
+* create / resume: render the ConfigMap (the training program and its spec) and the Job,
+  adopt them (owner references: deleting the FinetuneJob, which is how gitd cancels a job,
+  lets Kubernetes' garbage collector remove the Job, its pod and the ConfigMap), create them
+  where missing, and set the status to ``pending`` (``failed`` with the reason for a bad spec);
 * a Job of a FinetuneJob changes: its state becomes the FinetuneJob's status (``running``,
-  ``succeeded``, ``failed`` with the Job's reason), which the daemon reads back;
-* delete: remove the children now (owner references would, later).
+  ``succeeded``, ``failed`` with the Job's reason), which the daemon reads back.
 
 Every handler is idempotent: it renders the whole desired state from the spec each time, and
 a Job that exists is kept (a job runs once). ``memo.applier`` is how it writes
-(``KubeApplier`` unless the caller put one there).
+(``gitd.operator.applier.KubeApplier`` unless the caller put one there).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from typing import Any
 
 import kopf
 
-from .applier import KubeApplier
-from .render import GROUP, LABEL, PLURAL, VERSION, SpecError, render, status_of
+from gitd.operator.applier import KubeApplier
 
-KINDS = ("Job", "ConfigMap")
+from .render import GROUP, LABEL, PLURAL, VERSION, SpecError, render, status_of
 
 
 @kopf.on.startup()
@@ -59,11 +59,4 @@ def job_event(body: kopf.Body | dict, memo: kopf.Memo, logger: logging.Logger | 
     if not owner:
         return
     phase, message = status_of(dict(body))
-    memo.applier.patch_status(owner[0]["name"], meta["namespace"], {"phase": phase, "message": message})
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL)
-def delete(name: str, namespace: str, memo: kopf.Memo, logger: logging.Logger | Any, **_: Any) -> None:
-    for kind in KINDS:
-        memo.applier.delete(kind, name, namespace)
-    logger.info("finetune %s/%s: removed", namespace, name)
+    memo.applier.patch_status(PLURAL, owner[0]["name"], meta["namespace"], {"phase": phase, "message": message})

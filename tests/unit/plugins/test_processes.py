@@ -1,4 +1,4 @@
-"""The public API's supervised processes (API 1.3): spawn, limits, bounded logs, stopping a group."""
+"""The public API's supervised processes (API 1.3): spawn under limits into a bounded log, stopping a group."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 
 import gitd
-from gitd import BoundedLog, Limits, exit_reason, spawn, stop_group
+from gitd import BoundedLog, exit_reason, limited_argv, spawn, stop_group
 
 
 def wait_for(predicate, timeout: float = 10.0) -> None:
@@ -22,8 +22,8 @@ def test_a_child_runs_with_only_its_environment_under_its_limits_and_its_output_
     log = BoundedLog(tmp_path / "out.log", 4096)
     code = ("import os, resource; print(sorted(os.environ)); "
             "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], resource.getrlimit(resource.RLIMIT_AS)[0])")
-    proc = spawn([sys.executable, "-c", code], cwd=tmp_path, env={"ONLY": "1"}, log=log,
-                 limits=Limits(memory=2 << 30, open_files=64))
+    argv = limited_argv([sys.executable, "-c", code], memory=2 << 30, cpu=0, nofile=64, nproc=0)
+    proc = spawn(argv, cwd=tmp_path, env={"ONLY": "1"}, log=log)
     assert proc.wait(30) == 0
     wait_for(lambda: b"64" in log.tail())
     lines = log.tail().decode().splitlines()
