@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 AUTO_COLUMNS = ("text", "content", "messages")
-WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+REPORT_EVERY = 0.5  # seconds between progress reports
 
 
 class JobError(Exception):
@@ -218,14 +218,25 @@ def run(spec: dict[str, Any], progress: Progress) -> str:
     say(f"training ({spec['method']}) on {len(texts)} rows of column {column!r}")
     data = batches(tokenizer, texts, int(spec.get("batch_size") or 4), int(spec.get("max_length") or 256))
 
+    last = [0.0]
+
     def report(step: int, total: int, loss: float, epoch: int) -> None:
+        # At most a few writes a second, whatever the step rate (and always the last step):
+        # a tiny model takes hundreds of steps a second.
+        now = time.monotonic()
+        if now - last[0] < REPORT_EVERY and step != total:
+            return
+        last[0] = now
         progress.update(phase="training", step=step, total=total, loss=loss, epoch=epoch)
         say(f"step {step}/{total} epoch {epoch} loss {loss:.4f}")
 
     progress.update(phase="training", total=len(list(schedule(len(data), int(spec["epochs"]),
                                                               int(spec.get("max_steps") or 0)))))
+    started = time.perf_counter()
     result = train_loop(model, data, epochs=int(spec["epochs"]), max_steps=int(spec.get("max_steps") or 0),
                         learning_rate=float(spec["learning_rate"]), report=report)
+    seconds = time.perf_counter() - started
+    say(f"trained {result['steps']} steps in {seconds:.3f}s ({result['steps'] / max(seconds, 1e-9):.3f} steps/s)")
     progress.update(phase="saving")
     out = work / "output"
     out.mkdir(exist_ok=True)
