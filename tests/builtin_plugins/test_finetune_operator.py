@@ -175,3 +175,12 @@ def test_the_handlers_are_registered_with_kopf_for_finetunejobs():
     names = {h.fn.__name__ for h in registry._changing.get_all_handlers()} | {
         h.fn.__name__ for h in registry._watching.get_all_handlers()}
     assert {"reconcile", "job_event"} <= names
+
+
+def test_gitd_operator_runs_the_finetune_handlers_with_the_other_plugins(tmp_path):
+    from tests.support import run_cli
+
+    data = tmp_path / "data"
+    run_cli(data, "init", str(data))
+    _, listed, _ = run_cli(data, "operator", "--list")
+    assert "gitd_plugins.finetune.operator.handlers" in listed.split()
