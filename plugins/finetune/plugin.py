@@ -76,7 +76,10 @@ class FinetunePlugin:
 
     def landed(self, job: Job) -> str | None:
         """The commit a job pushed to its target (a job's target gets exactly one commit, or none)."""
-        return self.context.view(self._repo(job.target, job.target_id, "model")).head()
+        try:
+            return self.context.view(self._repo(job.target, job.target_id, "model")).head()
+        except PluginError:  # the target was deleted: nothing of the job's is there
+            return None
 
     def _repo(self, name: str, repo_id: int, repo_type: str) -> RepoInfo:
         repo = self.context.find_repo(name, repo_type)
