@@ -13,7 +13,9 @@ download) on a fresh data dir and measures:
 * WebSocket echo round trip, through the proxy and directly (the Gradio space's FastAPI
   ``/ws``), median, ratio;
 * sleep and wake: with the sleep time at 1 s the app process goes away; the first request
-  afterwards wakes it (plain app and Gradio).
+  afterwards wakes it (plain app and Gradio);
+* 20 sleeping spaces: the app processes left (the daemon's children running an app; the
+  issue asks for none), and the first answer of one of them woken.
 """
 
 from __future__ import annotations
@@ -87,6 +89,39 @@ async def echoes(url: str, headers: dict, n: int) -> float:
     return statistics.median(times)
 
 
+def app_processes(daemon_pid: int) -> int:
+    """The daemon's child processes that run a space's app (``python ... app.py``)."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == daemon_pid and b"app.py" in (proc / "cmdline").read_bytes():
+                count += 1
+        except (OSError, ValueError, IndexError):
+            continue
+    return count
+
+
+def sleeping_spaces(d, git, tmp: Path, user: str, token: str, auth: dict, n: int) -> dict[str, float]:
+    names = [push_and_time(d, git, tmp, user, token, {"README.md": card("gradio"), "app.py": plain_app()}, "pid")[0]
+             for _ in range(n)]
+    awake = app_processes(d.proc.pid)
+    for full in names:
+        urllib.request.urlopen(urllib.request.Request(
+            f"{d.url}/api/spaces/{full}/sleeptime", data=json.dumps({"seconds": 1}).encode(),
+            headers={**auth, "Content-Type": "application/json"}), timeout=30).read()
+    for full in names:
+        while json.loads(urllib.request.urlopen(urllib.request.Request(
+                f"{d.url}/api/spaces/{full}/runtime", headers=auth), timeout=30).read())["stage"] != "SLEEPING":
+            time.sleep(0.2)
+    asleep = app_processes(d.proc.pid)
+    t = time.monotonic()
+    status = get(f"{d.url}/spaces/{names[0]}/app/pid", token)
+    return {f"awake_{n}_app_processes": float(awake), f"sleeping_{n}_app_processes": float(asleep),
+            f"wake_one_of_{n}_s": time.monotonic() - t if status == 200 else float("nan")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
@@ -135,6 +170,7 @@ def main() -> None:
             while get(f"{d.url}/spaces/{full}/app/{path}", token) != 200:  # 503 while a wake waits too long
                 time.sleep(0.05)
             res[f"wake_{name}_s"] = time.monotonic() - t
+        res.update(sleeping_spaces(d, git, tmp, user, token, auth, 20))
     finally:
         d.stop()
     for key, value in res.items():

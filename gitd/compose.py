@@ -444,10 +444,15 @@ class Parts:
 
     def http_app(self) -> web.Application:
         from gitd.http.app import build_app
+        from gitd.http.hosts import HostRoutes
         from gitd.hub.bare_ids import bare_repo_miss
+        from gitd.plugins.contrib import HostRoute
 
+        hosts = [(name, route) for name, routes in self.plugins.collect("gitd_http_hosts") for route in routes
+                 if isinstance(route, HostRoute)]  # API 1.3: plugins' per-host names (spaces)
         return build_app(self.router(), self.auth, self.metrics, rates=self.rate_limits(),
-                         body_timeout=self.config.get_float("server.body_timeout"), miss=bare_repo_miss)
+                         body_timeout=self.config.get_float("server.body_timeout"), miss=bare_repo_miss,
+                         middlewares=[HostRoutes(hosts).middleware] if hosts else [])
 
     def hook_api(self) -> HookAPI:
         from gitd.hooks.api import HookAPI

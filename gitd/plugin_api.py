@@ -47,7 +47,7 @@ from gitd.lfs.pointer import parse_pointer as parse_lfs_pointer
 from gitd.limits.rates import TokenBuckets
 from gitd.plugins.boundedlog import BoundedLog
 from gitd.plugins.context import PluginContext, PluginError
-from gitd.plugins.contrib import CliCommand, HTTPError, PluginRequest, RepoRoute, Response, Route
+from gitd.plugins.contrib import CliCommand, HostRoute, HTTPError, PluginRequest, RepoRoute, Response, Route
 from gitd.plugins.events import (
     VIA,
     ZERO_OID,
@@ -97,6 +97,7 @@ __all__ = [
     "FileChange",
     "GitCommand",
     "HTTPError",
+    "HostRoute",
     "LfsFile",
     "LfsObjectMissing",
     "LfsPointer",

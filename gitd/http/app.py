@@ -9,9 +9,10 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gitd.access.auth import Authenticator
 from gitd.errors import GitdError, NotFound, TooManyRequests, UnsupportedMediaType
@@ -122,9 +123,10 @@ async def request_id(request: web.Request, response: web.StreamResponse) -> None
 
 
 def build_app(router: Router, auth: Authenticator, metrics: Metrics, *, rates: RateLimits | None = None,
-              body_timeout: float = 60.0, miss: Callable[[str], GitdError | None] | None = None) -> web.Application:
+              body_timeout: float = 60.0, miss: Callable[[str], GitdError | None] | None = None,
+              middlewares: Sequence[Middleware] = ()) -> web.Application:
     # client_max_size bounds only read()/json()/post(); streamed bodies are unaffected.
-    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=list(middlewares))
     app[METRICS] = metrics
     app[AUTHENTICATOR] = auth
     app[RATES] = rates if rates is not None else RateLimits(per_address=None, per_token=None)

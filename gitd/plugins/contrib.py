@@ -1,7 +1,8 @@
 """What a plugin contributes besides hooks: HTTP routes and CLI subcommands.
 
 Routes are declared with ``Route`` (mounted under ``/api/plugins/NAME``) and
-``RepoRoute`` (mounted under a repository's API path, after the daemon's access check).
+``RepoRoute`` (mounted under a repository's API path, after the daemon's access check);
+``HostRoute`` (API 1.3) serves a domain's host names as paths of those routes.
 A handler takes one ``PluginRequest`` and returns a JSON-able value (answered as JSON,
 status 200), a ``Response``, or, for ``async`` handlers only, an aiohttp
 ``StreamResponse`` it prepared itself. Plain (non-async) handlers run on a worker thread
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -92,6 +94,27 @@ class RepoRoute:
                 raise ValueError(f"a repo-mounted route starts with a literal segment of its own, not {first!r}")
         if self.stream and not inspect.iscoroutinefunction(self.handler):
             raise ValueError("a stream=True route needs an async handler (it reads request.raw)")
+
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+@dataclass(frozen=True)
+class HostRoute:
+    """API 1.3. Requests whose Host is ``LABEL.{domain}`` (one more DNS label) are served as
+    the path ``target(LABEL)`` followed by their own path, through the daemon's routes, with
+    its authentication and access checks (``target`` maps ``demo--alice`` to
+    ``/spaces/alice/demo/app``). ``target`` runs on a worker thread, for each such request;
+    None: the request is served as it is."""
+
+    domain: str
+    target: Callable[[str], str | None]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.domain, str) or not _DOMAIN.match(self.domain.lower()):
+            raise ValueError(f"a host route's domain is a DNS name (example.com), not {self.domain!r}")
+        object.__setattr__(self, "domain", self.domain.lower())
 
 
 @dataclass(frozen=True)

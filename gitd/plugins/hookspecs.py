@@ -18,7 +18,7 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from gitd.plugins.contrib import CliCommand, RepoRoute, Route
+    from gitd.plugins.contrib import CliCommand, HostRoute, RepoRoute, Route
     from gitd.plugins.events import (
         PushEvent,
         RepoCreated,
@@ -91,6 +91,13 @@ def gitd_task(event: TaskEvent) -> None:
 
 
 # -- contribution points ----------------------------------------------------------------------
+@hookspec
+def gitd_http_hosts() -> list[HostRoute]:
+    """API 1.3. Host routes (``gitd.HostRoute``): requests to ``LABEL.DOMAIN`` served as a
+    path the plugin names for ``LABEL`` (asked once, when the daemon starts). The path's
+    own routes, authentication and access checks apply."""
+
+
 @hookspec
 def gitd_http_routes() -> list[Route | RepoRoute]:
     """HTTP routes this plugin serves (asked once, when the daemon starts).

@@ -9,17 +9,20 @@ from typing import Any
 from gitd.plugin_api import RepoInfo, RepoView
 
 from .card import CardError, parse_card
+from .env import SECRET, VARIABLE, SpaceEnv
 from .local import _read_or_none
-from .operator.render import GROUP, KIND, PLURAL, VERSION, resource_name
+from .operator.render import GROUP, KIND, PLURAL, VERSION, env_secret, env_secret_name, resource_name
 from .settings import Settings
 from .state import BUILDING, CONFIG_ERROR, PAUSED, SpaceRow, SpaceStates
 
 
 class KubernetesRuntime:
-    def __init__(self, settings: Settings, states: SpaceStates):
+    def __init__(self, settings: Settings, states: SpaceStates, env: SpaceEnv | None = None):
         self.settings = settings
         self.states = states
+        self.env = env
         self._custom: Any = None
+        self._core: Any = None
 
     def api(self) -> Any:
         if self._custom is None:
@@ -30,10 +33,19 @@ class KubernetesRuntime:
             except config.ConfigException:
                 config.load_kube_config()
             self._custom = client.CustomObjectsApi()
+            self._core = client.CoreV1Api()
         return self._custom
 
-    def space_resource(self, repo: RepoInfo, commit: str, readme: bytes | None) -> dict[str, Any]:
-        """The ``Space`` resource for ``repo`` at ``commit``; CardError for a bad card."""
+    def core(self) -> Any:
+        self.api()
+        return self._core
+
+    def space_resource(self, repo: RepoInfo, commit: str, readme: bytes | None,
+                       variables: dict[str, str] | None = None, secrets_digest: str | None = None) -> dict[str, Any]:
+        """The ``Space`` resource for ``repo`` at ``commit``; CardError for a bad card. The
+        space's variables go into ``spec.env``; its secrets only by reference: the Secret
+        ``spec.envSecret`` (``env_secret``), and a digest of their names and update times
+        (never of the values) that rolls the pods when they change."""
         card = parse_card(readme)
         s = self.settings
         name = resource_name(repo.full_name)
@@ -49,6 +61,11 @@ class KubernetesRuntime:
             spec["image"] = s.image
         elif s.registry:
             spec["registry"] = s.registry
+        if variables:
+            spec["env"] = dict(variables)
+        if secrets_digest:
+            spec["envSecret"] = env_secret_name(name)
+            spec["envDigest"] = secrets_digest
         if s.ingress_domain:
             spec["host"] = f"{repo.name}--{repo.namespace}.{s.ingress_domain}".lower()
         return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
@@ -56,11 +73,19 @@ class KubernetesRuntime:
                 "spec": spec}
 
     def deploy(self, repo: RepoInfo, view: RepoView, commit: str) -> SpaceRow:
+        secrets = self.env.environment(repo.id, SECRET) if self.env is not None else {}
+        variables = self.env.environment(repo.id, VARIABLE) if self.env is not None else {}
+        digest = self.env.secrets_digest(repo.id) if secrets and self.env is not None else None
         try:
-            body = self.space_resource(repo, commit, _read_or_none(view, commit, "README.md"))
+            body = self.space_resource(repo, commit, _read_or_none(view, commit, "README.md"), variables, digest)
         except CardError as exc:
             return self.states.set(repo.id, repo.full_name, stage=CONFIG_ERROR, error=str(exc), commit_id=commit,
                                    runtime="kubernetes")
+        name = body["metadata"]["name"]
+        if secrets:  # written before the Space, so its pods find it
+            self._apply_secret(env_secret(name, self.settings.namespace, secrets))
+        else:
+            self._delete_secret(env_secret_name(name))
         self._apply(body)
         return self.states.set(repo.id, repo.full_name, stage=BUILDING, error=None, commit_id=commit,
                                sdk=body["spec"]["sdk"], runtime="kubernetes")
@@ -77,6 +102,26 @@ class KubernetesRuntime:
             api.patch_namespaced_custom_object(GROUP, VERSION, meta["namespace"], PLURAL, meta["name"],
                                                {"spec": body["spec"]})
 
+    def _apply_secret(self, manifest: dict[str, Any]) -> None:
+        from kubernetes.client import ApiException
+
+        core, meta = self.core(), manifest["metadata"]
+        try:
+            core.create_namespaced_secret(meta["namespace"], manifest)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            core.replace_namespaced_secret(meta["name"], meta["namespace"], manifest)
+
+    def _delete_secret(self, name: str) -> None:
+        from kubernetes.client import ApiException
+
+        try:
+            self.core().delete_namespaced_secret(name, self.settings.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def stop(self, repo: RepoInfo, stage: str) -> None:
         self.api().patch_namespaced_custom_object(GROUP, VERSION, self.settings.namespace, PLURAL,
                                                   resource_name(repo.full_name), {"spec": {"paused": True}})
@@ -91,6 +136,7 @@ class KubernetesRuntime:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+        self._delete_secret(env_secret_name(resource_name(repo.full_name)))
 
     def refresh(self, repo: RepoInfo) -> SpaceRow | None:
         """The stage the operator reported onto the resource."""

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from gitd.plugin_api import (
@@ -91,6 +91,8 @@ class LocalRunner:
         self._venv_locks: dict[str, threading.Lock] = {}
         self._closing = threading.Event()
         self._reaper: threading.Thread | None = None
+        # The space's secrets and variables (SpaceEnv.environment), read at every (re)start.
+        self.environment: Callable[[int], dict[str, str]] = lambda repo_id: {}
 
     # -- logs ----------------------------------------------------------------------------------
     def log(self, repo_id: int, kind: str) -> BoundedLog:
@@ -357,7 +359,8 @@ class Supervised:
     def _env(self, port: int) -> dict[str, str]:
         row = self.row
         bindir = os.path.dirname(row.python or sys.executable)
-        return {"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "HOME": self._home(), "LANG": "C.UTF-8",
+        return {**self.runner.environment(row.repo_id),  # the runtime's own names below win
+                "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "HOME": self._home(), "LANG": "C.UTF-8",
                 "PYTHONUNBUFFERED": "1", "PORT": str(port), "SPACE_ID": row.name, "SYSTEM": "spaces",
                 "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
                 "GRADIO_ROOT_PATH": f"/spaces/{row.name}/app", "GRADIO_ANALYTICS_ENABLED": "False",

@@ -4,20 +4,27 @@ Hooks: ``gitd_post_receive`` deploys the pushed commit (only the newest: a job w
 commit is no longer the branch's head leaves it to the next one); ``gitd_task`` runs
 deploy/restart/stop requests (from the CLI); the daemon's lifecycle hooks (API 1.2)
 start and stop the supervisor. Routes: the reverse proxy under the space's own URL
-(``/spaces/NS/NAME/app/...``, API 1.2's ``mount="repo"``), and the Hub's runtime API
-(``/api/spaces/NS/NAME/runtime``, ``restart``, ``pause``, ``sleeptime``, ``logs/KIND``).
+(``/spaces/NS/NAME/app/...``, API 1.2's ``mount="repo"``; with ``host_domain``, also at
+``NAME--NS.DOMAIN``, API 1.3's ``HostRoute``), and the Hub's runtime API
+(``/api/spaces/NS/NAME/runtime``, ``restart``, ``pause``, ``sleeptime``, ``logs/KIND``,
+``secrets``, ``variables``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import codecs
 import sys
+import threading
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitd.plugin_api import (
     CliCommand,
+    HostRoute,
     HTTPError,
     PluginContext,
     PluginError,
@@ -26,18 +33,20 @@ from gitd.plugin_api import (
     RepoInfo,
     RepoRoute,
     RepoView,
-    Response,
     TaskEvent,
     hookimpl,
 )
 
+from .env import SECRET, VARIABLE, EnvError, SpaceEnv
+from .hosts import SpaceHosts, host_label
 from .local import LocalRunner
+from .logstream import LogFollower, stream
 
 if TYPE_CHECKING:
     from .kube import KubernetesRuntime
 from .proxy import SpaceProxy
 from .settings import Settings
-from .state import PAUSED, RUNNING, STOPPED, SpaceRow, SpaceStates
+from .state import APP_STARTING, BUILDING, PAUSED, RUNNING, STOPPED, SpaceRow, SpaceStates
 
 SPACE = ("space",)
 
@@ -47,6 +56,8 @@ class SpacesPlugin:
         self.context = context
         self.settings = context.settings(Settings)
         self.settings.validate()
+        self._closing = threading.Event()
+        self._streams = 0
 
     # Made on first use: a `gitd` command that only lists commands opens nothing.
     @cached_property
@@ -54,9 +65,20 @@ class SpacesPlugin:
         return SpaceStates(self.context.storage)
 
     @cached_property
+    def env(self) -> SpaceEnv:
+        self.states  # noqa: B018 -- its migrations create the table
+        return SpaceEnv(self.context.storage, self.context.secrets)
+
+    @cached_property
     def runner(self) -> LocalRunner:
         root = Path(self.settings.work_dir) if self.settings.work_dir else self.context.cache_dir / "local"
-        return LocalRunner(root, self.settings, self.states)
+        runner = LocalRunner(root, self.settings, self.states)
+        runner.environment = self.env.environment
+        return runner
+
+    @cached_property
+    def hosts(self) -> SpaceHosts:
+        return SpaceHosts(self.states)
 
     @cached_property
     def proxy(self) -> SpaceProxy:
@@ -66,7 +88,7 @@ class SpacesPlugin:
     def kube(self) -> KubernetesRuntime:
         from .kube import KubernetesRuntime
 
-        return KubernetesRuntime(self.settings, self.states)
+        return KubernetesRuntime(self.settings, self.states, self.env)
 
     # -- hooks ---------------------------------------------------------------------------------
     @hookimpl
@@ -104,6 +126,7 @@ class SpacesPlugin:
             if self.settings.runtime == "kubernetes":
                 self.kube.delete(repo)
             self.runner.forget(repo.id)
+            self.env.forget(repo.id)
 
     @hookimpl
     def gitd_repo_renamed(self, repo: RepoInfo) -> None:
@@ -120,6 +143,7 @@ class SpacesPlugin:
 
     @hookimpl
     def gitd_daemon_stopping(self) -> None:
+        self._closing.set()  # logs streams end
         if "runner" in self.__dict__:
             self.runner.shutdown()
         if "proxy" in self.__dict__:
@@ -130,7 +154,17 @@ class SpacesPlugin:
         if repo.type != "space":
             return None
         row = self.states.get(repo.id)
-        return {"runtime": self.runtime(row)} if row is not None else None
+        info = {"runtime": self.runtime(row)} if row is not None else {}
+        label = host_label(repo.full_name)
+        if self.settings.host_domain and self.settings.runtime == "local" and label:
+            info.update(subdomain=label, host=f"{self.settings.host_scheme}://{label}.{self.settings.host_domain.lower()}")
+        return info or None
+
+    @hookimpl
+    def gitd_http_hosts(self) -> list:
+        if not self.settings.host_domain or self.settings.runtime != "local":
+            return []
+        return [HostRoute(self.settings.host_domain, self.hosts.target)]
 
     @hookimpl
     def gitd_http_routes(self) -> list:
@@ -145,6 +179,17 @@ class SpacesPlugin:
                       summary="idle seconds before the space sleeps"),
             RepoRoute("GET", "/logs/{kind}", self.get_logs, access="write", types=SPACE,
                       summary="the space's build or run log"),
+            RepoRoute("GET", "/secrets", self.get_secrets, access="write", types=SPACE,
+                      summary="the space's secrets: names and descriptions, never values"),
+            RepoRoute("POST", "/secrets", self.post_secret, access="write", types=SPACE,
+                      summary="add or update a secret (the app gets it on its next start)"),
+            RepoRoute("DELETE", "/secrets", self.delete_secret, access="write", types=SPACE,
+                      summary="delete a secret"),
+            RepoRoute("GET", "/variables", self.get_variables, types=SPACE, summary="the space's variables"),
+            RepoRoute("POST", "/variables", self.post_variable, access="write", types=SPACE,
+                      summary="add or update a variable (the app gets it on its next start)"),
+            RepoRoute("DELETE", "/variables", self.delete_variable, access="write", types=SPACE,
+                      summary="delete a variable"),
         ]
 
     @hookimpl
@@ -233,12 +278,74 @@ class SpacesPlugin:
         self.states.set(repo.id, repo.full_name, sleep_time=float(max(seconds, 0)))
         return self.runtime(self.states.get(repo.id))
 
-    def get_logs(self, request: PluginRequest) -> Response:
-        assert request.repo is not None
+    def log_live(self, repo_id: int, kind: str) -> bool:
+        """Whether the log of ``kind`` may still grow: a build under way, an app starting,
+        running or waiting to restart after a crash (on this host)."""
+        row = self.states.get(repo_id)
+        if row is None or row.runtime != "local":
+            return False
+        if kind == "build":
+            return row.stage == BUILDING
+        return row.sdk != "static" and (row.stage in (BUILDING, APP_STARTING, RUNNING)
+                                        or repo_id in self.runner.running())
+
+    async def get_logs(self, request: PluginRequest):
+        """Server-sent events, as the Hub answers (logstream.py)."""
+        repo = request.repo
+        assert repo is not None
         kind = request.params["kind"]
         if kind not in ("build", "run"):
             raise HTTPError(404, "logs are build or run")
-        return Response(self.runner.log(request.repo.id, kind).tail(), content_type="text/plain")
+        if self._streams >= self.settings.log_streams:
+            raise HTTPError(429, f"{self._streams} logs streams are open, the most this server allows; "
+                                 "try again later")
+        self._streams += 1
+        try:
+            return await stream(request.raw, self.runner.log(repo.id, kind),
+                                lambda: asyncio.to_thread(self.log_live, repo.id, kind),
+                                follow_for=self.settings.log_follow, closing=self._closing.is_set)
+        finally:
+            self._streams -= 1
+
+    # -- secrets and variables (env.py) ----------------------------------------------------------
+    def get_secrets(self, request: PluginRequest) -> dict:
+        assert request.repo is not None
+        return {e.key: {"key": e.key, "description": e.description, "updatedAt": e.updated_at()}
+                for e in self.env.entries(request.repo.id, SECRET)}
+
+    def get_variables(self, request: PluginRequest) -> dict:
+        assert request.repo is not None
+        return {e.key: {"value": e.value, "description": e.description, "updatedAt": e.updated_at()}
+                for e in self.env.entries(request.repo.id, VARIABLE)}
+
+    def _change(self, request: PluginRequest, kind: str, delete: bool) -> None:
+        assert request.repo is not None
+        body = request.json()
+        if not isinstance(body, dict):
+            raise HTTPError(400, 'the body must be a JSON object: {"key": ..., "value": ..., "description": ...}')
+        try:
+            if delete:
+                self.env.delete(request.repo.id, kind, body.get("key"))
+            else:
+                self.env.put(request.repo.id, kind, body.get("key"), body.get("value"), body.get("description"))
+        except EnvError as exc:
+            raise HTTPError(exc.status, exc.message) from None
+
+    def post_secret(self, request: PluginRequest) -> dict:
+        self._change(request, SECRET, delete=False)
+        return {}
+
+    def delete_secret(self, request: PluginRequest) -> dict:
+        self._change(request, SECRET, delete=True)
+        return {}
+
+    def post_variable(self, request: PluginRequest) -> dict:
+        self._change(request, VARIABLE, delete=False)
+        return self.get_variables(request)
+
+    def delete_variable(self, request: PluginRequest) -> dict:
+        self._change(request, VARIABLE, delete=True)
+        return self.get_variables(request)
 
     # -- command line --------------------------------------------------------------------------
     def _space(self, name: str) -> tuple[RepoInfo, SpaceRow | None]:
@@ -261,7 +368,27 @@ class SpacesPlugin:
 
     def cli_logs(self, args: argparse.Namespace) -> int:
         repo, _ = self._space(args.space)
-        sys.stdout.write(self.runner.log(repo.id, "build" if args.build else "run").tail().decode("utf-8", "replace"))
+        kind = "build" if args.build else "run"
+        if not args.follow:
+            sys.stdout.write(self.runner.log(repo.id, kind).tail().decode("utf-8", "replace"))
+            return 0
+        follower = LogFollower(self.runner.log(repo.id, kind))
+        text = codecs.getincrementaldecoder("utf-8")("replace")  # a character cut between two reads stays whole
+
+        def copy() -> None:
+            for data, _when in follower.read():
+                sys.stdout.write(text.decode(data))
+            sys.stdout.flush()
+
+        try:
+            while True:
+                copy()
+                if not self.log_live(repo.id, kind):
+                    break
+                time.sleep(0.25)
+        except KeyboardInterrupt:
+            pass
+        copy()
         return 0
 
     def cli_restart(self, args: argparse.Namespace) -> int:
@@ -284,3 +411,5 @@ def _repo_arg(parser: argparse.ArgumentParser) -> None:
 def _logs_args(parser: argparse.ArgumentParser) -> None:
     _repo_arg(parser)
     parser.add_argument("--build", action="store_true", help="the build log instead of the run log")
+    parser.add_argument("-f", "--follow", action="store_true",
+                        help="the whole kept log, then what follows while the space builds or runs")

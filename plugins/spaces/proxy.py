@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from gitd.plugin_api import HTTPError, PluginRequest
 
 from .local import LocalRunner, SpaceUnavailable
-from .state import PAUSED, SpaceStates
+from .state import PAUSED, STOPPED, SpaceStates
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "authorization", "proxy-connection"})
@@ -62,8 +62,8 @@ class SpaceProxy:
         row = await asyncio.to_thread(self.states.get, repo.id)
         if row is None:
             raise HTTPError(503, "this space has not been built yet: push an app to it")
-        if row.stage == PAUSED:
-            raise HTTPError(503, "this space is paused; restart it to run it again")
+        if row.stage in (PAUSED, STOPPED):  # until restarted (gitd spaces stop, pause_space, a deleted branch)
+            raise HTTPError(503, f"this space is {row.stage.lower()}; restart it to run it again")
         if row.sdk == "static" and row.build_dir:
             return await self._static(Path(row.build_dir), path, row.app_file or "index.html")
         try:

@@ -28,6 +28,10 @@ class Settings:
     max_log: Size = ONE_MIB                     # bytes of log kept per space and kind (x2: one rotation)
     max_restarts: int = 5                       # crashes in a row before a space stays in RUNTIME_ERROR
     backoff: Duration = ONE_SECOND              # first restart delay, doubled per crash (at most 60 s)
+    log_follow: Duration = HOUR                 # longest a logs stream follows a live space
+    log_streams: int = 32                       # logs streams open at once (more: 429)
+    host_domain: str = ""                       # local runtime: NAME--NS.DOMAIN serves the space too (empty: no)
+    host_scheme: str = "https"                  # how clients reach those hosts (space_info().host)
     # kubernetes runtime
     namespace: str = "gitd-spaces"
     image: str = "python:3.11-slim"
@@ -43,5 +47,14 @@ class Settings:
             raise SettingsError(f"plugins.spaces.runtime: local or kubernetes, not {self.runtime!r}")
         if self.python not in ("venv", "daemon"):
             raise SettingsError(f"plugins.spaces.python: venv or daemon, not {self.python!r}")
+        if self.host_domain:
+            from gitd.plugin_api import HostRoute
+
+            try:
+                HostRoute(self.host_domain, lambda label: None)
+            except ValueError:
+                raise SettingsError(f"plugins.spaces.host_domain: a DNS name, not {self.host_domain!r}") from None
+        if self.host_scheme not in ("http", "https"):
+            raise SettingsError(f"plugins.spaces.host_scheme: http or https, not {self.host_scheme!r}")
         if self.runtime == "kubernetes" and not self.public_url:
             raise SettingsError("plugins.spaces.public_url: the kubernetes runtime needs the URL pods reach gitd at")

@@ -19,8 +19,8 @@ RUNTIME_ERROR = "RUNTIME_ERROR"
 PAUSED = "PAUSED"
 SLEEPING = "SLEEPING"
 STOPPED = "STOPPED"
-# Stages in which a request wakes the space.
-WAKEABLE = (SLEEPING, STOPPED)
+# Stages in which a request wakes the space (a stopped or paused one waits for a restart).
+WAKEABLE = (SLEEPING,)
 
 MIGRATIONS = [
     """CREATE TABLE {prefix}spaces (
@@ -39,6 +39,16 @@ MIGRATIONS = [
         sleep_time REAL,
         runtime TEXT NOT NULL DEFAULT 'local',
         updated REAL NOT NULL
+    )""",
+    # env.SpaceEnv: secrets (value encrypted) and variables, given to the app as its environment
+    """CREATE TABLE {prefix}space_env (
+        repo_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        description TEXT,
+        updated REAL NOT NULL,
+        PRIMARY KEY (repo_id, key)
     )""",
 ]
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from gitd_plugins.spaces.kube import KubernetesRuntime
 from gitd_plugins.spaces.operator import handlers
-from gitd_plugins.spaces.operator.render import render, resource_name
+from gitd_plugins.spaces.operator.render import env_secret, render, resource_name
 from gitd_plugins.spaces.settings import Settings
 from kubernetes.client import ApiClient
 
@@ -29,7 +29,7 @@ SPEC = {"repo": "alice/demo", "commit": COMMIT, "sdk": "gradio", "appFile": "app
         "gitUrl": "http://gitd.gitd:8080/spaces/alice/demo.git", "tokenSecret": "gitd-space-reader",
         "image": "python:3.11-slim", "memory": "2Gi"}
 MODELS = {"Deployment": "V1Deployment", "Service": "V1Service", "Ingress": "V1Ingress", "Job": "V1Job",
-          "CustomResourceDefinition": "V1CustomResourceDefinition"}
+          "Secret": "V1Secret", "CustomResourceDefinition": "V1CustomResourceDefinition"}
 
 
 def validated(manifest: dict):
@@ -102,6 +102,25 @@ def test_rendered_manifests_validate_and_run_unprivileged(sdk):
     del broken["spec"]["template"]["spec"]["containers"][0]["name"]
     with pytest.raises(ValueError, match="name"):  # the check is real: a missing required field fails
         validated(broken)
+
+
+def test_secrets_reach_the_pods_by_a_secret_reference_and_variables_by_the_spec():
+    runtime = KubernetesRuntime(Settings(runtime="kubernetes", public_url="http://gitd.gitd:8080"), states=None)
+    repo = gitd.RepoInfo(7, "alice", "Demo", "space", False, Path("/nowhere"))
+    body = runtime.space_resource(repo, COMMIT, b"---\nsdk: gradio\n---\n", {"MODEL": "alice/m"}, "d1g3st")
+    jsonschema.validate(body, yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    spec = body["spec"]
+    assert spec["env"] == {"MODEL": "alice/m"} and spec["envSecret"] == "alice--demo-env"
+    assert "s3cr3t" not in json.dumps(body)  # the resource never holds a secret's value
+    secret = validated(env_secret("alice--demo", "spaces", {"API_KEY": "s3cr3t"}))
+    assert secret.metadata.name == "alice--demo-env" and secret.string_data == {"API_KEY": "s3cr3t"}
+    pod = validated(render(spec, "alice--demo", "spaces")["deployment"]).spec.template
+    app = pod.spec.containers[0]
+    assert app.env_from[0].secret_ref.name == "alice--demo-env"
+    assert {e.name: e.value for e in app.env}["MODEL"] == "alice/m"
+    assert pod.metadata.annotations["gitd.dev/env-digest"] == "d1g3st"  # new secrets: new pods
+    plain = validated(render({**spec, "envSecret": None, "envDigest": None}, "alice--demo", "spaces")["deployment"])
+    assert plain.spec.template.spec.containers[0].env_from is None
 
 
 def test_a_docker_space_is_built_by_kaniko_into_the_image_it_runs():

@@ -39,6 +39,20 @@ def resource_name(full_name: str) -> str:
     return (base[:63]).rstrip("-") or "space"
 
 
+def env_secret_name(name: str) -> str:
+    """The Secret holding space ``name``'s secrets (the daemon writes it; the Deployment reads it)."""
+    return f"{name[:59].rstrip('-')}-env"
+
+
+def env_secret(name: str, namespace: str, values: dict[str, str]) -> dict[str, Any]:
+    """The Secret of a space's secrets, as the app's environment (``envFrom`` in ``render``)."""
+    secret = client.V1Secret(
+        api_version="v1", kind="Secret", type="Opaque", string_data=dict(values),
+        metadata=client.V1ObjectMeta(name=env_secret_name(name), namespace=namespace,
+                                     labels={LABEL: name, "app.kubernetes.io/name": "gitd-space"}))
+    return ApiClient().sanitize_for_serialization(secret)
+
+
 def _command(spec: dict[str, Any], port: int) -> list[str] | None:
     sdk, app_file = spec["sdk"], spec.get("appFile") or ("index.html" if spec["sdk"] == "static" else "app.py")
     version = spec.get("sdkVersion")
@@ -90,10 +104,13 @@ def render(spec: dict[str, Any], name: str, namespace: str) -> dict[str, dict[st
         "PORT": str(port), "GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": str(port),
         "HOME": "/home/space", "PYTHONUNBUFFERED": "1", "SPACE_ID": spec["repo"], "SYSTEM": "spaces"}.items()]
     env += [client.V1EnvVar(name=str(k), value=str(v)) for k, v in sorted((spec.get("env") or {}).items())]
+    # The space's secrets: every key of its Secret (``env`` entries, above, win over ``envFrom``).
+    env_from = ([client.V1EnvFromSource(secret_ref=client.V1SecretEnvSource(name=spec["envSecret"]))]
+                if spec.get("envSecret") else None)
     limits = {"memory": str(spec.get("memory") or "8Gi"), "cpu": str(spec.get("cpu") or "2")}
     app = client.V1Container(
         name="app", image=spec.get("image") or DEFAULT_IMAGE, command=_command(spec, port),
-        working_dir=APP_DIR if sdk != "docker" else None, env=env,
+        working_dir=APP_DIR if sdk != "docker" else None, env=env, env_from=env_from,
         ports=[client.V1ContainerPort(name="http", container_port=port)],
         volume_mounts=[volume, home] if sdk != "docker" else [home],
         resources=client.V1ResourceRequirements(limits=limits, requests={"memory": "256Mi", "cpu": "100m"}),
@@ -110,7 +127,9 @@ def render(spec: dict[str, Any], name: str, namespace: str) -> dict[str, dict[st
         spec=client.V1DeploymentSpec(
             replicas=0 if spec.get("paused") else 1, strategy=client.V1DeploymentStrategy(type="Recreate"),
             selector=client.V1LabelSelector(match_labels={LABEL: name}),
-            template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels=labels), spec=pod)))
+            template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(
+                labels=labels, annotations={"gitd.dev/env-digest": spec["envDigest"]} if spec.get("envDigest")
+                else None), spec=pod)))
     service = client.V1Service(
         api_version="v1", kind="Service", metadata=meta,
         spec=client.V1ServiceSpec(selector={LABEL: name}, ports=[

@@ -36,6 +36,23 @@ def kill(server: SeaweedS3) -> None:
     server.proc.wait()
 
 
+def serves(server: SeaweedS3, bucket: str, oid: str) -> bool:
+    """Whether the store itself answers a read of the object (any key ending in its oid)."""
+    try:
+        for item in server.client().list_objects(bucket, recursive=True):
+            if item.object_name.endswith(oid):
+                reply = server.client().get_object(bucket, item.object_name)
+                try:
+                    reply.read()
+                finally:
+                    reply.close()
+                    reply.release_conn()
+                return True
+    except Exception:
+        return False
+    return False
+
+
 def restart(server: SeaweedS3) -> None:
     """Start it again on the same ports and data."""
     log = open(server.root / "weed.log", "ab")  # noqa: SIM115 - owned by the process
@@ -79,6 +96,9 @@ def test_regression_a_store_that_is_down_fails_fast_and_is_reported(own_seaweed,
         assert worst < 3.0, f"an LFS call took {worst:.1f}s while the store was known down"
         restart(own_seaweed)
         wait_for(lambda: request(d.url, "GET", "/readyz").status == 200, timeout=60, what="the store to be back")
+        # SeaweedFS answers its S3 port before its volumes are registered again (500s on
+        # reads for a moment): wait until the store itself serves the object, then gitd must.
+        wait_for(lambda: serves(own_seaweed, "gitd-down", oid), timeout=60, what="SeaweedFS to serve its objects")
         assert client.download(oid, len(data)) == data
         assert "LFS object store unreachable" in d.log() and "reachable again" in d.log()
     finally:

@@ -38,7 +38,7 @@ st.write("hello from streamlit")
 '''
 
 # A plain HTTP server: /headers echoes the request headers, /crash exits with status 3,
-# /pid answers the process id. CRASH_ON_START makes it exit at once; FLOOD prints 5 MB first.
+# /pid answers the process id, /env its environment. CRASH_ON_START makes it exit at once; FLOOD prints 5 MB first.
 PLAIN_APP = '''
 import json, os, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,7 +58,8 @@ class H(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/crash":
             os._exit(3)
-        body = json.dumps(dict(self.headers) if self.path == "/headers" else {{"pid": os.getpid()}}).encode()
+        found = {{"/headers": lambda: dict(self.headers), "/env": lambda: dict(os.environ)}}.get(self.path)
+        body = json.dumps(found() if found else {{"pid": os.getpid()}}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

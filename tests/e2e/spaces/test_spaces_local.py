@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 from tests.support import Daemon, Git, new_daemon, unique
 
@@ -27,6 +29,8 @@ SETTINGS = {
     "plugins.spaces.max_restarts": 2,
     "plugins.spaces.max_log": 65536,
     "plugins.spaces.start_timeout": 120,
+    "plugins.spaces.host_domain": "spaces.test",  # NAME--NS.spaces.test: sent as the Host header below
+    "plugins.spaces.host_scheme": "http",
     "jobs.poll_interval": 0.1,
 }
 
@@ -80,6 +84,21 @@ def wait_for(predicate: Callable[[], object], timeout: float = 120, what: str = 
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def get_host(d: Daemon, full: str, path: str, token: str) -> int:
+    """The status of ``path`` asked at the space's own host name."""
+    ns, name = full.split("/")
+    host = f"{name}--{ns}".lower().replace("_", "-").replace(".", "-") + ".spaces.test"
+    return get_with(f"{d.url}/{path}", {"Host": host, "Authorization": f"Bearer {token}"})[0]
+
+
+def get_with(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def runtime(d: Daemon, full: str, token: str) -> dict:
@@ -145,6 +164,22 @@ def test_gradio_space_over_http_and_websocket_with_the_runtime_api(spaces_daemon
 
     assert asyncio.run(echo()) == ["echo:one", "echo:two"]
 
+    # the space's own host name: the same app, HTTP and WebSocket, the same access rules
+    info = api.space_info(full)
+    assert info.host == f"http://{info.subdomain}.spaces.test"
+    host = {"Host": f"{info.subdomain}.spaces.test", "Authorization": f"Bearer {token}"}
+
+    async def by_host() -> tuple[int, str, str]:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{d.url}/config", headers=host) as r:
+                status, config = r.status, await r.text()
+            async with s.ws_connect(f"{d.url.replace('http', 'ws', 1)}/ws", headers=host) as ws:
+                await ws.send_str("three")
+                return status, config, (await ws.receive(timeout=30)).data
+
+    status, config, echoed = asyncio.run(by_host())
+    assert status == 200 and "components" in json.loads(config) and echoed == "echo:three"
+
 
 def test_streamlit_space_over_http_and_websocket(spaces_daemon, owner, push):
     d, token = spaces_daemon, owner[1]
@@ -181,6 +216,63 @@ def test_a_crashed_app_restarts_and_one_that_cannot_start_reports_why(spaces_dae
     status, body = get(app_url(d, broken), token)
     assert status == 503 and json.loads(body)["stage"] == "RUNTIME_ERROR"
     assert d.cli("spaces", "logs", broken)[1].count("cannot start: missing MODEL_PATH") == 3  # 1 + 2 restarts
+    # the Hub's logs endpoints (server-sent events); the space gave up, so the streams end at once
+    api = HfApi(endpoint=d.url, token=token)
+    started = time.monotonic()
+    assert "".join(api.fetch_space_logs(broken)).count("cannot start: missing MODEL_PATH") == 3
+    assert f"built {rt['commit']}" in "".join(api.fetch_space_logs(broken, build=True, follow=True))
+    assert time.monotonic() - started < 4  # not huggingface_hub's 5 s wait for a quiet stream
+    assert d.cli("spaces", "logs", "-f", broken)[1].count("missing MODEL_PATH") == 3  # ends: the space gave up
+
+
+def test_run_logs_follow_a_running_space_until_it_stops(spaces_daemon, owner, push):
+    d, token = spaces_daemon, owner[1]
+    full = push({"README.md": card("gradio"), "app.py": plain_app()}, private=True)
+    wait_for(lambda: get(app_url(d, full, "pid"), token)[0] == 200, 60, "app up")
+    _, other = d.user()
+    assert get(f"{d.url}/api/spaces/{full}/logs/run", other)[0] == 404  # private: as if missing
+    assert get_host(d, full, "pid", other) == 404 and get_host(d, full, "pid", token) == 200  # its host name too
+    seen: list[str] = []
+    follower = threading.Thread(target=lambda: seen.extend(
+        HfApi(endpoint=d.url, token=token).fetch_space_logs(full, follow=True)), daemon=True)
+    follower.start()
+    wait_for(lambda: any("starting gradio app" in line for line in seen), 30, "the kept log replayed")
+    get(app_url(d, full, "crash"), token)  # the supervisor logs the crash and the restart, while followed
+    wait_for(lambda: any("exited with status 3" in line for line in seen), 30, "the crash, as it happened")
+    wait_for(lambda: get(app_url(d, full, "pid"), token)[0] == 200, 60, "restarted")
+    HfApi(endpoint=d.url, token=token).pause_space(full)
+    follower.join(30)
+    assert not follower.is_alive()  # the stream ended with the space
+    assert sum("starting gradio app" in line for line in seen) == 2
+
+
+def test_secrets_and_variables_reach_the_app_on_restart_and_secrets_never_come_back(spaces_daemon, owner, push):
+    d, token = spaces_daemon, owner[1]
+    full = push({"README.md": card("gradio"), "app.py": plain_app()})
+    wait_for(lambda: get(app_url(d, full, "pid"), token)[0] == 200, 60, "app up")
+    api = HfApi(endpoint=d.url, token=token)
+    api.add_space_secret(full, "API_KEY", "s3cr3t-value", description="the service's key")
+    api.add_space_secret(full, "GONE", "x")
+    api.delete_space_secret(full, "GONE")
+    assert api.add_space_variable(full, "MODEL_ID", "alice/tiny")["MODEL_ID"].value == "alice/tiny"
+    secrets = api.get_space_secrets(full)
+    assert list(secrets) == ["API_KEY"] and secrets["API_KEY"].description == "the service's key"
+    assert secrets["API_KEY"].updated_at is not None
+    assert "API_KEY" not in json.loads(get(app_url(d, full, "env"), token)[1])  # only on the next start
+    api.restart_space(full)
+    env = wait_for(lambda: (r := get(app_url(d, full, "env"), token))[0] == 200 and json.loads(r[1]), 60, "restart")
+    assert env["API_KEY"] == "s3cr3t-value" and env["MODEL_ID"] == "alice/tiny"
+    _, other = d.user()  # a reader who may not write sees the variables, not the secrets
+    reader = HfApi(endpoint=d.url, token=other)
+    assert reader.get_space_variables(full)["MODEL_ID"].value == "alice/tiny"
+    with pytest.raises(HfHubHTTPError) as refused:
+        reader.get_space_secrets(full)
+    assert refused.value.response.status_code == 403
+    assert api.delete_space_variable(full, "MODEL_ID") == {}
+    for route in ("secrets", "variables", "runtime"):  # no answer carries a secret's value
+        assert b"s3cr3t-value" not in get(f"{d.url}/api/spaces/{full}/{route}", token)[1]
+    assert "s3cr3t-value" not in d.cli("spaces", "status", full)[1]
+    assert api.pause_space(full).stage == "PAUSED"
 
 
 @pytest.mark.filterwarnings("ignore:If your Space runs on the default")

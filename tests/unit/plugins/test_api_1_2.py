@@ -51,4 +51,4 @@ def test_base_url_and_progress_outside_a_job(gitd_harness):
 def test_format_lfs_pointer_is_parse_lfs_pointers_inverse():
     oid = "a" * 64
     assert gitd.parse_lfs_pointer(gitd.format_lfs_pointer(oid, 12)) == (oid, 12)
-    assert tuple(int(n) for n in gitd.API_VERSION.split(".")) >= (1, 2)  # 1.2 added these; later minors keep them
+    assert tuple(int(n) for n in gitd.API_VERSION.split(".")) >= (1, 2)
