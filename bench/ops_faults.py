@@ -73,6 +73,11 @@ class Server(GitdServer):
             env["PYTHONSAFEPATH"] = "1"
         return env
 
+    def create_empty(self, repo: str) -> None:
+        """A repository without the first commit new ones get, for pushes of other histories
+        (a baseline tree from before that first commit knows no ``--empty``)."""
+        self.cli("repo", "create", repo, *(() if self.tree is not None else ("--empty",)))
+
     def user(self) -> tuple[str, str]:
         name = f"bench{os.getpid() % 10000}"
         self.cli("user", "add", name)
@@ -131,7 +136,7 @@ def lock_once(name: str, tree: Path | None, hold: float, git: Git) -> dict:
     server = Server(root, {"jobs.poll_interval": "1.0"}, tree=tree).start()
     try:
         user, token = server.user()
-        server.cli("repo", "create", f"{user}/r")
+        server.create_empty(f"{user}/r")
         work = root / "w"
         work.mkdir()
         git("init", "-q", "-b", "main", cwd=work)
@@ -216,7 +221,7 @@ def gc_once(name: str, tree: Path | None, git: Git) -> dict:
     try:
         user, token = server.user()
         repo = f"{user}/r"
-        server.cli("repo", "create", repo)
+        server.create_empty(repo)
         url = with_token(f"{server.url}/{repo}.git", token)
         work = root / "w"
         work.mkdir()
@@ -279,7 +284,7 @@ def bench_shutdown(args: argparse.Namespace, git: Git) -> dict:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
             server.cli("sshkey", "add", user, str(key) + ".pub")
             repo = f"{user}/big"
-            server.cli("repo", "create", repo)
+            server.create_empty(repo)
             work = root / "w"
             work.mkdir()
             git("init", "-q", "-b", "main", cwd=work)
@@ -390,9 +395,9 @@ def bench_backup(args: argparse.Namespace, git: Git) -> dict:
     try:
         user, token = server.user()
         repo = f"{user}/{name}"
-        server.cli("repo", "create", repo)
+        server.create_empty(repo)
         server.install_repo(repo, source)
-        server.cli("repo", "create", f"{user}/weights")
+        server.create_empty(f"{user}/weights")
         for _ in range(int(args.lfs_gib * 1024 // 256)):
             upload_lfs(server, f"{user}/weights", token, 256 * MIB)
         out: dict = {}
@@ -427,7 +432,7 @@ def bench_backup(args: argparse.Namespace, git: Git) -> dict:
                 n += 1
 
         for i in range(3):
-            server.cli("repo", "create", f"{user}/load{i}")
+            server.create_empty(f"{user}/load{i}")
         threads = [threading.Thread(target=pusher, args=(i,)) for i in range(3)]
         for thread in threads:
             thread.start()

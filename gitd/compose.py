@@ -47,9 +47,11 @@ if TYPE_CHECKING:
     from gitd.http.routing import Router
     from gitd.http.rpc_body import BodyLimits
     from gitd.hub.commits import CommitWriter
+    from gitd.hub.common import RepoCtx
     from gitd.hub.files import HubFiles
     from gitd.hub.gitread import RepoReader
     from gitd.hub.seed import RepoSeeder
+    from gitd.hub.webhook_events import WebhookEvents
     from gitd.jobs.workers import JobWorkers
     from gitd.lfs.service import LfsService
     from gitd.limits.connections import ConnectionLimiter
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from gitd.plugins.view import RepoViews
     from gitd.plugins.writer import RepoWriter
     from gitd.ssh.server import SSHTransport
+    from gitd.store.discussions import Discussion
     from gitd.store.lastused import LastUsed
     from gitd.web.site import WebSite
 
@@ -102,12 +105,41 @@ class Parts:
 
     @cached_property
     def access(self) -> Access:
-        return Access(self.accounts, anonymous_read=self.config.get_bool("auth.anonymous_read"))
+        from gitd.store.gates import RepoGates
+
+        return Access(self.accounts, anonymous_read=self.config.get_bool("auth.anonymous_read"),
+                      gates=RepoGates(self.store))
 
     # -- plugins, jobs and the hook chain ---------------------------------------------------------
     @cached_property
     def plugins(self) -> PluginHost:
-        return PluginHost(self.config, self.plugin_services()).load_entry_points()
+        host = PluginHost(self.config, self.plugin_services()).load_entry_points()
+        from gitd.store.webhooks import Webhooks
+
+        if host.enabled("webhooks") and Webhooks(self.store).exist():
+            host.register("webhooks", self._webhook_events(host))
+        return host
+
+    def _webhook_events(self, host: PluginHost) -> WebhookEvents:
+        from gitd.hub.webhook_events import WebhookEvents
+        from gitd.store.webhooks import Webhooks
+
+        return WebhookEvents(host.context("webhooks"), Webhooks(self.store), self.accounts, self.repo_rows,
+                             self.access, public_url=self.config.get_str("server.public_url"))
+
+    def start_webhooks(self) -> None:
+        """The daemon's webhook deliveries are the built-in plugin ``webhooks`` (gitd.hub.webhook_events),
+        registered once a webhook exists: repository events reach it as plugin hooks, each delivery is
+        its own durable task. Until then it adds no job to any push."""
+        host = self.plugins
+        if host.enabled("webhooks") and not host.pm.has_plugin("webhooks"):
+            host.register("webhooks", self._webhook_events(host))
+
+    def webhook_events(self) -> WebhookEvents | None:
+        from gitd.hub.webhook_events import WebhookEvents
+
+        found = self.plugins.pm.get_plugin("webhooks")
+        return found if isinstance(found, WebhookEvents) else None
 
     def plugin_services(self) -> PluginServices:
         """What every plugin's context offers, each part made on first use."""
@@ -361,18 +393,30 @@ class Parts:
                        plugin_timeout=cfg.get_float("plugins.http_timeout"))
 
     def _add_hub_routes(self, router: Router) -> HubFiles:
+        from gitd.hub.collections import HubCollections
+        from gitd.hub.discussion_actions import DiscussionActions
         from gitd.hub.discussions import PullRequests
         from gitd.hub.files import FileView, HubFiles
+        from gitd.hub.gating import HubGating
         from gitd.hub.history import HubHistory
         from gitd.hub.info import HubInfo
+        from gitd.hub.likes import HubLikes
         from gitd.hub.manage import HubManage
         from gitd.hub.native import NativeAPI
         from gitd.hub.native_accounts import NativeAccounts
+        from gitd.hub.repo_upkeep import HubUpkeep
         from gitd.hub.upload import HubUploads, UploadPlanner
+        from gitd.hub.user_repos import HubUserRepos
+        from gitd.hub.webhooks import HubWebhooks
         from gitd.plugins.fields import InfoFields
         from gitd.plugins.filters import RepoFilters
+        from gitd.store.collections import Collections
+        from gitd.store.comments import Comments
+        from gitd.store.discussion_events import DiscussionEvents
         from gitd.store.discussions import Discussions
+        from gitd.store.likes import Likes
         from gitd.store.redirects import Redirects
+        from gitd.store.webhooks import Webhooks
 
         cfg = self.config
         repos, access, reader = self.repos, self.access, self.reader
@@ -380,10 +424,25 @@ class Parts:
         common = {"public_url": cfg.get_str("server.public_url"), "redirects": Redirects(self.store),
                   "offload": self.offload}
         max_card_size, max_paths = cfg.get_size("hub.max_card_size"), cfg.get_int("hub.max_paths_info")
-        prs = PullRequests(repos, access, Discussions(self.store), reader, self.chain, **common)
+        prs = PullRequests(repos, access, Discussions(self.store), reader, self.chain, comments=Comments(self.store),
+                           events=DiscussionEvents(self.store), **common)
         files = HubFiles(repos, access, reader, view, max_paths=max_paths, **common)
         files.add_resolve_route(router)
-        # /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would match it too.
+        # /api/settings/webhooks and /api/v1/... first: the Hub's /api/{types}/{ns}/{name} patterns would
+        # match them too.
+        HubWebhooks(Webhooks(self.store), self.accounts, self.repo_rows, access,
+                    on_create=self.start_webhooks).add_routes(router)
+        HubCollections(Collections(self.store), self.accounts, self.repo_rows, access).add_routes(router)
+        HubUserRepos(repos, self.repo_rows, self.accounts, access, self.store).add_routes(router)
+        likes = Likes(self.store)
+        HubLikes(repos, access, self.accounts, self.repo_rows, likes, **common).add_routes(router)
+
+        async def tell_webhooks(ctx: RepoCtx, d: Discussion, action: str, comment: dict | None) -> None:
+            events = self.webhook_events()
+            if events is not None:
+                await events.discussion_listener(ctx, d, action, comment)
+
+        prs.listeners.append(tell_webhooks)
         accounts_api = NativeAccounts(self.accounts, self.auth, self.access)
         planner = UploadPlanner(reader, view, regular_upload_max=cfg.get_size("hub.regular_upload_max"),
                                 max_paths=max_paths, lfs_by_content=cfg.get_bool("hub.lfs_by_content"))
@@ -395,7 +454,8 @@ class Parts:
         HubInfo(repos, access, self.repo_rows, reader, view, fields=InfoFields(self.plugins),
                 filters=RepoFilters(self.plugins), max_card_size=max_card_size,
                 max_listed_files=cfg.get_int("hub.max_listed_files"),
-                listing_cache_entries=cfg.get_int("hub.listing_cache_entries"), **common).add_routes(router)
+                listing_cache_entries=cfg.get_int("hub.listing_cache_entries"), likes=likes,
+                **common).add_routes(router)
         files.add_routes(router)
         HubHistory(repos, access, reader, self.chain, email_domain=cfg.get_str("hub.commit_email_domain"),
                    **common).add_routes(router)
@@ -404,6 +464,11 @@ class Parts:
                    max_commit_size=cfg.get_size("hub.max_commit_size"),
                    inline_decodes=cfg.get_int("hub.inline_decodes"), **common).add_routes(router)
         prs.add_routes(router)
+        HubUpkeep(repos, access, reader, self.chain, self.store, git=self.git,
+                  email_domain=cfg.get_str("hub.commit_email_domain"), **common).add_routes(router)
+        DiscussionActions(prs, git=self.git, email_domain=cfg.get_str("hub.commit_email_domain")).add_routes(router)
+        if access.gates is not None:
+            HubGating(repos, access, self.accounts, access.gates, **common).add_routes(router)
         return files
 
     def body_limits(self) -> BodyLimits:

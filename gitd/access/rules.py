@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from gitd.errors import Forbidden, NotFound, Unauthorized
 from gitd.store import Account, Accounts, Repo
+from gitd.store.gates import RepoGates
 
 
 class AccessLevel(IntEnum):
@@ -89,17 +90,39 @@ class Readable:
 
 
 class Access:
-    def __init__(self, accounts: Accounts, *, anonymous_read: bool = True):
+    def __init__(self, accounts: Accounts, *, anonymous_read: bool = True, gates: RepoGates | None = None):
         self.accounts = accounts
         self.anonymous_read = anonymous_read
+        self.gates = gates
 
-    def level(self, principal: Principal, repo: Repo) -> AccessLevel:
-        """The one function that decides what ``principal`` may do with ``repo``."""
+    def level(self, principal: Principal, repo: Repo, *, gate: bool = True) -> AccessLevel:
+        """The one function that decides what ``principal`` may do with ``repo``.
+
+        A gated repository (gitd.store.gates) is NONE to the readers it has not let in, on every
+        transport; ``gate=False`` asks what they may do with what the Hub shows of it anyway
+        (its info, listings, discussions)."""
         if principal.repo_id is not None and principal.repo_id != repo.id:
             return AccessLevel.NONE
         if principal.method == DAEMON and principal.repo_id is not None:
-            return principal.cap
-        return min(self._account_level(principal.account, repo), principal.cap)
+            return principal.cap  # the daemon's own process: neither visibility nor a gate holds it back
+        level = min(self._account_level(principal.account, repo), principal.cap)
+        if gate and level == AccessLevel.READ and self.gated_out(principal, repo):
+            return AccessLevel.NONE
+        return level
+
+    def gated_out(self, principal: Principal, repo: Repo) -> bool:
+        """Whether ``repo``'s gate holds ``principal`` back: a public gated repository and a caller
+        who neither writes to it nor had an access request accepted."""
+        if self.gates is None or repo.private:
+            return False
+        if principal.method == DAEMON and principal.repo_id == repo.id:
+            return False  # the daemon's own process (a fine-tune job reading its base model)
+        account = principal.account
+        if account is not None and self._account_level(account, repo) >= AccessLevel.WRITE:
+            return False
+        if self.gates.mode(repo.id) is None:
+            return False
+        return account is None or not self.gates.granted(repo.id, account.id)
 
     def _account_level(self, account: Account | None, repo: Repo) -> AccessLevel:
         public = AccessLevel.NONE if repo.private else AccessLevel.READ
@@ -147,13 +170,14 @@ class Access:
             raise Unauthorized("authentication required")
         raise Forbidden("you cannot create or manage repositories in this namespace")
 
-    def require(self, principal: Principal, repo: Repo | None, needed: AccessLevel) -> AccessLevel:
+    def require(self, principal: Principal, repo: Repo | None, needed: AccessLevel, *,
+                gate: bool = True) -> AccessLevel:
         """Return the caller's level, or raise the error a client should see.
 
         A repository the caller cannot read is indistinguishable from a missing one:
         401 for anonymous callers (so clients ask for credentials), 404 otherwise.
         """
-        level = self.level(principal, repo) if repo is not None else AccessLevel.NONE
+        level = self.level(principal, repo, gate=gate) if repo is not None else AccessLevel.NONE
         if level >= needed:
             return level
         if principal.is_anonymous:

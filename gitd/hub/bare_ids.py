@@ -14,7 +14,8 @@ from gitd.errors import GitdError, NotFound
 _ACTIONS = (
     "revision", "tree", "treesize", "paths-info", "preupload", "commit", "commits", "refs", "branch", "tag",
     "discussions", "settings", "resolve", "xet-read-token", "xet-write-token", "super-squash", "lfs-files",
-    "compare", "parquet", "croissant", "auth-check", "user-access-request", "metadata", "lineage", "likers",
+    "compare", "parquet", "croissant", "auth-check", "ask-access", "user-access-request", "metadata", "lineage",
+    "likers",
 )
 _API = re.compile(r"^/api/(?:models|datasets|spaces|codes)/[^/]+(?:/(?:" + "|".join(map(re.escape, _ACTIONS))
                   + r")(?:/.*)?)?/?$", re.S)

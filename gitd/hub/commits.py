@@ -168,8 +168,10 @@ def build_tree(repo: pygit2.Repository, parent: str | None, ops: list[Op]) -> st
         elif isinstance(op, DeleteFile):
             node, leaf = root.walk_to(op.path, create=False)
             item = node.items.get(leaf) if node is not None else None
-            if item is None or isinstance(item, _Tree) or item[0] == pygit2.GIT_FILEMODE_TREE:
+            if item is None:
                 raise EntryNotFound(f"A file with this name doesn't exist: {op.path}")
+            # A folder named by deletedFile goes with everything in it, as on the Hub (and `git rm -r`):
+            # huggingface_hub's delete_file sends deletedFile for a path without a trailing slash.
             del node.items[leaf]  # type: ignore[union-attr]
         else:
             if op.path == "":

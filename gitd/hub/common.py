@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel, Principal
-from gitd.errors import BadRequest, NotFound
+from gitd.errors import BadRequest, Forbidden, GitdError, NotFound, Unauthorized
 from gitd.http.context import base_url, principal
 from gitd.http.offload import Offload
 from gitd.http.routing import Match
@@ -34,8 +34,23 @@ class RepoCtx:
     principal: Principal
 
 
+def gated_repo_error(who: Principal, repo: Repo) -> GitdError:
+    """What the Hub answers a caller its gate holds back (huggingface_hub raises GatedRepoError)."""
+    message = (f"Access to {repo.type} {repo.full_name} is restricted: it is a gated repository. Ask for access "
+               f"(POST /api/{TYPE_API[repo.type]}/{repo.full_name}/ask-access) and wait for it to be granted")
+    if who.is_anonymous:
+        return Unauthorized(message + "; you must be authenticated to access it.", code="GatedRepo")
+    return Forbidden(message + ".", code="GatedRepo")
+
+
 class HubBase:
-    """Base of the Hub handler classes: looks repositories up and asks ``Access``."""
+    """Base of the Hub handler classes: looks repositories up and asks ``Access``.
+
+    A gated repository's gate (gitd.store.gates) holds back the readers it has not let in:
+    from everything of it, unless the class ``shows_gated`` (what the Hub shows of a gated
+    repository to all: its info, history and discussions)."""
+
+    shows_gated = False
 
     def __init__(self, repos: RepoService, access: Access, *, public_url: str = "",
                  redirects: Redirects | None = None, offload: Offload | None = None):
@@ -53,14 +68,19 @@ class HubBase:
         return f"{self.base(request)}/{repo.url_path}"
 
     def lookup(self, request: web.Request, repo_type: str, namespace: str, name: str,
-               needed: AccessLevel = AccessLevel.READ) -> RepoCtx:
+               needed: AccessLevel = AccessLevel.READ, *, show_gated: bool = False) -> RepoCtx:
         who = principal(request)
         repo = None
         if is_valid_name(namespace) and is_valid_name(name):
             repo = self.repos.find(repo_type, namespace, name)
             if repo is None and request.method in ("GET", "HEAD"):
                 self._follow_move(request, repo_type, namespace, name)
-        level = self.access.require(who, repo, needed)
+        if repo is not None and self.access.gated_out(who, repo):
+            if not (self.shows_gated or show_gated):
+                raise gated_repo_error(who, repo)
+            level = self.access.require(who, repo, needed, gate=False)
+        else:
+            level = self.access.require(who, repo, needed)
         assert repo is not None
         return RepoCtx(repo, self.repos.path(repo), level, who)
 
@@ -78,12 +98,13 @@ class HubBase:
         query = f"?{request.rel_url.raw_query_string}" if request.rel_url.raw_query_string else ""
         raise web.HTTPTemporaryRedirect(f"{self.base(request)}{new_path}{query}")
 
-    def api_repo(self, request: web.Request, m: Match, needed: AccessLevel = AccessLevel.READ) -> RepoCtx:
+    def api_repo(self, request: web.Request, m: Match, needed: AccessLevel = AccessLevel.READ, *,
+                 show_gated: bool = False) -> RepoCtx:
         """The repository of an ``/api/{types}/{ns}/{name}/...`` route."""
         repo_type = API_TYPES.get(m.params["types"])
         if repo_type is None:
             raise NotFound(f"unknown repository type {m.params['types']!r}")
-        return self.lookup(request, repo_type, m.params["ns"], m.params["name"], needed)
+        return self.lookup(request, repo_type, m.params["ns"], m.params["name"], needed, show_gated=show_gated)
 
     def web_repo(self, request: web.Request, m: Match, needed: AccessLevel = AccessLevel.READ) -> RepoCtx:
         """The repository of a ``/{repo}/...`` route (type prefix in the URL)."""

@@ -241,7 +241,7 @@ class HubFiles(HubBase):
 
     # -- tree --------------------------------------------------------------------------------------
     async def tree(self, request: web.Request, m: Match) -> web.StreamResponse:
-        ctx = self.api_repo(request, m)
+        ctx = self.api_repo(request, m, show_gated=True)  # a gated repository's file list is public, as on the Hub
         rev, under = m.params["rev"], m.params["path"].strip("/")
         if not under and self._unborn_default(ctx, rev):
             return json_response([])
@@ -285,7 +285,7 @@ class HubFiles(HubBase):
 
     # -- paths-info ----------------------------------------------------------------------------------
     async def paths_info(self, request: web.Request, m: Match) -> web.StreamResponse:
-        ctx = self.api_repo(request, m, AccessLevel.READ)
+        ctx = self.api_repo(request, m, AccessLevel.READ, show_gated=True)  # names, sizes, oids: public when gated
         if request.content_type == "application/json":
             body = await read_json(request, offload=self.offload, max_size=2 * JSON_MAX)
             raw_paths, expand = body.get("paths", []), bool(body.get("expand", False))

@@ -37,6 +37,8 @@ def _check_ref_name(name: str, what: str, *, existing: bool = False) -> str:
 
 
 class HubHistory(HubBase):
+    shows_gated = True  # what the Hub shows of a gated repository to all
+
     def __init__(self, repos: RepoService, access: Access, reader: RepoReader, chain: HookChain, *,
                  email_domain: str = "users.noreply.gitd", public_url: str = "",
                  redirects: Redirects | None = None, offload: Offload | None = None):

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
-from gitd.errors import NotFound
+from gitd.errors import BadRequest, NotFound
 from gitd.http.context import principal
 from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
@@ -33,6 +33,7 @@ from gitd.plugins.fields import InfoFields
 from gitd.plugins.filters import RepoFilters
 from gitd.repos import RepoService
 from gitd.store import Repo, Repos
+from gitd.store.likes import Likes
 from gitd.store.redirects import Redirects
 
 LIST_PAGE = 1000
@@ -72,15 +73,22 @@ class CardCache:
         return None if isinstance(found, CardError) else found
 
 
+# list_models/list_datasets parameters gitd cannot filter on (huggingface_hub sends each only when set).
+UNSUPPORTED_LISTING_FILTERS = ("gated", "inference", "inference_provider", "apps")
+
 class HubInfo(HubBase):
+    shows_gated = True  # what the Hub shows of a gated repository to all
+
     def __init__(self, repos: RepoService, access: Access, repo_rows: Repos, reader: RepoReader, view: FileView,
                  *, fields: InfoFields | None = None, public_url: str = "",
                  redirects: Redirects | None = None, offload: Offload | None = None,
                  max_listed_files: int = DEFAULT_WALK, listing_cache_entries: int = 200_000,
-                 max_card_size: int = CARD_YAML_MAX, filters: RepoFilters | None = None):
+                 max_card_size: int = CARD_YAML_MAX, filters: RepoFilters | None = None,
+                 likes: Likes | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects,
                          offload=offload)
         self.fields = fields
+        self.likes = likes
         self.repo_rows = repo_rows
         self.listing_rows = RepoListing(repo_rows, filters)
         self.reader = reader
@@ -127,9 +135,9 @@ class HubInfo(HubBase):
             "createdAt": repo.created_at,
             "private": repo.private,
             "disabled": False,
-            "gated": False,
+            "gated": (self.access.gates.mode(repo.id) if self.access.gates else None) or False,
             "downloads": 0,
-            "likes": 0,
+            "likes": self.likes.count(repo.id) if self.likes is not None else 0,
             "tags": card_tags(card or {}),
             "description": repo.description,
         }
@@ -174,6 +182,10 @@ class HubInfo(HubBase):
 
     def _listing(self, request: web.Request, repo_type: str) -> tuple[str, dict[str, str]]:
         query = request.query
+        refused = sorted(k for k in UNSUPPORTED_LISTING_FILTERS if k in query)
+        if refused:  # refused by name: a filter ignored would list what the caller asked to leave out
+            raise BadRequest(f"listing filter(s) not supported by this server: {', '.join(refused)}",
+                             code="UnsupportedParameter")
         owner = None
         if query.get("author"):
             owner = self.repos.accounts.find(query["author"])

@@ -14,6 +14,7 @@ from gitd.http.errors import error_response, header_safe
 from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
 from gitd.hub.card import CARD_YAML_MAX, README_MAX, CardError, parse_card
+from gitd.hub.card_schema import check_card
 from gitd.hub.common import API_TYPES, HubBase, api_patterns, json_response
 from gitd.hub.seed import RepoSeeder
 from gitd.names import SPACE_SDKS, check_name, split_full_name
@@ -31,6 +32,9 @@ XET_MESSAGE = (
 # GIL for the whole parse: the cap keeps that to a few tens of milliseconds whatever the JSON holds.
 VALIDATE_BODY_MAX = 2 * README_MAX
 
+
+# What POST /api/repos/create (create_repo) may carry.
+CREATE_KEYS = frozenset({"name", "organization", "type", "private", "visibility", "sdk"})
 
 # What PUT .../settings (update_repo_settings) may carry.
 SETTINGS_KEYS = frozenset({"private", "visibility", "gated"})
@@ -63,6 +67,8 @@ def visibility_of(body: dict[str, Any]) -> bool | None:
 
 
 class HubManage(HubBase):
+    shows_gated = True  # what the Hub shows of a gated repository to all
+
     def __init__(self, repos: RepoService, access: Access, accounts: Accounts, seeder: RepoSeeder, *,
                  public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None,
                  max_card_size: int = CARD_YAML_MAX):
@@ -128,10 +134,17 @@ class HubManage(HubBase):
         if not isinstance(content, str):
             return refuse(400, "BadRequest", 'expected JSON {"content": README text}')
         try:
-            await self.offload.run(lambda: parse_card(content, max_yaml=self.max_card_size), what="checking the card")
+            card = await self.offload.run(lambda: parse_card(content, max_yaml=self.max_card_size),
+                                          what="checking the card")
         except CardError as exc:
             return refuse(400, "InvalidYaml", str(exc))
-        return json_response({})
+        errors, warnings = check_card(card)
+        if errors:
+            return json_response({"errors": [{"message": e} for e in errors],
+                                  "warnings": [{"message": w} for w in warnings]}, status=400,
+                                 headers={"X-Error-Code": "InvalidMetadata",
+                                          "X-Error-Message": header_safe("; ".join(errors))})
+        return json_response({"warnings": [{"message": w} for w in warnings]} if warnings else {})
 
     # -- repositories ------------------------------------------------------------------------------
     def _target(self, request: web.Request, body: dict[str, Any]) -> tuple[str, str]:
@@ -152,6 +165,11 @@ class HubManage(HubBase):
 
     async def create(self, request: web.Request, m: Match) -> web.StreamResponse:
         body = await read_json(request, allow_empty=False)
+        unknown = sorted(str(k)[:40] for k, v in body.items() if k not in CREATE_KEYS and v is not None)
+        if unknown:  # never accepted and ignored: a Space's hardware, secrets, a resource group, a region...
+            raise BadRequest(f"unsupported create_repo parameter(s): {', '.join(unknown)}; gitd takes "
+                             f"{', '.join(sorted(CREATE_KEYS))} (set a Space's secrets and variables once it exists)",
+                             code="UnsupportedParameter")
         namespace, name = self._target(request, body)
         repo_type = repo_type_of(body)
         private = visibility_of(body)
@@ -215,16 +233,13 @@ class HubManage(HubBase):
             raise BadRequest(f"unsupported repository setting(s): {', '.join(unknown)}; gitd keeps "
                              f"{', '.join(sorted(SETTINGS_KEYS))}")
         private = visibility_of(body)
-        gated = body.get("gated", False)
+        gated = body.get("gated")
         if gated not in (False, None, "auto", "manual"):
             raise BadRequest('gated must be false, "auto" or "manual"')
-        if gated:
-            # Refused, not ignored: a repository the owner believes gated would be open to all.
-            raise BadRequest(f'gated repositories (gated="{gated}") are not supported by this server; '
-                             "make the repository private and add readers to its organisation instead",
-                             code="GatingNotSupported")
         if private is not None and private != ctx.repo.private:
             self.repos.set_private(ctx.repo, private)
+        if "gated" in body and gated is not None and self.access.gates is not None:
+            self.access.gates.set_mode(ctx.repo.id, gated or None)
         return json_response({})
 
     async def xet(self, request: web.Request, m: Match) -> web.StreamResponse:

@@ -56,6 +56,8 @@ UPLOAD_BODY = {"type": "object", "properties": {"file": {"type": "string", "form
                                                 "file_path": _STR, "branch": _STR, "message": _STR}}
 
 
+_LINE_BREAKS = {10: None, 13: None}
+
 class NativeAPI(HubBase):
     def __init__(self, repos: RepoService, access: Access, accounts: Accounts, repo_rows: Repos,
                  reader: RepoReader, writer: CommitWriter, view: FileView, accounts_api: NativeAccounts,
@@ -318,7 +320,9 @@ class NativeAPI(HubBase):
                 if action not in ("create", "update"):
                     raise BadRequest(f"unknown action {str(action)[:40]!r}")
                 try:
-                    data = base64.b64decode(str(f.get("content", "")), validate=True)
+                    # Line breaks are skipped, as CSGHub's server does: csghub-cli's upload-large-folder
+                    # sends MIME base64 (base64.encode: a newline every 76 characters).
+                    data = base64.b64decode(str(f.get("content", "")).translate(_LINE_BREAKS), validate=True)
                 except (binascii.Error, ValueError):
                     raise BadRequest(f"{path}: content is not base64")
                 if len(data) > self.max_inline_file:

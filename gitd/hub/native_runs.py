@@ -3,7 +3,7 @@
 
 Inference instances (``/run/...``) and finetune instances (``/finetune/...``) are answered
 by the plugins that run them, through the hooks ``gitd_run_instances`` and
-``gitd_run_instance`` (plugin API 1.3; the built-in ``inference`` plugin's endpoints and
+``gitd_run_instance`` (plugin API 1.4; the built-in ``inference`` plugin's endpoints and
 ``finetune`` plugin's jobs). Without such a plugin the list is empty and an instance id
 names nothing (404 in the native envelope), never an unrouted 404 or a 405."""
 

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
-from gitd.errors import BadRequest
+from gitd.errors import BadRequest, Forbidden
 from gitd.git.quarantine import ObjectQuarantine
 from gitd.git.refname import check_revision
 from gitd.http.context import JSON_MAX, read_json
@@ -31,7 +31,7 @@ from gitd.hub.commit_request import (
 )
 from gitd.hub.commits import MAX_PATH, AddFile, CommitWriter, Op
 from gitd.hub.common import HubBase, RepoCtx, api_patterns, bool_param, dumps_in_pieces, json_response
-from gitd.hub.discussions import PullRequests
+from gitd.hub.discussions import PullRequests, participant
 from gitd.hub.files import FileView
 from gitd.hub.gitread import SHA_RE, RepoReader
 from gitd.hub.ignore import GitIgnore
@@ -143,6 +143,12 @@ class UploadPlanner:
         return out
 
 
+def pr_number(rev: str) -> int | None:
+    """N for the revision ``refs/pr/N``, else None."""
+    tail = rev.removeprefix("refs/pr/")
+    return int(tail) if tail != rev and tail.isascii() and tail.isdigit() and len(tail) < 10 else None
+
+
 class HubUploads(HubBase):
     def __init__(self, repos: RepoService, access: Access, reader: RepoReader, writer: CommitWriter,
                  prs: PullRequests, view: FileView, planner: UploadPlanner, *, max_inline_file: int,
@@ -171,8 +177,26 @@ class HubUploads(HubBase):
         router.add("POST", api_patterns("/commit/{rev}"), self.commit, style="hub", name="hub-commit")
 
     # -- preupload -------------------------------------------------------------------------------
+    def _committer(self, request: web.Request, m: Match, rev: str, create_pr: bool) -> RepoCtx:
+        """The repository, for a caller who may commit to ``rev``: its writers anywhere; any
+        participant (gitd.hub.discussions) when opening a pull request or adding to their own."""
+        ctx = self.api_repo(request, m)
+        if ctx.level >= AccessLevel.WRITE:
+            return ctx
+        num = pr_number(rev)
+        if not create_pr and num is None:
+            self.access.require(ctx.principal, ctx.repo, AccessLevel.WRITE)
+        participant(ctx)
+        if num is not None:
+            d = self.prs.discussions.get(ctx.repo.id, num)
+            if d is None or not d.is_pull_request or d.author != ctx.principal.name:
+                raise Forbidden("only the pull request's author and the repository's writers can commit to it")
+            if d.status not in ("open", "draft"):
+                raise Forbidden(f"the pull request is {d.status}")
+        return ctx
+
     async def preupload(self, request: web.Request, m: Match) -> web.StreamResponse:
-        ctx = self.api_repo(request, m, AccessLevel.WRITE)
+        ctx = self._committer(request, m, m.params["rev"], bool_param(request, "create_pr"))
         body = await read_json(request, allow_empty=False, offload=self.offload, max_size=2 * JSON_MAX)
         files = body.get("files")
         if not isinstance(files, list):
@@ -186,11 +210,11 @@ class HubUploads(HubBase):
 
     # -- commit ------------------------------------------------------------------------------------
     async def commit(self, request: web.Request, m: Match) -> web.StreamResponse:
-        ctx = self.api_repo(request, m, AccessLevel.WRITE)
         rev = check_revision(m.params["rev"])
         if SHA_RE.match(rev):
             raise BadRequest("commits go to a branch, not to a commit sha")
         create_pr = bool_param(request, "create_pr")
+        ctx = self._committer(request, m, rev, create_pr)
         # The objects of the commit wait in a quarantine: a refused commit leaves nothing behind.
         async with self.writer.quarantine(ctx.path) as q:
             head, ops = await self._read_ops(request, ctx, q)
@@ -210,6 +234,7 @@ class HubUploads(HubBase):
                     self.prs.discussions.set_status(ctx.repo.id, pr.num, "closed")
                     raise
                 pr_url = f"{self.repo_url(request, ctx.repo)}/discussions/{pr.num}"
+                await self.prs.notify(ctx, pr, "create")
             else:
                 oid = await self.writer.commit_to_branch(q, info, rev, ops, author=author, message=message,
                                                          parent_commit=parent)

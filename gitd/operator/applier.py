@@ -1,5 +1,5 @@
-"""How gitd's kopf operators (the spaces and inference plugins' ``operator.handlers``) write
-to the cluster: create-or-replace of the manifests they render, deletes, and their custom
+"""How gitd's kopf operators (the spaces, inference and finetune plugins' ``operator.handlers``)
+write to the cluster: create-or-replace of the manifests they render, deletes, and their custom
 resources' status, through the ``kubernetes`` client (the ``operator`` extra)."""
 
 from __future__ import annotations

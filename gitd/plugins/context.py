@@ -126,7 +126,7 @@ class PluginContext(dict[str, Any]):
     def access_token(self, repo: RepoInfo, level: str = "read", ttl: float = 3600.0) -> str:
         """A short-lived token for a process this plugin starts (a training job, a model
         server: its ``HF_TOKEN``), good for ``repo`` alone, up to ``level`` (``read`` or
-        ``write``), whatever the repository's visibility, for ``ttl`` seconds (API 1.3). It
+        ``write``), whatever the repository's visibility, for ``ttl`` seconds (API 1.5). It
         names no account: it is the daemon's, and only its expiry ends it."""
         if level not in ("read", "write"):
             raise ValueError(f"an access token reads or writes, not {level!r}")

@@ -195,7 +195,7 @@ class PluginRequest:
 
     def repo_token(self, repo: RepoInfo, ttl: float = 3600.0) -> str:
         """A token that reads ``repo`` (and nothing else) as the caller, for a process the
-        plugin starts on their behalf (an inference engine fetching its model; API 1.3).
+        plugin starts on their behalf (an inference engine fetching its model; API 1.4).
 
         Signed by the daemon and bound to the credential the caller came with: revoking that
         token ends this one too; it lives ``ttl`` seconds at most (less when the caller came

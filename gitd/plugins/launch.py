@@ -1,5 +1,5 @@
 """The resource limits a supervised process (a space's app, an inference engine) runs under,
-applied by a tiny launcher that then execs it (plugin API 1.3: ``gitd.limited_argv``, ``gitd.free_port``).
+applied by a tiny launcher that then execs it (plugin API 1.4: ``gitd.limited_argv``, ``gitd.free_port``).
 
 The daemon is multi-threaded, so limits are not set in a ``preexec_fn``: the app is started
 as ``python -c LAUNCHER AS CPU NOFILE NPROC -- argv...`` (the app's own interpreter, which

@@ -13,19 +13,43 @@ class Comment:
     author: str | None
     body: str
     created_at: str
+    edited_at: str | None = None
+    hidden: bool = False
+
+
+_SELECT = ("SELECT c.id, a.name, c.body, c.created_at, c.edited_at, c.hidden FROM discussion_comments c "
+           "LEFT JOIN accounts a ON a.id = c.author_id")
 
 
 class Comments:
     def __init__(self, store: Store):
         self.store = store
 
-    def add(self, discussion_id: int, author_id: int | None, body: str) -> None:
-        self.store.db.execute("INSERT INTO discussion_comments (discussion_id, author_id, body, created_at) "
-                              "VALUES (?, ?, ?, ?)", [discussion_id, author_id, body, utcnow()])
+    def add(self, discussion_id: int, author_id: int | None, body: str) -> Comment:
+        cur = self.store.db.execute("INSERT INTO discussion_comments (discussion_id, author_id, body, created_at) "
+                                    "VALUES (?, ?, ?, ?)", [discussion_id, author_id, body, utcnow()])
+        found = self.get(discussion_id, int(cur.lastrowid or 0))
+        assert found is not None
+        return found
+
+    def get(self, discussion_id: int, comment_id: int) -> Comment | None:
+        row = self.store.db.execute(f"{_SELECT} WHERE c.discussion_id = ? AND c.id = ?",
+                                    [discussion_id, comment_id]).fetchone()
+        return Comment(*row[:5], bool(row[5])) if row else None
+
+    def edit(self, comment_id: int, body: str) -> None:
+        self.store.db.execute("UPDATE discussion_comments SET body = ?, edited_at = ? WHERE id = ?",
+                              [body, utcnow(), comment_id])
+
+    def hide(self, comment_id: int) -> None:
+        self.store.db.execute("UPDATE discussion_comments SET hidden = 1 WHERE id = ?", [comment_id])
 
     def of(self, discussion_id: int, *, limit: int = 1000) -> list[Comment]:
-        rows = self.store.db.execute(
-            "SELECT c.id, a.name, c.body, c.created_at FROM discussion_comments c "
-            "LEFT JOIN accounts a ON a.id = c.author_id WHERE c.discussion_id = ? ORDER BY c.id LIMIT ?",
-            [discussion_id, limit]).fetchall()
-        return [Comment(*row) for row in rows]
+        rows = self.store.db.execute(f"{_SELECT} WHERE c.discussion_id = ? ORDER BY c.id LIMIT ?",
+                                     [discussion_id, limit]).fetchall()
+        return [Comment(*row[:5], bool(row[5])) for row in rows]
+
+    def count(self, discussion_id: int) -> int:
+        row = self.store.db.execute("SELECT COUNT(*) FROM discussion_comments WHERE discussion_id = ?",
+                                    [discussion_id]).fetchone()
+        return int(row[0])

@@ -90,7 +90,7 @@ class Store:
     def __init__(self, path: Path, *, busy_timeout: float = 30.0):
         self.path = path
         self.busy_timeout = busy_timeout
-        self._local = threading.local()
+        self._mine: dict[int, Database] = {}  # by thread id: see ``db``
         self._all: list[Database] = []
         self._lock = threading.Lock()
         self._wal: WalStamp | bool | None = None  # None: not looked at yet; False: use the PRAGMA
@@ -98,11 +98,18 @@ class Store:
 
     @property
     def db(self) -> Database:
-        db = getattr(self._local, "db", None)
+        """This thread's connection. Kept by thread id, not in a ``threading.local``: a native
+        thread (pyarrow's and DuckDB's readers calling back into Python) gets a fresh Python
+        thread state, and so an empty ``threading.local``, on every call, which made every
+        such call open (and keep) a connection of its own. Thread ids are unique among live
+        threads; one that is reused belongs to a thread that has ended (or is the same native
+        thread again), so its connection is free to take over."""
+        ident = threading.get_ident()
+        db = self._mine.get(ident)
         if db is None:
             db = connect(self.path, self.busy_timeout)
-            self._local.db = db
             with self._lock:
+                self._mine[ident] = db
                 self._all.append(db)
         return db
 
@@ -205,7 +212,7 @@ class Store:
             if self._wal:
                 self._wal.close()  # after the connections: see walstamp.py on POSIX locks
             self._wal = None
-        self._local = threading.local()
+            self._mine = {}
 
 
 class ChangeStamp(Protocol):

@@ -169,4 +169,106 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE jobs ADD COLUMN progress TEXT;
         """,
     ),
+    (
+        8,
+        "hub discussions whole: comment edits and hiding, status and title events, merge commits",
+        """
+        ALTER TABLE discussions ADD COLUMN merge_commit TEXT;
+        ALTER TABLE discussions ADD COLUMN edited_at TEXT;
+        ALTER TABLE discussions ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE discussion_comments ADD COLUMN edited_at TEXT;
+        ALTER TABLE discussion_comments ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE discussion_events (
+            id INTEGER PRIMARY KEY,
+            discussion_id INTEGER NOT NULL REFERENCES discussions(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('status-change', 'title-change')),
+            author_id INTEGER REFERENCES accounts(id) ON DELETE SET NULL,
+            data TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX discussion_events_by_discussion ON discussion_events (discussion_id, id);
+        """,
+    ),
+    (
+        9,
+        "gated repositories: a repository's gate and the access requests of its users",
+        """
+        CREATE TABLE repo_gates (
+            repo_id INTEGER PRIMARY KEY REFERENCES repos(id) ON DELETE CASCADE,
+            mode TEXT NOT NULL CHECK (mode IN ('auto', 'manual')),
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE access_requests (
+            id INTEGER PRIMARY KEY,
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected')),
+            fields TEXT,
+            rejection_reason TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (repo_id, account_id)
+        );
+        CREATE INDEX access_requests_by_status ON access_requests (repo_id, status, id);
+        """,
+    ),
+    (
+        10,
+        "hub webhooks (what each watches) and collections (their items)",
+        """
+        CREATE TABLE webhooks (
+            id INTEGER PRIMARY KEY,
+            owner_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            secret TEXT,
+            domains TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE webhook_watched (
+            webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('user', 'org', 'model', 'dataset', 'space', 'code')),
+            name TEXT NOT NULL COLLATE NOCASE,
+            PRIMARY KEY (webhook_id, kind, name)
+        );
+        CREATE INDEX webhook_watched_by_name ON webhook_watched (kind, name);
+        CREATE TABLE collections (
+            id INTEGER PRIMARY KEY,
+            owner_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            slug TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            private INTEGER NOT NULL DEFAULT 0,
+            theme TEXT NOT NULL DEFAULT 'default',
+            position INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX collections_by_owner ON collections (owner_id, position);
+        CREATE TABLE collection_items (
+            id INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            note TEXT,
+            position INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (collection_id, repo_id)
+        );
+        CREATE INDEX collection_items_by_repo ON collection_items (repo_id);
+        """,
+    ),
+    (
+        11,
+        "likes of repositories",
+        """
+        CREATE TABLE repo_likes (
+            repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
+            account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (repo_id, account_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX repo_likes_by_account ON repo_likes (account_id, created_at);
+        """,
+    ),
 ]

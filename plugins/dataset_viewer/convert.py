@@ -13,6 +13,7 @@ columns, one schema) and committed as they are (the same LFS objects).
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 
 from gitd.plugin_api import RepoView, ViewError
 
+from .features import feature_type, hub_features
 from .layout import DataFile, SplitPlan
 from .sources import Limits, SplitError, batches, open_parquet, parquet_footer_check
 
@@ -52,8 +54,10 @@ class SplitOutput:
 
 
 class ShardWriter:
-    def __init__(self, directory: Path, *, shard_size: int, row_group_rows: int, max_bytes: int):
+    def __init__(self, directory: Path, *, shard_size: int, row_group_rows: int, max_bytes: int,
+                 labels: dict[str, list[str]] | None = None):
         self.directory = directory
+        self.labels = labels or {}
         self.shard_size = shard_size
         self.row_group_rows = row_group_rows
         self.max_bytes = max_bytes
@@ -73,6 +77,8 @@ class ShardWriter:
         """Buffer ``batch``; False once the split has reached its size limit (stop reading)."""
         if self.full:
             return False
+        if self.labels:
+            batch = label_indexes(batch, self.labels, origin)
         if self.schema is not None:
             batch = self._conform(batch, origin)
         self.buffer.append(batch)
@@ -106,6 +112,8 @@ class ShardWriter:
         # a column with no value yet becomes text: later values of any type can be cast to it
         schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema],
                            metadata=schema.metadata)
+        if self.labels:
+            schema = with_class_labels(schema, self.labels)
         self.schema = schema
         try:
             self.buffer = [b.cast(schema) for b in self.buffer]
@@ -170,6 +178,39 @@ class ShardWriter:
                 self._sink.close()
 
 
+def label_indexes(batch: pa.RecordBatch, labels: dict[str, list[str]], origin: str) -> pa.RecordBatch:
+    """ClassLabel columns as ``datasets`` stores them: label indexes (int64). A text value is
+    looked up among the names (one that is not there is the split's error, as in
+    ``datasets``); integers are taken as indexes."""
+    for name, names in labels.items():
+        position = batch.schema.get_field_index(name)
+        if position < 0:
+            continue
+        column = batch.column(position)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            indexes = pc.index_in(column, value_set=pa.array(names, column.type))
+            if indexes.null_count > column.null_count:
+                unknown = pc.filter(column, pc.and_(pc.is_null(indexes), pc.is_valid(column)))[0].as_py()
+                raise SplitError(f"{origin}: {unknown!r} in column {name!r} is not one of its class labels "
+                                 f"({', '.join(names[:10])})")
+            column = indexes
+        elif not (pa.types.is_integer(column.type) or pa.types.is_null(column.type)):
+            raise SplitError(f"{origin}: column {name!r} is a class label, but holds {column.type} values")
+        batch = batch.set_column(position, pa.field(name, pa.int64()), column.cast(pa.int64()))
+    return batch
+
+
+def with_class_labels(schema: pa.Schema, labels: dict[str, list[str]]) -> pa.Schema:
+    """``schema`` whose ``huggingface`` metadata declares the features ``datasets`` reads back,
+    the class labels among them."""
+    declared = hub_features(schema) or {}
+    features = {f.name: ({"names": labels[f.name], "_type": "ClassLabel"} if f.name in labels
+                         else declared.get(f.name) or feature_type(f.type)) for f in schema}
+    metadata = dict(schema.metadata or {})
+    metadata[b"huggingface"] = json.dumps({"info": {"features": features}}).encode()
+    return schema.with_metadata(metadata)
+
+
 def dictionary_columns(group: pa.Table) -> list[str]:
     """Columns worth dictionary coding: all but text columns whose values mostly differ (for
     those, building a dictionary that overflows and is dropped is wasted time)."""
@@ -185,7 +226,8 @@ def convert_split(view: RepoView, commit: str, plan: SplitPlan, directory: Path,
                   shard_size: int, row_group_rows: int, max_bytes: int,
                   progress: Callable[[str], None]) -> SplitOutput:
     """Write ``plan``'s rows as Parquet shards in ``directory``."""
-    writer = ShardWriter(directory, shard_size=shard_size, row_group_rows=row_group_rows, max_bytes=max_bytes)
+    writer = ShardWriter(directory, shard_size=shard_size, row_group_rows=row_group_rows, max_bytes=max_bytes,
+                         labels=plan.labels)
     rows, reported = 0, 0
     try:
         for number, f in enumerate(plan.files, 1):

@@ -63,6 +63,7 @@ class SplitPlan:
     split: str
     files: list[DataFile] = field(default_factory=list)
     error: str | None = None
+    labels: dict[str, list[str]] = field(default_factory=dict)  # ClassLabel columns the card declares
 
     @property
     def format(self) -> str | None:
@@ -165,6 +166,13 @@ def detect(view: RepoView, commit: str, *, max_files: int = 10_000) -> Layout:
         card = read_card(view, commit)
     except (ValueError, ViewError) as exc:
         return Layout(error=str(exc))
+    layout = _configs(card, data)
+    for plan in layout.splits:
+        plan.labels = card_class_labels(card, plan.config)
+    return layout
+
+
+def _configs(card: dict[str, Any], data: list[DataFile]) -> Layout:
     configs = card.get("configs")
     if configs is None:
         return _conventions(DEFAULT_CONFIG, data, "")
@@ -183,6 +191,43 @@ def detect(view: RepoView, commit: str, *, max_files: int = 10_000) -> Layout:
         seen.add(name)
         layout.splits += _card_config(name, config, data).splits
     return layout
+
+
+def card_class_labels(card: dict[str, Any], config: str) -> dict[str, list[str]]:
+    """The ClassLabel columns the card's ``dataset_info`` declares for ``config``, with their
+    names in label order, as ``datasets`` writes them::
+
+        dataset_info:            # or a list of these, each with a config_name
+          features:
+          - name: label
+            dtype:
+              class_label:
+                names: {'0': negative, '1': positive}    # or [negative, positive]
+
+    Anything malformed declares nothing (the column is read as it is)."""
+    infos = card.get("dataset_info")
+    if isinstance(infos, dict):
+        infos = [infos]
+    if not isinstance(infos, list):
+        return {}
+    named = [i for i in infos if isinstance(i, dict) and i.get("config_name", DEFAULT_CONFIG) == config]
+    features = named[0].get("features") if named else None
+    out: dict[str, list[str]] = {}
+    for feature in features if isinstance(features, list) else []:
+        dtype = feature.get("dtype") if isinstance(feature, dict) else None
+        label = dtype.get("class_label") if isinstance(dtype, dict) else None
+        names = label.get("names") if isinstance(label, dict) else None
+        if isinstance(names, dict):
+            try:
+                order = sorted((int(k), str(v)) for k, v in names.items())
+            except (TypeError, ValueError):
+                continue
+            if [k for k, _ in order] != list(range(len(order))):
+                continue
+            names = [v for _, v in order]
+        if isinstance(names, list) and names and isinstance(feature.get("name"), str):
+            out[feature["name"]] = [str(n) for n in names]
+    return out
 
 
 def _card_config(name: str, config: dict[str, Any], data: list[DataFile]) -> Layout:

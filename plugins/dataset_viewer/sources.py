@@ -29,6 +29,7 @@ from .layout import DataFile
 MIB = 1 << 20
 BOMB_FLOOR = 64 * MIB  # a compressed file may always expand to this much
 PARQUET_MAX_FOOTER = 64 * MIB
+ARROW_FILE_MAGIC = b"ARROW1\0\0"  # "ARROW1" padded to 8 bytes opens an Arrow IPC file
 
 
 class SplitError(Exception):
@@ -162,8 +163,20 @@ def _reader(stream: Guard, f: DataFile, limits: Limits, text: dict[str, pa.DataT
         return pjson.open_json(stream, read_options=pjson.ReadOptions(block_size=limits.block_size, use_threads=True),
                                parse_options=parse)
     if f.format == "arrow":
-        return pa.ipc.open_stream(stream)
+        return _arrow(stream)
     raise SplitError(f"{f.path}: unknown format {f.format}")
+
+
+def _arrow(stream: Guard) -> pa.RecordBatchReader:
+    """An Arrow IPC stream (as ``datasets`` writes its cache files) or an Arrow IPC file
+    (Feather v2, ``pa.ipc.new_file``). A file is its magic, padding, a stream, and a footer
+    that indexes the stream's batches: reading the stream after the magic gives the same
+    rows front to back, so a file is read streaming too (and compressed, which random
+    access could not do)."""
+    buffered = io.BufferedReader(stream, buffer_size=1 << 16)
+    if buffered.peek(len(ARROW_FILE_MAGIC))[:len(ARROW_FILE_MAGIC)] == ARROW_FILE_MAGIC:
+        buffered.read(len(ARROW_FILE_MAGIC))
+    return pa.ipc.open_stream(buffered)
 
 
 def _peek(view: RepoView, commit: str, f: DataFile) -> bytes:

@@ -113,7 +113,10 @@ class MetadataPlugin:
         row = self.store.row(repo.id)
         info = json.loads(row["info"]) if row else {}
         files = self.store.stored(repo.id, repo.type).files
-        return {"id": repo.full_name, "commit": row["commit_id"] if row else None, "tags": info.get("tags", []),
+        # commit: what the tags and fields describe (the facts of a newer one may be stored
+        # already, a moment before they are published)
+        return {"id": repo.full_name, "commit": row["published_commit"] if row else None,
+                "tags": info.get("tags", []),
                 "flags": info.get("metadataFlags", []), "fields": info,
                 "files": [{"path": p, "reader": r, "warning": w} for p, (r, _, w) in sorted(files.items())],
                 "last_job": self.store.storage.kv.get(f"last-job:{repo.id}")}

@@ -67,6 +67,10 @@ MIGRATIONS = [
         PRIMARY KEY (child_id, base)
     ) WITHOUT ROWID""",
     "CREATE INDEX {prefix}lineage_by_base ON {prefix}lineage (base)",
+    # the commit the published tags and fields describe (commit_id: the one the facts do,
+    # saved a moment before they are published)
+    "ALTER TABLE {prefix}repos ADD COLUMN published_commit TEXT",
+    "UPDATE {prefix}repos SET published_commit = commit_id",
 ]
 
 FILTER_KEYS = {"tags": "tag", "pipeline_tag": "pipeline_tag", "library": "library", "language": "language",
@@ -211,14 +215,20 @@ class MetadataStore:
             if notes is not None:
                 db.execute("UPDATE {prefix}repos SET notes = ? WHERE repo_id = ?", [json.dumps(notes), repo.id])
 
-    def publish(self, repo: RepoInfo, derived: Derived, at: float) -> list[str] | None:
-        """Store what the Hub answers and filters by; returns the licenses it had before
-        (None if the repository was new here)."""
+    def publish(self, repo: RepoInfo, derived: Derived, at: float, *, expect: State | None) -> list[str] | None:
+        """Store what the Hub answers and filters by, derived from the facts of state
+        ``expect``; returns the licenses it had before (None if the repository was new
+        here). ChangedMeanwhile if the stored state is no longer ``expect``: newer facts
+        were saved, whose own job publishes them."""
         with self.storage.transaction() as db:
-            before = db.execute("SELECT license, private FROM {prefix}repos WHERE repo_id = ?", [repo.id]).fetchone()
-            db.execute("UPDATE {prefix}repos SET license = ?, info = ?, tagged_at = ?, private = ?, full_name = ? "
-                       "WHERE repo_id = ?", [json.dumps(derived.licenses), json.dumps(derived.info), at,
-                                             int(repo.private), repo.full_name, repo.id])
+            before = db.execute("SELECT license, private, commit_id, fingerprint FROM {prefix}repos "
+                                "WHERE repo_id = ?", [repo.id]).fetchone()
+            if (State(before[2], before[3]) if before else None) != expect:
+                raise ChangedMeanwhile()
+            db.execute("UPDATE {prefix}repos SET license = ?, info = ?, tagged_at = ?, private = ?, full_name = ?, "
+                       "published_commit = ? WHERE repo_id = ?",
+                       [json.dumps(derived.licenses), json.dumps(derived.info), at, int(repo.private),
+                        repo.full_name, expect.commit if expect else None, repo.id])
             db.execute("DELETE FROM {prefix}idx WHERE repo_id = ?", [repo.id])
             for key, value in derived.index:
                 db.execute("INSERT OR IGNORE INTO {prefix}idx VALUES (?, ?, ?, ?)", [key, value, repo.type, repo.id])

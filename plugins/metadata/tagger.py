@@ -129,13 +129,20 @@ class Tagger:
     def publish(self, repo: RepoInfo) -> None:
         """Derive tags and fields from the stored facts and publish them; when the license
         changed, queue the repositories that name this one as their base to derive again."""
+        state = self.store.state(repo.id)  # what the facts read below describe
         row = self.store.row(repo.id)
         stored = self.store.stored(repo.id, repo.type)
         stored.notes = json.loads(row["notes"]) if row else []
         own = repo.full_name.lower()
         derived = derive(stored, self.tagging, check_licenses=self.settings.check_licenses,
                          base_license=lambda name: None if name.lower() == own else self.store.public_license(name))
-        before = self.store.publish(repo, derived, time.time())
+        try:
+            before = self.store.publish(repo, derived, time.time(), expect=state)
+        except ChangedMeanwhile:
+            # another job stored newer facts meanwhile; it publishes what they say (ours,
+            # derived from older ones, would overwrite its tags)
+            log.debug("%s: newer facts were stored meanwhile; not publishing older ones", repo.full_name)
+            return
         if before != derived.licenses:
             self.retag_children(repo)
 

@@ -247,3 +247,56 @@ def test_the_http_routes_describe_and_retag(gitd_harness):
     assert h.http("POST", "/api/models/alice/m/metadata/retag").status == 401
     assert h.http("POST", "/api/models/alice/m/metadata/retag", user="eve").status == 403
     assert h.http("POST", "/api/models/alice/m/metadata/retag", user="alice").json()["queued"] is True
+
+
+def test_regression_a_job_publishing_older_facts_does_not_overwrite_newer_tags(gitd_harness):
+    """Two jobs of one repository at once (a push while the previous push's job runs): the
+    older job derived its tags from the facts it read, the newer job saved newer facts and
+    published them before the older one wrote. The older job's publish must not win (it
+    left stale tags and fields behind, seen under load in the e2e metadata tests)."""
+    h = harness(gitd_harness)
+    repo = h.repo("alice/m", files={"README.md": "---\nlicense: mit\n---\n"})
+    h.run_jobs()
+    assert "license:mit" in h.repo_info(repo)["tags"]
+    store, tagger = h.plugin.store, h.plugin.tagger
+    read_stored = store.stored
+
+    def newer_job_runs_meanwhile(repo_id: int, repo_type: str):
+        stored = read_stored(repo_id, repo_type)  # the older job has read its facts
+        store.stored = read_stored
+        h.commit(repo, {"README.md": "---\nlicense: apache-2.0\n---\n"})
+        h.run_jobs()  # the newer job saves and publishes apache-2.0
+        assert "license:apache-2.0" in h.repo_info(repo)["tags"]
+        return stored
+
+    store.stored = newer_job_runs_meanwhile
+    try:
+        tagger.publish(h.refresh(repo))  # the older job publishes what it derived (mit)
+    finally:
+        store.stored = read_stored
+    tags = h.repo_info(repo)["tags"]
+    assert "license:apache-2.0" in tags and "license:mit" not in tags
+    assert h.plugin.describe(h.refresh(repo))["commit"] == h.view(repo).head()
+
+
+def test_the_metadata_route_names_the_commit_its_tags_describe(gitd_harness):
+    """The facts of a new commit are saved a moment before its tags are published: in
+    between, the route still names the commit of the tags it answers with."""
+    h = harness(gitd_harness)
+    repo = h.repo("alice/m", files={"README.md": "---\nlicense: mit\n---\n"})
+    h.run_jobs()
+    first = h.view(repo).head()
+    store, tagger = h.plugin.store, h.plugin.tagger
+    seen = []
+    publish = tagger.publish
+
+    def look_then_publish(r):
+        seen.append(h.plugin.describe(r))  # facts saved, tags not yet published
+        publish(r)
+
+    tagger.publish = look_then_publish
+    h.commit(repo, {"README.md": "---\nlicense: apache-2.0\n---\n"})
+    tagger.tag(h.refresh(repo))
+    assert store.state(repo.id).commit == h.view(repo).head() != first
+    assert seen[0]["commit"] == first and "license:mit" in seen[0]["tags"]
+    assert h.plugin.describe(h.refresh(repo))["commit"] == h.view(repo).head()

@@ -209,3 +209,44 @@ def test_credentials_are_stored_encrypted_and_never_shown(gitd_harness, monkeypa
     h.cli("mirror", "add", "alice/other", "http://bob:hunter2@127.0.0.1:9/y.git", "--interval", "0")
     row = h.storage.query("SELECT url, credentials FROM {prefix}pull WHERE repo = 'alice/other'")[0]
     assert row["url"] == "http://127.0.0.1:9/y.git" and "hunter2" not in row["credentials"]
+
+
+def test_mirror_remove_stops_a_pull_or_a_push_mirror_and_keeps_the_repository(gitd_harness, git, tmp_path):
+    up = Upstream(git, tmp_path)
+    target = tmp_path / "target.git"
+    git("init", "-q", "--bare", str(target))
+    h = harness(gitd_harness)
+    h.user("alice")
+    h.cli("mirror", "add", "alice/up", up.url)
+    h.run_jobs(due_only=True)
+    repo = h.context.find_repo("alice/up", "model")
+    mirrored = published(h, repo)
+    code, out = h.cli("mirror", "add", "alice/up", f"file://{target}", "--push")
+    assert code == 0, out
+    push_id = json.loads(h.cli("mirror", "status", "alice/up", "--json")[1])["push"][0]["id"]
+
+    # a push mirror: by its id, only on its own repository
+    other = h.repo("alice/other", files={"a.txt": "a"})
+    assert h.cli("mirror", "remove", "alice/other", "--push", str(push_id)) == (1, "")
+    assert h.cli("mirror", "remove", "alice/up", "--push", "nope")[0] == 1
+    code, out = h.cli("mirror", "remove", "alice/up", "--push", str(push_id))
+    assert code == 0 and out == f"push mirror {push_id} of alice/up to file://{target} removed\n"
+    shown = json.loads(h.cli("mirror", "status", "alice/up", "--json")[1])
+    assert shown["push"] == [] and shown["pull"] is not None
+
+    # the pull mirror: the repository keeps its refs, takes pushes again, and is no longer synced
+    code, out = h.cli("mirror", "remove", "alice/up")
+    assert code == 0 and out == (f"alice/up no longer mirrors {up.url}; it keeps what it has and takes pushes\n")
+    assert published(h, repo) == mirrored
+    assert json.loads(h.cli("mirror", "status", "alice/up", "--json")[1]) == {
+        "repo": "alice/up", "type": "model", "pull": None, "push": []}
+    assert h.cli("mirror", "list") == (0, "no mirrors\n")
+    up.commit({"late.txt": "after the removal\n"})
+    h.commit(repo, {"x.txt": "ours now"}, via="http")  # no longer refused as a mirror
+    h.run_jobs()  # the sync that was scheduled finds no mirror and does nothing
+    view = h.view(h.refresh(repo))
+    assert {e.path for e in view.files(view.head())} >= {"x.txt"} and view.entry(view.head(), "late.txt") is None
+    assert not [j for j in h.jobs() if j.payload.get("task") in ("sync", "push") and j.state in ("queued", "failed")]
+    assert h.cli("mirror", "remove", "alice/up")[0] == 1  # nothing left to remove
+    assert h.cli("mirror", "sync", "alice/up")[0] == 1
+    assert h.view(other).head() is not None

@@ -112,3 +112,61 @@ def test_csghub_cli_inference_and_finetune_answer(hub, kind):
         # finetune prints the answer (the message); inference start first GETs the instance and
         # stops at its 404
         assert "instance 7 does not exist" in out or "404 Client Error" in out, (action, out)
+
+
+def csghub_cli_as(tmp_path: Path):
+    """csghub-cli run from ``tmp_path``, with a git identity for its git-based folder upload."""
+    env = {**os.environ, "CSGHUB_DISABLE_XNET": "true", "GIT_AUTHOR_NAME": "csg", "GIT_AUTHOR_EMAIL": "csg@example.com",
+           "GIT_COMMITTER_NAME": "csg", "GIT_COMMITTER_EMAIL": "csg@example.com"}
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(Path(sys.executable).parent / "csghub-cli"), *args], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path, env=env)
+        assert (done.returncode == 0) == ok, (args, done.stdout[-2000:], done.stderr[-2000:])
+        return done
+
+    return run
+
+
+def upload_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "up"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("a\n")
+    (folder / "w.safetensors").write_bytes(bytes(range(256)) * 64)
+    return folder
+
+
+def test_csghub_cli_upload_and_download_a_public_model(hub, tmp_path):
+    """`upload` of a folder (CSGHub's git URL layout, with LFS) and of a file (the multipart
+    upload_file route), then `download` of the snapshot (/csg routes)."""
+    user, token = hub.user()
+    repo = f"{user}/{unique('cli')}"
+    hub.api(token).create_repo(repo)
+    run = csghub_cli_as(tmp_path)
+    one = tmp_path / "one.txt"
+    one.write_text("one\n")
+    auth = ("-k", token, "-e", hub.url)
+    run("upload", repo, str(upload_folder(tmp_path)), *auth)  # the SDK's git upload: the repo becomes the folder
+    run("upload", repo, str(one), "docs", *auth)  # lands at docs/one.txt
+    files = {e.path: e for e in hub.api(token).list_repo_tree(repo, recursive=True) if type(e).__name__ == "RepoFile"}
+    assert {"docs/one.txt", "sub/a.txt", "w.safetensors"} <= set(files)
+    assert files["w.safetensors"].lfs is not None  # pushed with git-lfs
+    run("download", repo, "-e", hub.url, "--local-dir", str(tmp_path / "all"))  # public: no token needed
+    assert (tmp_path / "all" / "w.safetensors").read_bytes() == bytes(range(256)) * 64
+    assert (tmp_path / "all" / "docs" / "one.txt").read_text() == "one\n"
+
+
+def test_csghub_cli_upload_large_folder_and_download_a_private_dataset(hub, tmp_path):
+    """`upload-large-folder` (the native preupload and commit routes) into a private dataset, then
+    `download` of one file with the token, and nothing without it."""
+    user, token = hub.user()
+    repo = f"{user}/{unique('large')}"
+    hub.api(token).create_repo(repo, repo_type="dataset", private=True)
+    run = csghub_cli_as(tmp_path)
+    run("upload-large-folder", repo, str(upload_folder(tmp_path)), "-t", "dataset", "-k", token, "-e", hub.url)
+    assert {"sub/a.txt", "w.safetensors"} <= set(hub.api(token).list_repo_files(repo, repo_type="dataset"))
+    run("download", repo, "sub/a.txt", "-t", "dataset", "-k", token, "-e", hub.url, "--local-dir",
+        str(tmp_path / "one"))
+    assert (tmp_path / "one" / "sub" / "a.txt").read_text() == "a\n"
+    run("download", repo, "-t", "dataset", "-e", hub.url, "--local-dir", str(tmp_path / "denied"), ok=False)
+    assert not (tmp_path / "denied" / "w.safetensors").exists()

@@ -1,5 +1,6 @@
 """Edges the stock huggingface_hub 2.4 client meets: ids without a namespace, X-Request-Id,
-and settings the server does not keep (refused, never silently ignored)."""
+and settings the server does not keep (refused, never silently ignored; gating is
+tests/e2e/hub/test_hub_gating.py)."""
 
 from __future__ import annotations
 
@@ -60,16 +61,11 @@ def test_x_request_id_is_echoed(hub):
     assert exc.value.request_id  # the client quotes it
 
 
-def test_gating_and_unknown_settings_are_refused(hub):
+def test_unknown_settings_are_refused(hub):
     user, token = hub.user()
     api = hub.api(token)
     repo = f"{user}/{unique('g')}"
     api.create_repo(repo)
-    for gated in ("auto", "manual"):
-        with pytest.raises(HfHubHTTPError) as exc:
-            api.update_repo_settings(repo, gated=gated)
-        assert exc.value.response.status_code == 400 and "gated repositories" in str(exc.value)
-        assert exc.value.response.headers["X-Error-Code"] == "GatingNotSupported"
     assert api.model_info(repo).gated is False
     api.update_repo_settings(repo, gated=False, private=True)  # what it keeps still works
     assert api.model_info(repo).private is True
@@ -80,6 +76,35 @@ def test_gating_and_unknown_settings_are_refused(hub):
     with pytest.raises(urllib.error.HTTPError) as raw:
         urllib.request.urlopen(req, timeout=30)
     assert raw.value.code == 400 and b"discussionsDisabled" in raw.value.read()
+    req.data = json.dumps({"gated": "sometimes"}).encode()
+    with pytest.raises(urllib.error.HTTPError) as raw:
+        urllib.request.urlopen(req, timeout=30)
+    assert raw.value.code == 400 and b"gated must be" in raw.value.read()
+
+
+def test_unsupported_create_repo_parameters_are_refused(hub):
+    user, token = hub.user()
+    api = hub.api(token)
+    for kwargs, named in (({"repo_type": "space", "space_sdk": "gradio", "space_hardware": "t4-small"}, "hardware"),
+                          ({"repo_type": "space", "space_sdk": "docker", "space_secrets": [{"key": "K", "value": "v"}]},
+                           "secrets"),
+                          ({"resource_group_id": "0" * 24}, "resourceGroupId")):
+        repo = f"{user}/{unique('np')}"
+        with pytest.raises(HfHubHTTPError) as exc:
+            api.create_repo(repo, **kwargs)
+        assert exc.value.response.status_code == 400 and named in str(exc.value)
+        assert not api.repo_exists(repo, repo_type=kwargs.get("repo_type", "model"))
+
+
+def test_unsupported_listing_filters_are_refused(hub):
+    api = hub.api()
+    for kwargs in ({"gated": True}, {"inference": "warm"}, {"apps": ["llama.cpp"]}):
+        with pytest.raises(HfHubHTTPError) as exc:
+            list(api.list_models(limit=5, **kwargs))
+        assert exc.value.response.status_code == 400 and next(iter(kwargs)) in str(exc.value)
+    with pytest.raises(HfHubHTTPError):
+        list(api.list_datasets(gated=False, limit=5))
+    assert isinstance(list(api.list_models(limit=1)), list)
 
 
 def test_short_commit_shas_are_revisions(hub, tmp_path):
@@ -95,3 +120,29 @@ def test_short_commit_shas_are_revisions(hub, tmp_path):
     assert Path(hf_hub_download(repo, "f.txt", revision=short, token=token, cache_dir=tmp_path)).read_bytes() == b"one"
     assert [e.path for e in api.list_repo_tree(repo, revision=short)] == [".gitattributes", "f.txt"]
     assert api.revision_exists(repo, "0000000") is False
+
+
+def test_conflicts_and_misses_answer_the_hubs_status_codes(hub):
+    """What huggingface_hub maps to its exceptions: 409 for an existing branch or tag (exist_ok
+    relies on it), 404 RevisionNotFound/EntryNotFound for missing revisions and files (412 for a
+    stale parent_commit: test_hub_client.py::test_delete_file_and_parent_commit)."""
+    from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
+
+    user, token = hub.user()
+    api = hub.api(token)
+    repo = f"{user}/{unique('codes')}"
+    api.create_repo(repo)
+    api.create_branch(repo, branch="b")
+    api.create_tag(repo, tag="t")
+    for call in (lambda: api.create_branch(repo, branch="b"), lambda: api.create_tag(repo, tag="t")):
+        with pytest.raises(HfHubHTTPError) as exc:
+            call()
+        assert exc.value.response.status_code == 409
+    api.create_branch(repo, branch="b", exist_ok=True)
+    api.create_tag(repo, tag="t", exist_ok=True)
+    for call in (lambda: api.model_info(repo, revision="nope"),
+                 lambda: api.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=repo, revision="nope")):
+        with pytest.raises(RevisionNotFoundError):
+            call()
+    with pytest.raises(EntryNotFoundError):
+        api.delete_file("nope.txt", repo)

@@ -49,8 +49,8 @@ def test_build_tree_errors(repo):
     parent = commit(repo, build_tree(repo, None, [AddFile("f", blob), AddFile("d/g", blob)]))
     with pytest.raises(EntryNotFound):
         build_tree(repo, parent, [DeleteFile("nope")])
-    with pytest.raises(EntryNotFound):
-        build_tree(repo, parent, [DeleteFile("d")])
+    # deletedFile naming a folder deletes it, as on the Hub
+    assert set(files(repo, build_tree(repo, parent, [DeleteFile("d")]))) == {"f"}
     with pytest.raises(EntryNotFound):
         build_tree(repo, parent, [DeleteFolder("f")])
     with pytest.raises(BadRequest):
