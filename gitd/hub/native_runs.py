@@ -27,12 +27,6 @@ from gitd.repos import RepoService
 MODEL = V1 + "/models/{ns}/{name}"
 
 
-async def instances(request: web.Request, m: Match) -> web.StreamResponse:
-    """A user's inference or finetune instances: their own (or any, for an admin)."""
-    _owner_or_admin(request, m)
-    return envelope([])
-
-
 def _owner_or_admin(request: web.Request, m: Match) -> None:
     who = principal(request)
     if who.account is None:
