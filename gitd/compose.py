@@ -185,12 +185,18 @@ class Parts:
         def progress(text: str) -> bool:
             return self.jobs.report_progress(text)
 
+        def access_token(repo: RepoInfo, level: str, ttl: float) -> str:
+            from gitd.access.rules import AccessLevel
+
+            return self.auth.sign_daemon(repo.id, AccessLevel.WRITE if level == "write" else AccessLevel.READ, ttl)
+
         from gitd.plugins.gitcmd import GitCommands
 
         git = GitCommands(fsck_settings(self.config), self.data.run / "no-hooks")
         return PluginServices(storage=storage, views=lambda: self.views, submit=submit, find_repo=find_repo,
                               list_repos=list_repos, writer=writer, git=git, secrets=secrets,
-                              create_repo=create_repo, cache_dir=cache_dir, progress=progress)
+                              create_repo=create_repo, cache_dir=cache_dir, progress=progress,
+                              access_token=access_token)
 
     @cached_property
     def portal(self) -> Portal:
