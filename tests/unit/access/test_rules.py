@@ -84,3 +84,20 @@ def test_readable_says_exactly_what_level_says(world):
         for who in principals:
             listed = {r.id for r in repos.listing(rules.readable(who))}
             assert listed == {r.id for r in every if rules.level(who, r) >= AccessLevel.READ}, who
+
+
+def test_lfs_uploads_are_the_writers_and_for_a_pull_request_a_public_repositorys_readers(world):
+    w, access = world
+    pub, org_priv = w["public_org_repo"], w["private_org_repo"]
+    assert access.require_lfs_upload(p(w["writer"]), pub, for_pull_request=False) == AccessLevel.WRITE
+    assert access.require_lfs_upload(p(w["stranger"]), pub, for_pull_request=True) == AccessLevel.READ
+    with pytest.raises(Forbidden):  # for a branch
+        access.require_lfs_upload(p(w["stranger"]), pub, for_pull_request=False)
+    with pytest.raises(Forbidden):  # a private repository's reader
+        access.require_lfs_upload(p(w["reader"]), org_priv, for_pull_request=True)
+    with pytest.raises(NotFound):  # one who cannot read it at all
+        access.require_lfs_upload(p(w["stranger"]), org_priv, for_pull_request=True)
+    with pytest.raises(Forbidden):  # a read-only credential
+        access.require_lfs_upload(p(w["stranger"], cap=AccessLevel.READ), pub, for_pull_request=True)
+    with pytest.raises(Unauthorized):
+        access.require_lfs_upload(ANONYMOUS, pub, for_pull_request=True)
