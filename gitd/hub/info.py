@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
-from gitd.errors import BadRequest, NotFound
+from gitd.errors import NotFound
 from gitd.http.context import principal
 from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
@@ -25,6 +25,7 @@ from gitd.hub.common import (
     dumps_in_pieces,
     int_param,
     next_link,
+    refuse_params,
 )
 from gitd.hub.files import FileView
 from gitd.hub.gitread import DEFAULT_WALK, RepoReader, Walk, iso
@@ -73,8 +74,12 @@ class CardCache:
         return None if isinstance(found, CardError) else found
 
 
-# list_models/list_datasets parameters gitd cannot filter on (huggingface_hub sends each only when set).
-UNSUPPORTED_LISTING_FILTERS = ("gated", "inference", "inference_provider", "apps")
+# list_models/list_datasets/list_spaces parameters gitd cannot filter on or add (huggingface_hub sends
+# each only when set): gating, inference, apps, parameter counts, spaces' linked models and datasets.
+UNSUPPORTED_LISTING_FILTERS = ("gated", "inference", "inference_provider", "apps", "num_parameters", "linked",
+                               "models", "datasets")
+# model_info/dataset_info/space_info parameters gitd does not serve: no security scans.
+UNSUPPORTED_INFO_PARAMS = ("securityStatus",)
 
 class HubInfo(HubBase):
     shows_gated = True  # what the Hub shows of a gated repository to all
@@ -105,6 +110,7 @@ class HubInfo(HubBase):
     # -- one repository ------------------------------------------------------------------------------
     async def info(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m)
+        refuse_params(request, UNSUPPORTED_INFO_PARAMS, "repository info parameter(s)")
         rev = m.params.get("rev")
         if rev is not None:
             commit: str | None = self.reader.resolve(ctx.path, rev)
@@ -182,10 +188,8 @@ class HubInfo(HubBase):
 
     def _listing(self, request: web.Request, repo_type: str) -> tuple[str, dict[str, str]]:
         query = request.query
-        refused = sorted(k for k in UNSUPPORTED_LISTING_FILTERS if k in query)
-        if refused:  # refused by name: a filter ignored would list what the caller asked to leave out
-            raise BadRequest(f"listing filter(s) not supported by this server: {', '.join(refused)}",
-                             code="UnsupportedParameter")
+        # refused by name: a filter ignored would list what the caller asked to leave out
+        refuse_params(request, UNSUPPORTED_LISTING_FILTERS, "listing filter(s)")
         owner = None
         if query.get("author"):
             owner = self.repos.accounts.find(query["author"])
@@ -201,16 +205,20 @@ class HubInfo(HubBase):
                          order=SORTS.get(sort or "", "id"), descending=sort in SORTS and query.get("direction") != "1",
                          offset=int_param(request, "cursor", 0), limit=int_param(request, "limit", most, lo=1, hi=most))
         expand = [e for e in query.getall("expand", []) if e]
+        # list_models(fetch_config=True): each model's config (what the metadata plugin read of its config.json)
+        extra = ["config"] if bool_param(request, "config") and not full else []
         rows, more = self.listing_rows.page(q, lambda r: self._brief(request, r, False, []))
-        described = [self._brief(request, r, full, expand) for r in rows]
+        described = [self._brief(request, r, full, expand, extra) for r in rows]
         headers = {}
         if more:
             headers["Link"] = next_link(self.base(request), request, cursor=q.offset + q.limit)
         return dumps(described), headers
 
-    def _brief(self, request: web.Request, repo: Repo, full: bool, expand: list[str]) -> dict[str, Any]:
+    def _brief(self, request: web.Request, repo: Repo, full: bool, expand: list[str],
+               extra: list[str] | None = None) -> dict[str, Any]:
         """A listing's entry: what ``list_models`` shows by default (plugins' values for those
-        keys merged in), everything with ``full``, or ``id`` and the ``expand``ed keys."""
+        keys merged in, and the ``extra`` keys asked for: ``config``), everything with ``full``,
+        or ``id`` and the ``expand``ed keys."""
         path = self.repos.path(repo)
         try:
             commit = self.reader.default_head(path, repo.default_branch)
@@ -220,7 +228,7 @@ class HubInfo(HubBase):
         listed = min(LIST_SIBLINGS, self.max_listed_files) if full or "siblings" in expand else 0
         d = self.describe(ctx, commit, listed)
         shown = (set(d) | {"pipeline_tag", "library_name"}) - {"cardData", "siblings", "usedStorage",
-                                                                "siblingsTruncated"}
+                                                                "siblingsTruncated"} | set(extra or ())
         if self.fields is not None and self.fields.active():
             d = self.fields.add(self.repos.info(repo), commit, d)
         if expand:

@@ -104,7 +104,30 @@ def test_unsupported_listing_filters_are_refused(hub):
         assert exc.value.response.status_code == 400 and next(iter(kwargs)) in str(exc.value)
     with pytest.raises(HfHubHTTPError):
         list(api.list_datasets(gated=False, limit=5))
+    with pytest.raises(HfHubHTTPError) as exc:
+        list(api.list_models(num_parameters="min:6B", limit=5))
+    assert exc.value.response.status_code == 400 and "num_parameters" in str(exc.value)
+    for kwargs in ({"linked": True}, {"models": "a/b"}, {"datasets": "a/b"}):
+        with pytest.raises(HfHubHTTPError) as exc:
+            list(api.list_spaces(limit=5, **kwargs))
+        assert exc.value.response.status_code == 400 and next(iter(kwargs)) in str(exc.value)
     assert isinstance(list(api.list_models(limit=1)), list)
+    assert isinstance(list(api.list_models(limit=1, fetch_config=True)), list)  # served: the metadata plugin's
+
+
+def test_unsupported_repository_info_parameters_are_refused(hub):
+    """model_info(securityStatus=True) asks for a security scan gitd does not make: 400 naming it;
+    files_metadata=True (blobs) is served (every sibling carries its size, blob id and LFS fields)."""
+    user, token = hub.user()
+    api = hub.api(token)
+    repo = f"{user}/{unique('info')}"
+    api.create_repo(repo)
+    with pytest.raises(HfHubHTTPError) as exc:
+        api.model_info(repo, securityStatus=True)
+    assert exc.value.response.status_code == 400 and "securityStatus" in str(exc.value)
+    assert exc.value.response.headers["X-Error-Code"] == "UnsupportedParameter"
+    (sibling,) = api.model_info(repo, files_metadata=True).siblings
+    assert sibling.rfilename == ".gitattributes" and sibling.size > 0 and sibling.blob_id
 
 
 def test_short_commit_shas_are_revisions(hub, tmp_path):
