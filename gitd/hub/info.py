@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gitd.access.rules import Access, AccessLevel
-from gitd.errors import NotFound
+from gitd.errors import BadRequest, NotFound
 from gitd.http.context import principal
 from gitd.http.offload import Offload
 from gitd.http.routing import Match, Router
@@ -80,6 +80,31 @@ UNSUPPORTED_LISTING_FILTERS = ("gated", "inference", "inference_provider", "apps
                                "models", "datasets")
 # model_info/dataset_info/space_info parameters gitd does not serve: no security scans.
 UNSUPPORTED_INFO_PARAMS = ("securityStatus",)
+# The properties the Hub takes in ``expand``, per repository type (as huggingface_hub 2.4 lists them). A
+# value outside these is refused, as on the Hub; those gitd has no value for are left out of the answer.
+_COMMON_EXPAND = frozenset(("author", "cardData", "createdAt", "disabled", "lastModified", "likes", "private",
+                           "resourceGroup", "sha", "siblings", "tags", "trendingScore", "usedStorage"))
+HUB_EXPAND = {
+    "model": _COMMON_EXPAND | frozenset((
+        "baseModels", "childrenModelCount", "config", "downloads", "downloadsAllTime", "evalResults", "gated",
+        "gguf", "inference", "inferenceProviderMapping", "library_name", "mask_token", "model-index",
+        "pipeline_tag", "safetensors", "spaces", "transformersInfo", "widgetData")),
+    "dataset": _COMMON_EXPAND | frozenset((
+        "citation", "description", "downloads", "downloadsAllTime", "gated", "mainSize", "paperswithcode_id")),
+    "space": _COMMON_EXPAND | frozenset(("datasets", "models", "region", "runtime", "sdk", "subdomain")),
+}
+
+
+def expand_of(request: web.Request, repo_type: str) -> list[str]:
+    """The ``expand`` values of a request; 400 ``UnsupportedParameter`` naming any the Hub does not take."""
+    values = [e for e in request.query.getall("expand", []) if e]
+    known = HUB_EXPAND.get(repo_type) or frozenset().union(*HUB_EXPAND.values())
+    unknown = sorted({e[:40] for e in values if e not in known})
+    if unknown:
+        raise BadRequest(f"expand value(s) not supported: {', '.join(unknown)}; the {repo_type} properties are "
+                         f"{', '.join(sorted(known))}", code="UnsupportedParameter")
+    return values
+
 
 class HubInfo(HubBase):
     shows_gated = True  # what the Hub shows of a gated repository to all
@@ -111,6 +136,7 @@ class HubInfo(HubBase):
     async def info(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m)
         refuse_params(request, UNSUPPORTED_INFO_PARAMS, "repository info parameter(s)")
+        expand_of(request, ctx.repo.type)  # checked; the answer carries every property gitd has
         rev = m.params.get("rev")
         if rev is not None:
             commit: str | None = self.reader.resolve(ctx.path, rev)
@@ -204,7 +230,7 @@ class HubInfo(HubBase):
                          searches=[s for s in query.getall("search", []) if s], filters=tag_filters(query),
                          order=SORTS.get(sort or "", "id"), descending=sort in SORTS and query.get("direction") != "1",
                          offset=int_param(request, "cursor", 0), limit=int_param(request, "limit", most, lo=1, hi=most))
-        expand = [e for e in query.getall("expand", []) if e]
+        expand = expand_of(request, repo_type)
         # list_models(fetch_config=True): each model's config (what the metadata plugin read of its config.json)
         extra = ["config"] if bool_param(request, "config") and not full else []
         rows, more = self.listing_rows.page(q, lambda r: self._brief(request, r, False, []))

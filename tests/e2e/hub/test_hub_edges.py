@@ -128,6 +128,15 @@ def test_unsupported_repository_info_parameters_are_refused(hub):
     assert exc.value.response.headers["X-Error-Code"] == "UnsupportedParameter"
     (sibling,) = api.model_info(repo, files_metadata=True).siblings
     assert sibling.rfilename == ".gitattributes" and sibling.size > 0 and sibling.blob_id
+    # expand: the Hub's properties for the type, else 400 naming the value (on info and listings).
+    for call in (lambda: api.model_info(repo, expand=["likes", "nope"]),
+                 lambda: list(api.list_models(author=user, expand=["nope"])),
+                 lambda: list(api.list_datasets(author=user, expand=["safetensors"]))):  # a model property
+        with pytest.raises(HfHubHTTPError) as exc:
+            call()
+        assert exc.value.response.status_code == 400 and "not supported" in str(exc.value)
+    (listed,) = api.list_models(author=user, expand=["likes", "private", "trendingScore"])
+    assert listed.id == repo and listed.likes == 0 and listed.private is False and listed.trending_score is None
 
 
 def test_short_commit_shas_are_revisions(hub, tmp_path):
