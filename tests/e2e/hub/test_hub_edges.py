@@ -176,5 +176,32 @@ def test_conflicts_and_misses_answer_the_hubs_status_codes(hub):
                  lambda: api.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=repo, revision="nope")):
         with pytest.raises(RevisionNotFoundError):
             call()
-    with pytest.raises(EntryNotFoundError):
+    with pytest.raises(EntryNotFoundError) as missing:
         api.delete_file("nope.txt", repo)
+    assert "A file with this name doesn't exist" in str(missing.value)  # the client adds its hint on this text
+    for call in (lambda: api.delete_branch(repo, branch="nob"), lambda: api.delete_tag(repo, tag="not")):
+        with pytest.raises(RevisionNotFoundError):
+            call()
+
+
+def test_bad_paths_are_400_and_the_default_branch_stays(hub):
+    """Paths the client lets through but a tree cannot hold: 400 (BadRequestError) naming the path,
+    and nothing committed; deleting the default branch is 403."""
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.errors import BadRequestError
+
+    user, token = hub.user()
+    api = hub.api(token)
+    repo = f"{user}/{unique('paths')}"
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=b"x", path_in_repo="dir/x.txt", repo_id=repo)
+    head = api.model_info(repo).sha
+    for path in ("dir", "dir/x.txt/below", "a//b", "a/./b"):
+        with pytest.raises(BadRequestError) as exc:
+            api.create_commit(repo, operations=[CommitOperationAdd(path, b"y")], commit_message="bad")
+        assert exc.value.response.status_code == 400 and path in str(exc.value)
+    assert api.model_info(repo).sha == head
+    with pytest.raises(HfHubHTTPError) as exc:
+        api.delete_branch(repo, branch="main")
+    assert exc.value.response.status_code == 403
+    assert [b.name for b in api.list_repo_refs(repo).branches] == ["main"]
