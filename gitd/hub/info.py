@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from gitd.hub.files import FileView
 from gitd.hub.gitread import DEFAULT_WALK, RepoReader, Walk, iso
 from gitd.hub.listing import SORTS, ListingQuery, RepoListing, tag_filters
 from gitd.plugins.fields import InfoFields
-from gitd.plugins.filters import RepoFilters
+from gitd.plugins.filters import RepoFilters, RepoIds
 from gitd.repos import RepoService
 from gitd.store import Repo, Repos
 from gitd.store.likes import Likes
@@ -75,8 +76,8 @@ class CardCache:
 
 
 # list_models/list_datasets/list_spaces parameters gitd cannot filter on or add (huggingface_hub sends
-# each only when set): gating, inference, apps, parameter counts, spaces' linked models and datasets.
-UNSUPPORTED_LISTING_FILTERS = ("gated", "inference", "inference_provider", "apps", "num_parameters", "linked",
+# each only when set): inference, apps, parameter counts, spaces' linked models and datasets.
+UNSUPPORTED_LISTING_FILTERS = ("inference", "inference_provider", "apps", "num_parameters", "linked",
                                "models", "datasets")
 # model_info/dataset_info/space_info parameters gitd does not serve: no security scans.
 UNSUPPORTED_INFO_PARAMS = ("securityStatus",)
@@ -229,7 +230,8 @@ class HubInfo(HubBase):
         q = ListingQuery(self.access.readable(principal(request)), repo_type, owner,
                          searches=[s for s in query.getall("search", []) if s], filters=tag_filters(query),
                          order=SORTS.get(sort or "", "id"), descending=sort in SORTS and query.get("direction") != "1",
-                         offset=int_param(request, "cursor", 0), limit=int_param(request, "limit", most, lo=1, hi=most))
+                         offset=int_param(request, "cursor", 0), limit=int_param(request, "limit", most, lo=1, hi=most),
+                         narrow=self._gated_filter(request))
         expand = expand_of(request, repo_type)
         # list_models(fetch_config=True): each model's config (what the metadata plugin read of its config.json)
         extra = ["config"] if bool_param(request, "config") and not full else []
@@ -239,6 +241,22 @@ class HubInfo(HubBase):
         if more:
             headers["Link"] = next_link(self.base(request), request, cursor=q.offset + q.limit)
         return dumps(described), headers
+
+    def _gated_filter(self, request: web.Request) -> list[RepoIds]:
+        """``gated=true|false`` (list_models/list_datasets(gated=...)): only gated, or only open, repositories."""
+        raw = request.query.get("gated")
+        if raw is None:
+            return []
+        wanted = {"true": True, "1": True, "false": False, "0": False}.get(raw.strip().lower())
+        if wanted is None:
+            raise BadRequest("gated must be true or false")
+        gates = self.access.gates
+
+        def among(batch: Sequence[int]) -> list[int]:
+            return [i for i in batch if (gates is not None and gates.mode(i) is not None) == wanted]
+
+        # Counted as many: the listing walks its own order and asks which of each batch are gated.
+        return [RepoIds(RepoIds.MANY + 1, list, among)]
 
     def _brief(self, request: web.Request, repo: Repo, full: bool, expand: list[str],
                extra: list[str] | None = None) -> dict[str, Any]:

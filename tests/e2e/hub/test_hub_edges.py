@@ -98,12 +98,10 @@ def test_unsupported_create_repo_parameters_are_refused(hub):
 
 def test_unsupported_listing_filters_are_refused(hub):
     api = hub.api()
-    for kwargs in ({"gated": True}, {"inference": "warm"}, {"apps": ["llama.cpp"]}):
+    for kwargs in ({"inference": "warm"}, {"apps": ["llama.cpp"]}):
         with pytest.raises(HfHubHTTPError) as exc:
             list(api.list_models(limit=5, **kwargs))
         assert exc.value.response.status_code == 400 and next(iter(kwargs)) in str(exc.value)
-    with pytest.raises(HfHubHTTPError):
-        list(api.list_datasets(gated=False, limit=5))
     with pytest.raises(HfHubHTTPError) as exc:
         list(api.list_models(num_parameters="min:6B", limit=5))
     assert exc.value.response.status_code == 400 and "num_parameters" in str(exc.value)
