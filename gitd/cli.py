@@ -251,6 +251,25 @@ def cmd_repo_set(args: argparse.Namespace) -> None:
     print(f"{repo.type} {repo.full_name} is now {'private' if repo.private else 'public'}")
 
 
+def cmd_operator(args: argparse.Namespace) -> None:
+    from gitd.operator.run import operator_modules, run
+
+    modules = operator_modules(_parts(args).plugins)
+    if args.list:
+        for module in modules:
+            print(module)
+        return
+    if not modules:
+        raise CLIError("no enabled plugin ships an operator (PACKAGE.operator.handlers)")
+    if not args.namespace and not args.all_namespaces:
+        raise CLIError("name the namespaces to watch (--namespace NS, repeatable) or --all-namespaces")
+    try:
+        import kopf  # noqa: F401
+    except ImportError:
+        raise CLIError("the operator needs kopf and kubernetes: install gitd with the 'operator' extra") from None
+    run(modules, args.namespace or [], args.all_namespaces)
+
+
 def cmd_jobs_list(args: argparse.Namespace) -> None:
     s = _parts(args)
     jobs = s.jobs.list(state="failed" if args.failed else None, limit=args.limit)
@@ -413,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p = leaf(jobs, "retry", cmd_jobs_retry, "queue a job again")
     p.add_argument("id", type=int)
+
+    p = leaf(sub, "operator", cmd_operator, "run the Kubernetes operator of every plugin that ships one (kopf)")
+    p.add_argument("--namespace", action="append", metavar="NS", help="a namespace to watch (repeatable)")
+    p.add_argument("--all-namespaces", action="store_true", help="watch the whole cluster")
+    p.add_argument("--list", action="store_true", help="only print the operator modules it would run")
 
     from gitd.ops import commands as ops_commands  # backup, restore, doctor, maintenance
 

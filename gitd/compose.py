@@ -339,7 +339,7 @@ class Parts:
             clock=self.clock).add_routes(router)
         plugin_routes = PluginRoutes(self.plugins, self.repos, self.access, self.views,
                                      timeout=cfg.get_float("plugins.http_timeout"),
-                                     public_url=cfg.get_str("server.public_url"))
+                                     public_url=cfg.get_str("server.public_url"), auth=self.auth)
         # /api/plugins/NAME/... belongs to the plugins: before the Hub's /api/{types}/{ns}/{name}.
         plugin_routes.add_plugin_routes(router)
         # The Hub API first: its /api/... and /{repo}/resolve/... routes must win over the git routes.
@@ -455,7 +455,7 @@ class Parts:
         NativeAPI(repos, access, self.accounts, self.repo_rows, reader, self.commit_writer, view, accounts_api,
                   planner, self.seeder, max_inline_file=cfg.get_size("hub.max_inline_file"),
                   max_listed_files=cfg.get_int("hub.max_listed_files"), fields=InfoFields(self.plugins),
-                  **common).add_routes(router)
+                  plugins=self.plugins, **common).add_routes(router)
         HubManage(repos, access, self.accounts, self.seeder, max_card_size=max_card_size, **common).add_routes(router)
         HubInfo(repos, access, self.repo_rows, reader, view, fields=InfoFields(self.plugins),
                 filters=RepoFilters(self.plugins), max_card_size=max_card_size,

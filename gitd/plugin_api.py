@@ -19,6 +19,16 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   add ``gitd`` subcommands (``CliCommand``), and add tabs to a repository's pages in
   the web UI (``gitd_web_tabs``, ``WebTab``, ``WebRequest``; API 1.2);
 * declare typed settings (a dataclass, ``context.settings(cls)``);
+* run processes as the daemon's plugins do (API 1.4): ``Supervised`` and ``Supervisor``
+  (a child process kept running on a port, restarted with backoff, put to sleep when idle),
+  ``limited_argv`` (resource limits set by a launcher before exec), ``BoundedLog`` (a
+  child's output kept to a size on disk), ``spawn``, ``stop_group`` and ``exit_reason`` (a
+  child in its own session, stopped with what it started), ``relay_response`` (a reverse
+  proxy's streamed answer),
+  ``free_port``, ``TokenBuckets`` (request rates per key), and mint a read token for one
+  repository on the caller's behalf (``PluginRequest.repo_token``);
+* answer CSGHub's run instances (inference, finetune) for csghub-cli
+  (``gitd_run_instances``, ``gitd_run_instance``; API 1.4);
 * run git itself as the daemon does (``context.git_command``: a mirror's fetch), keep
   secrets encrypted (``context.secrets``), store LFS objects it downloads
   (``RepoWriter.lfs_receive``) and read held ones by id (``RepoView.lfs_open``), and
@@ -35,6 +45,8 @@ from gitd.lfs.pointer import MAX_POINTER_SIZE as MAX_LFS_POINTER_SIZE
 from gitd.lfs.pointer import Pointer as LfsPointer
 from gitd.lfs.pointer import format_pointer as format_lfs_pointer
 from gitd.lfs.pointer import parse_pointer as parse_lfs_pointer
+from gitd.limits.rates import TokenBuckets
+from gitd.plugins.boundedlog import BoundedLog
 from gitd.plugins.context import PluginContext, PluginError
 from gitd.plugins.contrib import CliCommand, HostRoute, HTTPError, PluginRequest, RepoRoute, Response, Route
 from gitd.plugins.events import (
@@ -52,9 +64,14 @@ from gitd.plugins.events import (
 from gitd.plugins.filters import RepoIds
 from gitd.plugins.gitcmd import GitCommand
 from gitd.plugins.hookspecs import hookimpl, hookspec
+from gitd.plugins.launch import free_port
+from gitd.plugins.launch import limited as limited_argv
+from gitd.plugins.processes import exit_reason, spawn, stop_group
+from gitd.plugins.relay import relay_response
 from gitd.plugins.secrets import PluginSecrets, SecretError
 from gitd.plugins.settings import Duration, SettingsError, Size, parse_settings
 from gitd.plugins.storage import PluginStorage
+from gitd.plugins.supervisor import Supervised, Supervisor
 from gitd.plugins.view import (
     CommitInfo,
     FileChange,
@@ -69,13 +86,14 @@ from gitd.plugins.view import (
 from gitd.plugins.web import WebRequest, WebTab, html_escape
 from gitd.plugins.writer import LfsRejected, LfsUpload, RepoWriter
 
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 
 __all__ = [
     "API_VERSION",
     "MAX_LFS_POINTER_SIZE",
     "VIA",
     "ZERO_OID",
+    "BoundedLog",
     "CliCommand",
     "CommitInfo",
     "Duration",
@@ -112,16 +130,25 @@ __all__ = [
     "SecretError",
     "SettingsError",
     "Size",
+    "Supervised",
+    "Supervisor",
     "TaskEvent",
+    "TokenBuckets",
     "TreeEntry",
     "ViewError",
     "VisibilityChanged",
     "WebRequest",
     "WebTab",
+    "exit_reason",
     "format_lfs_pointer",
+    "free_port",
     "hookimpl",
     "hookspec",
     "html_escape",
+    "limited_argv",
     "parse_lfs_pointer",
     "parse_settings",
+    "relay_response",
+    "spawn",
+    "stop_group",
 ]

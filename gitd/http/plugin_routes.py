@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gitd.access.auth import Authenticator
 from gitd.access.rules import Access, AccessLevel
 from gitd.errors import GitdError, NotFound, PayloadTooLarge, Unauthorized
 from gitd.http.context import base_url, principal
@@ -43,8 +44,10 @@ class PluginTimeout(GitdError):
 
 class PluginRoutes:
     def __init__(self, plugins: PluginHost, repos: RepoService, access: Access, views: RepoViews, *,
-                 timeout: float = 30.0, max_body: int = 1 << 20, public_url: str = ""):
+                 timeout: float = 30.0, max_body: int = 1 << 20, public_url: str = "",
+                 auth: Authenticator | None = None):
         self.plugins = plugins
+        self.auth = auth
         self.public_url = public_url
         self.repos = repos
         self.access = access
@@ -122,8 +125,19 @@ class PluginRoutes:
                 assert found is not None
                 return self.repos.info(found)
 
+            def repo_token(repo: RepoInfo, ttl: float) -> str:
+                if self.auth is None:
+                    raise HTTPError(500, "repository tokens are not available here")
+                found = self.repos.find(repo.type, repo.namespace, repo.name)
+                try:
+                    self.access.require(who, found, AccessLevel.READ)
+                except GitdError as exc:
+                    raise HTTPError(exc.status, exc.message) from None
+                assert found is not None
+                return self.auth.sign_access(who, found.id, AccessLevel.READ, ttl)
+
             target = info
-            preq = PluginRequest(
+            preq = PluginRequest(repo_token=repo_token,
                 method=request.method, path=request.path, query=dict(request.query), headers=dict(request.headers),
                 params=params, user=who.name, body=body, repo=info, raw=request, find_repo=find_repo,
                 base_url=base_url(request, self.public_url),

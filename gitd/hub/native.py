@@ -31,6 +31,7 @@ from gitd.hub.seed import RepoSeeder
 from gitd.hub.upload import UploadPlanner
 from gitd.names import check_name
 from gitd.plugins.fields import InfoFields
+from gitd.plugins.host import PluginHost
 from gitd.repos import RepoService
 from gitd.store import Accounts, Repo, Repos
 from gitd.store.redirects import Redirects
@@ -62,8 +63,10 @@ class NativeAPI(HubBase):
                  reader: RepoReader, writer: CommitWriter, view: FileView, accounts_api: NativeAccounts,
                  planner: UploadPlanner, seeder: RepoSeeder, *, max_inline_file: int, max_listed_files: int,
                  fields: InfoFields | None = None,
-                 public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None):
+                 public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None,
+                 plugins: PluginHost | None = None):
         super().__init__(repos, access, public_url=public_url, redirects=redirects, offload=offload)
+        self.plugins = plugins
         self.fields = fields
         self.accounts = accounts
         self.repo_rows = repo_rows
@@ -80,7 +83,7 @@ class NativeAPI(HubBase):
         # Account routes first: /api/v1/user and /api/v1/orgs/... would match the {types} patterns.
         return [
             *self.accounts_api.routes(),
-            *run_routes(),
+            *run_routes(self.plugins, self.repos, self.access),
             ApiRoute("GET", V1 + "/{types}", "List the repositories you can see", self.list_repos, "repos",
                      query={"search": "substring of NAMESPACE/NAME", "namespace": "only this namespace",
                             "page": "page number (1-based)", "per_page": "page size (max 100)"}, public=True),

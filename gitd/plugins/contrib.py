@@ -150,7 +150,7 @@ class PluginRequest:
                  params: Mapping[str, str], user: str | None, body: bytes = b"",
                  repo: RepoInfo | None = None, view_factory: Callable[[], RepoView] | None = None,
                  find_repo: Callable[[str, str, Level], RepoInfo] | None = None, raw: Any = None,
-                 base_url: str = ""):
+                 base_url: str = "", repo_token: Callable[[RepoInfo, float], str] | None = None):
         self.method = method
         self.path = path
         self.query = query
@@ -166,6 +166,7 @@ class PluginRequest:
         # The URL clients reach the daemon at (``[server] public_url``, else this request's
         # scheme and host), without a trailing slash: for links in answers.
         self.base_url = base_url
+        self._repo_token = repo_token
 
     @property
     def view(self) -> RepoView:
@@ -191,6 +192,20 @@ class PluginRequest:
         if self._find_repo is None:
             raise HTTPError(500, "repository lookup is not available here")
         return self._find_repo(full_name, repo_type, access)
+
+    def repo_token(self, repo: RepoInfo, ttl: float = 3600.0) -> str:
+        """A token that reads ``repo`` (and nothing else) as the caller, for a process the
+        plugin starts on their behalf (an inference engine fetching its model; API 1.4).
+
+        Signed by the daemon and bound to the credential the caller came with: revoking that
+        token ends this one too; it lives ``ttl`` seconds at most (less when the caller came
+        with a shorter-lived signed token). HTTPError 401 for an anonymous caller, 404 when
+        the caller may not read ``repo``."""
+        if self._repo_token is None:
+            raise HTTPError(500, "repository tokens are not available here")
+        if self.user is None:
+            raise HTTPError(401, "sign in: a token is minted on your behalf")
+        return self._repo_token(repo, ttl)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,24 @@ def gitd_web_tabs(repo: RepoInfo) -> list[WebTab] | None:
 
 
 @hookspec
+def gitd_run_instances(kind: str, user: str) -> list[dict[str, Any]] | None:
+    """CSGHub's run instances of ``kind`` (``"inference"``, ``"finetune"``) that ``user`` owns,
+    for ``GET /api/v1/user/{user}/run/model`` and ``.../finetune/instances`` (csghub-cli's
+    ``inference list``, ``finetune list``; API 1.4). Each a dict in CSGHub's form (``deploy_id``,
+    ``deploy_name``, ``model_id``, ``status``, ...); None when the plugin runs no such kind.
+    The daemon has checked that the caller is ``user`` (or an admin). Asked on a worker thread."""
+
+
+@hookspec
+def gitd_run_instance(kind: str, repo: RepoInfo, instance: str, action: str, user: str) -> dict[str, Any] | None:
+    """One run instance of ``kind`` on model ``repo``: ``action`` is ``"get"``, ``"start"`` or
+    ``"stop"`` (``GET /api/v1/models/NS/NAME/run/{id}``, ``PUT .../run/{id}/start|stop``, and
+    the finetune ones; API 1.4), asked by signed-in ``user``, who may read ``repo``. Answer
+    the instance (a dict) when it is the plugin's, None when it is not (the daemon answers
+    404 when no plugin claims it); raise ``HTTPError`` to refuse (403: not the owner)."""
+
+
+@hookspec
 def gitd_cli_commands() -> list[CliCommand]:
     """Subcommands this plugin adds to the ``gitd`` command line."""
 

@@ -35,6 +35,9 @@ class SpaceCard:
                 "sdk_version": self.sdk_version, "python_version": self.python_version}
 
 
+PYTHON_VERSION = re.compile(r"3\.\d{1,2}(\.\d{1,3})?")
+
+
 def parse_card(readme: bytes | None) -> SpaceCard:
     if readme is None:
         raise CardError("the space has no README.md: its card names the SDK (sdk: gradio, streamlit, static)")
@@ -58,5 +61,7 @@ def parse_card(readme: bytes | None) -> SpaceCard:
         raise CardError(f"app_port must be a port number, not {port!r}")
     version = meta.get("sdk_version")
     python = meta.get("python_version")
+    if python is not None and not PYTHON_VERSION.fullmatch(str(python)):
+        raise CardError(f"python_version must be a Python 3 version such as 3.11, not {python!r}")
     return SpaceCard(sdk, app_file, port, None if version is None else str(version),
                      None if python is None else str(python))

@@ -57,6 +57,8 @@ class KubernetesRuntime:
         }
         if card.sdk_version:
             spec["sdkVersion"] = card.sdk_version
+        if card.python_version and card.sdk in ("gradio", "streamlit"):
+            spec["pythonVersion"] = card.python_version
         if card.sdk != "docker":
             spec["image"] = s.image
         elif s.registry:

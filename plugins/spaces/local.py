@@ -3,10 +3,11 @@
 ``deploy`` checks the pushed commit out into ``builds/ID/COMMIT`` (static spaces are
 then served from there by the proxy), builds or reuses the virtualenv its
 requirements.txt names (``venvs/HASH``, one per distinct set of requirements), and
-starts the app under resource limits. A ``Supervised`` thread per running space waits
-for the app's port, then for its exit, and restarts a crashed app with exponential
-backoff until ``max_restarts`` crashes in a row. A reaper thread puts spaces idle for
-their sleep time to sleep; the next request wakes them (``ensure_running``).
+starts the app under resource limits. An ``AppProcess`` (``gitd.Supervised``, shared
+with the inference plugin's engines) per running space waits for the app's port, then for
+its exit, and restarts a crashed app with exponential backoff until ``max_restarts`` crashes
+in a row. The runner's ``gitd.Supervisor`` puts spaces idle for their sleep time to sleep;
+the next request wakes them (``ensure_running``).
 """
 
 from __future__ import annotations
@@ -17,21 +18,17 @@ import logging
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from gitd.plugin_api import LimitExceeded, NotFoundInTree, RepoInfo, RepoView
+from gitd.plugin_api import BoundedLog, LimitExceeded, NotFoundInTree, RepoInfo, RepoView, Supervised, Supervisor
+from gitd.plugin_api import limited_argv as limited
 
 from .card import MAX_CARD, CardError, SpaceCard, parse_card
 from .checkout import checkout
-from .launch import limited
-from .logs import BoundedLog
 from .settings import Settings
 from .state import (
     APP_STARTING,
@@ -62,12 +59,6 @@ class SpaceUnavailable(Exception):
         self.message = message
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LocalRunner:
     def __init__(self, root: Path, settings: Settings, states: SpaceStates):
         self.root = root
@@ -82,13 +73,10 @@ class LocalRunner:
             d.mkdir(mode=mode, exist_ok=True)
             d.chmod(mode)
         self._lock = threading.RLock()
-        self._running: dict[int, Supervised] = {}
-        self._used: dict[int, float] = {}
-        self._active: dict[int, int] = {}  # proxied requests and WebSockets in progress
+        # Running apps, their last use, proxied requests and WebSockets in progress, the idle reaper.
+        self.procs = Supervisor("spaces", self._idle_time, self._sleep)
         self._deploying: dict[int, threading.Lock] = {}
         self._venv_locks: dict[str, threading.Lock] = {}
-        self._closing = threading.Event()
-        self._reaper: threading.Thread | None = None
         # The space's secrets and variables (SpaceEnv.environment), read at every (re)start.
         self.environment: Callable[[int], dict[str, str]] = lambda repo_id: {}
 
@@ -123,7 +111,7 @@ class LocalRunner:
         python = self.settings.interpreter or sys.executable
         if card.sdk != "static" and self.settings.python == "venv":
             try:
-                python = self._venv(card, target, build)
+                python = self._venv(card, target, build, base_python(card.python_version))
             except SpaceUnavailable as exc:
                 return self._fail(repo, BUILD_ERROR, exc.message, build, sdk=card.sdk)
         if view.head() not in (None, commit):
@@ -145,12 +133,12 @@ class LocalRunner:
         self.stop(repo.id, STOPPED)
         return self.states.set(repo.id, repo.full_name, stage=stage, error=message, pid=None, port=None, **fields)
 
-    def _venv(self, card: SpaceCard, build_dir: Path, build: BoundedLog) -> str:
+    def _venv(self, card: SpaceCard, build_dir: Path, build: BoundedLog, base: str) -> str:
         requirements = build_dir / "requirements.txt"
         reqs = requirements.read_bytes() if requirements.is_file() else b""
         sdk = card.sdk + (f"=={card.sdk_version}" if card.sdk_version else "")
         pip_args = list(self.settings.pip_args or [])
-        key = hashlib.sha256("\0".join([sys.version, sdk, *pip_args]).encode() + b"\0" + reqs).hexdigest()[:24]
+        key = hashlib.sha256("\0".join([sys.version, base, sdk, *pip_args]).encode() + b"\0" + reqs).hexdigest()[:24]
         venv = self.venvs / key
         python = venv / "bin" / "python"
         with self._lock:
@@ -161,7 +149,7 @@ class LocalRunner:
                 return str(python)
             shutil.rmtree(venv, ignore_errors=True)
             build.line(f"creating virtualenv {key}")
-            cmds = [[sys.executable, "-m", "venv", "--without-pip", str(venv)],
+            cmds = [[base, "-m", "venv", "--without-pip", str(venv)],
                     [sys.executable, "-m", "pip", "--python", str(python), "install", "--disable-pip-version-check",
                      "--no-input", *pip_args, sdk, *(["-r", str(requirements)] if reqs else [])]]
             for cmd in cmds:
@@ -195,20 +183,10 @@ class LocalRunner:
 
     # -- processes -----------------------------------------------------------------------------
     def start(self, row: SpaceRow) -> Supervised:
-        with self._lock:
-            current = self._running.get(row.repo_id)
-            if current is not None and current.alive():
-                return current
-            sup = Supervised(self, row)
-            self._running[row.repo_id] = sup
-            self._used[row.repo_id] = time.monotonic()
-            self._start_reaper()
-        sup.start()
-        return sup
+        return self.procs.start(row.repo_id, lambda: AppProcess(self, row))
 
     def stop(self, repo_id: int, stage: str) -> None:
-        with self._lock:
-            sup = self._running.pop(repo_id, None)
+        sup = self.procs.pop(repo_id)
         if sup is not None:
             sup.stop()
         row = self.states.get(repo_id)
@@ -229,25 +207,16 @@ class LocalRunner:
         return row
 
     def touch(self, repo_id: int) -> None:
-        self._used[repo_id] = time.monotonic()
+        self.procs.touch(repo_id)
 
-    @contextlib.contextmanager
-    def serving(self, repo_id: int) -> Iterator[None]:
+    def serving(self, repo_id: int) -> contextlib.AbstractContextManager[None]:
         """A request or WebSocket is being proxied: the space does not sleep meanwhile."""
-        with self._lock:
-            self._active[repo_id] = self._active.get(repo_id, 0) + 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._active[repo_id] -= 1
-            self.touch(repo_id)
+        return self.procs.serving(repo_id)
 
     def ensure_running(self, repo_id: int, timeout: float | None = None) -> int:
         """The port of the space's app, waking it when it sleeps; SpaceUnavailable otherwise."""
         self.touch(repo_id)
-        with self._lock:
-            sup = self._running.get(repo_id)
+        sup = self.procs.get(repo_id)
         if sup is None:
             row = self.states.get(repo_id)
             if row is None:
@@ -266,30 +235,17 @@ class LocalRunner:
         return sup.port
 
     def running(self) -> list[int]:
-        with self._lock:
-            return [rid for rid, sup in self._running.items() if sup.alive()]
+        return self.procs.running()
 
     # -- idle spaces and shutdown --------------------------------------------------------------
-    def _start_reaper(self) -> None:
-        if self._reaper is None or not self._reaper.is_alive():
-            self._closing.clear()
-            self._reaper = threading.Thread(target=self._reap, name="gitd-spaces-reaper", daemon=True)
-            self._reaper.start()
+    def _idle_time(self, repo_id: int) -> float:
+        row = self.states.get(repo_id)
+        return self.settings.sleep_time if row is None or row.sleep_time is None else row.sleep_time
 
-    def _reap(self) -> None:
-        while not self._closing.wait(1.0):
-            now = time.monotonic()
-            with self._lock:
-                running = list(self._running)
-            for repo_id in running:
-                sup = self._running.get(repo_id)
-                if sup is None or sup.port is None or self._active.get(repo_id):
-                    continue  # still starting (or crashed, waiting to restart), or serving a request
-                row = self.states.get(repo_id)
-                idle = self.settings.sleep_time if row is None or row.sleep_time is None else row.sleep_time
-                if idle > 0 and now - self._used.get(repo_id, now) > idle:
-                    log.info("space %s idle for %.0fs: sleeping", row.name if row else repo_id, idle)
-                    self.stop(repo_id, SLEEPING)
+    def _sleep(self, repo_id: int) -> None:
+        row = self.states.get(repo_id)
+        log.info("space %s idle for %.0fs: sleeping", row.name if row else repo_id, self._idle_time(repo_id))
+        self.stop(repo_id, SLEEPING)
 
     def suspend_all(self) -> None:
         """The daemon starts: no app runs yet, so spaces that were up sleep until asked for."""
@@ -298,49 +254,28 @@ class LocalRunner:
                 self.states.set(row.repo_id, row.name, stage=SLEEPING, pid=None, port=None)
 
     def shutdown(self) -> None:
-        self._closing.set()
-        with self._lock:
-            ids = list(self._running)
-        for repo_id in ids:
+        self.procs.close()
+        for repo_id in self.procs.ids():
             self.stop(repo_id, SLEEPING)
 
 
-class Supervised:
-    """One space's app process, kept running by its own thread."""
+class AppProcess(Supervised):
+    """One space's app process (``gitd.Supervised``: restarts, readiness, its log)."""
+
+    what = "app"
+    not_ready = "did not open its port"
 
     def __init__(self, runner: LocalRunner, row: SpaceRow):
+        s = runner.settings
+        super().__init__(row.repo_id, runner.log(row.repo_id, "run"), start_timeout=s.start_timeout,
+                         max_restarts=s.max_restarts, backoff=s.backoff, stable_after=STABLE_AFTER,
+                         supervisor=runner.procs)
         self.runner = runner
         self.row = row
-        self.ready = threading.Event()  # set once the app answered on its port, or gave up
-        self.port: int | None = None
-        self.proc: subprocess.Popen | None = None
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"gitd-space-{row.repo_id}", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def alive(self) -> bool:
-        return self._thread.is_alive() and not self._stopping.is_set()
-
-    def stop(self, grace: float = 5.0) -> None:
-        self._stopping.set()
-        self._kill(grace)
-        if self._thread is not threading.current_thread():
-            self._thread.join(grace + 5)
-
-    def _kill(self, grace: float) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+    def describe(self) -> str:
+        row = self.row
+        return f"starting {row.sdk} app {row.app_file} at {(row.commit_id or '')[:12]}"
 
     def _command(self, port: int) -> list[str]:
         row, python = self.row, self.row.python or sys.executable
@@ -349,6 +284,17 @@ class Supervised:
                     "--server.address", "127.0.0.1", "--server.headless", "true",
                     "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
         return [python, row.app_file or "app.py"]
+
+    def argv(self, port: int) -> list[str]:
+        s = self.runner.settings
+        return limited(self._command(port), memory=int(s.memory), cpu=int(s.cpu_time), nofile=s.open_files,
+                       nproc=s.processes)
+
+    def cwd(self) -> str | None:
+        return self.row.build_dir
+
+    def user(self) -> str | None:
+        return self.runner.settings.run_as or None
 
     def _home(self) -> str:
         """A writable home for the app: its build directory, or its own directory when it runs as
@@ -362,7 +308,7 @@ class Supervised:
         os.chown(home, user.pw_uid, user.pw_gid)
         return str(home)
 
-    def _env(self, port: int) -> dict[str, str]:
+    def env(self, port: int) -> dict[str, str]:
         row = self.row
         bindir = os.path.dirname(row.python or sys.executable)
         return {**self.runner.environment(row.repo_id),  # the runtime's own names below win
@@ -372,102 +318,24 @@ class Supervised:
                 "GRADIO_ROOT_PATH": f"/spaces/{row.name}/app", "GRADIO_ANALYTICS_ENABLED": "False",
                 "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "HF_HUB_OFFLINE": "1"}
 
-    def _spawn(self, port: int) -> subprocess.Popen:
-        s = self.runner.settings
-        argv = limited(self._command(port), memory=int(s.memory), cpu=int(s.cpu_time), nofile=s.open_files,
-                       nproc=s.processes)
-        read, write = os.pipe()
-        try:
-            proc = subprocess.Popen(argv, cwd=self.row.build_dir, env=self._env(port), stdin=subprocess.DEVNULL,
-                                    stdout=write, stderr=write, start_new_session=True, close_fds=True,
-                                    user=s.run_as or None)
-        except BaseException:
-            os.close(read)
-            raise
-        finally:
-            os.close(write)
-        threading.Thread(target=self.runner.log(self.row.repo_id, "run").pump, args=(read,),
-                         name=f"gitd-space-log-{self.row.repo_id}", daemon=True).start()
-        return proc
+    # -- what happened: the space's stage ------------------------------------------------------
+    def _set(self, **fields: object) -> None:
+        self.runner.states.set(self.row.repo_id, self.row.name, **fields)
 
-    def _wait_port(self, proc: subprocess.Popen, port: int) -> str | None:
-        """None once the app accepts connections; else why it did not."""
-        deadline = time.monotonic() + self.runner.settings.start_timeout
-        while not self._stopping.is_set():
-            if proc.poll() is not None:
-                return None
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return None
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                return f"the app did not open its port within {self.runner.settings.start_timeout:.0f}s"
-            self._stopping.wait(0.1)
-        return "stopped"
+    def spawn_failed(self, error: OSError) -> None:
+        self._set(stage=RUNTIME_ERROR, error=f"the app cannot start: {error}")
 
-    def _run(self) -> None:
-        runner, row, states = self.runner, self.row, self.runner.states
-        out = runner.log(row.repo_id, "run")
-        crashes = 0
-        try:
-            while not self._stopping.is_set():
-                port = free_port()
-                started = time.monotonic()
-                out.line(f"starting {row.sdk} app {row.app_file} at {(row.commit_id or '')[:12]}")
-                try:
-                    self.proc = proc = self._spawn(port)
-                except OSError as exc:
-                    states.set(row.repo_id, row.name, stage=RUNTIME_ERROR, error=f"the app cannot start: {exc}")
-                    return
-                states.set(row.repo_id, row.name, stage=APP_STARTING, pid=proc.pid, port=port)
-                reason = self._wait_port(proc, port)
-                if reason is None and proc.poll() is None:
-                    self.port = port
-                    runner.touch(row.repo_id)  # idle time counts from when it could first answer
-                    states.set(row.repo_id, row.name, stage=RUNNING, error=None)
-                    self.ready.set()
-                    code = proc.wait()
-                else:
-                    self._kill(1.0)
-                    code = proc.wait()
-                self.port = None
-                if self._stopping.is_set():
-                    return
-                reason = reason or _exit_reason(code)
-                out.line(reason)
-                if time.monotonic() - started > STABLE_AFTER:
-                    crashes = 0
-                crashes += 1
-                tail = out.tail(400).decode("utf-8", "replace").strip().splitlines()
-                detail = f"{reason}; last output: {tail[-2] if len(tail) > 1 else ''}"[:1000]
-                if crashes > runner.settings.max_restarts:
-                    states.set(row.repo_id, row.name, stage=RUNTIME_ERROR, pid=None, port=None,
-                               error=f"{detail} (gave up after {crashes - 1} restarts)")
-                    return
-                delay = min(60.0, runner.settings.backoff * 2 ** (crashes - 1))
-                states.set(row.repo_id, row.name, stage=RUNTIME_ERROR, pid=None, port=None, error=detail,
-                           restarts=crashes)
-                self.ready.set()  # whoever waits hears of the crash; a later request waits again
-                self._stopping.wait(delay)
-                self.ready.clear()
-        finally:
-            self.port = None
-            self.ready.set()
-            with runner._lock:
-                if runner._running.get(row.repo_id) is self and not self._stopping.is_set():
-                    runner._running.pop(row.repo_id, None)
+    def starting(self, proc: subprocess.Popen, port: int) -> None:
+        self._set(stage=APP_STARTING, pid=proc.pid, port=port)
 
+    def became_ready(self, port: int) -> None:
+        self._set(stage=RUNNING, error=None)
 
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = str(-code)
-        hint = {"SIGXCPU": " (its CPU time limit)", "SIGKILL": " (killed; out of memory?)"}.get(name, "")
-        return f"the app was killed by {name}{hint}"
-    return f"the app exited with status {code}"
+    def crashed(self, detail: str, crashes: int) -> None:
+        self._set(stage=RUNTIME_ERROR, pid=None, port=None, error=detail, restarts=crashes)
+
+    def gave_up(self, detail: str, crashes: int) -> None:
+        self._set(stage=RUNTIME_ERROR, pid=None, port=None, error=detail)
 
 
 def _read_or_none(view: RepoView, commit: str, path: str) -> bytes | None:
@@ -477,3 +345,21 @@ def _read_or_none(view: RepoView, commit: str, path: str) -> bytes | None:
         return None
     except LimitExceeded:  # a huge README: its front matter is at the start
         return view.read_range(commit, path, 0, MAX_CARD)
+
+
+def base_python(version: str | None) -> str:
+    """The interpreter a space's virtualenv is made from: the daemon's, or for a card's
+    ``python_version`` that differs, ``pythonX.Y`` from PATH. SpaceUnavailable (a build
+    error naming the version) when this host has no such Python."""
+    have = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if version is None:
+        return sys.executable
+    want = ".".join(version.split(".")[:2])
+    if want == have:
+        return sys.executable
+    found = shutil.which(f"python{want}")
+    if found is None:
+        raise SpaceUnavailable(BUILD_ERROR, f"the card asks for python_version {version}, which this host does not "
+                                            f"have (python{want} is not on PATH; the daemon runs {have}); the "
+                                            f"kubernetes runtime runs python:{want}-slim")
+    return found

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from .logs import BoundedLog
+from gitd.plugin_api import BoundedLog
 
 CHUNK = 64 * 1024
 POLL = 0.25         # seconds between looks at a followed log

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from gitd.plugin_api import HTTPError, PluginRequest
+from gitd.plugin_api import HTTPError, PluginRequest, relay_response
 
 from .local import LocalRunner, SpaceUnavailable
 from .state import PAUSED, STOPPED, SpaceStates
@@ -96,16 +96,7 @@ class SpaceProxy:
         data = raw.content if raw.body_exists else None
         async with self.session().request(raw.method, url, headers=headers, data=data, allow_redirects=False,
                                           skip_auto_headers=("User-Agent", "Accept-Encoding")) as up:
-            resp = web.StreamResponse(status=up.status, reason=up.reason)
-            for key, value in up.headers.items():  # bytes pass unchanged (no decompression): lengths hold
-                if key.lower() not in HOP_BY_HOP:
-                    resp.headers.add(key, value)
-            await resp.prepare(raw)
-            if raw.method != "HEAD":
-                async for chunk in up.content.iter_any():
-                    await resp.write(chunk)
-            await resp.write_eof()
-            return resp
+            return await relay_response(up, raw)  # bytes pass unchanged (no decompression): lengths hold
 
     async def _websocket(self, raw: web.Request, url: str, headers: list[tuple[str, str]]) -> web.StreamResponse:
         protocols = [p.strip() for p in raw.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]

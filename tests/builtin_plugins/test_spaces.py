@@ -4,11 +4,13 @@ the runtime API and commands. The apps themselves run end to end in tests/e2e/sp
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from gitd_plugins.spaces import SpacesPlugin
 from gitd_plugins.spaces.card import CardError, parse_card
+from gitd_plugins.spaces.local import base_python
 
 import gitd
 
@@ -24,6 +26,7 @@ def card(sdk: str, extra: str = "") -> str:
     (b"---\nsdk: flask\n---\n", "sdk must be one of"),
     (b"---\nsdk: gradio\napp_file: ../../etc/passwd\n---\n", "app_file must be a path inside"),
     (b"---\nsdk: docker\napp_port: 99999\n---\n", "app_port must be a port"),
+    (b"---\nsdk: gradio\npython_version: latest\n---\n", "python_version must be a Python 3 version"),
 ])
 def test_bad_cards_are_named(readme, message):
     with pytest.raises(CardError, match=message):
@@ -71,6 +74,20 @@ def test_requirements_that_fail_to_install_are_a_build_error(gitd_harness):
     row = h.plugin.states.get(repo.id)
     assert row.stage == "BUILD_ERROR" and "failed to install" in row.error
     assert not list((h.plugin.runner.venvs).iterdir())  # the broken virtualenv is not kept
+
+
+def test_a_python_version_this_host_lacks_is_a_build_error_naming_it(gitd_harness):
+    """The card's python_version picks the interpreter the space's virtualenv is made from;
+    one the host does not have is a clear build error (not silently the daemon's Python)."""
+    h = gitd_harness(SpacesPlugin, name="spaces", settings={"python": "venv", "pip_args": ["--no-index"]})
+    repo = h.repo("alice/old", type="space", files={"README.md": card("gradio", "python_version: 3.4\n"),
+                                                   "app.py": "print(1)\n"})
+    h.run_jobs()
+    row = h.plugin.states.get(repo.id)
+    assert row.stage == "BUILD_ERROR" and "python_version 3.4" in row.error and "python3.4" in row.error
+    assert "python_version 3.4" in h.plugin.runner.log(repo.id, "build").tail().decode()
+    assert base_python(None) == sys.executable
+    assert base_python(f"{sys.version_info.major}.{sys.version_info.minor}.0") == sys.executable
 
 
 def test_config_errors_and_missing_app_file_are_stages(gitd_harness):

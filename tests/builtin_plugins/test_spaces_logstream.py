@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
-from gitd_plugins.spaces.logs import BoundedLog
 from gitd_plugins.spaces.logstream import CHUNK, Lines, LogFollower, event
+
+from gitd.plugin_api import BoundedLog
 
 
 def read_all(follower: LogFollower) -> bytes:

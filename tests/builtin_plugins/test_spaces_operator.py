@@ -104,6 +104,18 @@ def test_rendered_manifests_validate_and_run_unprivileged(sdk):
         validated(broken)
 
 
+def test_a_cards_python_version_picks_the_stock_python_images_tag():
+    runtime = KubernetesRuntime(Settings(runtime="kubernetes", public_url="http://gitd.gitd:8080"), states=None)
+    repo = gitd.RepoInfo(7, "alice", "Demo", "space", False, Path("/nowhere"))
+    body = runtime.space_resource(repo, COMMIT, b"---\nsdk: gradio\npython_version: '3.10'\n---\n")
+    jsonschema.validate(body, yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    assert body["spec"]["pythonVersion"] == "3.10"
+    app = validated(render({**body["spec"], "tokenSecret": "t"}, "alice--demo", "spaces")["deployment"])
+    assert app.spec.template.spec.containers[0].image == "python:3.10-slim"
+    own = render({**SPEC, "image": "registry.example/team/py:1", "pythonVersion": "3.10"}, "alice--demo", "spaces")
+    assert validated(own["deployment"]).spec.template.spec.containers[0].image == "registry.example/team/py:1"
+
+
 def test_secrets_reach_the_pods_by_a_secret_reference_and_variables_by_the_spec():
     runtime = KubernetesRuntime(Settings(runtime="kubernetes", public_url="http://gitd.gitd:8080"), states=None)
     repo = gitd.RepoInfo(7, "alice", "Demo", "space", False, Path("/nowhere"))

@@ -20,7 +20,8 @@ from typing import Any
 
 import kopf
 
-from .applier import KubeApplier
+from gitd.operator.applier import KubeApplier
+
 from .render import GROUP, LABEL, PLURAL, VERSION, SpecError, render
 
 KINDS = ("Deployment", "Service", "Ingress")  # build Jobs go with their owner (and their TTL)

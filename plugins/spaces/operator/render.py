@@ -22,6 +22,7 @@ LABEL = "gitd.dev/space"
 APP_DIR = "/app"
 PORT = 7860
 DEFAULT_IMAGE = "python:3.11-slim"
+STOCK_PYTHON = re.compile(r"(docker\.io/(library/)?)?python:3\.\d{1,2}(\.\d{1,3})?-slim")
 GIT_IMAGE = "alpine/git:2.45.2"
 KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
 FETCH = ('set -eu; cd /app; git init -q .; '
@@ -51,6 +52,17 @@ def env_secret(name: str, namespace: str, values: dict[str, str]) -> dict[str, A
         metadata=client.V1ObjectMeta(name=env_secret_name(name), namespace=namespace,
                                      labels={LABEL: name, "app.kubernetes.io/name": "gitd-space"}))
     return ApiClient().sanitize_for_serialization(secret)
+
+
+def app_image(spec: dict[str, Any]) -> str:
+    """The app container's image: the space's own, else the stock python image; a card's
+    python_version picks that image's tag (``python:3.10-slim``). An image of another
+    name is taken as it is (its Python is its own)."""
+    image = spec.get("image") or DEFAULT_IMAGE
+    version = spec.get("pythonVersion")
+    if version and STOCK_PYTHON.fullmatch(image):
+        image = f"{image.split(':', 1)[0]}:{version}-slim"
+    return image
 
 
 def _command(spec: dict[str, Any], port: int) -> list[str] | None:
@@ -109,7 +121,7 @@ def render(spec: dict[str, Any], name: str, namespace: str) -> dict[str, dict[st
                 if spec.get("envSecret") else None)
     limits = {"memory": str(spec.get("memory") or "8Gi"), "cpu": str(spec.get("cpu") or "2")}
     app = client.V1Container(
-        name="app", image=spec.get("image") or DEFAULT_IMAGE, command=_command(spec, port),
+        name="app", image=app_image(spec), command=_command(spec, port),
         working_dir=APP_DIR if sdk != "docker" else None, env=env, env_from=env_from,
         ports=[client.V1ContainerPort(name="http", container_port=port)],
         volume_mounts=[volume, home] if sdk != "docker" else [home],

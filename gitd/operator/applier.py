@@ -1,17 +1,20 @@
-"""How the operator writes to the cluster: create-or-replace of the manifests it renders,
-deletes, and the Space's status, through the ``kubernetes`` client."""
+"""How gitd's kopf operators (the spaces and inference plugins' ``operator.handlers``) write
+to the cluster: create-or-replace of the manifests they render, deletes, and their custom
+resources' status, through the ``kubernetes`` client (the ``operator`` extra)."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .render import GROUP, PLURAL, VERSION
+GROUP, VERSION = "gitd.dev", "v1"
 
 
 class Applier(Protocol):
     def apply(self, manifest: dict[str, Any]) -> None: ...
 
     def delete(self, kind: str, name: str, namespace: str) -> None: ...
+
+    def patch_status(self, plural: str, name: str, namespace: str, status: dict[str, Any]) -> None: ...
 
     def patch_space_status(self, name: str, namespace: str, status: dict[str, Any]) -> None: ...
 
@@ -59,6 +62,10 @@ class KubeApplier:
             if exc.status != 404:
                 raise
 
-    def patch_space_status(self, name: str, namespace: str, status: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name,
+    def patch_status(self, plural: str, name: str, namespace: str, status: dict[str, Any]) -> None:
+        """Merge ``status`` into a ``gitd.dev/v1`` resource's status subresource."""
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name,
                                                           {"status": status})
+
+    def patch_space_status(self, name: str, namespace: str, status: dict[str, Any]) -> None:
+        self.patch_status("spaces", name, namespace, status)

@@ -1,4 +1,5 @@
-"""The resource limits an app runs under, applied by a tiny launcher that then execs it.
+"""The resource limits a supervised process (a space's app, an inference engine) runs under,
+applied by a tiny launcher that then execs it (plugin API 1.4: ``gitd.limited_argv``, ``gitd.free_port``).
 
 The daemon is multi-threaded, so limits are not set in a ``preexec_fn``: the app is started
 as ``python -c LAUNCHER AS CPU NOFILE NPROC -- argv...`` (the app's own interpreter, which
@@ -26,3 +27,12 @@ def limited(argv: list[str], *, memory: int, cpu: int, nofile: int, nproc: int) 
     """``argv`` (a Python interpreter and its arguments) wrapped in the launcher, run by that
     same interpreter (0: no limit of that kind)."""
     return [argv[0], "-c", LAUNCHER, str(memory), str(cpu), str(nofile), str(nproc), "--", *argv]
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now (for a child process to listen on)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

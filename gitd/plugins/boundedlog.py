@@ -1,4 +1,5 @@
-"""Bounded logs: a space's output kept on disk up to a size, with one older generation.
+"""Bounded logs: a supervised process's output (a space's app, an inference engine) kept on disk
+up to a size, with one older generation (plugin API 1.4: ``gitd.BoundedLog``).
 
 An app that prints a gigabyte costs at most ``2 * limit`` bytes of disk: past the limit
 the current file becomes ``NAME.1`` (replacing the previous one) and a new one starts.
