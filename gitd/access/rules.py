@@ -170,6 +170,20 @@ class Access:
             raise Unauthorized("authentication required")
         raise Forbidden("you cannot create or manage repositories in this namespace")
 
+    def require_lfs_upload(self, principal: Principal, repo: Repo | None, *, for_pull_request: bool) -> AccessLevel:
+        """Uploading Git LFS objects to ``repo``: its writers; and, as on the Hub, the community
+        of a public repository for a pull request, that is a signed-in reader with a credential
+        that may write (not a read token) when ``for_pull_request`` says the upload is for a pull
+        request the caller may open or add to (the evidence: gitd.hub.pr_uploads). Anything else
+        answers as ``require(..., WRITE)`` does."""
+        level = self.level(principal, repo) if repo is not None else AccessLevel.NONE
+        if level >= AccessLevel.WRITE:
+            return level
+        if (for_pull_request and repo is not None and not repo.private and level >= AccessLevel.READ
+                and principal.account is not None and principal.cap >= AccessLevel.WRITE):
+            return level
+        return self.require(principal, repo, AccessLevel.WRITE)
+
     def require(self, principal: Principal, repo: Repo | None, needed: AccessLevel, *,
                 gate: bool = True) -> AccessLevel:
         """Return the caller's level, or raise the error a client should see.

@@ -99,3 +99,20 @@ def test_a_daemon_token_reads_its_one_repository_whatever_its_visibility(world):
     assert access.namespace_level(writer, w["owner"]) == AccessLevel.NONE  # creates nothing
     # an unpinned "daemon" principal is nobody's: only what anonymous callers get
     assert access.level(Principal(account=None, cap=AccessLevel.READ, method=DAEMON), priv) == AccessLevel.NONE
+
+
+def test_lfs_uploads_are_the_writers_and_for_a_pull_request_a_public_repositorys_readers(world):
+    w, access = world
+    pub, org_priv = w["public_org_repo"], w["private_org_repo"]
+    assert access.require_lfs_upload(p(w["writer"]), pub, for_pull_request=False) == AccessLevel.WRITE
+    assert access.require_lfs_upload(p(w["stranger"]), pub, for_pull_request=True) == AccessLevel.READ
+    with pytest.raises(Forbidden):  # for a branch
+        access.require_lfs_upload(p(w["stranger"]), pub, for_pull_request=False)
+    with pytest.raises(Forbidden):  # a private repository's reader
+        access.require_lfs_upload(p(w["reader"]), org_priv, for_pull_request=True)
+    with pytest.raises(NotFound):  # one who cannot read it at all
+        access.require_lfs_upload(p(w["stranger"]), org_priv, for_pull_request=True)
+    with pytest.raises(Forbidden):  # a read-only credential
+        access.require_lfs_upload(p(w["stranger"], cap=AccessLevel.READ), pub, for_pull_request=True)
+    with pytest.raises(Unauthorized):
+        access.require_lfs_upload(ANONYMOUS, pub, for_pull_request=True)
