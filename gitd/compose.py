@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from gitd.hub.common import RepoCtx
     from gitd.hub.files import HubFiles
     from gitd.hub.gitread import RepoReader
+    from gitd.hub.pr_uploads import PullRequestUploads
     from gitd.hub.seed import RepoSeeder
     from gitd.hub.webhook_events import WebhookEvents
     from gitd.jobs.workers import JobWorkers
@@ -89,6 +90,16 @@ class Parts:
         from gitd.store.lastused import LastUsed
 
         return LastUsed(self.store)
+
+    @cached_property
+    def pr_uploads(self) -> PullRequestUploads:
+        """Which Git LFS uploads are for a pull request (a public repository's readers may send those):
+        shared by the Hub's preupload and the LFS batch API."""
+        from gitd.hub.pr_uploads import PullRequestUploads
+        from gitd.store.discussions import Discussions
+
+        return PullRequestUploads(Discussions(self.store), clock=self.clock,
+                                  ttl=max(600, self.config.get_int("lfs.href_ttl")))
 
     @cached_property
     def accounts(self) -> Accounts:
@@ -185,12 +196,18 @@ class Parts:
         def progress(text: str) -> bool:
             return self.jobs.report_progress(text)
 
+        def access_token(repo: RepoInfo, level: str, ttl: float) -> str:
+            from gitd.access.rules import AccessLevel
+
+            return self.auth.sign_daemon(repo.id, AccessLevel.WRITE if level == "write" else AccessLevel.READ, ttl)
+
         from gitd.plugins.gitcmd import GitCommands
 
         git = GitCommands(fsck_settings(self.config), self.data.run / "no-hooks")
         return PluginServices(storage=storage, views=lambda: self.views, submit=submit, find_repo=find_repo,
                               list_repos=list_repos, writer=writer, git=git, secrets=secrets,
-                              create_repo=create_repo, cache_dir=cache_dir, progress=progress)
+                              create_repo=create_repo, cache_dir=cache_dir, progress=progress,
+                              access_token=access_token)
 
     @cached_property
     def portal(self) -> Portal:
@@ -338,7 +355,8 @@ class Parts:
                 public_url=cfg.get_str("server.public_url"), href_ttl=cfg.get_int("lfs.href_ttl"),
                 max_batch_objects=cfg.get_int("lfs.max_batch_objects"),
                 multipart_threshold=cfg.get_size("lfs.multipart_threshold"),
-                multipart_chunk_size=cfg.get_size("lfs.multipart_chunk_size")).add_routes(router)
+                multipart_chunk_size=cfg.get_size("lfs.multipart_chunk_size"),
+                pr_uploads=self.pr_uploads).add_routes(router)
         LfsLocksHTTP(self.repos, self.access, self.lfs).add_routes(router)
         # Plugins' repository routes last: the daemon's own routes win over them.
         plugin_routes.add_repo_routes(router)
@@ -453,7 +471,7 @@ class Parts:
         files.add_routes(router)
         HubHistory(repos, access, reader, self.chain, email_domain=cfg.get_str("hub.commit_email_domain"),
                    **common).add_routes(router)
-        HubUploads(repos, access, reader, self.commit_writer, prs, view, planner,
+        HubUploads(repos, access, reader, self.commit_writer, prs, view, planner, self.pr_uploads,
                    max_inline_file=cfg.get_size("hub.max_inline_file"),
                    max_commit_size=cfg.get_size("hub.max_commit_size"),
                    inline_decodes=cfg.get_int("hub.inline_decodes"), **common).add_routes(router)

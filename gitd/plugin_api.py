@@ -26,7 +26,9 @@ What a plugin can do (docs/plugins.md has the guide and a worked example):
   child in its own session, stopped with what it started), ``relay_response`` (a reverse
   proxy's streamed answer),
   ``free_port``, ``TokenBuckets`` (request rates per key), and mint a read token for one
-  repository on the caller's behalf (``PluginRequest.repo_token``);
+  repository on the caller's behalf (``PluginRequest.repo_token``); give such a process the
+  daemon's own token for one repository, read or write, when no caller stands behind it
+  (``context.access_token``: a queued training job; API 1.5);
 * answer CSGHub's run instances (inference, finetune) for csghub-cli
   (``gitd_run_instances``, ``gitd_run_instance``; API 1.4);
 * run git itself as the daemon does (``context.git_command``: a mirror's fetch), keep
@@ -86,7 +88,7 @@ from gitd.plugins.view import (
 from gitd.plugins.web import WebRequest, WebTab, html_escape
 from gitd.plugins.writer import LfsRejected, LfsUpload, RepoWriter
 
-API_VERSION = "1.4"
+API_VERSION = "1.5"
 
 __all__ = [
     "API_VERSION",

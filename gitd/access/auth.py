@@ -19,7 +19,7 @@ import json
 import secrets
 from collections.abc import Callable
 
-from gitd.access.rules import ANONYMOUS, AccessLevel, Parent, Principal
+from gitd.access.rules import ANONYMOUS, DAEMON, AccessLevel, Parent, Principal
 from gitd.clock import SYSTEM_CLOCK, Clock
 from gitd.errors import NotFound, Unauthorized
 from gitd.store import Account, Accounts, SSHKey
@@ -118,6 +118,10 @@ class Authenticator:
         """A signed token for ``principal``'s use, bound to its parent credential (see the
         module's docstring) and living at most ``lifetime(principal, ttl)`` seconds."""
         claims = dict(payload, sub=principal.account.id if principal.account else None)
+        if principal.method == DAEMON:  # a daemon process's token: what it mints stays pinned and expires with it
+            if payload.get("rid") != principal.repo_id:
+                raise ValueError("a daemon token acts on its own repository only")
+            claims["d"] = 1
         if principal.parent is not None:
             claims["par"] = list(principal.parent)
         return self.sign(claims, self.lifetime(principal, ttl))
@@ -125,6 +129,13 @@ class Authenticator:
     def sign_access(self, principal: Principal, repo_id: int, level: AccessLevel, ttl: float) -> str:
         """A token that lets its bearer act as ``principal`` on one repository, up to ``level``."""
         return self.sign_for(principal, {"k": "access", "rid": repo_id, "lvl": int(min(level, principal.cap))}, ttl)
+
+    def sign_daemon(self, repo_id: int, level: AccessLevel, ttl: float) -> str:
+        """A token for a process the daemon itself starts (a plugin's training job or model
+        server): it acts on one repository, up to ``level``, whatever the repository's
+        visibility, for ``ttl`` seconds. No account stands behind it (``DAEMON``), so nothing
+        but its expiry ends it: keep ``ttl`` to the process's expected life."""
+        return self.sign({"k": "access", "d": 1, "rid": int(repo_id), "lvl": int(level)}, ttl)
 
     # -- resolving credentials --------------------------------------------------------------
     def principal_for_claims(self, claims: dict) -> Principal | None:
@@ -135,6 +146,9 @@ class Authenticator:
             level, repo_id, exp = AccessLevel(claims["lvl"]), claims["rid"], int(claims["exp"])
         except (KeyError, TypeError, ValueError):
             return None
+        if claims.get("d") == 1 and sub is None and isinstance(repo_id, int):
+            return Principal(account=None, cap=min(level, AccessLevel.WRITE), repo_id=repo_id, method=DAEMON,
+                             expires=exp)
         if sub is None:
             return Principal(account=None, cap=level, repo_id=repo_id, method="signed", expires=exp)
         parent = _parent(claims.get("par"))

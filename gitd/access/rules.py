@@ -50,7 +50,7 @@ class Principal:
     account: Account | None
     cap: AccessLevel = AccessLevel.ADMIN
     repo_id: int | None = None
-    method: str = "anonymous"  # anonymous | token | signed | ssh | internal
+    method: str = "anonymous"  # anonymous | token | signed | ssh | session | daemon
     token_id: int | None = None  # the API token it came with (method "token")
     # The credential behind it, which signed tokens minted for it are bound to: its API
     # token or SSH key (for method "signed": the one its signed token was minted from).
@@ -67,6 +67,9 @@ class Principal:
 
 
 ANONYMOUS = Principal(account=None)
+# A token the daemon minted for a process it started (Authenticator.sign_daemon): no account,
+# always pinned to one repository, which it may use up to its ``cap`` whatever its visibility.
+DAEMON = "daemon"
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class Access:
         (its info, listings, discussions)."""
         if principal.repo_id is not None and principal.repo_id != repo.id:
             return AccessLevel.NONE
+        if principal.method == DAEMON and principal.repo_id is not None:
+            return principal.cap  # the daemon's own process: neither visibility nor a gate holds it back
         level = min(self._account_level(principal.account, repo), principal.cap)
         if gate and level == AccessLevel.READ and self.gated_out(principal, repo):
             return AccessLevel.NONE
@@ -110,6 +115,8 @@ class Access:
         who neither writes to it nor had an access request accepted."""
         if self.gates is None or repo.private:
             return False
+        if principal.method == DAEMON and principal.repo_id == repo.id:
+            return False  # the daemon's own process (a fine-tune job reading its base model)
         account = principal.account
         if account is not None and self._account_level(account, repo) >= AccessLevel.WRITE:
             return False
@@ -131,6 +138,8 @@ class Access:
         if principal.cap < AccessLevel.READ:
             return Readable(repo_id=principal.repo_id)
         account = principal.account
+        if principal.method == DAEMON and principal.repo_id is not None:
+            return Readable(everything=True, repo_id=principal.repo_id)
         if account is None:
             return Readable(public=self.anonymous_read, repo_id=principal.repo_id)
         if account.is_admin:
@@ -160,6 +169,20 @@ class Access:
         if principal.is_anonymous:
             raise Unauthorized("authentication required")
         raise Forbidden("you cannot create or manage repositories in this namespace")
+
+    def require_lfs_upload(self, principal: Principal, repo: Repo | None, *, for_pull_request: bool) -> AccessLevel:
+        """Uploading Git LFS objects to ``repo``: its writers; and, as on the Hub, the community
+        of a public repository for a pull request, that is a signed-in reader with a credential
+        that may write (not a read token) when ``for_pull_request`` says the upload is for a pull
+        request the caller may open or add to (the evidence: gitd.hub.pr_uploads). Anything else
+        answers as ``require(..., WRITE)`` does."""
+        level = self.level(principal, repo) if repo is not None else AccessLevel.NONE
+        if level >= AccessLevel.WRITE:
+            return level
+        if (for_pull_request and repo is not None and not repo.private and level >= AccessLevel.READ
+                and principal.account is not None and principal.cap >= AccessLevel.WRITE):
+            return level
+        return self.require(principal, repo, AccessLevel.WRITE)
 
     def require(self, principal: Principal, repo: Repo | None, needed: AccessLevel, *,
                 gate: bool = True) -> AccessLevel:

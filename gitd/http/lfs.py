@@ -7,6 +7,11 @@ Routes, under every repository URL form (with or without ``.git``)::
     GET  {repo}/info/lfs/objects/{oid}        download (read), Range supported
     POST {repo}/info/lfs/verify               verify an upload (write)
 
+"Write" for uploads is ``Access.require_lfs_upload``: the repository's writers, and a public
+repository's signed-in readers for a pull request they may open or add to (the batch tells
+which: gitd.hub.pr_uploads); the links handed out for those carry the mark ``pr``, and only
+their own caller may use them so.
+
 The hrefs handed out carry their own short-lived credential twice: a signed access
 token (``Authenticator.sign_access``) in the action's ``Authorization`` header, and an
 object-scoped signed token in the ``token`` query parameter, valid only for that
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from aiohttp import web
 
@@ -31,12 +36,15 @@ from gitd.http.lfs_multipart import LfsMultipart
 from gitd.http.routing import Match, Router
 from gitd.http.sendfile import open_local, send_open_file
 from gitd.http.upload_body import UploadBody
-from gitd.lfs.batch import batch_operation, check_batch_objects, object_error, parse_batch
+from gitd.lfs.batch import BatchRequest, batch_operation, check_batch_objects, object_error, parse_batch
 from gitd.lfs.service import LfsService, ObjectStatus
 from gitd.lfs.streams import is_oid
 from gitd.metrics import Metrics
 from gitd.repos import RepoService
 from gitd.store import Repo
+
+if TYPE_CHECKING:
+    from gitd.hub.pr_uploads import PullRequestUploads
 
 OBJECT_TOKEN = "lfs-obj"
 
@@ -91,7 +99,8 @@ def object_response(request: web.Request, oid: str, size: int
 class LfsHTTP:
     def __init__(self, repos: RepoService, access: Access, auth: Authenticator, lfs: LfsService,
                  metrics: Metrics, *, public_url: str = "", href_ttl: int = 3600, max_batch_objects: int = 1000,
-                 multipart_threshold: int = 0, multipart_chunk_size: int = 64 * 1024 * 1024):
+                 multipart_threshold: int = 0, multipart_chunk_size: int = 64 * 1024 * 1024,
+                 pr_uploads: PullRequestUploads | None = None):
         self.repos = repos
         self.access = access
         self.auth = auth
@@ -100,6 +109,7 @@ class LfsHTTP:
         self.public_url = public_url
         self.href_ttl = href_ttl
         self.max_batch_objects = max_batch_objects
+        self.pr_uploads = pr_uploads  # None: uploads are the writers' alone
         # Hugging Face's multipart transfer, above the threshold (0: never).
         self.multipart = LfsMultipart(self, access, lfs, metrics, threshold=multipart_threshold,
                                       chunk_size=multipart_chunk_size) if multipart_threshold > 0 else None
@@ -154,6 +164,13 @@ class LfsHTTP:
             raise Unauthorized("this link is invalid or has expired", code="InvalidCredentials")
         return caller, claims
 
+    def require_upload(self, p: Principal, repo: Repo | None, claims: dict[str, Any] | None) -> None:
+        """The access check of an upload link (basic PUT, verify, multipart): a link handed out for
+        a pull request (mark ``pr``) lets its own caller, a reader, upload through it."""
+        for_pr = (claims is not None and claims.get("pr") == 1 and p.account is not None
+                  and claims.get("sub") == p.account.id)
+        self.access.require_lfs_upload(p, repo, for_pull_request=for_pr)
+
     def base(self, request: web.Request) -> str:
         return base_url(request, self.public_url)
 
@@ -161,11 +178,12 @@ class LfsHTTP:
         return f"{self.base(request)}/{repo.url_path}.git/info/lfs/{tail}?token={token}"
 
     def _daemon_action(self, request: web.Request, p: Principal, repo: Repo, tail: str, op: str, oid: str,
-                       level: AccessLevel, *, staging: str | None = None,
-                       headers: dict[str, str] | None = None) -> dict[str, Any]:
+                       level: AccessLevel, *, staging: str | None = None, headers: dict[str, str] | None = None,
+                       for_pr: bool = False) -> dict[str, Any]:
         bearer = self.auth.sign_access(p, repo.id, level, self.href_ttl)
+        token = self.object_token(p, repo, op, oid, level, staging, extra={"pr": 1} if for_pr else None)
         return {
-            "href": self.href(request, repo, tail, self.object_token(p, repo, op, oid, level, staging)),
+            "href": self.href(request, repo, tail, token),
             "header": {"Authorization": f"Bearer {bearer}", **(headers or {})},
             "expires_in": self.ttl(p),
         }
@@ -174,24 +192,36 @@ class LfsHTTP:
     async def batch(self, request: web.Request, m: Match) -> web.StreamResponse:
         repo = self.find_repo(m)
         p = principal(request)
-        self.access.require(p, repo, AccessLevel.READ)
+        level = self.access.require(p, repo, AccessLevel.READ)
         assert repo is not None
         body = await read_json(request)
         operation = batch_operation(body)
-        self.access.require(p, repo, AccessLevel.WRITE if operation == "upload" else AccessLevel.READ)
         batch = parse_batch(body, max_objects=self.max_batch_objects)
+        for_pr = False
+        if operation == "upload":
+            for_pr = level < AccessLevel.WRITE and self._for_pull_request(p, repo, batch)
+            self.access.require_lfs_upload(p, repo, for_pull_request=for_pr)
         self.lfs.check_storage()  # no links to a store known to be down: 503 with Retry-After
-        answered = self._answer(request, p, repo, operation, check_batch_objects(self.lfs, batch))
+        answered = self._answer(request, p, repo, operation, check_batch_objects(self.lfs, batch), for_pr)
         if operation == "upload" and any("actions" in item for item in answered):
             self.lfs.check_room()  # no upload links while the disk is below its watermark (507)
         transfer = "basic"
         if operation == "upload" and self.multipart is not None and self.multipart.offered(batch.transfers) \
-                and await self.multipart.rewrite(request, p, repo, answered):
+                and await self.multipart.rewrite(request, p, repo, answered, for_pr=for_pr):
             transfer = "multipart"
         return lfs_json({"transfer": transfer, "objects": answered, "hash_algo": "sha256"})
 
+    def _for_pull_request(self, p: Principal, repo: Repo, batch: BatchRequest) -> bool:
+        """Whether a batch upload is for a pull request ``p`` may open or add to (gitd.hub.pr_uploads)."""
+        if self.pr_uploads is None or p.account is None:
+            return False
+        sizes = [item.get("size") for item in batch.objects if isinstance(item, dict)]
+        if not all(isinstance(size, int) for size in sizes):
+            return False
+        return self.pr_uploads.for_pull_request(p, repo, batch.ref, sizes)
+
     def _answer(self, request: web.Request, p: Principal, repo: Repo, operation: str,
-                checked: list[dict[str, Any] | tuple[str, int]]) -> list[dict[str, Any]]:
+                checked: list[dict[str, Any] | tuple[str, int]], for_pr: bool) -> list[dict[str, Any]]:
         status = self.lfs.status(repo.id, [c[0] for c in checked if isinstance(c, tuple)])
         answered = []
         for entry in checked:
@@ -203,7 +233,7 @@ class LfsHTTP:
             if operation == "download":
                 answered.append(self._download_object(request, p, repo, oid, size, held))
             else:
-                answered.append(self._upload_object(request, p, repo, oid, size, held))
+                answered.append(self._upload_object(request, p, repo, oid, size, held, for_pr))
         return answered
 
     def _download_object(self, request: web.Request, p: Principal, repo: Repo, oid: str, size: int,
@@ -223,7 +253,7 @@ class LfsHTTP:
         return {"oid": oid, "size": size, "authenticated": True, "actions": {"download": action}}
 
     def _upload_object(self, request: web.Request, p: Principal, repo: Repo, oid: str, size: int,
-                       held: ObjectStatus | None) -> dict[str, Any]:
+                       held: ObjectStatus | None, for_pr: bool) -> dict[str, Any]:
         if held is not None and not held.lost:
             if held.size == size:
                 return {"oid": oid, "size": size}
@@ -236,17 +266,18 @@ class LfsHTTP:
             staging = direct.staging
         else:
             upload = self._daemon_action(request, p, repo, f"objects/{oid}/{size}", "upload", oid,
-                                         AccessLevel.WRITE, headers={"Content-Type": "application/octet-stream"})
+                                         AccessLevel.WRITE, headers={"Content-Type": "application/octet-stream"},
+                                         for_pr=for_pr)
         verify = self._daemon_action(request, p, repo, "verify", "verify", oid, AccessLevel.WRITE, staging=staging,
-                                     headers={"Accept": LFS_MEDIA_TYPE})
+                                     headers={"Accept": LFS_MEDIA_TYPE}, for_pr=for_pr)
         return {"oid": oid, "size": size, "authenticated": True, "actions": {"upload": upload, "verify": verify}}
 
     # -- basic transfer -------------------------------------------------------------------------
     async def upload(self, request: web.Request, m: Match) -> web.StreamResponse:
         repo = self.find_repo(m)
         oid = m.params["oid"]
-        p, _ = self.object_principal(request, repo, "upload", oid)
-        self.access.require(p, repo, AccessLevel.WRITE)
+        p, claims = self.object_principal(request, repo, "upload", oid)
+        self.require_upload(p, repo, claims)
         assert repo is not None
         size_text = m.params["size"]
         if not (size_text.isascii() and size_text.isdigit() and len(size_text) <= 18):
@@ -309,7 +340,7 @@ class LfsHTTP:
     async def verify(self, request: web.Request, m: Match) -> web.StreamResponse:
         repo = self.find_repo(m)
         p, claims = self.object_principal(request, repo, "verify", None)
-        self.access.require(p, repo, AccessLevel.WRITE)
+        self.require_upload(p, repo, claims)
         assert repo is not None
         body = await read_json(request)
         oid, size = body.get("oid"), body.get("size")

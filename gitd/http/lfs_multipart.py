@@ -62,7 +62,8 @@ class LfsMultipart:
     def offered(self, transfers: object) -> bool:
         return isinstance(transfers, list) and OP in transfers
 
-    async def rewrite(self, request: web.Request, p: Principal, repo: Repo, answered: list[dict[str, Any]]) -> bool:
+    async def rewrite(self, request: web.Request, p: Principal, repo: Repo, answered: list[dict[str, Any]], *,
+                      for_pr: bool = False) -> bool:
         """Give every upload above the threshold that goes through the daemon a multipart
         action instead of the basic one; True if any was given."""
         used = False
@@ -76,7 +77,8 @@ class LfsMultipart:
             if upload is None:
                 continue
             token = self.links.object_token(p, repo, OP, upload.oid, AccessLevel.WRITE, extra={
-                "stg": upload.staging, "uid": upload.upload_id, "sz": upload.size, "cs": upload.chunk_size})
+                "stg": upload.staging, "uid": upload.upload_id, "sz": upload.size, "cs": upload.chunk_size,
+                **({"pr": 1} if for_pr else {})})
             header: dict[str, str] = {"chunk_size": str(upload.chunk_size)}
             for number in range(1, upload.part_count + 1):
                 header[str(number)] = self.links.href(request, repo, f"multipart/{upload.oid}/{number}", token)
@@ -90,7 +92,7 @@ class LfsMultipart:
         repo = self.links.find_repo(m)
         oid = m.params["oid"]
         p, claims = self.links.object_principal(request, repo, OP, oid)
-        self.access.require(p, repo, AccessLevel.WRITE)
+        self.links.require_upload(p, repo, claims)
         assert repo is not None
         if claims is None:
             raise Unauthorized("this upload link is invalid or has expired; upload the file again")

@@ -109,7 +109,7 @@ class _Tree:
             for obj in tree:
                 self.items[obj.name] = (obj.filemode, str(obj.id))
 
-    def child(self, name: str, *, create: bool, full: str) -> _Tree | None:
+    def child(self, name: str, *, create: bool, full: str, path: str = "") -> _Tree | None:
         item = self.items.get(name)
         if isinstance(item, _Tree):
             return item
@@ -122,7 +122,7 @@ class _Tree:
         else:
             if not create:
                 return None
-            raise BadRequest(f"cannot add below {full!r}: it is a file")
+            raise BadRequest(f"cannot write {path!r}: {full!r} is a file")
         self.items[name] = sub
         return sub
 
@@ -133,7 +133,7 @@ class _Tree:
         for d in dirs:
             done.append(d)
             assert node is not None
-            node = node.child(d, create=create, full="/".join(done))
+            node = node.child(d, create=create, full="/".join(done), path=path)
             if node is None:
                 return None, leaf
         return node, leaf

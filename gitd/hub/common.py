@@ -159,6 +159,15 @@ def bool_param(request: web.Request, name: str, default: bool = False) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
+def refuse_params(request: web.Request, names: tuple[str, ...], what: str) -> None:
+    """400 ``UnsupportedParameter`` naming every query parameter of ``names`` the request
+    carries: parameters the Hub takes and gitd does not implement are refused, never ignored
+    (huggingface_hub sends each of them only when its caller sets it)."""
+    refused = sorted(k for k in names if k in request.query)
+    if refused:
+        raise BadRequest(f"{what} not supported by this server: {', '.join(refused)}", code="UnsupportedParameter")
+
+
 def next_link(base: str, request: web.Request, **overrides: Any) -> str:
     """An absolute ``Link: <...>; rel="next"`` header value: the same query with ``overrides``."""
     items = [(k, v) for k, v in request.query.items() if k not in overrides]

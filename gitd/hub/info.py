@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,13 @@ from gitd.hub.common import (
     dumps_in_pieces,
     int_param,
     next_link,
+    refuse_params,
 )
 from gitd.hub.files import FileView
 from gitd.hub.gitread import DEFAULT_WALK, RepoReader, Walk, iso
 from gitd.hub.listing import SORTS, ListingQuery, RepoListing, tag_filters
 from gitd.plugins.fields import InfoFields
-from gitd.plugins.filters import RepoFilters
+from gitd.plugins.filters import RepoFilters, RepoIds
 from gitd.repos import RepoService
 from gitd.store import Repo, Repos
 from gitd.store.likes import Likes
@@ -73,8 +75,37 @@ class CardCache:
         return None if isinstance(found, CardError) else found
 
 
-# list_models/list_datasets parameters gitd cannot filter on (huggingface_hub sends each only when set).
-UNSUPPORTED_LISTING_FILTERS = ("gated", "inference", "inference_provider", "apps")
+# list_models/list_datasets/list_spaces parameters gitd cannot filter on or add (huggingface_hub sends
+# each only when set): inference, apps, parameter counts, spaces' linked models and datasets.
+UNSUPPORTED_LISTING_FILTERS = ("inference", "inference_provider", "apps", "num_parameters", "linked",
+                               "models", "datasets")
+# model_info/dataset_info/space_info parameters gitd does not serve: no security scans.
+UNSUPPORTED_INFO_PARAMS = ("securityStatus",)
+# The properties the Hub takes in ``expand``, per repository type (as huggingface_hub 2.4 lists them). A
+# value outside these is refused, as on the Hub; those gitd has no value for are left out of the answer.
+_COMMON_EXPAND = frozenset(("author", "cardData", "createdAt", "disabled", "lastModified", "likes", "private",
+                           "resourceGroup", "sha", "siblings", "tags", "trendingScore", "usedStorage"))
+HUB_EXPAND = {
+    "model": _COMMON_EXPAND | frozenset((
+        "baseModels", "childrenModelCount", "config", "downloads", "downloadsAllTime", "evalResults", "gated",
+        "gguf", "inference", "inferenceProviderMapping", "library_name", "mask_token", "model-index",
+        "pipeline_tag", "safetensors", "spaces", "transformersInfo", "widgetData")),
+    "dataset": _COMMON_EXPAND | frozenset((
+        "citation", "description", "downloads", "downloadsAllTime", "gated", "mainSize", "paperswithcode_id")),
+    "space": _COMMON_EXPAND | frozenset(("datasets", "models", "region", "runtime", "sdk", "subdomain")),
+}
+
+
+def expand_of(request: web.Request, repo_type: str) -> list[str]:
+    """The ``expand`` values of a request; 400 ``UnsupportedParameter`` naming any the Hub does not take."""
+    values = [e for e in request.query.getall("expand", []) if e]
+    known = HUB_EXPAND.get(repo_type) or frozenset().union(*HUB_EXPAND.values())
+    unknown = sorted({e[:40] for e in values if e not in known})
+    if unknown:
+        raise BadRequest(f"expand value(s) not supported: {', '.join(unknown)}; the {repo_type} properties are "
+                         f"{', '.join(sorted(known))}", code="UnsupportedParameter")
+    return values
+
 
 class HubInfo(HubBase):
     shows_gated = True  # what the Hub shows of a gated repository to all
@@ -105,6 +136,8 @@ class HubInfo(HubBase):
     # -- one repository ------------------------------------------------------------------------------
     async def info(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m)
+        refuse_params(request, UNSUPPORTED_INFO_PARAMS, "repository info parameter(s)")
+        expand_of(request, ctx.repo.type)  # checked; the answer carries every property gitd has
         rev = m.params.get("rev")
         if rev is not None:
             commit: str | None = self.reader.resolve(ctx.path, rev)
@@ -182,10 +215,8 @@ class HubInfo(HubBase):
 
     def _listing(self, request: web.Request, repo_type: str) -> tuple[str, dict[str, str]]:
         query = request.query
-        refused = sorted(k for k in UNSUPPORTED_LISTING_FILTERS if k in query)
-        if refused:  # refused by name: a filter ignored would list what the caller asked to leave out
-            raise BadRequest(f"listing filter(s) not supported by this server: {', '.join(refused)}",
-                             code="UnsupportedParameter")
+        # refused by name: a filter ignored would list what the caller asked to leave out
+        refuse_params(request, UNSUPPORTED_LISTING_FILTERS, "listing filter(s)")
         owner = None
         if query.get("author"):
             owner = self.repos.accounts.find(query["author"])
@@ -199,18 +230,39 @@ class HubInfo(HubBase):
         q = ListingQuery(self.access.readable(principal(request)), repo_type, owner,
                          searches=[s for s in query.getall("search", []) if s], filters=tag_filters(query),
                          order=SORTS.get(sort or "", "id"), descending=sort in SORTS and query.get("direction") != "1",
-                         offset=int_param(request, "cursor", 0), limit=int_param(request, "limit", most, lo=1, hi=most))
-        expand = [e for e in query.getall("expand", []) if e]
+                         offset=int_param(request, "cursor", 0), limit=int_param(request, "limit", most, lo=1, hi=most),
+                         narrow=self._gated_filter(request))
+        expand = expand_of(request, repo_type)
+        # list_models(fetch_config=True): each model's config (what the metadata plugin read of its config.json)
+        extra = ["config"] if bool_param(request, "config") and not full else []
         rows, more = self.listing_rows.page(q, lambda r: self._brief(request, r, False, []))
-        described = [self._brief(request, r, full, expand) for r in rows]
+        described = [self._brief(request, r, full, expand, extra) for r in rows]
         headers = {}
         if more:
             headers["Link"] = next_link(self.base(request), request, cursor=q.offset + q.limit)
         return dumps(described), headers
 
-    def _brief(self, request: web.Request, repo: Repo, full: bool, expand: list[str]) -> dict[str, Any]:
+    def _gated_filter(self, request: web.Request) -> list[RepoIds]:
+        """``gated=true|false`` (list_models/list_datasets(gated=...)): only gated, or only open, repositories."""
+        raw = request.query.get("gated")
+        if raw is None:
+            return []
+        wanted = {"true": True, "1": True, "false": False, "0": False}.get(raw.strip().lower())
+        if wanted is None:
+            raise BadRequest("gated must be true or false")
+        gates = self.access.gates
+
+        def among(batch: Sequence[int]) -> list[int]:
+            return [i for i in batch if (gates is not None and gates.mode(i) is not None) == wanted]
+
+        # Counted as many: the listing walks its own order and asks which of each batch are gated.
+        return [RepoIds(RepoIds.MANY + 1, list, among)]
+
+    def _brief(self, request: web.Request, repo: Repo, full: bool, expand: list[str],
+               extra: list[str] | None = None) -> dict[str, Any]:
         """A listing's entry: what ``list_models`` shows by default (plugins' values for those
-        keys merged in), everything with ``full``, or ``id`` and the ``expand``ed keys."""
+        keys merged in, and the ``extra`` keys asked for: ``config``), everything with ``full``,
+        or ``id`` and the ``expand``ed keys."""
         path = self.repos.path(repo)
         try:
             commit = self.reader.default_head(path, repo.default_branch)
@@ -220,7 +272,7 @@ class HubInfo(HubBase):
         listed = min(LIST_SIBLINGS, self.max_listed_files) if full or "siblings" in expand else 0
         d = self.describe(ctx, commit, listed)
         shown = (set(d) | {"pipeline_tag", "library_name"}) - {"cardData", "siblings", "usedStorage",
-                                                                "siblingsTruncated"}
+                                                                "siblingsTruncated"} | set(extra or ())
         if self.fields is not None and self.fields.active():
             d = self.fields.add(self.repos.info(repo), commit, d)
         if expand:

@@ -71,6 +71,8 @@ class ListingQuery:
     descending: bool = False
     offset: int = 0
     limit: int = 1000
+    # More narrowing, as plugins' filter answers are (the daemon's own: gated repositories)
+    narrow: list[RepoIds] = field(default_factory=list)
 
     def where(self) -> dict[str, Any]:
         return {"repo_type": self.repo_type, "owner": self.owner, "search": self.searches, "order": self.order,
@@ -86,10 +88,11 @@ class RepoListing:
         """The rows of the page ``q`` asks for, and whether a next page exists (blocking).
         ``describe`` is used only when no plugin answers the tag filters."""
         if not q.filters:
-            rows = self.repo_rows.listing(q.readable, **q.where(), offset=q.offset, limit=q.limit + 1)
+            rows = (self._by_plugins(q, q.narrow) if q.narrow else
+                    self.repo_rows.listing(q.readable, **q.where(), offset=q.offset, limit=q.limit + 1))
         else:
             matches = self.filters.match(q.repo_type, q.filters) if self.filters is not None else None
-            rows = self._by_cards(q, describe) if matches is None else self._by_plugins(q, matches)
+            rows = self._by_cards(q, describe) if matches is None else self._by_plugins(q, matches + q.narrow)
         return rows[:q.limit], len(rows) > q.limit
 
     def _by_plugins(self, q: ListingQuery, matches: list[RepoIds]) -> list[Repo]:
@@ -118,7 +121,9 @@ class RepoListing:
         start = 0
         while len(found) < wanted:
             rows = self.repo_rows.listing(q.readable, **q.where(), offset=start, limit=BATCH)
-            found.extend(r for r in rows if card_match(describe(r), r.full_name, q.filters))
+            kept = set(_among(q.narrow, [r.id for r in rows])) if q.narrow else None
+            found.extend(r for r in rows if (kept is None or r.id in kept)
+                         and card_match(describe(r), r.full_name, q.filters))
             if len(rows) < BATCH:
                 break
             start += BATCH

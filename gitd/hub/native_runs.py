@@ -1,11 +1,11 @@
 """csghub-cli's inference and finetune commands (``csghub-cli inference list/start/stop``,
 ``finetune list/start/stop``).
 
-Inference instances (``/run/...``) are answered by the plugins that run them, through the
-hooks ``gitd_run_instances`` and ``gitd_run_instance`` (plugin API 1.4; the built-in
-``inference`` plugin's endpoints). Finetune instances: gitd runs none yet, so the list is
-empty and an instance id names nothing (404 in the native envelope), never an unrouted 404
-or a 405."""
+Inference instances (``/run/...``) and finetune instances (``/finetune/...``) are answered
+by the plugins that run them, through the hooks ``gitd_run_instances`` and
+``gitd_run_instance`` (plugin API 1.4; the built-in ``inference`` plugin's endpoints and
+``finetune`` plugin's jobs). Without such a plugin the list is empty and an instance id
+names nothing (404 in the native envelope), never an unrouted 404 or a 405."""
 
 from __future__ import annotations
 
@@ -27,12 +27,6 @@ from gitd.repos import RepoService
 MODEL = V1 + "/models/{ns}/{name}"
 
 
-async def instances(request: web.Request, m: Match) -> web.StreamResponse:
-    """A user's inference or finetune instances: their own (or any, for an admin)."""
-    _owner_or_admin(request, m)
-    return envelope([])
-
-
 def _owner_or_admin(request: web.Request, m: Match) -> None:
     who = principal(request)
     if who.account is None:
@@ -49,9 +43,12 @@ async def no_instance(request: web.Request, m: Match) -> web.StreamResponse:
 
 
 class RunInstances:
-    """``/run/...``: inference instances, from the plugins that run them."""
+    """``/run/...`` (``kind`` inference) or ``/finetune/...`` (``kind`` finetune): instances,
+    from the plugins that run them."""
 
-    def __init__(self, plugins: PluginHost | None, repos: RepoService | None, access: Access | None):
+    def __init__(self, plugins: PluginHost | None, repos: RepoService | None, access: Access | None,
+                 kind: str = "inference"):
+        self.kind = kind
         self.plugins = plugins
         self.repos = repos
         self.access = access
@@ -61,7 +58,7 @@ class RunInstances:
         if self.plugins is None:
             return envelope([])
         user = m.params["user"]
-        answers = await asyncio.to_thread(self.plugins.collect, "gitd_run_instances", kind="inference", user=user)
+        answers = await asyncio.to_thread(self.plugins.collect, "gitd_run_instances", kind=self.kind, user=user)
         return envelope([item for _, items in answers for item in items])
 
     async def run_instance(self, request: web.Request, m: Match) -> web.StreamResponse:
@@ -78,7 +75,7 @@ class RunInstances:
 
         def ask() -> dict[str, Any] | None:
             for _, call in self.plugins.implementations("gitd_run_instance"):  # type: ignore[union-attr]
-                answer = call(kind="inference", repo=info, instance=m.params["id"], action=action,
+                answer = call(kind=self.kind, repo=info, instance=m.params["id"], action=action,
                               user=who.account.name)  # type: ignore[union-attr]
                 if answer is not None:
                     return answer
@@ -98,13 +95,15 @@ class RunInstances:
 def run_routes(plugins: PluginHost | None = None, repos: RepoService | None = None,
                access: Access | None = None) -> list[ApiRoute]:
     runs = RunInstances(plugins, repos, access)
+    finetunes = RunInstances(plugins, repos, access, kind="finetune")
     return [
         ApiRoute("GET", V1 + "/user/{user}/run/model", "Your inference instances", runs.run_instances, "runs"),
-        ApiRoute("GET", V1 + "/user/{user}/finetune/instances", "Your finetune instances (none yet)", instances,
-                 "runs"),
+        ApiRoute("GET", V1 + "/user/{user}/finetune/instances", "Your finetune instances (fine-tune jobs)",
+                 finetunes.run_instances, "runs"),
         ApiRoute("GET", MODEL + "/run/{id}", "An inference instance", runs.run_instance, "runs"),
         ApiRoute("PUT", MODEL + "/run/{id}/start", "Start an inference instance", runs.run_instance, "runs"),
         ApiRoute("PUT", MODEL + "/run/{id}/stop", "Stop an inference instance", runs.run_instance, "runs"),
-        ApiRoute("PUT", MODEL + "/finetune/{id}/start", "Start a finetune instance", no_instance, "runs"),
-        ApiRoute("PUT", MODEL + "/finetune/{id}/stop", "Stop a finetune instance", no_instance, "runs"),
+        ApiRoute("PUT", MODEL + "/finetune/{id}/start", "Run a failed or cancelled fine-tune job again",
+                 finetunes.run_instance, "runs"),
+        ApiRoute("PUT", MODEL + "/finetune/{id}/stop", "Cancel a fine-tune job", finetunes.run_instance, "runs"),
     ]

@@ -35,6 +35,7 @@ from gitd.hub.discussions import PullRequests, participant
 from gitd.hub.files import FileView
 from gitd.hub.gitread import SHA_RE, RepoReader
 from gitd.hub.ignore import GitIgnore
+from gitd.hub.pr_uploads import OPEN, PullRequestUploads, pr_number
 from gitd.lfs.pointer import format_pointer
 from gitd.repos import RepoService
 from gitd.store.redirects import Redirects
@@ -143,15 +144,10 @@ class UploadPlanner:
         return out
 
 
-def pr_number(rev: str) -> int | None:
-    """N for the revision ``refs/pr/N``, else None."""
-    tail = rev.removeprefix("refs/pr/")
-    return int(tail) if tail != rev and tail.isascii() and tail.isdigit() and len(tail) < 10 else None
-
-
 class HubUploads(HubBase):
     def __init__(self, repos: RepoService, access: Access, reader: RepoReader, writer: CommitWriter,
-                 prs: PullRequests, view: FileView, planner: UploadPlanner, *, max_inline_file: int,
+                 prs: PullRequests, view: FileView, planner: UploadPlanner, pr_uploads: PullRequestUploads, *,
+                 max_inline_file: int,
                  public_url: str = "", redirects: Redirects | None = None, offload: Offload | None = None,
                  max_commit_size: int = 1 << 30, inline_decodes: int = 2):
         super().__init__(repos, access, public_url=public_url, redirects=redirects,
@@ -161,6 +157,7 @@ class HubUploads(HubBase):
         self.prs = prs
         self.view = view
         self.planner = planner
+        self.pr_uploads = pr_uploads
         self.max_inline_file = max_inline_file
         self.max_commit_size = max_commit_size
         self.inline_decodes = max(1, inline_decodes)
@@ -188,15 +185,16 @@ class HubUploads(HubBase):
             self.access.require(ctx.principal, ctx.repo, AccessLevel.WRITE)
         participant(ctx)
         if num is not None:
-            d = self.prs.discussions.get(ctx.repo.id, num)
-            if d is None or not d.is_pull_request or d.author != ctx.principal.name:
+            d = self.pr_uploads.pull_request(ctx.principal, ctx.repo, num)
+            if d is None:
                 raise Forbidden("only the pull request's author and the repository's writers can commit to it")
-            if d.status not in ("open", "draft"):
+            if d.status not in OPEN:
                 raise Forbidden(f"the pull request is {d.status}")
         return ctx
 
     async def preupload(self, request: web.Request, m: Match) -> web.StreamResponse:
-        ctx = self._committer(request, m, m.params["rev"], bool_param(request, "create_pr"))
+        create_pr = bool_param(request, "create_pr")
+        ctx = self._committer(request, m, m.params["rev"], create_pr)
         body = await read_json(request, allow_empty=False, offload=self.offload, max_size=2 * JSON_MAX)
         files = body.get("files")
         if not isinstance(files, list):
@@ -206,6 +204,9 @@ class HubUploads(HubBase):
         plans = await self.offload.run(self.planner.plan, ctx, commit, files, body.get("gitIgnore"),
                                        what="preupload")
         out = [{k: v for k, v in plan.items() if k != "isDir" and (k != "oid" or v)} for plan in plans]
+        if create_pr and ctx.level < AccessLevel.WRITE:  # a reader's new pull request may carry these LFS files
+            self.pr_uploads.announce(ctx.principal, ctx.repo, (f["size"] for f, plan in zip(files, plans, strict=True)
+                                                               if plan["uploadMode"] == "lfs"))
         return web.Response(text=dumps_in_pieces({"files": out, "commitOid": commit}), content_type="application/json")
 
     # -- commit ------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ class BatchRequest:
     transfers: list[Any] | None  # None: the client named none (basic is implied)
     objects: list[Any]  # the client's entries, each checked by check_batch_objects
     hash_algo: object
+    ref: str | None = None  # the ref the client names ({"ref": {"name": ...}}), if any
 
 
 def object_error(oid: object, size: object, exc: GitdError | int, message: str = "") -> dict[str, Any]:
@@ -58,7 +59,9 @@ def parse_batch(body: dict[str, Any], *, max_objects: int) -> BatchRequest:
         raise Unprocessable('"objects" must be a list')
     if len(objects) > max_objects:
         raise TooManyObjects(f"too many objects in one batch request (at most {max_objects})")
-    return BatchRequest(operation, transfers, objects, body.get("hash_algo") or "sha256")
+    name = ref.get("name") if ref is not None else None
+    return BatchRequest(operation, transfers, objects, body.get("hash_algo") or "sha256",
+                        name if isinstance(name, str) and name else None)
 
 
 def check_batch_objects(lfs: LfsService, batch: BatchRequest) -> list[dict[str, Any] | tuple[str, int]]:

@@ -1,5 +1,5 @@
-"""How gitd's kopf operators (the spaces and inference plugins' ``operator.handlers``) write
-to the cluster: create-or-replace of the manifests they render, deletes, and their custom
+"""How gitd's kopf operators (the spaces, inference and finetune plugins' ``operator.handlers``)
+write to the cluster: create-or-replace of the manifests they render, deletes, and their custom
 resources' status, through the ``kubernetes`` client (the ``operator`` extra)."""
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class KubeApplier:
                     self.batch.delete_namespaced_job, self.batch.read_namespaced_job),
             "Ingress": (self.net.create_namespaced_ingress, self.net.replace_namespaced_ingress,
                         self.net.delete_namespaced_ingress, self.net.read_namespaced_ingress),
+            "ConfigMap": (self.core.create_namespaced_config_map, self.core.replace_namespaced_config_map,
+                          self.core.delete_namespaced_config_map, self.core.read_namespaced_config_map),
         }[kind]
 
     def apply(self, manifest: dict[str, Any]) -> None:

@@ -10,10 +10,11 @@ gc`` repacks it:
    so that a pack is only ever seen whole;
 3. ``dst``'s refs are set to what step 1 read (objects that arrived after it are just extra);
 4. ``git fsck --connectivity-only`` checks that every ref reaches whole objects. A gc that
-   deleted a pack between steps 1 and 2 fails this check; then ``git fetch`` (``mirror``)
-   fills in what is missing, which is consistent by construction (refs read first, the
-   objects they reach sent and checked before any ref moves) but costs a pack of the whole
-   history to be built and indexed.
+   deleted a pack between steps 1 and 2 fails this check; then ``dst``'s refs are dropped
+   (a fetch would offer their commits as "have"s and be sent nothing below them) and
+   ``git fetch`` (``mirror``) brings whole history, consistent by construction (refs read
+   first, the objects they reach sent and checked before any ref moves) but at the cost of
+   a pack of the whole history built and indexed.
 
 Copying files skips what makes a clone slow (building and indexing a pack: for redis,
 seconds of CPU), so a first backup runs at the speed of the disk.
@@ -88,6 +89,10 @@ def copy(src: Path, dst: Path) -> tuple[int, str]:
     if target is not None and head_target(dst) != target:
         set_head(dst, target)
     if snapshot and connectivity_problems(dst):
+        # The refs just set name commits whose history is not all here. A fetch would offer
+        # them as "have"s and be sent nothing below them, so the holes would stay: drop
+        # every ref first, and the fetch brings whole history.
+        _set_refs(dst, {})
         return mirror(src, dst), "fetch"
     _git(dst, "prune-packed")
     return len(snapshot), "files"

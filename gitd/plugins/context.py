@@ -46,7 +46,9 @@ class PluginServices:
                  secrets: Callable[[str], PluginSecrets] | None = None,
                  create_repo: Callable[[str, str, bool], RepoInfo] | None = None,
                  cache_dir: Callable[[str], Path] | None = None,
-                 progress: Callable[[str], bool] | None = None):
+                 progress: Callable[[str], bool] | None = None,
+                 access_token: Callable[[RepoInfo, str, float], str] | None = None):
+        self.access_token = access_token
         self.writer = writer
         self.git = git
         self.secrets = secrets
@@ -120,6 +122,15 @@ class PluginContext(dict[str, Any]):
         """Create an empty repository ``ns/name`` (``ns`` must be an existing user or
         organisation), as ``gitd repo create`` does; other plugins hear of it."""
         return self._need(self._services.create_repo, "repository creation")(full_name, repo_type, private)
+
+    def access_token(self, repo: RepoInfo, level: str = "read", ttl: float = 3600.0) -> str:
+        """A short-lived token for a process this plugin starts (a training job, a model
+        server: its ``HF_TOKEN``), good for ``repo`` alone, up to ``level`` (``read`` or
+        ``write``), whatever the repository's visibility, for ``ttl`` seconds (API 1.5). It
+        names no account: it is the daemon's, and only its expiry ends it."""
+        if level not in ("read", "write"):
+            raise ValueError(f"an access token reads or writes, not {level!r}")
+        return self._need(self._services.access_token, "access tokens")(repo, level, float(ttl))
 
     def view(self, repo: RepoInfo) -> RepoView:
         """A read-only view of ``repo`` as it is now (use one view per thread)."""

@@ -189,7 +189,8 @@ def test_gitd_operator_runs_every_plugins_operator_in_one_kopf_registry(tmp_path
 
     run_cli(tmp_path / "data", "init", str(tmp_path / "data"))
     _, out, _ = run_cli(tmp_path / "data", "operator", "--list")
-    assert out.split() == ["gitd_plugins.inference.operator.handlers", "gitd_plugins.spaces.operator.handlers"]
+    assert out.split() == ["gitd_plugins.finetune.operator.handlers", "gitd_plugins.inference.operator.handlers",
+                           "gitd_plugins.spaces.operator.handlers"]
     h = PluginHarness(SpacesPlugin, tmp_path / "h", name="spaces")  # a plugin without one lists none of the others
     assert operator_modules(h.parts.plugins) == ["gitd_plugins.spaces.operator.handlers"]
     # Both modules' handlers sit side by side in kopf's registry, each on its own resource.

@@ -132,11 +132,13 @@ import importlib, importlib.metadata as md, json, pkgutil
 import gitd, gitd_plugins
 mods = [m.name for pkg in (gitd, gitd_plugins) for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")]
 # gitd.testing's pytest plugin is loaded by pytest only (a plugin author's test run), not by gitd;
-# the spaces and inference plugins' kubernetes runtimes and operators need the `operator` extra
-# (kopf, kubernetes); the inference engine's torch and transformers (the `inference` extra) are
-# imported only when it runs.
+# the spaces, inference and finetune plugins' kubernetes runtimes and operators need the
+# `operator` extra (kopf, kubernetes); the inference engine's torch and transformers (the
+# `inference` extra) are imported only when it runs, and the finetune training program's torch,
+# transformers, peft and datasets (the `finetune` extra) only when a job runs.
 optional = ("gitd.testing.pytest_plugin", "gitd_plugins.spaces.kube", "gitd_plugins.spaces.operator.",
-            "gitd_plugins.inference.kube", "gitd_plugins.inference.operator.")
+            "gitd_plugins.inference.kube", "gitd_plugins.inference.operator.",
+            "gitd_plugins.finetune.kube", "gitd_plugins.finetune.operator.")
 mods = [m for m in mods if not m.startswith(optional)]
 files = {m: importlib.import_module(m).__file__ for m in ["gitd", "gitd_plugins", *mods]}
 plugins = {ep.name: str(ep.dist.locate_file("")) for ep in md.entry_points(group="gitd.plugins")}

@@ -98,13 +98,43 @@ def test_unsupported_create_repo_parameters_are_refused(hub):
 
 def test_unsupported_listing_filters_are_refused(hub):
     api = hub.api()
-    for kwargs in ({"gated": True}, {"inference": "warm"}, {"apps": ["llama.cpp"]}):
+    for kwargs in ({"inference": "warm"}, {"apps": ["llama.cpp"]}):
         with pytest.raises(HfHubHTTPError) as exc:
             list(api.list_models(limit=5, **kwargs))
         assert exc.value.response.status_code == 400 and next(iter(kwargs)) in str(exc.value)
-    with pytest.raises(HfHubHTTPError):
-        list(api.list_datasets(gated=False, limit=5))
+    with pytest.raises(HfHubHTTPError) as exc:
+        list(api.list_models(num_parameters="min:6B", limit=5))
+    assert exc.value.response.status_code == 400 and "num_parameters" in str(exc.value)
+    for kwargs in ({"linked": True}, {"models": "a/b"}, {"datasets": "a/b"}):
+        with pytest.raises(HfHubHTTPError) as exc:
+            list(api.list_spaces(limit=5, **kwargs))
+        assert exc.value.response.status_code == 400 and next(iter(kwargs)) in str(exc.value)
     assert isinstance(list(api.list_models(limit=1)), list)
+    assert isinstance(list(api.list_models(limit=1, fetch_config=True)), list)  # served: the metadata plugin's
+
+
+def test_unsupported_repository_info_parameters_are_refused(hub):
+    """model_info(securityStatus=True) asks for a security scan gitd does not make: 400 naming it;
+    files_metadata=True (blobs) is served (every sibling carries its size, blob id and LFS fields)."""
+    user, token = hub.user()
+    api = hub.api(token)
+    repo = f"{user}/{unique('info')}"
+    api.create_repo(repo)
+    with pytest.raises(HfHubHTTPError) as exc:
+        api.model_info(repo, securityStatus=True)
+    assert exc.value.response.status_code == 400 and "securityStatus" in str(exc.value)
+    assert exc.value.response.headers["X-Error-Code"] == "UnsupportedParameter"
+    (sibling,) = api.model_info(repo, files_metadata=True).siblings
+    assert sibling.rfilename == ".gitattributes" and sibling.size > 0 and sibling.blob_id
+    # expand: the Hub's properties for the type, else 400 naming the value (on info and listings).
+    for call in (lambda: api.model_info(repo, expand=["likes", "nope"]),
+                 lambda: list(api.list_models(author=user, expand=["nope"])),
+                 lambda: list(api.list_datasets(author=user, expand=["safetensors"]))):  # a model property
+        with pytest.raises(HfHubHTTPError) as exc:
+            call()
+        assert exc.value.response.status_code == 400 and "not supported" in str(exc.value)
+    (listed,) = api.list_models(author=user, expand=["likes", "private", "trendingScore"])
+    assert listed.id == repo and listed.likes == 0 and listed.private is False and listed.trending_score is None
 
 
 def test_short_commit_shas_are_revisions(hub, tmp_path):
@@ -144,5 +174,32 @@ def test_conflicts_and_misses_answer_the_hubs_status_codes(hub):
                  lambda: api.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=repo, revision="nope")):
         with pytest.raises(RevisionNotFoundError):
             call()
-    with pytest.raises(EntryNotFoundError):
+    with pytest.raises(EntryNotFoundError) as missing:
         api.delete_file("nope.txt", repo)
+    assert "A file with this name doesn't exist" in str(missing.value)  # the client adds its hint on this text
+    for call in (lambda: api.delete_branch(repo, branch="nob"), lambda: api.delete_tag(repo, tag="not")):
+        with pytest.raises(RevisionNotFoundError):
+            call()
+
+
+def test_bad_paths_are_400_and_the_default_branch_stays(hub):
+    """Paths the client lets through but a tree cannot hold: 400 (BadRequestError) naming the path,
+    and nothing committed; deleting the default branch is 403."""
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.errors import BadRequestError
+
+    user, token = hub.user()
+    api = hub.api(token)
+    repo = f"{user}/{unique('paths')}"
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=b"x", path_in_repo="dir/x.txt", repo_id=repo)
+    head = api.model_info(repo).sha
+    for path in ("dir", "dir/x.txt/below", "a//b", "a/./b"):
+        with pytest.raises(BadRequestError) as exc:
+            api.create_commit(repo, operations=[CommitOperationAdd(path, b"y")], commit_message="bad")
+        assert exc.value.response.status_code == 400 and path in str(exc.value)
+    assert api.model_info(repo).sha == head
+    with pytest.raises(HfHubHTTPError) as exc:
+        api.delete_branch(repo, branch="main")
+    assert exc.value.response.status_code == 403
+    assert [b.name for b in api.list_repo_refs(repo).branches] == ["main"]

@@ -13,6 +13,7 @@ import pytest
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
+from tests.e2e.hook_helpers import wait_for
 from tests.support import unique
 
 
@@ -121,3 +122,24 @@ def test_regression_a_private_gated_repository_is_not_found_to_non_readers(hub):
     assert ask_access(hub, repo, other_token, repo_type="dataset")[0] == 404
     assert ask_access(hub, repo, None, repo_type="dataset")[0] == 401
     assert list(api.list_pending_access_requests(repo, repo_type="dataset")) == []
+
+
+def test_listings_filter_by_gate(hub):
+    """list_models(gated=True|False): only gated, or only open, repositories (alone and with tag filters)."""
+    owner, token = hub.user()
+    api = hub.api(token)
+    repo, open_repo = f"{owner}/{unique('gate')}", f"{owner}/{unique('open')}"
+    card = b"---\ntags:\n- gate-test\n---\n"
+    for r in (repo, open_repo):
+        api.create_repo(r)
+        api.upload_file(path_or_fileobj=card, path_in_repo="README.md", repo_id=r)
+    api.update_repo_settings(repo, gated="auto")
+    assert [m.id for m in hub.api().list_models(author=owner, gated=True)] == [repo]
+    assert [m.id for m in hub.api().list_models(author=owner, gated=False)] == [open_repo]
+    tagged = sorted([repo, open_repo])
+    wait_for(lambda: sorted(m.id for m in hub.api().list_models(author=owner, filter="gate-test")) == tagged,
+             what="both cards' tags listed")  # the metadata plugin reads cards in jobs
+    assert [m.id for m in hub.api().list_models(author=owner, filter="gate-test", gated=True)] == [repo]
+    with pytest.raises(HfHubHTTPError) as exc:
+        list(hub.api().list_datasets(gated="sometimes"))  # type: ignore[arg-type]
+    assert exc.value.response.status_code == 400

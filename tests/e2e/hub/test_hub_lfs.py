@@ -207,6 +207,22 @@ def test_private_lfs_content_needs_the_right_token(lfs_hub, no_xet, tmp_path):
     assert Path(got).read_bytes() == data
 
 
+def test_a_readers_pull_request_uploads_a_large_file_in_parts(lfs_hub, no_xet, tmp_path):
+    """A public repository's reader opens a pull request with a file above the multipart threshold:
+    the part and completion links handed out for it serve that reader (gitd.hub.pr_uploads)."""
+    d = lfs_hub.daemon
+    owner, token = d.user()
+    _, reader_token = d.user()
+    repo_id = HfApi(endpoint=d.url, token=token).create_repo(f"{owner}/{unique('prparts')}").repo_id
+    reader = HfApi(endpoint=d.url, token=reader_token)
+    data = os.urandom(CHUNK + MIB)
+    pr = reader.upload_file(path_or_fileobj=data, path_in_repo="big.bin", repo_id=repo_id, create_pr=True)
+    got = hf_hub_download(repo_id, "big.bin", revision=f"refs/pr/{pr.pr_num}", endpoint=d.url, token=False,
+                          cache_dir=tmp_path)
+    assert Path(got).read_bytes() == data
+    assert pointer_in_git(d, repo_id, "big.bin", f"refs/pr/{pr.pr_num}").oid == sha256(data)
+
+
 def _multipart_actions(client: LfsClient, data: bytes) -> dict:
     answer = client.batch("upload", [(sha256(data), len(data))], transfers=["basic", "multipart"])
     assert answer.status == 200, answer.body

@@ -129,6 +129,8 @@ def test_model_info_and_list_models_carry_what_a_uploaded_models_files_say(md, n
     assert list(anon.list_models(filter="gguf", author=user)) == []
     (m,) = anon.list_models(author=user, search=repo.split("/")[1], expand=["safetensors", "config", "tags"])
     assert m.safetensors.total == sum(expected.values()) and m.config["model_type"] == "llama"
+    (m,) = anon.list_models(author=user, search=repo.split("/")[1], fetch_config=True)  # the ?config= parameter
+    assert m.config["model_type"] == "llama"
     assert next(iter(anon.list_models(author=user, sort="lastModified", limit=5))).id == repo
 
     # A push that changes only the README re-reads only the README.

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gitd.access.auth import SIGNED_PREFIX, Authenticator, _unb64, hash_token, ssh_key_parent
-from gitd.access.rules import AccessLevel, Principal
+from gitd.access.rules import DAEMON, AccessLevel, Principal
 from gitd.errors import Unauthorized
 from gitd.store import Accounts, Store
 
@@ -146,3 +146,21 @@ def test_expired_and_forged_signed_tokens_are_refused(auth):
     assert auth.principal_for_token("gitd_" + "x" * 40) is None
     assert hash_token("a") != hash_token("b")
     assert time.time() < claims_of(good)["exp"] <= time.time() + 61
+
+
+def test_a_daemon_token_is_pinned_expires_and_mints_only_for_its_repository(auth, monkeypatch):
+    token = auth.sign_daemon(7, AccessLevel.READ, 60)
+    got = auth.principal_for_token(token)
+    assert got is not None and got.method == DAEMON and got.account is None
+    assert got.repo_id == 7 and got.cap == AccessLevel.READ
+    # what it is handed (an LFS link's bearer) stays a daemon token for the same repository, no longer
+    link = auth.principal_for_token(auth.sign_access(got, 7, AccessLevel.WRITE, 3600))
+    assert link is not None and link.method == DAEMON and link.repo_id == 7 and link.cap == AccessLevel.READ
+    assert link.expires is not None and link.expires <= got.expires
+    with pytest.raises(ValueError):
+        auth.sign_access(got, 8, AccessLevel.READ, 60)
+    # admin never: a daemon token writes at most
+    assert auth.principal_for_token(auth.sign_daemon(7, AccessLevel.ADMIN, 60)).cap == AccessLevel.WRITE
+    later = time.time() + 61
+    monkeypatch.setattr(auth.clock, "time", lambda: later)
+    assert auth.principal_for_token(token) is None

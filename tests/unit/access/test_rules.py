@@ -1,6 +1,6 @@
 import pytest
 
-from gitd.access.rules import ANONYMOUS, Access, AccessLevel, Principal
+from gitd.access.rules import ANONYMOUS, DAEMON, Access, AccessLevel, Principal
 from gitd.errors import Forbidden, NotFound, Unauthorized
 from gitd.store import Accounts, Repos, Store
 
@@ -80,7 +80,39 @@ def test_readable_says_exactly_what_level_says(world):
     for name in ("owner", "reader", "writer", "orgadmin", "stranger", "admin"):
         principals += [p(w[name]), p(w[name], cap=AccessLevel.READ), p(w[name], cap=AccessLevel.NONE)]
         principals += [p(w[name], repo_id=r.id) for r in every]
+    principals += [Principal(account=None, cap=cap, repo_id=r.id, method=DAEMON)
+                   for r in every for cap in (AccessLevel.READ, AccessLevel.NONE)]
     for rules in (access, Access(accounts, anonymous_read=False)):
         for who in principals:
             listed = {r.id for r in repos.listing(rules.readable(who))}
             assert listed == {r.id for r in every if rules.level(who, r) >= AccessLevel.READ}, who
+
+
+def test_a_daemon_token_reads_its_one_repository_whatever_its_visibility(world):
+    w, access = world
+    priv, org_priv = w["private_user_repo"], w["private_org_repo"]
+    reader = Principal(account=None, cap=AccessLevel.READ, repo_id=priv.id, method=DAEMON)
+    assert access.level(reader, priv) == AccessLevel.READ
+    assert access.level(reader, org_priv) == AccessLevel.NONE  # pinned
+    writer = Principal(account=None, cap=AccessLevel.WRITE, repo_id=priv.id, method=DAEMON)
+    assert access.level(writer, priv) == AccessLevel.WRITE
+    assert access.namespace_level(writer, w["owner"]) == AccessLevel.NONE  # creates nothing
+    # an unpinned "daemon" principal is nobody's: only what anonymous callers get
+    assert access.level(Principal(account=None, cap=AccessLevel.READ, method=DAEMON), priv) == AccessLevel.NONE
+
+
+def test_lfs_uploads_are_the_writers_and_for_a_pull_request_a_public_repositorys_readers(world):
+    w, access = world
+    pub, org_priv = w["public_org_repo"], w["private_org_repo"]
+    assert access.require_lfs_upload(p(w["writer"]), pub, for_pull_request=False) == AccessLevel.WRITE
+    assert access.require_lfs_upload(p(w["stranger"]), pub, for_pull_request=True) == AccessLevel.READ
+    with pytest.raises(Forbidden):  # for a branch
+        access.require_lfs_upload(p(w["stranger"]), pub, for_pull_request=False)
+    with pytest.raises(Forbidden):  # a private repository's reader
+        access.require_lfs_upload(p(w["reader"]), org_priv, for_pull_request=True)
+    with pytest.raises(NotFound):  # one who cannot read it at all
+        access.require_lfs_upload(p(w["stranger"]), org_priv, for_pull_request=True)
+    with pytest.raises(Forbidden):  # a read-only credential
+        access.require_lfs_upload(p(w["stranger"], cap=AccessLevel.READ), pub, for_pull_request=True)
+    with pytest.raises(Unauthorized):
+        access.require_lfs_upload(ANONYMOUS, pub, for_pull_request=True)

@@ -71,3 +71,34 @@ def test_copies_taken_while_pushes_land_and_gc_repacks_are_whole(tmp_path: Path)
     assert {p.name for p in (dst / "objects" / "pack").glob("*.pack")} == \
         {p.name for p in (src / "objects" / "pack").glob("*.pack")}
     git("fsck", "--full", "--strict", cwd=dst)
+
+
+def test_regression_a_pack_gone_mid_copy_is_fetched_whole(tmp_path: Path, monkeypatch):
+    """A gc deleted a pack between the listing and its copy: the refs set afterwards name
+    commits whose history is partly missing. The fetch that fills in used to offer those
+    commits as "have"s, was sent nothing below them, and the copy stayed broken (seen
+    under load in the test above: 'broken link from commit ...')."""
+    src = tmp_path / "src.git"
+    git("init", "-q", "--bare", "-b", "main", str(src))
+    git("config", "receive.unpackLimit", "1", cwd=src)  # one pack per push
+    work = tmp_path / "w"
+    git("init", "-q", "-b", "main", str(work))
+    for n in range(3):
+        commit(work, n)
+        git("push", "-q", str(src), "main", cwd=work)
+    oldest = min((src / "objects" / "pack").glob("*.pack"), key=lambda p: p.stat().st_mtime).stem
+    copy_objects = gitcopy._copy_objects
+
+    def a_pack_goes_missing(s: Path, d: Path) -> set[str]:
+        kept = copy_objects(s, d)
+        for f in (d / "objects" / "pack").glob(f"{oldest}.*"):
+            f.unlink()  # as if gc had deleted it in src before it was copied
+        return kept
+
+    monkeypatch.setattr(gitcopy, "_copy_objects", a_pack_goes_missing)
+    dst = tmp_path / "dst.git"
+    gitcopy.init_bare(dst)
+    assert gitcopy.copy(src, dst) == (1, "fetch")
+    assert gitcopy.connectivity_problems(dst) == []
+    assert gitcopy.refs(dst) == gitcopy.refs(src)
+    git("fsck", "--full", "--strict", cwd=dst)
