@@ -14,12 +14,13 @@ import contextlib
 from pathlib import Path
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from gitd.plugin_api import HTTPError, PluginRequest, relay_response
 
 from .local import LocalRunner, SpaceUnavailable
 from .state import PAUSED, STOPPED, SpaceStates
+from .wsrelay import RelayError, relay_websocket
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "authorization", "proxy-connection"})
@@ -78,10 +79,12 @@ class SpaceProxy:
         try:
             with self.runner.serving(repo.id):
                 if raw.headers.get("Upgrade", "").lower() == "websocket":
-                    return await self._websocket(raw, url, headers)
+                    return await relay_websocket(raw, port, path, headers)
                 return await self._http(raw, url, headers)
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+        except (aiohttp.ClientConnectionError, TimeoutError, ConnectionError) as exc:
             raise HTTPError(502, f"the space's app is not answering ({type(exc).__name__})") from None
+        except RelayError as exc:
+            raise HTTPError(502, str(exc)) from None
 
     @staticmethod
     def _headers(raw: web.Request, prefix: str) -> list[tuple[str, str]]:
@@ -97,34 +100,6 @@ class SpaceProxy:
         async with self.session().request(raw.method, url, headers=headers, data=data, allow_redirects=False,
                                           skip_auto_headers=("User-Agent", "Accept-Encoding")) as up:
             return await relay_response(up, raw)  # bytes pass unchanged (no decompression): lengths hold
-
-    async def _websocket(self, raw: web.Request, url: str, headers: list[tuple[str, str]]) -> web.StreamResponse:
-        protocols = [p.strip() for p in raw.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-        upstream = await self.session().ws_connect(url, headers=headers, protocols=protocols, autoping=True,
-                                                   max_msg_size=0)
-        client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=True,
-                                       max_msg_size=0)
-        try:
-            await client.prepare(raw)
-
-            async def pump(src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-                           dst: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
-                async for msg in src:
-                    if msg.type == WSMsgType.TEXT:
-                        await dst.send_str(msg.data)
-                    elif msg.type == WSMsgType.BINARY:
-                        await dst.send_bytes(msg.data)
-                    else:
-                        break
-
-            tasks = [asyncio.ensure_future(pump(client, upstream)), asyncio.ensure_future(pump(upstream, client))]
-            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-        finally:
-            await upstream.close()
-            await client.close()
-        return client
 
     async def _static(self, root: Path, path: str, index: str) -> web.StreamResponse:
         def find() -> Path | None:
