@@ -223,6 +223,9 @@ class HubInfo(HubBase):
             if owner is None:
                 return "[]", {}
         sort = query.get("sort")
+        if sort and sort not in SORTS:
+            raise BadRequest(f"sort={sort[:50]!r} is not supported by this server; it sorts by "
+                             f"{', '.join(sorted(SORTS))}", code="UnsupportedParameter")
         full = bool_param(request, "full") or bool_param(request, "cardData")
         # Full descriptions list files: fewer repositories per page, and fewer files per repository
         # than model_info does (clients follow the Link header to the next page).

@@ -27,9 +27,10 @@ from gitd.store import Account, Repo, Repos
 # (batches grow from about the page's size to BATCH * 4).
 SMALL_MATCH = RepoIds.MANY
 BATCH = 500
-# sort= values -> Repos.LIST_ORDERS keys. gitd counts no downloads or likes: those sort by id.
+# sort= values -> Repos.LIST_ORDERS keys. gitd counts no downloads and keeps no trending
+# score (every repository's is 0): those sort by id, as ties would. Any other sort= is refused.
 SORTS = {"lastModified": "updated", "last_modified": "updated", "createdAt": "created", "created_at": "created",
-         "id": "name", "downloads": "id", "likes": "id", "trendingScore": "id", "trending_score": "id"}
+         "id": "name", "likes": "likes", "downloads": "id", "trendingScore": "id", "trending_score": "id"}
 # Query keys that filter by tags, besides filter= and tags= (both "tags").
 TAG_KEYS = ("pipeline_tag", "library", "language", "license")
 

@@ -255,5 +255,15 @@ class StampedCache:
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration script into statements (our scripts contain no ';' in literals)."""
-    return [s.strip() for s in sql.split(";") if s.strip()]
+    """Split a migration script into statements: at each ';' that ends a complete one (a
+    trigger's body holds statements of its own, up to its END)."""
+    out, pending = [], ""
+    for piece in sql.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                out.append(pending.strip())
+            pending = ""
+    if pending.strip(" \t\n;"):
+        raise ValueError(f"an incomplete statement in a migration: {pending.strip()[:80]!r}")
+    return out

@@ -271,4 +271,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX repo_likes_by_account ON repo_likes (account_id, created_at);
         """,
     ),
+    (
+        12,
+        "each repository's like count, kept by triggers, so listings sort by likes through an index",
+        """
+        ALTER TABLE repos ADD COLUMN likes INTEGER NOT NULL DEFAULT 0;
+        UPDATE repos SET likes = (SELECT COUNT(*) FROM repo_likes l WHERE l.repo_id = repos.id);
+        CREATE INDEX repos_by_type_likes ON repos (type, likes);
+        CREATE TRIGGER repo_likes_added AFTER INSERT ON repo_likes
+        BEGIN UPDATE repos SET likes = likes + 1 WHERE id = NEW.repo_id; END;
+        CREATE TRIGGER repo_likes_removed AFTER DELETE ON repo_likes
+        BEGIN UPDATE repos SET likes = likes - 1 WHERE id = OLD.repo_id; END;
+        """,
+    ),
 ]

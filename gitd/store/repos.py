@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from gitd.access.rules import Readable
 
 # Listing orders: a column each, so that ORDER BY ... LIMIT walks an index (migration 5).
-LIST_ORDERS = {"id": "r.id", "updated": "r.updated_at", "created": "r.created_at",
+LIST_ORDERS = {"id": "r.id", "updated": "r.updated_at", "created": "r.created_at", "likes": "r.likes",
                "name": "(a.name || '/' || r.name) COLLATE NOCASE"}
 _SELECT = (
     "SELECT r.*, a.name AS namespace FROM repos r JOIN accounts a ON a.id = r.owner_id"

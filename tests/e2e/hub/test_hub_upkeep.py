@@ -65,6 +65,26 @@ def test_likes_and_the_users_repository_list(hub):
     assert list(api.list_user_repos(namespace=org)) == []  # its owner (a member) lists it
 
 
+def test_listings_sort_by_likes_and_refuse_sorts_they_do_not_know(hub):
+    owner, token = hub.user()
+    fans = [hub.user()[1] for _ in range(2)]
+    api = hub.api(token)
+    names = [f"{owner}/{unique(p)}" for p in ("none", "two", "one")]
+    for name in names:
+        api.create_repo(name)
+    for fan in fans:
+        assert post(hub, f"/api/models/{names[1]}/like", fan)[0] == 200
+    assert post(hub, f"/api/models/{names[2]}/like", fans[0])[0] == 200
+    assert [m.id for m in api.list_models(author=owner, sort="likes")] == [names[1], names[2], names[0]]
+    assert [m.likes for m in api.list_models(author=owner, sort="likes", expand=["likes"])] == [2, 1, 0]
+    hub.api(fans[0]).unlike(names[1])
+    hub.api(fans[1]).unlike(names[1])
+    assert next(m.id for m in api.list_models(author=owner, sort="likes")) == names[2]
+    with pytest.raises(HfHubHTTPError) as refused:
+        list(api.list_models(author=owner, sort="popularity"))
+    assert refused.value.response.status_code == 400 and "sort='popularity'" in str(refused.value)
+
+
 def test_super_squash_lfs_files_and_folder_deletes(hub, tmp_path):
     owner, token = hub.user()
     _, other_token = hub.user()
