@@ -11,7 +11,9 @@ download) on a fresh data dir and measures:
   asked directly on its port and through ``/spaces/NS/NAME/app/``, ``--concurrency``
   connections, p50 and p99 latency, ratio proxy/direct;
 * WebSocket echo round trip, through the proxy and directly (the Gradio space's FastAPI
-  ``/ws``), median, ratio;
+  ``/ws``), median, ratio; beside them nginx as a WebSocket reverse proxy in front of the
+  same app (one worker, the usual ``Upgrade``/``Connection`` headers), as a peer: any
+  proxy adds a process and two loopback hops to a round trip of a few tens of µs;
 * sleep and wake: with the sleep time at 1 s the app process goes away; the first request
   afterwards wakes it (plain app and Gradio);
 * 20 sleeping spaces: the app processes left (the daemon's children running an app; the
@@ -103,6 +105,58 @@ def app_processes(daemon_pid: int) -> int:
     return count
 
 
+def nginx_proxy(tmp: Path, app_port: int) -> tuple[subprocess.Popen, int]:
+    """nginx proxying HTTP and WebSocket to 127.0.0.1:``app_port``; (process, its port)."""
+    import getpass
+    import os
+    import shutil
+    import socket
+
+    root = tmp / f"nginx-{app_port}"
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
+    t = root / "tmp"
+    (root / "nginx.conf").write_text(f"""
+{user}
+worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {t}/body; fastcgi_temp_path {t}/fastcgi; proxy_temp_path {t}/proxy;
+    uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{app_port};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_buffering off;
+        }}
+    }}
+}}
+""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("nginx did not start")
+
+
 def sleeping_spaces(d, git, tmp: Path, user: str, token: str, auth: dict, n: int) -> dict[str, float]:
     names = [push_and_time(d, git, tmp, user, token, {"README.md": card("gradio"), "app.py": plain_app()}, "pid")[0]
              for _ in range(n)]
@@ -145,20 +199,40 @@ def main() -> None:
                                           "SELECT name, port FROM plugin_spaces_spaces"],
                                          capture_output=True, text=True, check=True).stdout)
         ports = {r["name"]: r["port"] for r in rows}
-        for _round in range(3):  # alternate; keep the best p50 of each (a busy 2-core machine)
-            direct = asyncio.run(latencies(f"http://127.0.0.1:{ports[plain]}/pid", {}, args.requests,
-                                           args.concurrency))
-            proxied = asyncio.run(latencies(f"{d.url}/spaces/{plain}/app/pid", auth, args.requests,
-                                            args.concurrency))
-            for name, lat in (("direct", direct), ("proxy", proxied)):
-                p50, p99 = lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3
-                res[f"{name}_p50_ms"] = min(res.get(f"{name}_p50_ms", 1e9), p50)
-                res[f"{name}_p99_ms"] = min(res.get(f"{name}_p99_ms", 1e9), p99)
+        nginx, nginx_port = nginx_proxy(tmp / "plain", ports[plain])
+        try:
+            targets = {"direct": (f"http://127.0.0.1:{ports[plain]}/pid", {}),
+                       "proxy": (f"{d.url}/spaces/{plain}/app/pid", auth),
+                       "nginx": (f"http://127.0.0.1:{nginx_port}/pid", {})}
+            for _round in range(3):  # alternate; keep the best p50 of each (a busy 2-core machine)
+                for name, (url, headers) in targets.items():
+                    lat = asyncio.run(latencies(url, headers, args.requests, args.concurrency))
+                    p50, p99 = lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3
+                    res[f"{name}_p50_ms"] = min(res.get(f"{name}_p50_ms", 1e9), p50)
+                    res[f"{name}_p99_ms"] = min(res.get(f"{name}_p99_ms", 1e9), p99)
+        finally:
+            nginx.terminate()
+            nginx.wait()
         res["proxy_p50_ratio"] = res["proxy_p50_ms"] / res["direct_p50_ms"]
-        ws_direct = asyncio.run(echoes(f"ws://127.0.0.1:{ports[gradio]}/ws", {}, args.echoes))
-        ws_proxy = asyncio.run(echoes(f"{d.url.replace('http', 'ws', 1)}/spaces/{gradio}/app/ws", auth, args.echoes))
-        res["ws_echo_direct_ms"], res["ws_echo_proxy_ms"] = ws_direct * 1e3, ws_proxy * 1e3
-        res["ws_echo_ratio"] = ws_proxy / ws_direct
+        res["nginx_p50_ratio"] = res["nginx_p50_ms"] / res["direct_p50_ms"]
+        nginx, nginx_port = nginx_proxy(tmp, ports[gradio])
+        try:
+            echo = {"direct": f"ws://127.0.0.1:{ports[gradio]}/ws",
+                    "proxy": f"{d.url.replace('http', 'ws', 1)}/spaces/{gradio}/app/ws",
+                    "nginx": f"ws://127.0.0.1:{nginx_port}/ws"}
+            best: dict[str, float] = {}
+            for _round in range(3):  # alternate; keep each one's best median (a busy 2-core machine)
+                for name, url in echo.items():
+                    took = asyncio.run(echoes(url, auth if name == "proxy" else {}, args.echoes))
+                    best[name] = min(best.get(name, 1e9), took)
+        finally:
+            nginx.terminate()
+            nginx.wait()
+        for name, took in best.items():
+            res[f"ws_echo_{name}_ms"] = took * 1e3
+        res["ws_echo_ratio"] = best["proxy"] / best["direct"]
+        res["ws_echo_nginx_ratio"] = best["nginx"] / best["direct"]
+        res["ws_echo_proxy_vs_nginx"] = best["proxy"] / best["nginx"]
         for name, full, path in (("plain", plain, "pid"), ("gradio", gradio, "")):
             urllib.request.urlopen(urllib.request.Request(
                 f"{d.url}/api/spaces/{full}/sleeptime", data=json.dumps({"seconds": 1}).encode(),

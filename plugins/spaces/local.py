@@ -213,6 +213,11 @@ class LocalRunner:
         """A request or WebSocket is being proxied: the space does not sleep meanwhile."""
         return self.procs.serving(repo_id)
 
+    def ready_port(self, repo_id: int) -> int | None:
+        """The port of the space's app when it is up and ready now (memory only: no waiting,
+        no database), noting the use; None otherwise (then ``ensure_running``)."""
+        return self.procs.port(repo_id)
+
     def ensure_running(self, repo_id: int, timeout: float | None = None) -> int:
         """The port of the space's app, waking it when it sleeps; SpaceUnavailable otherwise."""
         self.touch(repo_id)

@@ -60,18 +60,22 @@ class SpaceProxy:
         prefix = f"/spaces/{repo.full_name}/app"
         if not path and not raw.path.endswith("/"):
             raise web.HTTPTemporaryRedirect(prefix + "/" + (f"?{raw.query_string}" if raw.query_string else ""))
-        row = await asyncio.to_thread(self.states.get, repo.id)
-        if row is None:
-            raise HTTPError(503, "this space has not been built yet: push an app to it")
-        if row.stage in (PAUSED, STOPPED):  # until restarted (gitd spaces stop, pause_space, a deleted branch)
-            raise HTTPError(503, f"this space is {row.stage.lower()}; restart it to run it again")
-        if row.sdk == "static" and row.build_dir:
-            return await self._static(Path(row.build_dir), path, row.app_file or "index.html")
-        try:
-            port = await asyncio.to_thread(self.runner.ensure_running, repo.id)
-        except SpaceUnavailable as exc:
-            return web.json_response({"error": exc.message, "stage": exc.stage}, status=503,
-                                     headers={"Retry-After": "5"})
+        # An app that is up and ready answers from memory: no thread hop, no database read
+        # (a paused, stopped, sleeping or redeploying space has no ready process).
+        port = self.runner.ready_port(repo.id)
+        if port is None:
+            row = await asyncio.to_thread(self.states.get, repo.id)
+            if row is None:
+                raise HTTPError(503, "this space has not been built yet: push an app to it")
+            if row.stage in (PAUSED, STOPPED):  # until restarted (gitd spaces stop, pause_space, a deleted branch)
+                raise HTTPError(503, f"this space is {row.stage.lower()}; restart it to run it again")
+            if row.sdk == "static" and row.build_dir:
+                return await self._static(Path(row.build_dir), path, row.app_file or "index.html")
+            try:
+                port = await asyncio.to_thread(self.runner.ensure_running, repo.id)
+            except SpaceUnavailable as exc:
+                return web.json_response({"error": exc.message, "stage": exc.stage}, status=503,
+                                         headers={"Retry-After": "5"})
         url = f"http://127.0.0.1:{port}/{path}"
         if raw.query_string:
             url += "?" + raw.query_string
