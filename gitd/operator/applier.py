@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from gitd.operator.client import kube_client
+
 GROUP, VERSION = "gitd.dev", "v1"
 
 
@@ -21,13 +23,7 @@ class Applier(Protocol):
 
 class KubeApplier:
     def __init__(self) -> None:
-        from kubernetes import client, config
-
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
-        self.client = client
+        self.client = client = kube_client()
         self.apps, self.core, self.batch = client.AppsV1Api(), client.CoreV1Api(), client.BatchV1Api()
         self.net, self.custom = client.NetworkingV1Api(), client.CustomObjectsApi()
 

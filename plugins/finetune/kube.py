@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gitd.operator.client import custom_and_core
+
 from .operator.render import GROUP, KIND, LABEL, PLURAL, TOKEN_KEYS, TRAINING, VERSION, resource_name
 from .settings import Settings
 from .state import ACTIVE, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job, JobStore
@@ -26,13 +28,7 @@ class KubernetesJobs:
 
     def apis(self) -> tuple[Any, Any]:
         if self._apis is None:
-            from kubernetes import client, config
-
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            self._apis = (client.CustomObjectsApi(), client.CoreV1Api())
+            self._apis = custom_and_core()
         return self._apis
 
     def secret(self, job: Job) -> dict[str, Any]:

@@ -9,6 +9,8 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+from gitd.operator.client import custom_and_core
+
 from .operator.render import GROUP, KIND, PLURAL, VERSION, resource_name
 from .settings import Settings
 from .store import Endpoint, Endpoints
@@ -23,13 +25,7 @@ class KubernetesRuntime:
 
     def apis(self) -> tuple[Any, Any]:
         if self._apis is None:
-            from kubernetes import client, config
-
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            self._apis = (client.CustomObjectsApi(), client.CoreV1Api())
+            self._apis = custom_and_core()
         return self._apis
 
     def resource(self, endpoint: Endpoint, *, paused: bool) -> dict[str, Any]:

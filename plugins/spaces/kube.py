@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitd.operator.client import custom_and_core
 from gitd.plugin_api import RepoInfo, RepoView
 
 from .card import CardError, parse_card
@@ -26,14 +27,7 @@ class KubernetesRuntime:
 
     def api(self) -> Any:
         if self._custom is None:
-            from kubernetes import client, config
-
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            self._custom = client.CustomObjectsApi()
-            self._core = client.CoreV1Api()
+            self._custom, self._core = custom_and_core()
         return self._custom
 
     def core(self) -> Any:

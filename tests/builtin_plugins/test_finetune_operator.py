@@ -21,6 +21,8 @@ from gitd_plugins.finetune.settings import Settings
 from gitd_plugins.finetune.state import Job
 from kubernetes.client import ApiClient
 
+from tests.operator_support import MemoryApplier, call
+
 CRD = Path(handlers.__file__).with_name("crd.yaml")
 MODEL_SHA, DATA_SHA = "a" * 40, "b" * 40
 MODELS = {"Job": "V1Job", "ConfigMap": "V1ConfigMap", "Secret": "V1Secret",
@@ -47,39 +49,10 @@ def runtime() -> KubernetesJobs:
                           jobs=None, tokens=lambda job: tokens)
 
 
-class MemoryApplier:
-    def __init__(self):
-        self.objects: dict[tuple[str, str, str], dict] = {}
-        self.statuses: dict[str, dict] = {}
-        self.creates = 0
-
-    def apply(self, manifest):  # as gitd.operator.applier.KubeApplier: a Job that exists is kept
-        validated(manifest)
-        meta = manifest["metadata"]
-        key = (manifest["kind"], meta["namespace"], meta["name"])
-        if key not in self.objects or manifest["kind"] != "Job":
-            self.creates += key not in self.objects
-            self.objects[key] = copy.deepcopy(manifest)
-
-    def delete(self, kind, name, namespace):
-        self.objects.pop((kind, namespace, name), None)
-
-    def patch_status(self, plural, name, namespace, status):
-        assert plural == "finetunejobs"
-        self.statuses.setdefault(name, {}).update(status)
-
-
 def resource_body() -> dict:
     body = runtime().resource(a_job())
     body["metadata"]["uid"] = "0b5e55ed-0000-4000-8000-000000000007"
     return body
-
-
-def call(handler, body: dict, memo: kopf.Memo) -> tuple[kopf.Patch, object]:
-    patch = kopf.Patch()
-    result = handler(spec=body["spec"], name=body["metadata"]["name"], namespace=body["metadata"]["namespace"],
-                     body=body, patch=patch, memo=memo, logger=logging.getLogger("test"))
-    return patch, result
 
 
 def test_the_crd_is_valid_and_admits_what_the_daemon_writes_and_the_secret_holds_the_tokens():
@@ -123,7 +96,7 @@ def test_the_job_runs_the_training_program_once_unprivileged_with_its_tokens_fro
 
 def test_reconcile_is_idempotent_and_adopts_its_children():
     memo, body = kopf.Memo(), resource_body()
-    memo.applier = MemoryApplier()
+    memo.applier = MemoryApplier(validated)
     patch, result = call(handlers.reconcile, body, memo)
     assert result == {"applied": ["ConfigMap", "Job"]} and patch.status["phase"] == "pending"
     kinds = sorted(k for k, _, _ in memo.applier.objects)
@@ -138,7 +111,7 @@ def test_reconcile_is_idempotent_and_adopts_its_children():
 
 def test_a_bad_spec_is_a_permanent_failure_with_its_reason():
     memo, body = kopf.Memo(), resource_body()
-    memo.applier = MemoryApplier()
+    memo.applier = MemoryApplier(validated)
     del body["spec"]["endpoint"]
     with pytest.raises(kopf.PermanentError, match=r"spec\.endpoint is required"):
         call(handlers.reconcile, body, memo)
@@ -154,7 +127,7 @@ def test_a_bad_spec_is_a_permanent_failure_with_its_reason():
 
 def test_the_jobs_state_becomes_the_finetunejobs_status():
     memo = kopf.Memo()
-    memo.applier = MemoryApplier()
+    memo.applier = MemoryApplier(validated)
     owner = [{"kind": "FinetuneJob", "name": "finetune-7", "uid": "u", "apiVersion": "gitd.dev/v1"}]
     for status, expected in (({}, ("pending", None)), ({"active": 1}, ("running", None)),
                              ({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]},
@@ -167,7 +140,7 @@ def test_the_jobs_state_becomes_the_finetunejobs_status():
                "status": status}
         assert status_of(job) == expected
         handlers.job_event(body=job, memo=memo, logger=logging.getLogger("t"))
-        assert memo.applier.statuses["finetune-7"] == {"phase": expected[0], "message": expected[1]}
+        assert memo.applier.statuses["finetunejobs", "finetune-7"] == {"phase": expected[0], "message": expected[1]}
 
 
 def test_the_handlers_are_registered_with_kopf_for_finetunejobs():

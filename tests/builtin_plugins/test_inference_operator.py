@@ -22,6 +22,8 @@ from gitd_plugins.inference.settings import Settings
 from gitd_plugins.inference.store import Endpoint
 from kubernetes.client import ApiClient
 
+from tests.operator_support import MemoryApplier, call
+
 CRD = Path(handlers.__file__).with_name("crd.yaml")
 COMMIT = "c0ffee" + "0" * 34
 SPEC = {"repo": "alice/tiny", "commit": COMMIT, "engine": "vllm", "hubUrl": "http://gitd.gitd:8080",
@@ -37,32 +39,13 @@ def validated(manifest: dict):
     return ApiClient().deserialize(json.dumps(manifest), MODELS[manifest["kind"]], "application/json")
 
 
-class MemoryApplier:
-    def __init__(self):
-        self.objects: dict[tuple[str, str, str], dict] = {}
-        self.statuses: dict[tuple[str, str], dict] = {}
-
-    def apply(self, manifest):
-        validated(manifest)
-        meta = manifest["metadata"]
-        self.objects[(manifest["kind"], meta["namespace"], meta["name"])] = copy.deepcopy(manifest)
-
-    def delete(self, kind, name, namespace):
-        self.objects.pop((kind, namespace, name), None)
-
-    def patch_status(self, plural, name, namespace, status):
-        self.statuses.setdefault((plural, name), {}).update(status)
-
-
 def body(spec: dict) -> dict:
     return {"apiVersion": "gitd.dev/v1", "kind": "InferenceEndpoint",
             "metadata": {"name": NAME, "namespace": NS, "uid": "0b5e55ed-0000-4000-8000-000000000003"}, "spec": spec}
 
 
 def reconcile(spec: dict, memo: kopf.Memo) -> tuple[kopf.Patch, object]:
-    b, patch = body(spec), kopf.Patch()
-    result = handlers.reconcile(spec=b["spec"], name=NAME, namespace=NS, body=b, patch=patch, memo=memo, logger=LOG)
-    return patch, result
+    return call(handlers.reconcile, body(spec), memo)
 
 
 def test_crd_is_valid_and_admits_what_the_daemon_writes():
@@ -120,7 +103,7 @@ def test_a_cpu_endpoint_asks_for_no_gpu():
 
 
 def test_reconcile_is_idempotent_follows_the_spec_and_cleans_up():
-    memo = kopf.Memo(applier=MemoryApplier())
+    memo = kopf.Memo(applier=MemoryApplier(validated))
     patch, result = reconcile(SPEC, memo)
     assert result == {"applied": ["deployment", "service"]}
     assert patch.status["status"] == "pending" and patch.status["commit"] == COMMIT
@@ -142,7 +125,7 @@ def test_reconcile_is_idempotent_follows_the_spec_and_cleans_up():
                                                  ({"engine": "transformers"}, "spec.image"),
                                                  ({"hubUrl": ""}, "spec.hubUrl")])
 def test_a_bad_spec_fails_permanently_with_its_reason(change, message):
-    memo = kopf.Memo(applier=MemoryApplier())
+    memo = kopf.Memo(applier=MemoryApplier(validated))
     b, patch = body({**SPEC, **change}), kopf.Patch()
     with pytest.raises(kopf.PermanentError, match=message.replace(".", r"\.")):
         handlers.reconcile(spec=b["spec"], name=NAME, namespace=NS, body=b, patch=patch, memo=memo, logger=LOG)
@@ -151,7 +134,7 @@ def test_a_bad_spec_fails_permanently_with_its_reason(change, message):
 
 
 def test_deployment_readiness_becomes_the_endpoint_status():
-    memo = kopf.Memo(applier=MemoryApplier())
+    memo = kopf.Memo(applier=MemoryApplier(validated))
     reconcile(SPEC, memo)
     deployment = copy.deepcopy(memo.applier.objects[("Deployment", NS, NAME)])
     key = ("inferenceendpoints", NAME)

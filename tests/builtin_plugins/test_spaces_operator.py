@@ -22,6 +22,7 @@ from gitd_plugins.spaces.settings import Settings
 from kubernetes.client import ApiClient
 
 import gitd
+from tests.operator_support import MemoryApplier, call
 
 CRD = Path(handlers.__file__).with_name("crd.yaml")
 COMMIT = "c0ffee" + "0" * 34
@@ -37,34 +38,10 @@ def validated(manifest: dict):
     return ApiClient().deserialize(json.dumps(manifest), MODELS[manifest["kind"]], "application/json")
 
 
-class MemoryApplier:
-    def __init__(self):
-        self.objects: dict[tuple[str, str, str], dict] = {}
-        self.statuses: dict[str, dict] = {}
-
-    def apply(self, manifest):
-        validated(manifest)
-        meta = manifest["metadata"]
-        self.objects[(manifest["kind"], meta["namespace"], meta["name"])] = copy.deepcopy(manifest)
-
-    def delete(self, kind, name, namespace):
-        self.objects.pop((kind, namespace, name), None)
-
-    def patch_space_status(self, name, namespace, status):
-        self.statuses.setdefault(name, {}).update(status)
-
-
 def space_body(spec: dict, name: str = "alice--demo") -> dict:
     return {"apiVersion": "gitd.dev/v1", "kind": "Space",
             "metadata": {"name": name, "namespace": "spaces", "uid": "0b5e55ed-0000-4000-8000-000000000001"},
             "spec": spec}
-
-
-def call(handler, body: dict, memo: kopf.Memo) -> tuple[kopf.Patch, object]:
-    patch = kopf.Patch()
-    result = handler(spec=body["spec"], name=body["metadata"]["name"], namespace=body["metadata"]["namespace"],
-                     body=body, patch=patch, memo=memo, logger=logging.getLogger("test"))
-    return patch, result
 
 
 def test_crd_is_a_valid_custom_resource_definition_and_admits_what_the_daemon_writes():
@@ -145,7 +122,7 @@ def test_a_docker_space_is_built_by_kaniko_into_the_image_it_runs():
 
 
 def test_reconcile_is_idempotent_follows_the_spec_and_cleans_up():
-    memo = kopf.Memo(applier=MemoryApplier())
+    memo = kopf.Memo(applier=MemoryApplier(validated))
     body = space_body({**SPEC, "host": "demo.example.com"})
     patch, result = call(handlers.reconcile, body, memo)
     assert result == {"applied": ["deployment", "ingress", "service"]}
@@ -167,7 +144,7 @@ def test_reconcile_is_idempotent_follows_the_spec_and_cleans_up():
 
 
 def test_a_bad_spec_is_a_permanent_error_with_its_reason_on_the_status():
-    memo = kopf.Memo(applier=MemoryApplier())
+    memo = kopf.Memo(applier=MemoryApplier(validated))
     body = space_body({**SPEC, "sdk": "docker", "image": None})
     patch = kopf.Patch()
     with pytest.raises(kopf.PermanentError, match=r"spec\.registry"):
@@ -177,18 +154,19 @@ def test_a_bad_spec_is_a_permanent_error_with_its_reason_on_the_status():
 
 
 def test_deployment_readiness_becomes_the_space_stage():
-    memo = kopf.Memo(applier=MemoryApplier())
+    memo = kopf.Memo(applier=MemoryApplier(validated))
     call(handlers.reconcile, space_body(SPEC), memo)
     deployment = copy.deepcopy(memo.applier.objects[("Deployment", "spaces", "alice--demo")])
     handlers.deployment_event(body=deployment, memo=memo, logger=logging.getLogger("test"))
-    assert memo.applier.statuses["alice--demo"]["stage"] == "APP_STARTING"
+    assert memo.applier.statuses["spaces", "alice--demo"]["stage"] == "APP_STARTING"
     deployment["status"] = {"readyReplicas": 1, "updatedReplicas": 1}
     handlers.deployment_event(body=deployment, memo=memo, logger=logging.getLogger("test"))
-    assert memo.applier.statuses["alice--demo"]["stage"] == "RUNNING"
+    assert memo.applier.statuses["spaces", "alice--demo"]["stage"] == "RUNNING"
     deployment["status"] = {"conditions": [{"type": "Progressing", "status": "False",
                                             "message": "ProgressDeadlineExceeded"}]}
     handlers.deployment_event(body=deployment, memo=memo, logger=logging.getLogger("test"))
-    assert memo.applier.statuses["alice--demo"] == {"stage": "RUNTIME_ERROR", "message": "ProgressDeadlineExceeded"}
+    assert memo.applier.statuses["spaces", "alice--demo"] == {"stage": "RUNTIME_ERROR",
+                                                             "message": "ProgressDeadlineExceeded"}
 
 
 def test_the_handlers_are_registered_with_kopf_for_spaces():

@@ -20,30 +20,26 @@ from typing import Any
 
 import kopf
 
-from gitd.operator.applier import KubeApplier
+from gitd.operator.reconcile import apply_owned, install_applier, owner_of, reconciles
 
 from .render import GROUP, LABEL, PLURAL, VERSION, SpecError, render, status_of
 
-
-@kopf.on.startup()
-def startup(memo: kopf.Memo, **_: Any) -> None:
-    if getattr(memo, "applier", None) is None:
-        memo.applier = KubeApplier()
+kopf.on.startup()(install_applier)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
+@reconciles(GROUP, VERSION, PLURAL, updates=False)
 def reconcile(spec: kopf.Spec | dict, name: str, namespace: str, body: kopf.Body | dict, patch: kopf.Patch,
               memo: kopf.Memo, logger: logging.Logger | Any, **_: Any) -> dict[str, Any]:
+    """The job's ConfigMap and Job, owned by it (a Job that exists is kept); its phase ``pending``
+    until the Job's events say more; ``failed`` for a bad spec."""
     try:
         manifests = render(dict(spec), name, namespace)
     except SpecError as exc:
         patch.status["phase"] = "failed"
         patch.status["message"] = str(exc)
         raise kopf.PermanentError(str(exc)) from None
-    for key in ("configmap", "job"):  # the program first: the Job's pod mounts it
-        kopf.adopt(manifests[key], owner=body)
-        memo.applier.apply(manifests[key])
+    # the program first: the Job's pod mounts it
+    apply_owned(body, (manifests["configmap"], manifests["job"]), memo.applier)
     if not (body.get("status") or {}).get("phase"):
         patch.status["phase"] = "pending"
         patch.status["message"] = None
@@ -54,9 +50,8 @@ def reconcile(spec: kopf.Spec | dict, name: str, namespace: str, body: kopf.Body
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
 def job_event(body: kopf.Body | dict, memo: kopf.Memo, logger: logging.Logger | Any, **_: Any) -> None:
-    meta = body.get("metadata") or {}
-    owner = [ref for ref in meta.get("ownerReferences") or [] if ref.get("kind") == "FinetuneJob"]
-    if not owner:
+    owner = owner_of(body, "FinetuneJob")
+    if owner is None:
         return
     phase, message = status_of(dict(body))
-    memo.applier.patch_status(PLURAL, owner[0]["name"], meta["namespace"], {"phase": phase, "message": message})
+    memo.applier.patch_status(PLURAL, owner, body["metadata"]["namespace"], {"phase": phase, "message": message})

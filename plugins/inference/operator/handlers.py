@@ -21,33 +21,29 @@ from typing import Any
 
 import kopf
 
-from gitd.operator.applier import KubeApplier
+from gitd.operator.reconcile import apply_owned, deployment_state, install_applier, owner_of, reconciles
 
 from .render import GROUP, KIND, LABEL, PLURAL, VERSION, SpecError, render
 
 KINDS = ("Deployment", "Service")
+STATUSES = {"stopped": "stopped", "ready": "running", "failed": "failed", "starting": "loading"}
 
 
-@kopf.on.startup()
-def startup(memo: kopf.Memo, **_: Any) -> None:
-    if getattr(memo, "applier", None) is None:
-        memo.applier = KubeApplier()
+kopf.on.startup()(install_applier)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@reconciles(GROUP, VERSION, PLURAL)
 def reconcile(spec: kopf.Spec | dict, name: str, namespace: str, body: kopf.Body | dict, patch: kopf.Patch,
               memo: kopf.Memo, logger: logging.Logger | Any, **_: Any) -> dict[str, Any]:
+    """The endpoint's Deployment and Service, owned by it; its status ``pending``, or ``stopped``
+    when paused; ``failed`` for a bad spec."""
     try:
         manifests = render(dict(spec), name, namespace)
     except SpecError as exc:
         patch.status["status"] = "failed"
         patch.status["reason"] = str(exc)
         raise kopf.PermanentError(str(exc)) from None
-    for manifest in manifests.values():
-        kopf.adopt(manifest, owner=body)
-        memo.applier.apply(manifest)
+    apply_owned(body, manifests.values(), memo.applier)
     paused = bool(spec.get("paused"))
     patch.status["status"] = "stopped" if paused else "pending"
     patch.status["reason"] = None
@@ -58,25 +54,17 @@ def reconcile(spec: kopf.Spec | dict, name: str, namespace: str, body: kopf.Body
 
 def status_of(deployment: dict[str, Any]) -> tuple[str, str | None]:
     """An endpoint's status from its Deployment (and the reason, for a failure)."""
-    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-    if spec.get("replicas") == 0:
-        return "stopped", None
-    if (status.get("readyReplicas") or 0) >= 1 and (status.get("updatedReplicas") or 0) >= 1:
-        return "running", None
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("status") == "False":
-            return "failed", condition.get("message") or condition.get("reason")
-    return "loading", None
+    state, reason = deployment_state(deployment)
+    return STATUSES[state], reason
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
 def deployment_event(body: kopf.Body | dict, memo: kopf.Memo, logger: logging.Logger | Any, **_: Any) -> None:
-    meta = body.get("metadata") or {}
-    owner = [ref for ref in meta.get("ownerReferences") or [] if ref.get("kind") == KIND]
-    if not owner:
+    owner = owner_of(body, KIND)
+    if owner is None:
         return
     status, reason = status_of(dict(body))
-    memo.applier.patch_status(PLURAL, owner[0]["name"], meta["namespace"], {"status": status, "reason": reason})
+    memo.applier.patch_status(PLURAL, owner, body["metadata"]["namespace"], {"status": status, "reason": reason})
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -20,33 +20,29 @@ from typing import Any
 
 import kopf
 
-from gitd.operator.applier import KubeApplier
+from gitd.operator.reconcile import apply_owned, deployment_state, install_applier, owner_of, reconciles
 
 from .render import GROUP, LABEL, PLURAL, VERSION, SpecError, render
 
 KINDS = ("Deployment", "Service", "Ingress")  # build Jobs go with their owner (and their TTL)
+STAGES = {"stopped": "PAUSED", "ready": "RUNNING", "failed": "RUNTIME_ERROR", "starting": "APP_STARTING"}
 
 
-@kopf.on.startup()
-def startup(memo: kopf.Memo, **_: Any) -> None:
-    if getattr(memo, "applier", None) is None:
-        memo.applier = KubeApplier()
+kopf.on.startup()(install_applier)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@reconciles(GROUP, VERSION, PLURAL)
 def reconcile(spec: kopf.Spec | dict, name: str, namespace: str, body: kopf.Body | dict, patch: kopf.Patch,
               memo: kopf.Memo, logger: logging.Logger | Any, **_: Any) -> dict[str, Any]:
+    """The Space's Deployment, Service and Ingress (when it has a host), owned by it; its stage
+    ``BUILDING``, or ``PAUSED``; ``CONFIG_ERROR`` for a bad spec."""
     try:
         manifests = render(dict(spec), name, namespace)
     except SpecError as exc:
         patch.status["stage"] = "CONFIG_ERROR"
         patch.status["message"] = str(exc)
         raise kopf.PermanentError(str(exc)) from None
-    for manifest in manifests.values():
-        kopf.adopt(manifest, owner=body)
-        memo.applier.apply(manifest)
+    apply_owned(body, manifests.values(), memo.applier)
     if "ingress" not in manifests:
         memo.applier.delete("Ingress", name, namespace)
     paused = bool(spec.get("paused"))
@@ -59,26 +55,18 @@ def reconcile(spec: kopf.Spec | dict, name: str, namespace: str, body: kopf.Body
 
 def stage_of(deployment: dict[str, Any]) -> tuple[str, str | None]:
     """A Space's stage from its Deployment (and the reason, for an error)."""
-    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-    if spec.get("replicas") == 0:
-        return "PAUSED", None
-    if (status.get("readyReplicas") or 0) >= 1 and (status.get("updatedReplicas") or 0) >= 1:
-        return "RUNNING", None
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("status") == "False":
-            return "RUNTIME_ERROR", condition.get("message") or condition.get("reason")
-    return "APP_STARTING", None
+    state, reason = deployment_state(deployment)
+    return STAGES[state], reason
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
 def deployment_event(body: kopf.Body | dict, memo: kopf.Memo, logger: logging.Logger | Any,
                      **_: Any) -> None:
-    meta = body.get("metadata") or {}
-    owner = [ref for ref in meta.get("ownerReferences") or [] if ref.get("kind") == "Space"]
-    if not owner:
+    owner = owner_of(body, "Space")
+    if owner is None:
         return
     stage, message = stage_of(dict(body))
-    memo.applier.patch_space_status(owner[0]["name"], meta["namespace"], {"stage": stage, "message": message})
+    memo.applier.patch_space_status(owner, body["metadata"]["namespace"], {"stage": stage, "message": message})
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
