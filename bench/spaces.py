@@ -7,9 +7,12 @@ Starts a daemon (``plugins.spaces.python = "daemon"``: the Gradio "warm cache" c
 download) on a fresh data dir and measures:
 
 * push to first HTTP 200 through the proxy: a static space, and a minimal Gradio space;
-* proxy overhead: the same plain-HTTP app (a stdlib ThreadingHTTPServer in the space)
-  asked directly on its port and through ``/spaces/NS/NAME/app/``, ``--concurrency``
-  connections, p50 and p99 latency, ratio proxy/direct;
+* proxy overhead: the same request asked directly on the app's port, through
+  ``/spaces/NS/NAME/app/``, and through nginx (one worker, upstream keep-alive), with
+  ``--concurrency`` connections: p50 and p99 latency, ratios to direct, and the daemon's
+  CPU time per proxied request. Two apps: a stdlib ThreadingHTTPServer (HTTP/1.0: a
+  connection per request, a listen backlog of 5) and the Gradio space's FastAPI route
+  ``/ping`` (uvicorn, connections kept);
 * WebSocket echo round trip, through the proxy and directly (the Gradio space's FastAPI
   ``/ws``), median, ratio; beside them nginx as a WebSocket reverse proxy in front of the
   same app (one worker, the usual ``Upgrade``/``Connection`` headers), as a peer: any
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -91,6 +95,12 @@ async def echoes(url: str, headers: dict, n: int) -> float:
     return statistics.median(times)
 
 
+def daemon_cpu(pid: int) -> float:
+    """The daemon's own CPU seconds so far (user and system; its children not counted)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def app_processes(daemon_pid: int) -> int:
     """The daemon's child processes that run a space's app (``python ... app.py``)."""
     count = 0
@@ -130,11 +140,12 @@ http {{
     access_log off;
     client_body_temp_path {t}/body; fastcgi_temp_path {t}/fastcgi; proxy_temp_path {t}/proxy;
     uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
-    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+    upstream app {{ server 127.0.0.1:{app_port}; keepalive 32; }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
-            proxy_pass http://127.0.0.1:{app_port};
+            proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
@@ -199,22 +210,28 @@ def main() -> None:
                                           "SELECT name, port FROM plugin_spaces_spaces"],
                                          capture_output=True, text=True, check=True).stdout)
         ports = {r["name"]: r["port"] for r in rows}
-        nginx, nginx_port = nginx_proxy(tmp / "plain", ports[plain])
-        try:
-            targets = {"direct": (f"http://127.0.0.1:{ports[plain]}/pid", {}),
-                       "proxy": (f"{d.url}/spaces/{plain}/app/pid", auth),
-                       "nginx": (f"http://127.0.0.1:{nginx_port}/pid", {})}
-            for _round in range(3):  # alternate; keep the best p50 of each (a busy 2-core machine)
-                for name, (url, headers) in targets.items():
-                    lat = asyncio.run(latencies(url, headers, args.requests, args.concurrency))
-                    p50, p99 = lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3
-                    res[f"{name}_p50_ms"] = min(res.get(f"{name}_p50_ms", 1e9), p50)
-                    res[f"{name}_p99_ms"] = min(res.get(f"{name}_p99_ms", 1e9), p99)
-        finally:
-            nginx.terminate()
-            nginx.wait()
-        res["proxy_p50_ratio"] = res["proxy_p50_ms"] / res["direct_p50_ms"]
-        res["nginx_p50_ratio"] = res["nginx_p50_ms"] / res["direct_p50_ms"]
+        for app, full, path in (("plain", plain, "pid"), ("gradio", gradio, "ping")):
+            nginx, nginx_port = nginx_proxy(tmp / app, ports[full])
+            try:
+                targets = {"direct": (f"http://127.0.0.1:{ports[full]}/{path}", {}),
+                           "proxy": (f"{d.url}/spaces/{full}/app/{path}", auth),
+                           "nginx": (f"http://127.0.0.1:{nginx_port}/{path}", {})}
+                for _round in range(3):  # alternate; keep the best p50 of each (a busy 2-core machine)
+                    for name, (url, headers) in targets.items():
+                        cpu = daemon_cpu(d.proc.pid)
+                        lat = asyncio.run(latencies(url, headers, args.requests, args.concurrency))
+                        per_request = (daemon_cpu(d.proc.pid) - cpu) / len(lat) * 1e6
+                        p50, p99 = lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3
+                        key = f"{app}_{name}"
+                        res[f"{key}_p50_ms"] = min(res.get(f"{key}_p50_ms", 1e9), p50)
+                        res[f"{key}_p99_ms"] = min(res.get(f"{key}_p99_ms", 1e9), p99)
+                        if name == "proxy":
+                            res[f"{key}_daemon_cpu_us"] = min(res.get(f"{key}_daemon_cpu_us", 1e9), per_request)
+            finally:
+                nginx.terminate()
+                nginx.wait()
+            res[f"{app}_proxy_p50_ratio"] = res[f"{app}_proxy_p50_ms"] / res[f"{app}_direct_p50_ms"]
+            res[f"{app}_nginx_p50_ratio"] = res[f"{app}_nginx_p50_ms"] / res[f"{app}_direct_p50_ms"]
         nginx, nginx_port = nginx_proxy(tmp, ports[gradio])
         try:
             echo = {"direct": f"ws://127.0.0.1:{ports[gradio]}/ws",

@@ -1,5 +1,5 @@
 """Answering a request with another server's streamed response: what a plugin's reverse proxy
-needs (plugin API 1.4: ``gitd.relay_response``; the spaces and inference plugins' proxies)."""
+needs (plugin API 1.4: ``gitd.relay_response``; the inference plugin's proxy)."""
 
 from __future__ import annotations
 

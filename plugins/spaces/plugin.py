@@ -146,8 +146,6 @@ class SpacesPlugin:
         self._closing.set()  # logs streams end
         if "runner" in self.__dict__:
             self.runner.shutdown()
-        if "proxy" in self.__dict__:
-            self.proxy.close()
 
     @hookimpl
     def gitd_repo_info(self, repo: RepoInfo) -> dict | None:

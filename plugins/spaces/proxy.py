@@ -10,14 +10,14 @@ request, which waits for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
+from yarl import URL
 
-from gitd.plugin_api import HTTPError, PluginRequest, relay_response
+from gitd.plugin_api import HTTPError, PluginRequest
 
+from .httprelay import HttpRelay
 from .local import LocalRunner, SpaceUnavailable
 from .state import PAUSED, STOPPED, SpaceStates
 from .wsrelay import RelayError, relay_websocket
@@ -32,25 +32,7 @@ class SpaceProxy:
     def __init__(self, runner: LocalRunner, states: SpaceStates):
         self.runner = runner
         self.states = states
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            self._loop = loop
-            self._session = aiohttp.ClientSession(
-                cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-                connector=aiohttp.TCPConnector(limit=0, force_close=False),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
-        return self._session
-
-    def close(self) -> None:
-        """Close the client session from another thread (the daemon stops)."""
-        session, loop = self._session, self._loop
-        if session is not None and loop is not None and not session.closed and loop.is_running():
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(session.close(), loop).result(5)
+        self.http = HttpRelay()
 
     async def handle(self, request: PluginRequest) -> web.StreamResponse:
         raw: web.Request = request.raw
@@ -76,16 +58,15 @@ class SpaceProxy:
             except SpaceUnavailable as exc:
                 return web.json_response({"error": exc.message, "stage": exc.stage}, status=503,
                                          headers={"Retry-After": "5"})
-        url = f"http://127.0.0.1:{port}/{path}"
-        if raw.query_string:
-            url += "?" + raw.query_string
+        # the path as aiohttp decoded it, quoted again where it must be (as a client would)
+        target = URL(f"/{path}?{raw.query_string}" if raw.query_string else f"/{path}").raw_path_qs
         headers = self._headers(raw, prefix)
         try:
             with self.runner.serving(repo.id):
                 if raw.headers.get("Upgrade", "").lower() == "websocket":
                     return await relay_websocket(raw, port, path, headers)
-                return await self._http(raw, url, headers)
-        except (aiohttp.ClientConnectionError, TimeoutError, ConnectionError) as exc:
+                return await self.http.relay(raw, port, target, headers)
+        except (TimeoutError, ConnectionError) as exc:
             raise HTTPError(502, f"the space's app is not answering ({type(exc).__name__})") from None
         except RelayError as exc:
             raise HTTPError(502, str(exc)) from None
@@ -98,12 +79,6 @@ class SpaceProxy:
         out += [("X-Forwarded-For", peer), ("X-Forwarded-Proto", raw.scheme), ("X-Forwarded-Host", raw.host),
                 ("X-Forwarded-Prefix", prefix)]
         return out
-
-    async def _http(self, raw: web.Request, url: str, headers: list[tuple[str, str]]) -> web.StreamResponse:
-        data = raw.content if raw.body_exists else None
-        async with self.session().request(raw.method, url, headers=headers, data=data, allow_redirects=False,
-                                          skip_auto_headers=("User-Agent", "Accept-Encoding")) as up:
-            return await relay_response(up, raw)  # bytes pass unchanged (no decompression): lengths hold
 
     async def _static(self, root: Path, path: str, index: str) -> web.StreamResponse:
         def find() -> Path | None:

@@ -9,7 +9,8 @@ def card(sdk: str, **extra: object) -> str:
     return CARD.format(sdk=sdk, extra="".join(f"{k}: {v}\n" for k, v in extra.items()))
 
 
-# Gradio, mounted on FastAPI beside a WebSocket echo (the proxy carries both).
+# Gradio, mounted on FastAPI beside a WebSocket echo (the proxy carries both) and a plain
+# JSON route (the proxy benchmark's request to a real app server).
 GRADIO_APP = '''
 import os
 import gradio as gr
@@ -17,6 +18,11 @@ import uvicorn
 from fastapi import FastAPI, WebSocket
 
 app = FastAPI()
+
+
+@app.get("/ping")
+def ping():
+    return {"pid": os.getpid()}
 
 
 @app.websocket("/ws")
