@@ -1,11 +1,14 @@
-"""An aiohttp application served on a loopback port from a background thread, for tests
-that need a server of their own (a misbehaving LFS server, a hub without git)."""
+"""aiohttp applications served on loopback ports for tests that need a server of their own:
+from a background thread (a misbehaving LFS server, a hub without git), or on the test's own
+event loop (``serve_here``), under each loop implementation gitd runs on (``LOOPS``)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
+import uvloop
 from aiohttp import web
 
 from tests.http_peer import free_port
@@ -40,3 +43,16 @@ class AioServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop,
+                                                            "uvloop": uvloop.new_event_loop}
+
+
+async def serve_here(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on a free loopback port on the running loop: (its runner, the port)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

@@ -275,13 +275,6 @@ class HttpRelay:
         conn.idle_since = now
         idle.append(conn)
 
-    def close(self) -> None:
-        """Close every idle connection (on the loop's thread)."""
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.close()
-        self._idle.clear()
-
     async def _connect(self, port: int) -> _Conn:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -305,24 +298,17 @@ class HttpRelay:
         if conn is None:
             conn = await self._connect(port)
         try:
-            answer = conn.begin(method == "HEAD")
             try:
-                if body is not None:
-                    await conn.send(head + body if body else head)
-                else:
-                    await self._stream_body(request, conn, head, length)
-                status = await answer.head
+                answer, status = await self._ask(request, conn, head, body, length)
             except RelayError:
                 # A kept connection the app closed before answering: once more on a fresh one,
                 # if the app cannot have acted on the request (or acting twice is harmless).
-                if not reused or answer.received or (conn.wrote and method not in IDEMPOTENT):
+                if not reused or conn.answer is None or conn.answer.received or (
+                        conn.wrote and method not in IDEMPOTENT):
                     raise
-                assert body is not None
                 conn.close()
                 conn = await self._connect(port)
-                answer = conn.begin(method == "HEAD")
-                await conn.send(head + body if body else head)
-                status = await answer.head
+                answer, status = await self._ask(request, conn, head, body, length)
             out = CIMultiDict[str]()
             for name, value in answer.headers:
                 if name.lower() not in DROP:
@@ -354,12 +340,20 @@ class HttpRelay:
                 conn.close()
 
     @staticmethod
-    async def _stream_body(request: web.Request, conn: _Conn, head: bytes, length: int | None) -> None:
+    async def _ask(request: web.Request, conn: _Conn, head: bytes, body: bytes | None,
+                   length: int | None) -> tuple[_Answer, int]:
+        """Send the request on ``conn`` (``body``: buffered, or None: streamed from the
+        client) and wait for the head of its answer: (the answer, its status)."""
+        answer = conn.begin(request.method == "HEAD")
+        if body is not None:
+            await conn.send(head + body)
+            return answer, await answer.head
         await conn.send(head)
         async for chunk in request.content.iter_any():
             await conn.send(chunk if length is not None else b"%x\r\n%b\r\n" % (len(chunk), chunk))
         if length is None:
             await conn.send(b"0\r\n\r\n")
+        return answer, await answer.head
 
 
 def _head(method: str, target: str, headers: list[tuple[str, str]], length: int | None, keep: bool) -> bytes:

@@ -16,12 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import aiohttp
 import pytest
-import uvloop
 from aiohttp import web
 from gitd_plugins.spaces.httprelay import HIGH, IDLE_FOR, MAX_HEAD, REPLAY_MAX, HttpRelay, RelayError
 
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop,
-                                                            "uvloop": uvloop.new_event_loop}
+from tests.aio_server import LOOPS, serve_here
 
 
 def run(loop_name: str, scenario: Callable[[], Awaitable[None]]) -> None:
@@ -30,14 +28,6 @@ def run(loop_name: str, scenario: Callable[[], Awaitable[None]]) -> None:
         loop.run_until_complete(asyncio.wait_for(scenario(), 60))
     finally:
         loop.close()
-
-
-async def site(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    s = web.TCPSite(runner, "127.0.0.1", 0)
-    await s.start()
-    return runner, s._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 async def proxy_to(relay: HttpRelay, port: int, refusals: list[str]) -> tuple[web.AppRunner, int]:
@@ -52,7 +42,7 @@ async def proxy_to(relay: HttpRelay, port: int, refusals: list[str]) -> tuple[we
 
     app = web.Application()
     app.router.add_route("*", "/p{tail:.*}", handle)
-    return await site(app)
+    return await serve_here(app)
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)
@@ -82,7 +72,7 @@ def test_bodies_pass_whole_and_kept_connections_are_used_again(loop_name: str) -
             return web.Response(status=204)
 
         app.router.add_get("/gone", empty)
-        app_runner, app_port = await site(app)
+        app_runner, app_port = await serve_here(app)
         relay = HttpRelay()
         refusals: list[str] = []
         proxy_runner, proxy_port = await proxy_to(relay, app_port, refusals)

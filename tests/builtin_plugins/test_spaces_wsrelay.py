@@ -7,24 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 
 import aiohttp
 import pytest
-import uvloop
 from aiohttp import web
 from gitd_plugins.spaces.wsrelay import HIGH, RelayError, relay_websocket
 
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop,
-                                                            "uvloop": uvloop.new_event_loop}
-
-
-async def site(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    s = web.TCPSite(runner, "127.0.0.1", 0)
-    await s.start()
-    return runner, s._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+from tests.aio_server import LOOPS, serve_here
 
 
 async def scenario() -> dict:
@@ -50,7 +39,7 @@ async def scenario() -> dict:
     app = web.Application()
     app.router.add_get("/ws", echo)
     app.router.add_get("/plain", lambda r: web.Response(text="no websocket here"))
-    app_runner, app_port = await site(app)
+    app_runner, app_port = await serve_here(app)
 
     async def proxy(request: web.Request) -> web.StreamResponse:
         try:
@@ -61,7 +50,7 @@ async def scenario() -> dict:
 
     front = web.Application()
     front.router.add_get("/p/{path:.*}", proxy)
-    front_runner, port = await site(front)
+    front_runner, port = await serve_here(front)
     try:
         async with aiohttp.ClientSession() as s:
             async with s.ws_connect(f"ws://127.0.0.1:{port}/p/ws?a=1%202", protocols=("chat",),
