@@ -208,11 +208,12 @@ class PullRequests(HubBase):
 
     def timeline(self, d: Discussion) -> list[dict[str, Any]]:
         """Description, comments and changes in the order they happened."""
-        events = [description_json(d)] + [comment_json(c) for c in self.comments.of(d.id)]
-        events += [change_json(e) for e in self.events.of(d.id)]
-        first, rest = events[0], events[1:]
-        rest.sort(key=lambda e: (e["createdAt"], e["id"]))
-        return [first, *rest]
+        # One sequence per discussion orders comments and changes alike (store migration 13):
+        # their millisecond timestamps can tie.
+        rest = [(c.seq, comment_json(c)) for c in self.comments.of(d.id)]
+        rest += [(e.seq, change_json(e)) for e in self.events.of(d.id)]
+        rest.sort(key=lambda pair: pair[0])
+        return [description_json(d), *(event for _, event in rest)]
 
     async def details(self, request: web.Request, m: Match) -> web.StreamResponse:
         ctx = self.api_repo(request, m)

@@ -15,9 +15,10 @@ class Comment:
     created_at: str
     edited_at: str | None = None
     hidden: bool = False
+    seq: int = 0  # its place in the discussion's timeline, shared with DiscussionEvent.seq
 
 
-_SELECT = ("SELECT c.id, a.name, c.body, c.created_at, c.edited_at, c.hidden FROM discussion_comments c "
+_SELECT = ("SELECT c.id, a.name, c.body, c.created_at, c.edited_at, c.hidden, c.seq FROM discussion_comments c "
            "LEFT JOIN accounts a ON a.id = c.author_id")
 
 
@@ -35,7 +36,7 @@ class Comments:
     def get(self, discussion_id: int, comment_id: int) -> Comment | None:
         row = self.store.db.execute(f"{_SELECT} WHERE c.discussion_id = ? AND c.id = ?",
                                     [discussion_id, comment_id]).fetchone()
-        return Comment(*row[:5], bool(row[5])) if row else None
+        return Comment(*row[:5], bool(row[5]), row[6]) if row else None
 
     def edit(self, comment_id: int, body: str) -> None:
         self.store.db.execute("UPDATE discussion_comments SET body = ?, edited_at = ? WHERE id = ?",
@@ -47,7 +48,7 @@ class Comments:
     def of(self, discussion_id: int, *, limit: int = 1000) -> list[Comment]:
         rows = self.store.db.execute(f"{_SELECT} WHERE c.discussion_id = ? ORDER BY c.id LIMIT ?",
                                      [discussion_id, limit]).fetchall()
-        return [Comment(*row[:5], bool(row[5])) for row in rows]
+        return [Comment(*row[:5], bool(row[5]), row[6]) for row in rows]
 
     def count(self, discussion_id: int) -> int:
         row = self.store.db.execute("SELECT COUNT(*) FROM discussion_comments WHERE discussion_id = ?",

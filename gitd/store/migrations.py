@@ -284,4 +284,37 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         BEGIN UPDATE repos SET likes = likes - 1 WHERE id = OLD.repo_id; END;
         """,
     ),
+    (
+        13,
+        "one order for a discussion's comments and changes: a sequence per discussion, kept by triggers",
+        """
+        ALTER TABLE discussions ADD COLUMN timeline_seq INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE discussion_comments ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE discussion_events ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        CREATE TEMP TABLE timeline_order AS
+            SELECT kind, id, ROW_NUMBER() OVER (PARTITION BY discussion_id ORDER BY created_at, kind, id) AS n
+            FROM (SELECT 'c' AS kind, id, discussion_id, created_at FROM discussion_comments
+                  UNION ALL SELECT 'e', id, discussion_id, created_at FROM discussion_events);
+        UPDATE discussion_comments
+            SET seq = (SELECT n FROM timeline_order o WHERE o.kind = 'c' AND o.id = discussion_comments.id);
+        UPDATE discussion_events
+            SET seq = (SELECT n FROM timeline_order o WHERE o.kind = 'e' AND o.id = discussion_events.id);
+        DROP TABLE timeline_order;
+        UPDATE discussions SET timeline_seq = max(
+            (SELECT COALESCE(MAX(seq), 0) FROM discussion_comments c WHERE c.discussion_id = discussions.id),
+            (SELECT COALESCE(MAX(seq), 0) FROM discussion_events e WHERE e.discussion_id = discussions.id));
+        CREATE TRIGGER discussion_comment_sequenced AFTER INSERT ON discussion_comments
+        BEGIN
+            UPDATE discussions SET timeline_seq = timeline_seq + 1 WHERE id = NEW.discussion_id;
+            UPDATE discussion_comments SET seq = (SELECT timeline_seq FROM discussions WHERE id = NEW.discussion_id)
+            WHERE id = NEW.id;
+        END;
+        CREATE TRIGGER discussion_event_sequenced AFTER INSERT ON discussion_events
+        BEGIN
+            UPDATE discussions SET timeline_seq = timeline_seq + 1 WHERE id = NEW.discussion_id;
+            UPDATE discussion_events SET seq = (SELECT timeline_seq FROM discussions WHERE id = NEW.discussion_id)
+            WHERE id = NEW.id;
+        END;
+        """,
+    ),
 ]
