@@ -591,6 +591,6 @@ class Parts:
         if "portal" in self.__dict__:
             self.portal.close()
         if "last_used" in self.__dict__:
-            self.last_used.flush()  # best effort: waits at most its short busy timeout
+            self.last_used.close()  # best effort: waits at most its short busy timeout
         if "store" in self.__dict__:
             self.store.close()

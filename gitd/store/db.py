@@ -203,7 +203,9 @@ class Store:
 
     def close(self) -> None:
         if self._threads is not None:
-            self._threads.shutdown(wait=False, cancel_futures=True)
+            # Wait for calls already running: closing a connection while another thread runs a
+            # statement on it crashes the process (SIGSEGV inside SQLite).
+            self._threads.shutdown(wait=True, cancel_futures=True)
             self._threads = None
         with self._lock:
             for db in self._all:

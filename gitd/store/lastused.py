@@ -30,6 +30,7 @@ class LastUsed:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._closing = False
         self.written = 0  # uses written so far (for tests and metrics)
 
     def token_used(self, token_id: int) -> None:
@@ -37,7 +38,7 @@ class LastUsed:
         with self._lock:
             if len(self._pending) < MAX_PENDING or token_id in self._pending:
                 self._pending[token_id] = utcnow()
-            if self._thread is None:
+            if self._thread is None and not self._closing:
                 self._thread = threading.Thread(target=self._serve, name="gitd-last-used", daemon=True)
                 self._thread.start()
         self._wake.set()
@@ -66,10 +67,23 @@ class LastUsed:
         self.written += len(batch)
         return True
 
+    def close(self) -> None:
+        """Stop the background thread (waiting for a write it has begun: the store must not
+        close its connection under it), then write what is still noted, on this thread."""
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join()
+        self.flush()
+
     def _serve(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
+            if self._closing:
+                return
             if not self.flush():
                 self._wake.wait(RETRY_AFTER)  # a new use wakes it early; it retries either way
                 self._wake.set()

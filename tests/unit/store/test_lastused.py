@@ -95,3 +95,28 @@ def test_run_keeps_the_event_loop_free_while_a_write_waits(tmp_path):
         store.close()
     assert error is not None and "locked" in str(error)
     assert ticks >= 10  # the loop ran all along
+
+
+def test_close_waits_for_a_write_in_progress_before_the_store_closes_its_connections(tmp_path):
+    """Regression: the daemon's shutdown closed the store's connections while the background
+    writer was inside a transaction on one of them, and the process died (SIGSEGV in SQLite)."""
+    store = Store(tmp_path / "gitd.db")
+    store.migrate()
+    accounts = Accounts(store)
+    last_used = LastUsed(store, busy_timeout=0.5)
+    auth = Authenticator(accounts, b"k" * 32, record_use=last_used.token_used)
+    token = auth.create_token(accounts.create_user("alice"), "t")
+    holder = _holder(store.path)
+    principal = auth.principal_for_token(token)
+    assert principal is not None and principal.token_id is not None
+    time.sleep(0.1)  # the writer is now waiting for the lock, inside its flush
+    writer = last_used._thread
+    assert writer is not None and writer.is_alive()
+    holder.execute("COMMIT")
+    holder.close()
+    last_used.close()
+    assert not writer.is_alive(), "close() returned while the writer could still use its connection"
+    store.close()
+    assert _last_used(store, principal.token_id) is not None
+    last_used.token_used(principal.token_id)  # after close: noted, but no new writer starts
+    assert last_used._thread is writer
