@@ -194,7 +194,7 @@ def main() -> None:
     ap.add_argument("--echoes", type=int, default=500)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gitd-bench-spaces-"))
-    d = new_daemon(tmp, settings={"plugins.spaces.python": "daemon", "jobs.poll_interval": 0.05}).start()
+    d = new_daemon(tmp, settings={"plugins.spaces.python": "daemon"}).start()
     git = Git(tmp / "home")
     user, token = d.user()
     auth = {"Authorization": f"Bearer {token}"}

@@ -43,7 +43,9 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from gitd.hooks.api import HookAPI
+    from gitd.http.hosts import HostRoutes
     from gitd.http.offload import Offload
+    from gitd.http.relay_lane import RelayLane
     from gitd.http.routing import Router
     from gitd.http.rpc_body import BodyLimits
     from gitd.hub.commits import CommitWriter
@@ -521,15 +523,39 @@ class Parts:
 
     def http_app(self) -> web.Application:
         from gitd.http.app import build_app
-        from gitd.http.hosts import HostRoutes
         from gitd.hub.bare_ids import bare_repo_miss
-        from gitd.plugins.contrib import HostRoute
 
-        hosts = [(name, route) for name, routes in self.plugins.collect("gitd_http_hosts") for route in routes
-                 if isinstance(route, HostRoute)]  # API 1.3: plugins' per-host names (spaces)
+        hosts = self.host_routes
         return build_app(self.router(), self.auth, self.metrics, rates=self.rate_limits(),
                          body_timeout=self.config.get_float("server.body_timeout"), miss=bare_repo_miss,
-                         middlewares=[HostRoutes(hosts).middleware] if hosts else [])
+                         middlewares=[hosts.middleware] if hosts.routes else [])
+
+    @cached_property
+    def host_routes(self) -> HostRoutes:
+        """Plugins' per-host names (API 1.3: a space's own host name)."""
+        from gitd.http.hosts import HostRoutes
+        from gitd.plugins.contrib import HostRoute
+
+        return HostRoutes([(name, route) for name, routes in self.plugins.collect("gitd_http_hosts")
+                           for route in routes if isinstance(route, HostRoute)])
+
+    def relay_lane(self, rates: RateLimits) -> RelayLane | None:
+        """The relay lane for plugins' relayed routes (API 1.6), or None: no plugin relays, the
+        lane is switched off, or the access log is on (the lane writes none)."""
+        from gitd.http.relay_lane import RelayLane
+        from gitd.plugins.contrib import RepoRoute
+
+        cfg = self.config
+        if not cfg.get_bool("server.relay_lane") or cfg.get_bool("server.access_log"):
+            return None
+        routes = [(name, route) for name, routes in self.plugins.collect("gitd_http_routes") for route in routes
+                  if isinstance(route, RepoRoute) and route.relay is not None]
+        if not routes:
+            return None
+        return RelayLane(routes, auth=self.auth, repos=self.repos, access=self.access, rates=rates,
+                         metrics=self.metrics, hosts=self.host_routes,
+                         header_timeout=cfg.get_float("server.header_timeout"),
+                         body_timeout=cfg.get_float("server.body_timeout"))
 
     def hook_api(self) -> HookAPI:
         from gitd.hooks.api import HookAPI

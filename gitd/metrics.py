@@ -126,10 +126,13 @@ class Metrics:
                                            ("transport", "reason"))
         self.rate_limited = Counter("gitd_rate_limited_total", "HTTP requests refused by a rate limit (429).",
                                     ("limit",))
+        self.http_relayed = Counter("gitd_http_relayed_total",
+                                    "HTTP requests the relay lane passed to a plugin's app itself (also counted "
+                                    "in gitd_http_requests_total).", ("route",))
         self._all: list[Counter | Histogram | Gauge] = [
             self.http_requests, self.http_duration, self.git_duration, self.git_bytes_sent, self.git_bytes_received,
             self.git_failures, self.lfs_bytes_sent, self.lfs_bytes_received, self.loop_lag, self.loop_blocked,
-            self.connections_refused, self.rate_limited]
+            self.connections_refused, self.rate_limited, self.http_relayed]
 
     def add_gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
         """A gauge whose value ``read`` gives at each scrape (replaces one of the same name)."""

@@ -50,7 +50,16 @@ from gitd.lfs.pointer import parse_pointer as parse_lfs_pointer
 from gitd.limits.rates import TokenBuckets
 from gitd.plugins.boundedlog import BoundedLog
 from gitd.plugins.context import PluginContext, PluginError
-from gitd.plugins.contrib import CliCommand, HostRoute, HTTPError, PluginRequest, RepoRoute, Response, Route
+from gitd.plugins.contrib import (
+    CliCommand,
+    HostRoute,
+    HTTPError,
+    PluginRequest,
+    RelayTarget,
+    RepoRoute,
+    Response,
+    Route,
+)
 from gitd.plugins.events import (
     VIA,
     ZERO_OID,
@@ -88,7 +97,7 @@ from gitd.plugins.view import (
 from gitd.plugins.web import WebRequest, WebTab, html_escape
 from gitd.plugins.writer import LfsRejected, LfsUpload, RepoWriter
 
-API_VERSION = "1.5"
+API_VERSION = "1.6"
 
 __all__ = [
     "API_VERSION",
@@ -119,6 +128,7 @@ __all__ = [
     "PushRejected",
     "RefConflict",
     "RefUpdate",
+    "RelayTarget",
     "RepoCreated",
     "RepoDeleted",
     "RepoIds",

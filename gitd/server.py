@@ -25,7 +25,7 @@ from gitd.git.process import kill_all
 from gitd.git.runner import install_child_watcher
 from gitd.hooks.api import prepare_hook_endpoint
 from gitd.http.accesslog import RedactingAccessLogger
-from gitd.http.app import cancel_in_flight
+from gitd.http.app import RATES, cancel_in_flight
 from gitd.http.listener import GuardedSite
 from gitd.lfs.storage.s3 import S3Storage
 from gitd.looplag import LoopLagMonitor
@@ -227,7 +227,10 @@ async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -
     # full collections, which hold the GIL (and so the event loop) for as long as they scan.
     gc.freeze()
     host, port = split_hostport(http, 8080)
-    site = GuardedSite(runner, host, port, reuse_address=True, limiter=parts.connections)
+    lane = parts.relay_lane(app[RATES])  # plugins' relayed routes (the spaces' apps), or None
+    if lane is not None:
+        app[DRAINS].append(lane.begin_stop)
+    site = GuardedSite(runner, host, port, reuse_address=True, limiter=parts.connections, lane=lane)
     await site.start()
     listeners = app[LISTENERS]
     bound = runner.addresses[0]

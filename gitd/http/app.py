@@ -34,7 +34,7 @@ BODY_TIMEOUT = web.AppKey("body_timeout", float)
 MISS = web.AppKey("miss", Callable[[str], "GitdError | None"])
 # Longest X-Request-Id echoed back; longer or odd ones are replaced by a fresh id.
 REQUEST_ID_MAX = 128
-_REQUEST_ID = re.compile(rf"^[A-Za-z0-9._:;=/+-]{{1,{REQUEST_ID_MAX}}}$")
+REQUEST_ID = re.compile(rf"^[A-Za-z0-9._:;=/+-]{{1,{REQUEST_ID_MAX}}}$")
 # The tasks handling requests right now: a shutdown past its grace cancels them.
 IN_FLIGHT = web.AppKey("in_flight", set)
 
@@ -116,7 +116,7 @@ async def request_id(request: web.Request, response: web.StreamResponse) -> None
         return
     for name in ("X-Request-Id", "X-Amzn-Trace-Id"):
         given = request.headers.get(name)
-        if given is not None and _REQUEST_ID.match(given):
+        if given is not None and REQUEST_ID.match(given):
             response.headers["X-Request-Id"] = given
             return
     response.headers["X-Request-Id"] = uuid.uuid4().hex

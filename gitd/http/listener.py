@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gitd.limits.connections import LISTEN_BACKLOG, ConnectionLimiter
+
+if TYPE_CHECKING:
+    from gitd.http.relay_lane import RelayLane
 
 _BODY = b"too many connections; try again later\n"
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n"
@@ -67,19 +71,23 @@ class GuardedConnection(asyncio.Protocol):
 
 
 class GuardedSite(web.TCPSite):
-    """``web.TCPSite`` whose connections pass through ``limiter`` first."""
+    """``web.TCPSite`` whose connections pass through ``limiter`` first, then (when given)
+    the relay ``lane``, which hands aiohttp whatever it does not answer itself."""
 
     def __init__(self, runner: web.BaseRunner, host: str | None, port: int | None, *,
-                 limiter: ConnectionLimiter, backlog: int = LISTEN_BACKLOG, **kwargs: object):
+                 limiter: ConnectionLimiter, backlog: int = LISTEN_BACKLOG, lane: RelayLane | None = None,
+                 **kwargs: object):
         super().__init__(runner, host, port, backlog=backlog, **kwargs)  # type: ignore[arg-type]
         self._limiter = limiter
+        self._lane = lane
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
         server = self._runner.server
         assert server is not None
-        limiter = self._limiter
+        limiter, lane = self._limiter, self._lane
+        factory: Callable[[], asyncio.Protocol] = server if lane is None else (lambda: lane.connection(server))
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: GuardedConnection(server, limiter), self._host, self._port, ssl=self._ssl_context,
+            lambda: GuardedConnection(factory, limiter), self._host, self._port, ssl=self._ssl_context,
             backlog=self._backlog, reuse_address=self._reuse_address, reuse_port=self._reuse_port)
         self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port

@@ -81,6 +81,12 @@ class RepoRoute:
     # handler must be ``async`` and reads ``request.raw`` itself (a proxy, a WebSocket).
     mount: Mount = "api"
     stream: bool = False
+    # API 1.6. A reverse proxy's fast lane: called on the event loop (answer from memory, at
+    # once) with the repository of a plain HTTP request this route takes, after the
+    # daemon's authentication and access check; a ``RelayTarget`` has the daemon relay the
+    # request to that app itself, without running the handler; None runs the handler. Only
+    # for ``mount="repo"``, ``stream=True`` routes whose path is ``/SEGMENT/{NAME*}``.
+    relay: Callable[[RepoInfo], RelayTarget | None] | None = None
 
     def __post_init__(self) -> None:
         _check_route(self.method, self.path)
@@ -94,6 +100,23 @@ class RepoRoute:
                 raise ValueError(f"a repo-mounted route starts with a literal segment of its own, not {first!r}")
         if self.stream and not inspect.iscoroutinefunction(self.handler):
             raise ValueError("a stream=True route needs an async handler (it reads request.raw)")
+        if self.relay is not None and (self.mount != "repo" or not self.stream
+                                       or not RELAY_PATH.fullmatch(self.path)):
+            raise ValueError("relay needs a mount='repo', stream=True route whose path is /SEGMENT/{NAME*}")
+
+
+RELAY_PATH = re.compile(r"/[A-Za-z0-9._-]+/\{[A-Za-z_][A-Za-z0-9_]*\*\}")
+
+
+@dataclass(frozen=True)
+class RelayTarget:
+    """API 1.6. Where the daemon relays a request itself (``RepoRoute.relay``): the app that
+    listens on 127.0.0.1:``port``, sent the request's path below the route's segment. The
+    daemon calls ``done`` once the answer has ended, whole or not (or the app could not be
+    reached): the place to count the request as finished."""
+
+    port: int
+    done: Callable[[], None] | None = None
 
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"

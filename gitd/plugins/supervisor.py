@@ -251,14 +251,27 @@ class Supervisor:
     @contextlib.contextmanager
     def serving(self, key: Any) -> Iterator[None]:
         """A request is being served through ``key``'s process: it does not sleep meanwhile."""
-        with self.lock:
-            self._active[key] = self._active.get(key, 0) + 1
+        done = self.hold(key)
         try:
             yield
         finally:
-            with self.lock:
-                self._active[key] -= 1
-            self.touch(key)
+            done()
+
+    def hold(self, key: Any) -> Callable[[], None]:
+        """``serving`` without the ``with``: ``key``'s process does not sleep until the
+        function returned is called (once)."""
+        with self.lock:
+            self._active[key] = self._active.get(key, 0) + 1
+        held = [True]
+
+        def done() -> None:
+            if held:
+                held.clear()
+                with self.lock:
+                    self._active[key] -= 1
+                self.touch(key)
+
+        return done
 
     def _start_reaper(self) -> None:
         if self._reaper is None or not self._reaper.is_alive():

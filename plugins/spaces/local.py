@@ -213,6 +213,10 @@ class LocalRunner:
         """A request or WebSocket is being proxied: the space does not sleep meanwhile."""
         return self.procs.serving(repo_id)
 
+    def hold(self, repo_id: int) -> Callable[[], None]:
+        """``serving`` for a request whose end comes by callback: call what it returns then."""
+        return self.procs.hold(repo_id)
+
     def ready_port(self, repo_id: int) -> int | None:
         """The port of the space's app when it is up and ready now (memory only: no waiting,
         no database), noting the use; None otherwise (then ``ensure_running``)."""

@@ -30,6 +30,7 @@ from gitd.plugin_api import (
     PluginError,
     PluginRequest,
     PushEvent,
+    RelayTarget,
     RepoInfo,
     RepoRoute,
     RepoView,
@@ -168,7 +169,7 @@ class SpacesPlugin:
     def gitd_http_routes(self) -> list:
         return [
             RepoRoute("*", "/app/{path*}", self.proxy_request, mount="repo", stream=True, types=SPACE,
-                      summary="the space's app (HTTP and WebSocket)"),
+                      relay=self.relay_target, summary="the space's app (HTTP and WebSocket)"),
             RepoRoute("GET", "/runtime", self.get_runtime, types=SPACE, summary="the space's runtime"),
             RepoRoute("POST", "/restart", self.post_restart, access="write", types=SPACE,
                       summary="restart the space (factory=true: rebuild it)"),
@@ -245,6 +246,14 @@ class SpacesPlugin:
     # -- HTTP ----------------------------------------------------------------------------------
     async def proxy_request(self, request: PluginRequest):
         return await self.proxy.handle(request)
+
+    def relay_target(self, repo: RepoInfo) -> RelayTarget | None:
+        """API 1.6: while the space's app is up, the daemon relays plain requests to it itself
+        (the handler above still serves WebSockets, large uploads and a space to wake)."""
+        port = self.runner.ready_port(repo.id)
+        if port is None:
+            return None
+        return RelayTarget(port, done=self.runner.hold(repo.id))
 
     def get_runtime(self, request: PluginRequest) -> dict:
         repo = request.repo

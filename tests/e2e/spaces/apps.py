@@ -82,3 +82,70 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 
 def plain_app(mode: str = "") -> str:
     return PLAIN_APP.format(mode=mode)
+
+
+# An HTTP/1.1 app with keep-alive, for the daemon's relay lane: /conn answers the port of
+# the connection it came on (the lane keeps connections to the app), /headers the request
+# headers, /chunked a chunked answer, /eof one that ends when the app closes, /drop closes
+# without answering; POST /echo answers its body (plain or chunked).
+RELAY_APP = '''
+import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, body, status=200, kind="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path.startswith("/conn"):
+            return self.answer(json.dumps({"port": self.client_address[1], "path": self.path}).encode())
+        if self.path == "/headers":
+            return self.answer(json.dumps(dict(self.headers)).encode())
+        if self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"alpha-", b"beta-", b"gamma"):
+                self.wfile.write(b"%x\\r\\n%s\\r\\n" % (len(piece), piece))
+            self.wfile.write(b"0\\r\\n\\r\\n")
+            return
+        if self.path == "/eof":
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"until-the-end")
+            return
+        if self.path == "/drop":
+            self.close_connection = True
+            return
+        self.answer(b"{}", 404)
+
+    do_HEAD = do_GET
+
+    def do_POST(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().strip(), 16)
+                body += self.rfile.read(size)
+                self.rfile.readline()
+                if not size:
+                    break
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.answer(body, kind="application/octet-stream")
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+'''
