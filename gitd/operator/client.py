@@ -19,7 +19,14 @@ def kube_client() -> ModuleType:
     return client
 
 
-def custom_and_core() -> tuple[Any, Any]:
-    """A ``CustomObjectsApi`` (gitd's resources) and a ``CoreV1Api`` (Secrets, pods, logs)."""
+def custom_and_core(kubeconfig: str = "") -> tuple[Any, Any]:
+    """A ``CustomObjectsApi`` (gitd's resources) and a ``CoreV1Api`` (Secrets, pods, logs): on
+    a client of their own configured from the file ``kubeconfig`` when one is named, else as
+    ``kube_client`` configures them."""
+    if kubeconfig:
+        from kubernetes import client, config
+
+        api = config.new_client_from_config(config_file=kubeconfig)
+        return client.CustomObjectsApi(api), client.CoreV1Api(api)
     client = kube_client()
     return client.CustomObjectsApi(), client.CoreV1Api()

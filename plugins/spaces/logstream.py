@@ -1,5 +1,9 @@
 """The Hub's logs endpoints (``/api/spaces/NS/NAME/logs/build|run``): server-sent events.
 
+On the kubernetes runtime the lines come from the API server (``stream_lines``: a blocking
+reader on a thread of its own, at most ``AHEAD`` lines ahead of the client); on this host,
+from the runner's log files (``stream``):
+
 Each line of the log is one event, ``data: {"data": LINE, "timestamp": ISO}`` (what
 huggingface_hub's ``fetch_space_logs`` and ``hf spaces logs`` read). The stream replays
 what is kept of the log (both generations of the ``BoundedLog``, at most twice
@@ -14,8 +18,10 @@ run off the event loop; nothing holds more than one 64 KiB chunk of the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -27,6 +33,7 @@ from gitd.plugin_api import BoundedLog
 CHUNK = 64 * 1024
 POLL = 0.25         # seconds between looks at a followed log
 KEEPALIVE = 15.0    # seconds of quiet before an empty event
+AHEAD = 256         # lines a reader thread may get ahead of its client
 
 
 class LogFollower:
@@ -115,9 +122,73 @@ def timestamp(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def event(line: bytes, when: float) -> bytes:
-    body = json.dumps({"data": line.decode("utf-8", "replace"), "timestamp": timestamp(when)})
+def event(line: bytes, when: float | str) -> bytes:
+    stamp = when if isinstance(when, str) else timestamp(when)
+    body = json.dumps({"data": line.decode("utf-8", "replace"), "timestamp": stamp})
     return b"data: " + body.encode() + b"\n\n"
+
+
+def _events_response() -> web.StreamResponse:
+    return web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                       "X-Accel-Buffering": "no"})
+
+
+async def stream_lines(raw: web.Request, lines: Iterator[tuple[bytes, str]], stop: Callable[[], None], *,
+                       follow_for: float, closing: Callable[[], bool]) -> web.StreamResponse:
+    """Answer ``raw`` with the (line, timestamp) pairs of the blocking iterator ``lines`` as
+    server-sent events until it ends, for at most ``follow_for`` seconds, or until the daemon
+    stops. ``lines`` runs on a thread of its own; ``stop`` (called from the event loop when the
+    answer ends, whyever) must make it return."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    room, ended, done = threading.Semaphore(AHEAD), threading.Event(), object()
+
+    def put(item: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def pump() -> None:
+        try:
+            for item in lines:
+                while not room.acquire(timeout=1.0):
+                    if ended.is_set():
+                        return
+                if ended.is_set():
+                    return
+                put(item)
+        except Exception as exc:  # the API server went away mid-stream, say
+            put(exc)
+        finally:
+            put(done)
+
+    resp = _events_response()
+    await resp.prepare(raw)
+    deadline = time.monotonic() + follow_for
+    quiet_since = time.monotonic()
+    reader = threading.Thread(target=pump, name="space-log", daemon=True)
+    reader.start()
+    try:
+        while not closing() and time.monotonic() < deadline:
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=min(1.0, max(deadline - time.monotonic(), 0.0)))
+            except TimeoutError:
+                if time.monotonic() - quiet_since > KEEPALIVE:
+                    await resp.write(b"data: \n\n")
+                    quiet_since = time.monotonic()
+                continue
+            if item is done or isinstance(item, Exception):
+                break
+            room.release()
+            line, stamp = item  # type: ignore[misc]
+            await resp.write(event(line, stamp or time.time()))
+            quiet_since = time.monotonic()
+        await resp.write_eof()
+    except ConnectionResetError:  # the client went away
+        pass
+    finally:
+        ended.set()
+        stop()
+    return resp
 
 
 async def stream(raw: web.Request, log: BoundedLog, live: Callable[[], Awaitable[bool]], *,
@@ -125,8 +196,7 @@ async def stream(raw: web.Request, log: BoundedLog, live: Callable[[], Awaitable
     """Answer ``raw`` with the log at ``path`` as server-sent events, following it while
     ``live()`` says so, for at most ``follow_for`` seconds."""
     follower, lines = LogFollower(log), Lines()
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                       "X-Accel-Buffering": "no"})
+    resp = _events_response()
     await resp.prepare(raw)
     deadline = time.monotonic() + follow_for
     quiet_since = time.monotonic()

@@ -41,7 +41,7 @@ from gitd.plugin_api import (
 from .env import SECRET, VARIABLE, EnvError, SpaceEnv
 from .hosts import SpaceHosts, host_label
 from .local import LocalRunner
-from .logstream import LogFollower, stream
+from .logstream import LogFollower, stream, stream_lines
 
 if TYPE_CHECKING:
     from .kube import KubernetesRuntime
@@ -314,11 +314,27 @@ class SpacesPlugin:
                                  "try again later")
         self._streams += 1
         try:
+            row = self.states.get(repo.id)
+            if self.settings.runtime == "kubernetes" and row is not None and row.runtime == "kubernetes":
+                return await self._kube_logs(request, repo, kind)
             return await stream(request.raw, self.runner.log(repo.id, kind),
                                 lambda: asyncio.to_thread(self.log_live, repo.id, kind),
                                 follow_for=self.settings.log_follow, closing=self._closing.is_set)
         finally:
             self._streams -= 1
+
+    async def _kube_logs(self, request: PluginRequest, repo: RepoInfo, kind: str):
+        from .kube import SpaceLog
+
+        try:
+            sources = await asyncio.to_thread(self.kube.log_sources, repo, kind)
+        except Exception as exc:
+            self.context.log.warning("space %s: cannot list its pods: %s", repo.full_name, exc)
+            raise HTTPError(503, "the space's pods cannot be read from the cluster now; try again later") from None
+        log = SpaceLog(self.kube, sources, tail=self.settings.log_tail if kind == "run" else None,
+                       timeout=float(self.settings.log_follow) + 30)  # a backstop: the stream ends first
+        return await stream_lines(request.raw, log.lines(), log.close, follow_for=self.settings.log_follow,
+                                  closing=self._closing.is_set)
 
     # -- secrets and variables (env.py) ----------------------------------------------------------
     def get_secrets(self, request: PluginRequest) -> dict:

@@ -39,6 +39,9 @@ class Settings:
     token_secret: str = "gitd-space-reader"     # Secret (key "token") with a gitd token that reads the spaces
     registry: str = ""                          # where docker spaces' images are built to (kaniko)
     ingress_domain: str = ""                    # NAME--NS.DOMAIN per space when set
+    kubeconfig: str = ""                        # the cluster's kubeconfig file (empty: in-cluster, else
+                                                # KUBECONFIG or ~/.kube/config)
+    log_tail: int = 1000                        # kubernetes runtime: lines of a run log replayed
 
     def validate(self) -> None:
         from gitd.plugin_api import SettingsError

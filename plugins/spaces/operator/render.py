@@ -45,6 +45,11 @@ def env_secret_name(name: str) -> str:
     return f"{name[:59].rstrip('-')}-env"
 
 
+def build_job_name(name: str, commit: str) -> str:
+    """The Job that builds space ``name``'s image at ``commit`` (docker spaces)."""
+    return f"{name[:50]}-{commit[:12]}"
+
+
 def env_secret(name: str, namespace: str, values: dict[str, str]) -> dict[str, Any]:
     """The Secret of a space's secrets, as the app's environment (``envFrom`` in ``render``)."""
     secret = client.V1Secret(
@@ -179,7 +184,7 @@ def _build_job(spec: dict[str, Any], name: str, namespace: str, labels: dict[str
                                                                          path="config.json")])))
     return client.V1Job(
         api_version="batch/v1", kind="Job",
-        metadata=client.V1ObjectMeta(name=f"{name[:50]}-{spec['commit'][:12]}", namespace=namespace, labels=labels),
+        metadata=client.V1ObjectMeta(name=build_job_name(name, spec["commit"]), namespace=namespace, labels=labels),
         spec=client.V1JobSpec(backoff_limit=2, ttl_seconds_after_finished=3600, template=client.V1PodTemplateSpec(
             metadata=client.V1ObjectMeta(labels=labels),
             spec=client.V1PodSpec(restart_policy="Never", init_containers=[fetch], containers=[kaniko],
