@@ -15,8 +15,9 @@ download) on a fresh data dir and measures:
   ``/ping`` (uvicorn, connections kept);
 * WebSocket echo round trip, through the proxy and directly (the Gradio space's FastAPI
   ``/ws``), median, ratio; beside them nginx as a WebSocket reverse proxy in front of the
-  same app (one worker, the usual ``Upgrade``/``Connection`` headers), as a peer: any
-  proxy adds a process and two loopback hops to a round trip of a few tens of µs;
+  same app (one worker, the usual ``Upgrade``/``Connection`` headers), as a peer, and socat
+  as a bare byte relay (where installed): any proxy adds a process and two loopback hops to
+  a round trip of about 0.1 ms;
 * sleep and wake: with the sleep time at 1 s the app process goes away; the first request
   afterwards wakes it (plain app and Gradio);
 * 20 sleeping spaces: the app processes left (the daemon's children running an app; the
@@ -113,6 +114,30 @@ def app_processes(daemon_pid: int) -> int:
         except (OSError, ValueError, IndexError):
             continue
     return count
+
+
+def byte_relay(app_port: int) -> tuple[subprocess.Popen, int] | None:
+    """socat copying bytes between a loopback port and the app (no HTTP, no frames: the least a
+    proxy process can add to a WebSocket round trip); (process, its port), or None without socat."""
+    import shutil
+    import socket
+
+    socat = shutil.which("socat")
+    if socat is None:
+        return None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([socat, f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"TCP:127.0.0.1:{app_port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, port
+        time.sleep(0.05)
+    proc.kill()
+    return None
 
 
 def nginx_proxy(tmp: Path, app_port: int) -> tuple[subprocess.Popen, int]:
@@ -233,20 +258,26 @@ def main() -> None:
             res[f"{app}_proxy_p50_ratio"] = res[f"{app}_proxy_p50_ms"] / res[f"{app}_direct_p50_ms"]
             res[f"{app}_nginx_p50_ratio"] = res[f"{app}_nginx_p50_ms"] / res[f"{app}_direct_p50_ms"]
         nginx, nginx_port = nginx_proxy(tmp, ports[gradio])
+        relay = byte_relay(ports[gradio])
         try:
             echo = {"direct": f"ws://127.0.0.1:{ports[gradio]}/ws",
                     "proxy": f"{d.url.replace('http', 'ws', 1)}/spaces/{gradio}/app/ws",
                     "nginx": f"ws://127.0.0.1:{nginx_port}/ws"}
+            if relay is not None:
+                echo["socat"] = f"ws://127.0.0.1:{relay[1]}/ws"
             best: dict[str, float] = {}
             for _round in range(3):  # alternate; keep each one's best median (a busy 2-core machine)
                 for name, url in echo.items():
                     took = asyncio.run(echoes(url, auth if name == "proxy" else {}, args.echoes))
                     best[name] = min(best.get(name, 1e9), took)
         finally:
-            nginx.terminate()
-            nginx.wait()
+            for proc in (nginx, *(relay[:1] if relay else ())):
+                proc.terminate()
+                proc.wait()
         for name, took in best.items():
             res[f"ws_echo_{name}_ms"] = took * 1e3
+        if "socat" in best:
+            res["ws_echo_socat_ratio"] = best["socat"] / best["direct"]
         res["ws_echo_ratio"] = best["proxy"] / best["direct"]
         res["ws_echo_nginx_ratio"] = best["nginx"] / best["direct"]
         res["ws_echo_proxy_vs_nginx"] = best["proxy"] / best["nginx"]

@@ -5,7 +5,7 @@
 #   sh scripts/bootstrap.sh test  [pytest options]       # set up, then run every test
 #
 # As root it installs the Debian packages the daemon and the tests drive (git,
-# git-lfs, OpenSSH, nginx + fcgiwrap for the benchmark peers, chromium for the web UI's
+# git-lfs, OpenSSH, nginx + fcgiwrap + socat for the benchmark peers, chromium for the web UI's
 # browser tests); otherwise those must
 # already be there. It creates .venv and installs gitd into it (editable), with the
 # pinned test clients for `test`.
@@ -15,7 +15,7 @@ mode="${1:-serve}"
 [ $# -gt 0 ] && shift
 
 APT_RUNTIME="git git-lfs python3 python3-venv python3-dev"
-APT_TEST="openssh-client openssh-server nginx fcgiwrap curl procps strace chromium"
+APT_TEST="openssh-client openssh-server nginx fcgiwrap socat curl procps strace chromium"
 
 need_apt=""
 for pkg in $APT_RUNTIME $( [ "$mode" = test ] && echo $APT_TEST ); do
