@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.spaces.apps import GRADIO_APP, card, plain_app  # noqa: E402
+from tests.http_peer import free_port  # noqa: E402
 from tests.support import Git, new_daemon, unique  # noqa: E402
 
 
@@ -125,9 +126,7 @@ def byte_relay(app_port: int) -> tuple[subprocess.Popen, int] | None:
     socat = shutil.which("socat")
     if socat is None:
         return None
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([socat, f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"TCP:127.0.0.1:{app_port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 10
@@ -149,9 +148,7 @@ def nginx_proxy(tmp: Path, app_port: int) -> tuple[subprocess.Popen, int]:
 
     root = tmp / f"nginx-{app_port}"
     (root / "tmp").mkdir(parents=True, exist_ok=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
     t = root / "tmp"
     (root / "nginx.conf").write_text(f"""

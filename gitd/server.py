@@ -236,8 +236,9 @@ async def serve(parts: Parts, *, http: str, stop: asyncio.Event | None = None) -
     bound = runner.addresses[0]
     listeners["http"] = f"http://{_fmt_host(bound[0])}:{bound[1]}"
     info = parts.data.serve_info  # whole or absent for readers (scripts, supervisors, tests): renamed into place
-    info.with_name(info.name + ".tmp").write_text(json.dumps({"pid": os.getpid(), **listeners}))
-    os.replace(info.with_name(info.name + ".tmp"), info)
+    staged = info.with_name(info.name + ".tmp")
+    staged.write_text(json.dumps({"pid": os.getpid(), **listeners}))
+    os.replace(staged, info)
     log.info("gitd listening: %s (event loop: %s)", ", ".join(f"{k} {v}" for k, v in listeners.items()),
              type(loop).__module__.partition(".")[0])
     try:

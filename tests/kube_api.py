@@ -174,6 +174,9 @@ class KubeApi:
                     break
                 if request.transport is None or request.transport.is_closing():
                     return resp  # the reader went away
+                if self.stopped:  # the API server going away cuts its streams
+                    request.transport.abort()
+                    return resp
                 await asyncio.sleep(0.02)
             await resp.write_eof()
         finally:

@@ -1,7 +1,7 @@
 """The kubernetes runtime, the daemon's side: a push writes the space's ``Space`` resource
 (create, or replace its spec); the operator (``operator/handlers.py``) reconciles it and
 writes its stage into the resource's status, which the runtime API reads back. The logs
-endpoints read the space's pods' logs from the API server (``log_sources``, ``PodLog``)."""
+endpoints read the space's pods' logs from the API server (``log_sources``, ``SpaceLog``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gitd.plugin_api import RepoInfo, RepoView
 from .card import CardError, parse_card
 from .env import SECRET, VARIABLE, SpaceEnv
 from .local import _read_or_none
+from .logstream import CHUNK, Lines
 from .operator.render import (
     GROUP,
     KIND,
@@ -185,27 +186,20 @@ class PodLog:
     prefix (RFC 3339, nanoseconds) becomes the Hub's (milliseconds). ``close`` (from any thread)
     ends it, a blocked read included."""
 
-    CHUNK = 64 * 1024
-
     def __init__(self, resp: Any):
         self.resp = resp
         self.closed = threading.Event()
 
     def lines(self) -> Iterator[tuple[bytes, str]]:
-        rest = b""
+        lines = Lines()
         try:
-            for chunk in self.resp.stream(self.CHUNK, decode_content=True):
+            for chunk in self.resp.stream(CHUNK, decode_content=True):
                 if self.closed.is_set():
                     return
-                rest += chunk
-                *whole, rest = rest.split(b"\n")
-                for line in whole:
-                    yield _stamped(line + b"\n")
-                while len(rest) >= self.CHUNK:  # a line longer than a chunk: in pieces
-                    yield _stamped(rest[:self.CHUNK])
-                    rest = rest[self.CHUNK:]
-            if rest:
-                yield _stamped(rest)
+                for line in lines.feed(chunk):
+                    yield _stamped(line)
+            for line in lines.flush():
+                yield _stamped(line)
         except Exception:
             if not self.closed.is_set():
                 raise

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -134,11 +135,12 @@ def _events_response() -> web.StreamResponse:
 
 
 async def stream_lines(raw: web.Request, lines: Iterator[tuple[bytes, str]], stop: Callable[[], None], *,
-                       follow_for: float, closing: Callable[[], bool]) -> web.StreamResponse:
+                       follow_for: float, closing: Callable[[], bool], log: logging.Logger) -> web.StreamResponse:
     """Answer ``raw`` with the (line, timestamp) pairs of the blocking iterator ``lines`` as
     server-sent events until it ends, for at most ``follow_for`` seconds, or until the daemon
     stops. ``lines`` runs on a thread of its own; ``stop`` (called from the event loop when the
-    answer ends, whyever) must make it return."""
+    answer ends, whyever) must make it return. Why ``lines`` failed, if it did, goes to ``log``
+    (the client sees the stream end)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
     room, ended, done = threading.Semaphore(AHEAD), threading.Event(), object()
@@ -176,7 +178,10 @@ async def stream_lines(raw: web.Request, lines: Iterator[tuple[bytes, str]], sto
                     await resp.write(b"data: \n\n")
                     quiet_since = time.monotonic()
                 continue
-            if item is done or isinstance(item, Exception):
+            if isinstance(item, Exception):
+                log.warning("a logs stream ended early: %s", item)
+                break
+            if item is done:
                 break
             room.release()
             line, stamp = item  # type: ignore[misc]

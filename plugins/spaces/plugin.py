@@ -314,9 +314,10 @@ class SpacesPlugin:
                                  "try again later")
         self._streams += 1
         try:
-            row = self.states.get(repo.id)
-            if self.settings.runtime == "kubernetes" and row is not None and row.runtime == "kubernetes":
-                return await self._kube_logs(request, repo, kind)
+            if self.settings.runtime == "kubernetes":
+                row = await asyncio.to_thread(self.states.get, repo.id)
+                if row is not None and row.runtime == "kubernetes":
+                    return await self._kube_logs(request, repo, kind)
             return await stream(request.raw, self.runner.log(repo.id, kind),
                                 lambda: asyncio.to_thread(self.log_live, repo.id, kind),
                                 follow_for=self.settings.log_follow, closing=self._closing.is_set)
@@ -334,7 +335,7 @@ class SpacesPlugin:
         log = SpaceLog(self.kube, sources, tail=self.settings.log_tail if kind == "run" else None,
                        timeout=float(self.settings.log_follow) + 30)  # a backstop: the stream ends first
         return await stream_lines(request.raw, log.lines(), log.close, follow_for=self.settings.log_follow,
-                                  closing=self._closing.is_set)
+                                  closing=self._closing.is_set, log=self.context.log)
 
     # -- secrets and variables (env.py) ----------------------------------------------------------
     def get_secrets(self, request: PluginRequest) -> dict:

@@ -148,3 +148,19 @@ def test_logs_need_write_access_and_an_unreachable_cluster_is_a_503(kube, kube_h
     kube.stop()
     answer = h.http("GET", "/api/spaces/alice/app/logs/run", user="alice")
     assert answer.status == 503 and "cannot be read from the cluster" in answer.body.decode()
+
+
+def test_a_cluster_gone_mid_stream_ends_the_stream_and_the_server_log_says_why(kube, kube_harness, caplog):
+    h = kube_harness()
+    repo = h.repo("alice/app", type="space", files={"README.md": card("static"), "index.html": "x"})
+    h.run_jobs()
+    assert repo is not None
+    kube.add_pod(NS, "alice--app-1", {LABEL: "alice--app", "pod-template-hash": "1"}, T0)
+    kube.write(NS, "alice--app-1", "app", "2026-12-06T10:00:00Z serving\n")  # and never ends
+    threading.Timer(0.5, kube.stop).start()
+    started = time.monotonic()
+    with caplog.at_level("WARNING"):
+        answer = h.http("GET", "/api/spaces/alice/app/logs/run", user="alice")
+    assert answer.status == 200 and [e["data"] for e in events(answer.body)] == ["serving\n"]
+    assert time.monotonic() - started < 10
+    assert any("a logs stream ended early" in r.getMessage() for r in caplog.records)
